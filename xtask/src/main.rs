@@ -1,1 +1,118 @@
-fn main() {}
+//! `cargo xtask`: the developer and CI tasks of the workspace.
+//!
+//! - `deps`: install what the tests need (Debian packages, Python packages,
+//!   cargo-fuzz), idempotently;
+//! - `test`: deps, build, fmt/clippy, the whole test suite, a short fuzz run;
+
+mod deps;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Developer and CI tasks for greyd")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the packages and tools the tests need (idempotent).
+    Deps,
+    /// Everything CI checks: deps, fmt, clippy, build, tests, a short fuzz run.
+    Test {
+        /// Seconds per fuzz target (0 skips fuzzing).
+        #[arg(long, default_value_t = 20)]
+        fuzz_seconds: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Deps => deps::install(),
+        Task::Test { fuzz_seconds } => test(fuzz_seconds),
+    }
+}
+
+/// The workspace root (the parent of xtask/).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Run a command in the workspace root; fail with its command line if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(fuzz_seconds: u64) -> Result<()> {
+    deps::install()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    if fuzz_seconds > 0 {
+        fuzz(fuzz_seconds)?;
+    }
+    Ok(())
+}
+
+/// Every crate's fuzz/ directory holds cargo-fuzz targets; run each briefly.
+fn fuzz(seconds: u64) -> Result<()> {
+    for krate in ["greyd", "mta", "setup"] {
+        let dir = root().join(krate).join("fuzz");
+        if !dir.join("Cargo.toml").exists() {
+            continue;
+        }
+        let out = Command::new("cargo")
+            .args(["+nightly", "fuzz", "list"])
+            .current_dir(&dir)
+            .output()
+            .context("cargo fuzz list")?;
+        if !out.status.success() {
+            bail!(
+                "cargo fuzz list in {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for target in String::from_utf8_lossy(&out.stdout).lines() {
+            println!("fuzz {krate}/{target} for {seconds}s");
+            run(Command::new("cargo")
+                .args([
+                    "+nightly",
+                    "fuzz",
+                    "run",
+                    target,
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                ])
+                .current_dir(&dir))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Installs what the tests need, idempotently: the Debian packages listed in
+//! `.ci/apt-packages.txt`, the Python packages in `.ci/python-packages.txt`,
+//! the nightly toolchain's pieces and cargo-fuzz.
+
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::{root, run};
+
+/// Non-comment, non-empty lines of a list file under `.ci/`.
+fn list(name: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(root().join(".ci").join(name))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+fn have_deb(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn succeeds(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn install() -> Result<()> {
+    let missing: Vec<String> = list("apt-packages.txt")?
+        .into_iter()
+        .filter(|p| !have_deb(p))
+        .collect();
+    if !missing.is_empty() {
+        println!("xtask deps: apt-get install {}", missing.join(" "));
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    let py = list("python-packages.txt")?;
+    if !py.is_empty() {
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "-q"])
+            .args(&py))?;
+    }
+    if !succeeds("rustup", &["--version"]) {
+        anyhow::bail!("rustup is needed for the nightly toolchain (fuzzing, eBPF)");
+    }
+    if !succeeds("rustc", &["+nightly", "--version"]) {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    if !succeeds("cargo", &["+nightly", "fuzz", "--version"]) {
+        println!("xtask deps: cargo install cargo-fuzz");
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    Ok(())
+}
