@@ -5,8 +5,10 @@
 //! [`Response`] line. Parsing is pure ([`Request::parse`]) and bounded by
 //! [`MAX_REQUEST`], so a client cannot make greyd buffer without limit.
 
+mod apply;
 mod client;
 
+pub use apply::{ApplyError, Effects, apply, canonical};
 pub use client::{Client, ClientError};
 
 use std::net::IpAddr;

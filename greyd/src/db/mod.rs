@@ -45,17 +45,6 @@ pub struct StoredList {
     pub entries: Vec<IpNet>,
 }
 
-impl StoredList {
-    pub fn info(&self) -> ListInfo {
-        ListInfo {
-            name: self.name.clone(),
-            kind: self.kind,
-            hard_block: self.hard_block,
-            entries: self.entries.len(),
-        }
-    }
-}
-
 /// What an expiry sweep removed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -123,6 +112,14 @@ impl Db {
 
 /// A transaction over the database; all reads and writes go through it.
 pub struct Tx<'a>(Transaction<'a>);
+
+fn list_kind(text: &str) -> Result<ListKind, DbError> {
+    match text {
+        "black" => Ok(ListKind::Black),
+        "allow" => Ok(ListKind::Allow),
+        other => Err(DbError::Corrupt(format!("bad list kind {other:?}"))),
+    }
+}
 
 fn ip_of(text: String) -> Result<IpAddr, DbError> {
     text.parse()
@@ -397,6 +394,22 @@ impl Tx<'_> {
                     message: r.get(2)?,
                     hard_block: r.get(3)?,
                     entries,
+                })
+            },
+        )
+    }
+
+    /// Names, kinds and sizes of the stored lists, without parsing their entries.
+    pub fn list_infos(&self) -> Result<Vec<ListInfo>, DbError> {
+        self.select_entries(
+            "SELECT name, kind, hard_block, length(entries) - length(replace(entries, char(10), ''))
+             FROM list ORDER BY name",
+            |r| {
+                Ok(ListInfo {
+                    name: r.get(0)?,
+                    kind: list_kind(&r.get::<_, String>(1)?)?,
+                    hard_block: r.get(2)?,
+                    entries: usize::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                 })
             },
         )
