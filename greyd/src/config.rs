@@ -17,15 +17,9 @@ pub enum ConfigError {
     #[error("{0}")]
     Invalid(String),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: {source}")]
-    Toml {
-        path: String,
-        source: toml::de::Error,
-    },
+    Toml { path: String, source: toml::de::Error },
 }
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
@@ -35,9 +29,7 @@ fn invalid(msg: impl Into<String>) -> ConfigError {
 /// Parse a duration: `90`, `90s`, `25m`, `4h`, `36d` (a bare number uses `bare_unit` seconds).
 pub fn parse_duration(text: &str, bare_unit: u64) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
     let n: u64 = num
         .parse()
@@ -267,9 +259,7 @@ impl Config {
             f.reply_code.unwrap_or(450)
         };
         if reply_code != 450 && reply_code != 550 {
-            return Err(invalid(format!(
-                "reply_code must be 450 or 550, not {reply_code}"
-            )));
+            return Err(invalid(format!("reply_code must be 450 or 550, not {reply_code}")));
         }
         let firewall = cli.firewall.or(f.firewall).unwrap_or(FirewallKind::Proxy);
         let upstream = cli.upstream.or(f.upstream);
@@ -292,11 +282,7 @@ impl Config {
             rules,
             stutter: Duration::from_secs(cli.stutter.or(f.stutter).unwrap_or(1)),
             grey_stutter: Duration::from_secs(cli.grey_stutter.or(f.grey_stutter).unwrap_or(10)),
-            hostname: cli
-                .hostname
-                .clone()
-                .or(f.hostname)
-                .unwrap_or_else(system_hostname),
+            hostname: cli.hostname.clone().or(f.hostname).unwrap_or_else(system_hostname),
             banner_name: cli
                 .banner_name
                 .clone()
@@ -386,10 +372,7 @@ mod tests {
     #[test]
     fn spamd_defaults() {
         let c = Config::merge(&cli(&["--firewall", "none"]), File::default()).unwrap();
-        assert_eq!(
-            (c.port, c.maxcon, c.maxblack, c.reply_code),
-            (8025, 800, 800, 450)
-        );
+        assert_eq!((c.port, c.maxcon, c.maxblack, c.reply_code), (8025, 800, 800, 450));
         assert_eq!(c.rules, GreyRules::default());
         assert_eq!((c.stutter.as_secs(), c.grey_stutter.as_secs()), (1, 10));
         assert_eq!(c.idle_timeout.as_secs(), 400);
@@ -398,11 +381,7 @@ mod tests {
 
     #[test]
     fn g_flag_takes_spamd_units_or_suffixes() {
-        let c = Config::merge(
-            &cli(&["--firewall", "none", "-G", "2:3:4"]),
-            File::default(),
-        )
-        .unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none", "-G", "2:3:4"]), File::default()).unwrap();
         assert_eq!(
             (
                 c.rules.passtime.as_secs(),
@@ -411,11 +390,7 @@ mod tests {
             ),
             (120, 3 * 3600, 4 * 3600)
         );
-        let c = Config::merge(
-            &cli(&["--firewall", "none", "-G", "2s:1m:1h"]),
-            File::default(),
-        )
-        .unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none", "-G", "2s:1m:1h"]), File::default()).unwrap();
         assert_eq!(
             (
                 c.rules.passtime.as_secs(),
@@ -430,27 +405,16 @@ mod tests {
 
     #[test]
     fn flags_override_file() {
-        let file: File =
-            toml::from_str("port = 2525\nmaxcon = 50\nreply_code = 550\nfirewall = \"none\"\n")
-                .unwrap();
+        let file: File = toml::from_str("port = 2525\nmaxcon = 50\nreply_code = 550\nfirewall = \"none\"\n").unwrap();
         let c = Config::merge(&cli(&["-p", "26", "-4"]), file).unwrap();
-        assert_eq!(
-            (c.port, c.maxcon, c.maxblack, c.reply_code),
-            (26, 50, 50, 450)
-        );
+        assert_eq!((c.port, c.maxcon, c.maxblack, c.reply_code), (26, 50, 50, 450));
     }
 
     #[test]
     fn bad_settings_are_explained() {
-        let err = Config::merge(&cli(&[]), File::default())
-            .unwrap_err()
-            .to_string();
+        let err = Config::merge(&cli(&[]), File::default()).unwrap_err().to_string();
         assert!(err.contains("--upstream"), "{err}");
-        let err = Config::merge(
-            &cli(&["--firewall", "none", "-c", "5", "-B", "6"]),
-            File::default(),
-        )
-        .unwrap_err();
+        let err = Config::merge(&cli(&["--firewall", "none", "-c", "5", "-B", "6"]), File::default()).unwrap_err();
         assert!(err.to_string().contains("maxblack"), "{err}");
         assert!(toml::from_str::<File>("prot = 1").is_err());
     }

@@ -15,9 +15,7 @@ impl Write for Syslog {
         for line in text.lines().filter(|l| !l.is_empty()) {
             if let Ok(c) = CString::new(line.replace('\0', "")) {
                 // SAFETY: "%s" with a valid NUL-terminated string.
-                unsafe {
-                    libc::syslog(libc::LOG_MAIL | libc::LOG_INFO, c"%s".as_ptr(), c.as_ptr())
-                };
+                unsafe { libc::syslog(libc::LOG_MAIL | libc::LOG_INFO, c"%s".as_ptr(), c.as_ptr()) };
             }
         }
         Ok(buf.len())
@@ -30,8 +28,8 @@ impl Write for Syslog {
 
 /// Install the global subscriber. `RUST_LOG` overrides the level.
 pub fn init(ident: &'static std::ffi::CStr, foreground: bool, verbose: bool) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(if verbose { "debug" } else { "info" }));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if verbose { "debug" } else { "info" }));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if foreground {
         use std::io::IsTerminal;
@@ -41,17 +39,7 @@ pub fn init(ident: &'static std::ffi::CStr, foreground: bool, verbose: bool) {
             .init();
     } else {
         // SAFETY: `ident` is 'static, as openlog(3) requires.
-        unsafe {
-            libc::openlog(
-                ident.as_ptr(),
-                libc::LOG_PID | libc::LOG_NDELAY,
-                libc::LOG_MAIL,
-            )
-        };
-        builder
-            .without_time()
-            .with_ansi(false)
-            .with_writer(|| Syslog)
-            .init();
+        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_MAIL) };
+        builder.without_time().with_ansi(false).with_writer(|| Syslog).init();
     }
 }

@@ -42,33 +42,22 @@ mod tests {
 
     #[test]
     fn ipv4_header_bytes() {
-        let h = header(
-            "192.0.2.1:40000".parse().unwrap(),
-            "198.51.100.2:25".parse().unwrap(),
-        );
+        let h = header("192.0.2.1:40000".parse().unwrap(), "198.51.100.2:25".parse().unwrap());
         let mut want = SIGNATURE.to_vec();
-        want.extend_from_slice(&[
-            0x21, 0x11, 0, 12, 192, 0, 2, 1, 198, 51, 100, 2, 0x9c, 0x40, 0, 25,
-        ]);
+        want.extend_from_slice(&[0x21, 0x11, 0, 12, 192, 0, 2, 1, 198, 51, 100, 2, 0x9c, 0x40, 0, 25]);
         assert_eq!(h, want);
     }
 
     #[test]
     fn ipv6_header_length() {
-        let h = header(
-            "[2001:db8::1]:1".parse().unwrap(),
-            "[2001:db8::2]:25".parse().unwrap(),
-        );
+        let h = header("[2001:db8::1]:1".parse().unwrap(), "[2001:db8::2]:25".parse().unwrap());
         assert_eq!(
             (h[13], u16::from_be_bytes([h[14], h[15]]), h.len()),
             (0x21, 36, 16 + 36)
         );
         assert_eq!(
             &h[16..32],
-            &"2001:db8::1"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets()
+            &"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets()
         );
     }
 }

@@ -17,9 +17,7 @@ fn main() -> Result<()> {
         nix::unistd::daemon(false, false)?;
     }
     greyd::logging::init(c"greyd", config.foreground, config.verbose);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Err(e) = runtime.block_on(greyd::server::run(config)) {
         tracing::error!("{e:#}");
         eprintln!("greyd: {e:#}");

@@ -13,11 +13,7 @@ use greyd::control::{self, Client, EntryKind, Request, Response};
 use greyd::db::Db;
 
 #[derive(Parser)]
-#[command(
-    name = "greydb",
-    version,
-    about = "greyd database tool (spamdb's role)"
-)]
+#[command(name = "greydb", version, about = "greyd database tool (spamdb's role)")]
 struct Cli {
     /// Add or update the keys (WHITE by default; with -t TRAPPED, with -T SPAMTRAP).
     #[arg(short = 'a', conflicts_with = "delete")]

@@ -57,11 +57,7 @@ fn parse_address(key: &str) -> Result<String, ApplyError> {
 /// A grey key: an IP (all its tuples) or `ip|helo|from|to`.
 fn parse_grey_key(key: &str) -> Result<(IpAddr, Option<GreyTuple>), ApplyError> {
     let parts: Vec<&str> = key.split('|').collect();
-    let ip = parse_ip(parts[0]).map_err(|_| {
-        bad(format!(
-            "grey key must be an IP or ip|helo|from|to: {key:?}"
-        ))
-    })?;
+    let ip = parse_ip(parts[0]).map_err(|_| bad(format!("grey key must be an IP or ip|helo|from|to: {key:?}")))?;
     match parts.as_slice() {
         [_] => Ok((ip, None)),
         [_, helo, from, to] => Ok((
@@ -73,17 +69,12 @@ fn parse_grey_key(key: &str) -> Result<(IpAddr, Option<GreyTuple>), ApplyError> 
                 to: to.to_string(),
             }),
         )),
-        _ => Err(bad(format!(
-            "grey key must be an IP or ip|helo|from|to: {key:?}"
-        ))),
+        _ => Err(bad(format!("grey key must be an IP or ip|helo|from|to: {key:?}"))),
     }
 }
 
 /// Validate every key before touching anything, so a bad key changes nothing.
-fn parse_all<T>(
-    keys: &[String],
-    parse: impl Fn(&str) -> Result<T, ApplyError>,
-) -> Result<Vec<T>, ApplyError> {
+fn parse_all<T>(keys: &[String], parse: impl Fn(&str) -> Result<T, ApplyError>) -> Result<Vec<T>, ApplyError> {
     if keys.is_empty() {
         return Err(bad("no keys given"));
     }
@@ -91,12 +82,7 @@ fn parse_all<T>(
 }
 
 /// Apply `req` in `tx`.
-pub fn apply(
-    tx: &Tx<'_>,
-    req: Request,
-    rules: &GreyRules,
-    now: i64,
-) -> Result<(Response, Effects), ApplyError> {
+pub fn apply(tx: &Tx<'_>, req: Request, rules: &GreyRules, now: i64) -> Result<(Response, Effects), ApplyError> {
     let mut fx = Effects::default();
     let changed = match req {
         Request::LoadList {
@@ -175,12 +161,9 @@ pub fn apply(
             .map(|a| tx.add_spamtrap(a))
             .sum::<Result<usize, _>>()?,
         Request::Add {
-            kind: EntryKind::Grey,
-            ..
+            kind: EntryKind::Grey, ..
         } => {
-            return Err(bad(
-                "GREY entries are made by the greylister, not added by hand",
-            ));
+            return Err(bad("GREY entries are made by the greylister, not added by hand"));
         }
         Request::Delete {
             kind: EntryKind::White,

@@ -25,10 +25,7 @@ use crate::grey::GreyTuple;
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: rusqlite::Error },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database holds a bad value: {0}")]
@@ -94,10 +91,7 @@ impl Db {
     }
 
     /// Run `f` in one transaction, committed (and fsynced) when it returns Ok.
-    pub fn transaction<T>(
-        &mut self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
         let tx = Tx(self.conn.transaction()?);
         let out = f(&tx)?;
         tx.0.commit()?;
@@ -122,8 +116,7 @@ fn list_kind(text: &str) -> Result<ListKind, DbError> {
 }
 
 fn ip_of(text: String) -> Result<IpAddr, DbError> {
-    text.parse()
-        .map_err(|_| DbError::Corrupt(format!("bad IP {text:?}")))
+    text.parse().map_err(|_| DbError::Corrupt(format!("bad IP {text:?}")))
 }
 
 impl Tx<'_> {
@@ -203,14 +196,7 @@ impl Tx<'_> {
     pub fn put_white(&self, e: &WhiteEntry) -> Result<(), DbError> {
         self.0.execute(
             "INSERT OR REPLACE INTO white VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                e.ip.to_string(),
-                e.first,
-                e.pass,
-                e.expire,
-                e.bcount,
-                e.pcount
-            ],
+            params![e.ip.to_string(), e.first, e.pass, e.expire, e.bcount, e.pcount],
         )?;
         Ok(())
     }
@@ -226,12 +212,7 @@ impl Tx<'_> {
             .query_row(
                 "SELECT expire FROM trapped WHERE ip = ?1",
                 params![ip.to_string()],
-                |r| {
-                    Ok(TrappedEntry {
-                        ip,
-                        expire: r.get(0)?,
-                    })
-                },
+                |r| Ok(TrappedEntry { ip, expire: r.get(0)? }),
             )
             .optional()
             .map_err(Into::into)
@@ -264,10 +245,9 @@ impl Tx<'_> {
     }
 
     pub fn add_spamtrap(&self, address: &str) -> Result<usize, DbError> {
-        Ok(self.0.execute(
-            "INSERT OR IGNORE INTO spamtrap VALUES (?1)",
-            params![address],
-        )?)
+        Ok(self
+            .0
+            .execute("INSERT OR IGNORE INTO spamtrap VALUES (?1)", params![address])?)
     }
 
     pub fn delete_spamtrap(&self, address: &str) -> Result<usize, DbError> {
@@ -306,7 +286,12 @@ impl Tx<'_> {
             "SELECT ip, helo, sender, rcpt, first, pass, expire, bcount, pcount FROM grey ORDER BY ip, first",
             |r| {
                 Ok(GreyEntry {
-                    tuple: GreyTuple { ip: ip_of(r.get(0)?)?, helo: r.get(1)?, from: r.get(2)?, to: r.get(3)? },
+                    tuple: GreyTuple {
+                        ip: ip_of(r.get(0)?)?,
+                        helo: r.get(1)?,
+                        from: r.get(2)?,
+                        to: r.get(3)?,
+                    },
                     first: r.get(4)?,
                     pass: r.get(5)?,
                     expire: r.get(6)?,
@@ -318,9 +303,7 @@ impl Tx<'_> {
     }
 
     fn spamtraps(&self) -> Result<Vec<String>, DbError> {
-        self.select_entries("SELECT address FROM spamtrap ORDER BY address", |r| {
-            Ok(r.get(0)?)
-        })
+        self.select_entries("SELECT address FROM spamtrap ORDER BY address", |r| Ok(r.get(0)?))
     }
 
     fn select_entries<T>(
@@ -343,11 +326,7 @@ impl Tx<'_> {
         out.extend(self.whites()?.into_iter().map(Entry::White));
         out.extend(self.greys()?.into_iter().map(Entry::Grey));
         out.extend(self.trappeds()?.into_iter().map(Entry::Trapped));
-        out.extend(
-            self.spamtraps()?
-                .into_iter()
-                .map(|address| Entry::Spamtrap { address }),
-        );
+        out.extend(self.spamtraps()?.into_iter().map(|address| Entry::Spamtrap { address }));
         if !keys.is_empty() {
             out.retain(|e| keys.iter().any(|k| e.key_matches(k)));
         }
@@ -363,9 +342,7 @@ impl Tx<'_> {
             ips.map(|ip| ip_of(ip?)).collect()
         };
         Ok(Expired {
-            grey: self
-                .0
-                .execute("DELETE FROM grey WHERE expire <= ?1", params![now])?,
+            grey: self.0.execute("DELETE FROM grey WHERE expire <= ?1", params![now])?,
             white: grab("white")?,
             trapped: grab("trapped")?,
         })
@@ -379,10 +356,7 @@ impl Tx<'_> {
                 let text: String = r.get(4)?;
                 let entries = text
                     .split_ascii_whitespace()
-                    .map(|n| {
-                        n.parse()
-                            .map_err(|_| DbError::Corrupt(format!("bad net {n:?}")))
-                    })
+                    .map(|n| n.parse().map_err(|_| DbError::Corrupt(format!("bad net {n:?}"))))
                     .collect::<Result<_, _>>()?;
                 Ok(StoredList {
                     name: r.get(0)?,
@@ -433,8 +407,6 @@ impl Tx<'_> {
     }
 
     pub fn delete_list(&self, name: &str) -> Result<usize, DbError> {
-        Ok(self
-            .0
-            .execute("DELETE FROM list WHERE name = ?1", params![name])?)
+        Ok(self.0.execute("DELETE FROM list WHERE name = ?1", params![name])?)
     }
 }

@@ -20,8 +20,8 @@ const TRAP_MESSAGE: &str = "Your address %A has mailed to spamtraps here";
 
 /// What to do with a new connection.
 enum Verdict {
-    /// Whitelisted or allowed: splice to the MTA.
-    Pass,
+    /// Whitelisted (`white`: refresh its entry) or allowed: splice to the MTA.
+    Pass { white: bool },
     /// Blacklisted (list names for the log) or trapped.
     Black { lists: String, reply: String },
     /// Unknown: greylist (tuples recorded unless in blacklist-only mode).
@@ -48,11 +48,11 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
     let config = &shared.config;
     let m = shared.memory();
     if config.nospamd.iter().any(|n| n.contains(&ip)) || m.lists.allowed(ip) {
-        return Verdict::Pass;
+        return Verdict::Pass { white: false };
     }
     let trapped = m.trapped.get(&ip).is_some_and(|&e| e > now);
     if !trapped && m.white.get(&ip).is_some_and(|&e| e > now) {
-        return Verdict::Pass;
+        return Verdict::Pass { white: true };
     }
     if trapped {
         let reply = crate::smtp::message_reply(TRAP_MESSAGE, ip, config.reply_code);
@@ -70,7 +70,7 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
         };
     }
     if config.blacklist_only {
-        Verdict::Pass
+        Verdict::Pass { white: false }
     } else {
         Verdict::Grey
     }
@@ -84,7 +84,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let started = Instant::now();
     let verdict = classify(&shared, ip, now());
     let outcome = match (verdict, shared.firewall.upstream()) {
-        (Verdict::Pass, Some(upstream)) => pass(&shared, stream, peer, local, upstream).await,
+        (Verdict::Pass { white }, Some(upstream)) => pass(&shared, stream, peer, local, upstream, white).await,
         (Verdict::Black { lists, reply }, _) => {
             let _black = Counted::new(&shared.black);
             let stutter = shared.black.load(Ordering::Relaxed) <= shared.config.maxblack;
@@ -92,7 +92,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             format!("{sent} bytes sent, lists: {lists}")
         }
         // With no upstream (firewall none) a passed source can only be greylisted.
-        (Verdict::Grey | Verdict::Pass, _) => {
+        (Verdict::Grey | Verdict::Pass { .. }, _) => {
             let sent = tarpit(&shared, stream, ip, local, Mode::Grey, true).await;
             format!("{sent} bytes sent, greylisted")
         }
@@ -110,6 +110,7 @@ async fn pass(
     peer: SocketAddr,
     local: Option<SocketAddr>,
     upstream: SocketAddr,
+    white: bool,
 ) -> String {
     let ip = canonical(peer.ip());
     let connect = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(upstream)).await;
@@ -125,16 +126,18 @@ async fn pass(
     if let Err(e) = mta.write_all(&crate::proxy::header(src, dst)).await {
         return refuse_pass(&mut client, format!("upstream {upstream}: {e}")).await;
     }
-    let rules = shared.config.rules;
-    let refreshed = shared
-        .with_db(move |tx| grey::refresh_white(tx, ip, &rules, now()))
-        .await;
-    match refreshed {
-        Ok(w) if !shared.config.nospamd.iter().any(|n| n.contains(&ip)) => {
-            shared.memory_mut().white.insert(ip, w.expire);
+    if white {
+        // A whitelisted host that keeps talking stays whitelisted (spamlogd's inbound role).
+        let rules = shared.config.rules;
+        match shared
+            .with_db(move |tx| grey::refresh_white(tx, ip, &rules, now()))
+            .await
+        {
+            Ok(w) => {
+                shared.memory_mut().white.insert(ip, w.expire);
+            }
+            Err(e) => warn!("{ip}: cannot refresh whitelist entry: {e}"),
         }
-        Ok(_) => {}
-        Err(e) => warn!("{ip}: cannot refresh whitelist entry: {e}"),
     }
     match tokio::io::copy_bidirectional(&mut client, &mut mta).await {
         Ok((up, down)) => format!("passed to {upstream}, {up} bytes in, {down} bytes out"),
@@ -151,12 +154,7 @@ async fn refuse_pass(client: &mut TcpStream, why: String) -> String {
 }
 
 /// Write `bytes`, one byte per `delay` when stuttering.
-async fn send(
-    stream: &mut TcpStream,
-    bytes: &[u8],
-    delay: Option<Duration>,
-    timeout: Duration,
-) -> std::io::Result<()> {
+async fn send(stream: &mut TcpStream, bytes: &[u8], delay: Option<Duration>, timeout: Duration) -> std::io::Result<()> {
     let write = async {
         match delay {
             Some(delay) => {
@@ -170,8 +168,7 @@ async fn send(
         }
     };
     // A client that never reads cannot hold the connection past the idle limit per reply.
-    let limit =
-        timeout + delay.unwrap_or_default() * u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    let limit = timeout + delay.unwrap_or_default() * u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     tokio::time::timeout(limit, write)
         .await
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
@@ -188,8 +185,7 @@ async fn tarpit(
 ) -> usize {
     let config = &shared.config;
     let started = Instant::now();
-    let on_low_mx =
-        matches!((config.low_priority_mx, local), (Some(mx), Some(l)) if canonical(l.ip()) == mx);
+    let on_low_mx = matches!((config.low_priority_mx, local), (Some(mx), Some(l)) if canonical(l.ip()) == mx);
     let mut dialogue = Dialogue::new(
         ip,
         mode,
@@ -227,9 +223,7 @@ async fn tarpit(
             Ok(Ok(0)) | Ok(Err(_)) => return sent,
             Ok(Ok(n)) => n,
             Err(_) => {
-                let _ = stream
-                    .write_all(b"421 4.4.2 Timeout, closing connection\r\n")
-                    .await;
+                let _ = stream.write_all(b"421 4.4.2 Timeout, closing connection\r\n").await;
                 return sent;
             }
         };
@@ -302,11 +296,7 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
                 tuple.to
             );
             shared.memory_mut().trapped.insert(ip, t.expire);
-            dialogue.trap(crate::smtp::message_reply(
-                TRAP_MESSAGE,
-                ip,
-                shared.config.reply_code,
-            ));
+            dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
         }
         Err(e) => warn!("{ip}: cannot record tuple: {e}"),
     }

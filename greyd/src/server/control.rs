@@ -58,10 +58,7 @@ async fn session(shared: Arc<Shared>, stream: UnixStream) {
 
 async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     let rules = shared.config.rules;
-    match shared
-        .with_db(move |tx| Ok(apply(tx, req, &rules, now())))
-        .await
-    {
+    match shared.with_db(move |tx| Ok(apply(tx, req, &rules, now()))).await {
         Ok(Ok((response, effects))) => {
             mirror(shared, effects);
             response

@@ -25,11 +25,7 @@ use state::Shared;
 /// A listening socket; IPv6 sockets are v6-only so `0.0.0.0` and `::` can both be bound.
 fn listen(ip: IpAddr, port: u16) -> Result<TcpListener> {
     let addr = SocketAddr::new(ip, port);
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
+    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
     if ip.is_ipv6() {
         sock.set_only_v6(true)?;

@@ -53,8 +53,7 @@ impl Shared {
         allowed: AllowedDomains,
         firewall: Box<dyn Firewall>,
     ) -> Result<Arc<Shared>, anyhow::Error> {
-        let (whites, trappeds, lists) =
-            db.transaction(|tx| Ok((tx.whites()?, tx.trappeds()?, tx.lists()?)))?;
+        let (whites, trappeds, lists) = db.transaction(|tx| Ok((tx.whites()?, tx.trappeds()?, tx.lists()?)))?;
         let memory = Memory {
             white: whites.into_iter().map(|w| (w.ip, w.expire)).collect(),
             trapped: trappeds.into_iter().map(|t| (t.ip, t.expire)).collect(),

@@ -77,14 +77,8 @@ mod tests {
             Command::parse(b"MAIL FROM:<a@b.c> SIZE=10"),
             Command::Mail("<a@b.c> SIZE=10".into())
         );
-        assert_eq!(
-            Command::parse(b"mail from : <a@b.c>"),
-            Command::Mail("<a@b.c>".into())
-        );
-        assert_eq!(
-            Command::parse(b"RCPT TO:<x@y.z>"),
-            Command::Rcpt("<x@y.z>".into())
-        );
+        assert_eq!(Command::parse(b"mail from : <a@b.c>"), Command::Mail("<a@b.c>".into()));
+        assert_eq!(Command::parse(b"RCPT TO:<x@y.z>"), Command::Rcpt("<x@y.z>".into()));
         assert_eq!(Command::parse(b"RCPT FROM:<x@y.z>"), Command::Unknown);
         assert_eq!(Command::parse(b"data"), Command::Data);
         assert_eq!(Command::parse(b"DATAX"), Command::Unknown);

@@ -105,11 +105,7 @@ impl Dialogue {
 
     /// The greeting, with the time (seconds since the epoch) as ctime(3) prints it, in UTC.
     pub fn banner(&self, name: &str, unix_time: i64) -> String {
-        format!(
-            "220 {} ESMTP {name}; {}\r\n",
-            self.config.hostname,
-            ctime(unix_time)
-        )
+        format!("220 {} ESMTP {name}; {}\r\n", self.config.hostname, ctime(unix_time))
     }
 
     /// Answer one line (or line error) from the client.
@@ -119,10 +115,7 @@ impl Dialogue {
                 close: true,
                 ..Step::default()
             },
-            Phase::Data {
-                in_body,
-                body_lines,
-            } => self.on_data_line(line, in_body, body_lines),
+            Phase::Data { in_body, body_lines } => self.on_data_line(line, in_body, body_lines),
             Phase::Commands => match line {
                 Ok(l) => self.on_command(Command::parse(l)),
                 Err(LineError::TooLong) => self.bad("500 5.5.2 Line too long\r\n"),
@@ -146,9 +139,7 @@ impl Dialogue {
                 self.phase = Phase::Closed;
                 Step::closing(format!("221 {}\r\n", self.config.hostname))
             }
-            Command::Helo(domain) if domain.is_empty() => {
-                Step::reply("501 helo requires domain name.\r\n")
-            }
+            Command::Helo(domain) if domain.is_empty() => Step::reply("501 helo requires domain name.\r\n"),
             Command::Helo(domain) => {
                 self.helo = domain;
                 self.mail = None;
@@ -156,9 +147,7 @@ impl Dialogue {
             }
             Command::Mail(arg) => {
                 self.mail = Some(normalize_address(&arg));
-                Step::reply(
-                    "250 You are about to try to deliver spam. Your time will be spent, for nothing.\r\n",
-                )
+                Step::reply("250 You are about to try to deliver spam. Your time will be spent, for nothing.\r\n")
             }
             Command::Rcpt(arg) => {
                 let tuple = match (&self.mode, &self.mail) {
@@ -200,12 +189,7 @@ impl Dialogue {
         }
     }
 
-    fn on_data_line(
-        &mut self,
-        line: Result<&[u8], LineError>,
-        in_body: bool,
-        body_lines: u32,
-    ) -> Step {
+    fn on_data_line(&mut self, line: Result<&[u8], LineError>, in_body: bool, body_lines: u32) -> Step {
         // Bad lines inside a message are just more spam to count.
         let line = line.unwrap_or(b"x");
         let body_lines = if in_body { body_lines + 1 } else { 0 };
@@ -339,17 +323,8 @@ mod tests {
             d.banner("spamd", 1_795_826_587),
             "220 mx.test ESMTP spamd; Sat Nov 28 00:43:07 2026\r\n"
         );
-        assert!(
-            say(&mut d, "EHLO client.example")
-                .reply
-                .unwrap()
-                .starts_with("250 ")
-        );
-        assert_eq!(
-            say(&mut d, "RCPT TO:<early@x>").tuple,
-            None,
-            "no tuple before MAIL"
-        );
+        assert!(say(&mut d, "EHLO client.example").reply.unwrap().starts_with("250 "));
+        assert_eq!(say(&mut d, "RCPT TO:<early@x>").tuple, None, "no tuple before MAIL");
         assert!(say(&mut d, "MAIL FROM:<Bob@Example.org>").tuple.is_none());
         let step = say(&mut d, "RCPT TO:<alice@example.com>");
         assert_eq!(
@@ -385,13 +360,8 @@ mod tests {
             IP.parse().unwrap(),
             550,
         );
-        assert_eq!(
-            reply,
-            "550-Your address 192.0.2.9 is listed\r\n550 Go away\r\n"
-        );
-        let mut d = dialogue(Mode::Black {
-            reply: reply.clone(),
-        });
+        assert_eq!(reply, "550-Your address 192.0.2.9 is listed\r\n550 Go away\r\n");
+        let mut d = dialogue(Mode::Black { reply: reply.clone() });
         say(&mut d, "HELO h");
         say(&mut d, "MAIL FROM:<a@b>");
         assert_eq!(
