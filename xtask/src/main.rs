@@ -75,11 +75,62 @@ fn test(fuzz_seconds: u64) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["build", "--workspace", "--bins"]))?;
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    let tests = run_tests()?;
     if fuzz_seconds > 0 {
         fuzz(fuzz_seconds)?;
     }
+    // One closing line for the whole run, whatever ran last.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        tests.passed, tests.failed, tests.ignored
+    );
+    if tests.failed > 0 {
+        bail!("{} tests failed", tests.failed);
+    }
     Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// `cargo test` over the workspace, echoing its output and adding up its result lines.
+fn run_tests() -> Result<Tally> {
+    let mut child = cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            tally.passed += count(" passed");
+            tally.failed += count(" failed");
+            tally.ignored += count(" ignored");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && tally.failed == 0 {
+        bail!("cargo test failed: {status}");
+    }
+    Ok(tally)
 }
 
 /// Every crate's fuzz/ directory holds cargo-fuzz targets; run each briefly.
