@@ -194,6 +194,8 @@ struct File {
     sync_listen: Option<String>,
     sync_key: Option<PathBuf>,
     sync_port: Option<u16>,
+    protected_ports: Option<Vec<u16>>,
+    keep_firewall: Option<bool>,
 }
 
 /// The merged configuration greyd runs with.
@@ -228,6 +230,8 @@ pub struct Config {
     pub sync_listen: Option<String>,
     pub sync_key: PathBuf,
     pub sync_port: u16,
+    pub protected_ports: Vec<u16>,
+    pub keep_firewall: bool,
 }
 
 pub const DEFAULT_DB: &str = "/var/db/greyd/greyd.db";
@@ -339,6 +343,8 @@ impl Config {
             sync_listen: cli.sync_listen.clone().or(f.sync_listen),
             sync_key: f.sync_key.unwrap_or_else(default_sync_key),
             sync_port: f.sync_port.unwrap_or(crate::sync::DEFAULT_PORT),
+            protected_ports: f.protected_ports.unwrap_or_else(|| vec![25]),
+            keep_firewall: f.keep_firewall.unwrap_or(false),
         })
     }
 }

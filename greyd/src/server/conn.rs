@@ -80,7 +80,7 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _open = Counted::new(&shared.connections);
     let ip = canonical(peer.ip());
-    let local = stream.local_addr().ok();
+    let local = shared.firewall.original_destination(&stream);
     let started = Instant::now();
     let verdict = classify(&shared, ip, now());
     let outcome = match (verdict, shared.firewall.upstream()) {
@@ -321,5 +321,5 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
     if let Some(sync) = &shared.sync {
         sync.send(&[crate::sync::announce(&decision, &tuple, when)]);
     }
-    shared.mirror(Effects::from(&decision), "the greylister");
+    shared.mirror(Effects::from(&decision), None);
 }

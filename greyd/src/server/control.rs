@@ -61,7 +61,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     match shared.with_db(move |tx| Ok(apply(tx, req, &rules, now()))).await {
         Ok(Ok((response, effects))) => {
             shared.announce(&effects);
-            shared.mirror(effects, "control request");
+            shared.mirror(effects, Some("control request"));
             response
         }
         Ok(Err(e)) => Response::error(e),

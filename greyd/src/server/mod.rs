@@ -126,6 +126,9 @@ pub async fn run(config: Config) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     info!("exiting");
+    if let Err(e) = shared.firewall.shutdown() {
+        warn!("{e}");
+    }
     let _ = std::fs::remove_file(&shared.config.control);
     Ok(())
 }
@@ -181,7 +184,7 @@ async fn receive_sync(shared: Arc<Shared>) {
         match merged {
             Ok(fx) => {
                 debug!("sync: merged {count} entries from {from}");
-                shared.mirror(fx, &format!("sync peer {from}"));
+                shared.mirror(fx, Some(&format!("sync peer {from}")));
             }
             Err(e) => warn!("sync: cannot merge entries from {from}: {e}"),
         }

@@ -116,8 +116,9 @@ impl Shared {
         self.memory.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bring memory and the firewall in line with a committed change; `origin` is for the log.
-    pub fn mirror(&self, fx: Effects, origin: &str) {
+    /// Bring memory and the firewall in line with a committed change; `origin`
+    /// names its source in the log (None: the caller has logged it already).
+    pub fn mirror(&self, fx: Effects, origin: Option<&str>) {
         let mut reload = false;
         {
             let mut m = self.memory_mut();
@@ -151,19 +152,25 @@ impl Shared {
             }
         }
         for &(ip, _) in &fx.white_added {
-            info!("{ip}: whitelisted by {origin}");
+            if let Some(origin) = origin {
+                info!("{ip}: whitelisted by {origin}");
+            }
             if let Err(e) = self.firewall.white_added(ip) {
                 warn!("{ip}: firewall: {e}");
             }
         }
         for &ip in &fx.white_removed {
-            info!("{ip}: removed from the whitelist by {origin}");
+            if let Some(origin) = origin {
+                info!("{ip}: removed from the whitelist by {origin}");
+            }
             if let Err(e) = self.firewall.white_removed(ip) {
                 warn!("{ip}: firewall: {e}");
             }
         }
-        for &(ip, _) in &fx.trapped_added {
-            info!("{ip}: trapped by {origin}");
+        if let Some(origin) = origin {
+            for (ip, _) in &fx.trapped_added {
+                info!("{ip}: trapped by {origin}");
+            }
         }
         if reload && let Err(e) = self.firewall.load(&self.firewall_state()) {
             warn!("firewall: {e}");
