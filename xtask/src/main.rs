@@ -1,7 +1,8 @@
 //! `cargo xtask`: the developer and CI tasks of the workspace.
 //!
 //! - `deps`: install what the tests need (Debian packages, Python packages,
-//!   cargo-fuzz), idempotently;
+//!   the eBPF toolchain, cargo-fuzz), idempotently;
+//! - `build-ebpf`: build the eBPF programs alone;
 //! - `test`: deps, build, fmt/clippy, the whole test suite, a short fuzz run;
 //! - `demo`: greyd in proxy mode on loopback in front of a minimal upstream;
 //! - `bench …`: the benchmarks.
@@ -27,6 +28,8 @@ struct Cli {
 enum Task {
     /// Install the packages and tools the tests need (idempotent).
     Deps,
+    /// Build the eBPF programs alone (greyd's build embeds them anyway).
+    BuildEbpf,
     /// Run greyd in proxy mode on loopback in front of a minimal upstream.
     Demo,
     /// Benchmarks (release builds; they print figures, never fail on speed).
@@ -43,6 +46,7 @@ enum Task {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Deps => deps::install(),
+        Task::BuildEbpf => build_ebpf(),
         Task::Test { fuzz_seconds } => test(fuzz_seconds),
         Task::Demo => demo::run_demo(),
         Task::Bench(b) => bench::run_bench(b),
@@ -133,6 +137,29 @@ fn run_tests() -> Result<Tally> {
     Ok(tally)
 }
 
+/// The same build greyd's build script does, into target/bpfel-unknown-none.
+fn build_ebpf() -> Result<()> {
+    run(cargo().args([
+        "+nightly",
+        "build",
+        "-p",
+        "greyd-ebpf",
+        "--bins",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--features",
+        "programs",
+    ]))?;
+    println!(
+        "{}",
+        root().join("target/bpfel-unknown-none/release/greyd-ebpf").display()
+    );
+    Ok(())
+}
+
 /// Every crate's fuzz/ directory holds cargo-fuzz targets; run each briefly.
 fn fuzz(seconds: u64) -> Result<()> {
     for krate in ["greyd", "mta", "setup"] {
@@ -158,6 +185,8 @@ fn fuzz(seconds: u64) -> Result<()> {
                 // Without sanitizers the build is minutes shorter; the code under test is safe Rust.
                 .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target, "--"])
                 .arg(format!("-max_total_time={seconds}"))
+                // The fuzz targets never load the kernel programs; skip building them again.
+                .env("GREYD_NO_EBPF", "1")
                 .current_dir(&dir))?;
         }
     }

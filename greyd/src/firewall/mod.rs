@@ -6,6 +6,8 @@
 //! nftables, pf) steer in the kernel, so only non-whitelisted sources ever
 //! reach greyd's socket; the `proxy` and `none` backends keep no kernel state.
 
+#[cfg(all(target_os = "linux", greyd_ebpf))]
+pub mod ebpf;
 #[cfg(target_os = "linux")]
 pub mod nftables;
 
@@ -45,6 +47,14 @@ pub trait Firewall: Send + Sync {
     fn white_added(&self, ip: IpAddr) -> Result<(), FirewallError>;
     /// A source's whitelisting expired or was deleted.
     fn white_removed(&self, ip: IpAddr) -> Result<(), FirewallError>;
+    /// greyd listens on `listener` (kernel steering needs its socket).
+    fn listening(&self, _listener: &tokio::net::TcpListener) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    /// Whitelisted sources that connected since the last call (their entries are refreshed).
+    fn seen_white(&self) -> Vec<IpAddr> {
+        Vec::new()
+    }
     /// The address a connection was originally made to (the kernel may have redirected it).
     fn original_destination(&self, stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
         stream.local_addr().ok()
@@ -89,6 +99,13 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> 
         FirewallKind::Nftables => Ok(Box::new(nftables::Nftables::new(
             &config.protected_ports,
             config.port,
+            config.keep_firewall,
+        )?)),
+        #[cfg(all(target_os = "linux", greyd_ebpf))]
+        FirewallKind::Ebpf => Ok(Box::new(ebpf::EbpfFilter::new(
+            &config.protected_ports,
+            &config.xdp_interfaces,
+            &config.bpf_pin_dir,
             config.keep_firewall,
         )?)),
         kind => Err(FirewallError::NotAvailable(kind)),
