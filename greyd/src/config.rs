@@ -210,6 +210,7 @@ struct File {
     keep_firewall: Option<bool>,
     xdp_interfaces: Option<Vec<String>>,
     bpf_pin_dir: Option<PathBuf>,
+    pfctl: Option<PathBuf>,
 }
 
 /// The merged configuration greyd runs with.
@@ -248,6 +249,7 @@ pub struct Config {
     pub keep_firewall: bool,
     pub xdp_interfaces: Vec<String>,
     pub bpf_pin_dir: PathBuf,
+    pub pfctl: PathBuf,
 }
 
 pub const DEFAULT_DB: &str = "/var/db/greyd/greyd.db";
@@ -363,6 +365,7 @@ impl Config {
             keep_firewall: f.keep_firewall.unwrap_or(false),
             xdp_interfaces: f.xdp_interfaces.unwrap_or_default(),
             bpf_pin_dir: f.bpf_pin_dir.unwrap_or_else(|| "/sys/fs/bpf/greyd".into()),
+            pfctl: f.pfctl.unwrap_or_else(|| "/sbin/pfctl".into()),
         })
     }
 }

@@ -3,7 +3,8 @@
 //! - `deps`: install what the tests need (Debian packages, Python packages,
 //!   the eBPF toolchain, cargo-fuzz), idempotently;
 //! - `build-ebpf`: build the eBPF programs alone;
-//! - `test`: deps, build, fmt/clippy, the whole test suite, a short fuzz run;
+//! - `test`: deps, build, fmt/clippy, the whole test suite, an OpenBSD
+//!   build check, a short fuzz run;
 //! - `demo`: greyd in proxy mode on loopback in front of a minimal upstream;
 //! - `bench …`: the benchmarks.
 
@@ -80,6 +81,7 @@ fn test(fuzz_seconds: u64) -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     let tests = run_tests()?;
+    openbsd_check()?;
     if fuzz_seconds > 0 {
         fuzz(fuzz_seconds)?;
     }
@@ -135,6 +137,22 @@ fn run_tests() -> Result<Tally> {
         bail!("cargo test failed: {status}");
     }
     Ok(tally)
+}
+
+/// The daemons must keep building for OpenBSD (pf); Linux-only parts are cfg-gated.
+fn openbsd_check() -> Result<()> {
+    run(cargo().args([
+        "+nightly",
+        "check",
+        "-Z",
+        "build-std",
+        "--target",
+        "x86_64-unknown-openbsd",
+        "--target-dir",
+        "target/openbsd",
+        "-p",
+        "greyd",
+    ]))
 }
 
 /// The same build greyd's build script does, into target/bpfel-unknown-none.

@@ -6,10 +6,12 @@
 //! nftables, pf) steer in the kernel, so only non-whitelisted sources ever
 //! reach greyd's socket; the `proxy` and `none` backends keep no kernel state.
 
+mod batch;
 #[cfg(all(target_os = "linux", greyd_ebpf))]
 pub mod ebpf;
 #[cfg(target_os = "linux")]
 pub mod nftables;
+pub mod pf;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -108,6 +110,23 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> 
             &config.bpf_pin_dir,
             config.keep_firewall,
         )?)),
+        FirewallKind::Pf => {
+            // divert-to needs an address greyd listens on; the first -l address, loopback for a wildcard.
+            let ip = config
+                .listen
+                .first()
+                .copied()
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or([127, 0, 0, 1].into());
+            Ok(Box::new(pf::Pf::new(
+                config.pfctl.clone(),
+                &config.protected_ports,
+                SocketAddr::new(ip, config.port),
+                config.keep_firewall,
+            )?))
+        }
+        // Reached on builds without eBPF, or off Linux.
+        #[allow(unreachable_patterns)]
         kind => Err(FirewallError::NotAvailable(kind)),
     }
 }
