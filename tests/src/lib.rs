@@ -5,6 +5,8 @@
 //! The binaries must be built first (`cargo xtask test` does this); a missing
 //! binary is a loud failure, never a skip.
 
+pub mod setup;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
