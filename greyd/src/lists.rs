@@ -42,10 +42,7 @@ impl List {
                 _ => merged.push((lo, hi)),
             }
         }
-        List {
-            stored,
-            ranges: merged,
-        }
+        List { stored, ranges: merged }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -73,10 +70,7 @@ impl Lists {
     /// Add or replace the list with `stored.name`.
     pub fn replace(&mut self, stored: StoredList) {
         let list = List::new(stored);
-        match self
-            .lists
-            .binary_search_by(|l| l.stored.name.cmp(&list.stored.name))
-        {
+        match self.lists.binary_search_by(|l| l.stored.name.cmp(&list.stored.name)) {
             Ok(i) => self.lists[i] = list,
             Err(i) => self.lists.insert(i, list),
         }

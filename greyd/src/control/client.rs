@@ -10,10 +10,7 @@ use super::{ProtocolError, Request, Response};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach greyd at {path}: {source}")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    Connect { path: String, source: std::io::Error },
     #[error("control socket: {0}")]
     Io(#[from] std::io::Error),
     #[error("greyd sent a bad response: {0}")]

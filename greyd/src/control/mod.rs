@@ -5,8 +5,10 @@
 //! [`Response`] line. Parsing is pure ([`Request::parse`]) and bounded by
 //! [`MAX_REQUEST`], so a client cannot make greyd buffer without limit.
 
+mod apply;
 mod client;
 
+pub use apply::{ApplyError, Effects, apply, canonical};
 pub use client::{Client, ClientError};
 
 use std::net::IpAddr;
@@ -159,10 +161,7 @@ mod tests {
             kind: ListKind::Black,
             message: "Your address %A is in the uatraps list".into(),
             hard_block: false,
-            entries: vec![
-                "192.0.2.0/24".parse().unwrap(),
-                "2001:db8::/32".parse().unwrap(),
-            ],
+            entries: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
         };
         let line = req.to_line();
         assert_eq!(line.last(), Some(&b'\n'));

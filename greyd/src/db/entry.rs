@@ -71,15 +71,7 @@ impl fmt::Display for Entry {
             Entry::Grey(g) => write!(
                 f,
                 "GREY|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-                g.tuple.ip,
-                g.tuple.helo,
-                g.tuple.from,
-                g.tuple.to,
-                g.first,
-                g.pass,
-                g.expire,
-                g.bcount,
-                g.pcount
+                g.tuple.ip, g.tuple.helo, g.tuple.from, g.tuple.to, g.first, g.pass, g.expire, g.bcount, g.pcount
             ),
             Entry::White(w) => {
                 write!(

@@ -25,10 +25,7 @@ use crate::grey::GreyTuple;
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: rusqlite::Error },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database holds a bad value: {0}")]
@@ -43,17 +40,6 @@ pub struct StoredList {
     pub message: String,
     pub hard_block: bool,
     pub entries: Vec<IpNet>,
-}
-
-impl StoredList {
-    pub fn info(&self) -> ListInfo {
-        ListInfo {
-            name: self.name.clone(),
-            kind: self.kind,
-            hard_block: self.hard_block,
-            entries: self.entries.len(),
-        }
-    }
 }
 
 /// What an expiry sweep removed.
@@ -105,10 +91,7 @@ impl Db {
     }
 
     /// Run `f` in one transaction, committed (and fsynced) when it returns Ok.
-    pub fn transaction<T>(
-        &mut self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
         let tx = Tx(self.conn.transaction()?);
         let out = f(&tx)?;
         tx.0.commit()?;
@@ -124,9 +107,16 @@ impl Db {
 /// A transaction over the database; all reads and writes go through it.
 pub struct Tx<'a>(Transaction<'a>);
 
+fn list_kind(text: &str) -> Result<ListKind, DbError> {
+    match text {
+        "black" => Ok(ListKind::Black),
+        "allow" => Ok(ListKind::Allow),
+        other => Err(DbError::Corrupt(format!("bad list kind {other:?}"))),
+    }
+}
+
 fn ip_of(text: String) -> Result<IpAddr, DbError> {
-    text.parse()
-        .map_err(|_| DbError::Corrupt(format!("bad IP {text:?}")))
+    text.parse().map_err(|_| DbError::Corrupt(format!("bad IP {text:?}")))
 }
 
 impl Tx<'_> {
@@ -206,14 +196,7 @@ impl Tx<'_> {
     pub fn put_white(&self, e: &WhiteEntry) -> Result<(), DbError> {
         self.0.execute(
             "INSERT OR REPLACE INTO white VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                e.ip.to_string(),
-                e.first,
-                e.pass,
-                e.expire,
-                e.bcount,
-                e.pcount
-            ],
+            params![e.ip.to_string(), e.first, e.pass, e.expire, e.bcount, e.pcount],
         )?;
         Ok(())
     }
@@ -229,12 +212,7 @@ impl Tx<'_> {
             .query_row(
                 "SELECT expire FROM trapped WHERE ip = ?1",
                 params![ip.to_string()],
-                |r| {
-                    Ok(TrappedEntry {
-                        ip,
-                        expire: r.get(0)?,
-                    })
-                },
+                |r| Ok(TrappedEntry { ip, expire: r.get(0)? }),
             )
             .optional()
             .map_err(Into::into)
@@ -267,10 +245,9 @@ impl Tx<'_> {
     }
 
     pub fn add_spamtrap(&self, address: &str) -> Result<usize, DbError> {
-        Ok(self.0.execute(
-            "INSERT OR IGNORE INTO spamtrap VALUES (?1)",
-            params![address],
-        )?)
+        Ok(self
+            .0
+            .execute("INSERT OR IGNORE INTO spamtrap VALUES (?1)", params![address])?)
     }
 
     pub fn delete_spamtrap(&self, address: &str) -> Result<usize, DbError> {
@@ -309,7 +286,12 @@ impl Tx<'_> {
             "SELECT ip, helo, sender, rcpt, first, pass, expire, bcount, pcount FROM grey ORDER BY ip, first",
             |r| {
                 Ok(GreyEntry {
-                    tuple: GreyTuple { ip: ip_of(r.get(0)?)?, helo: r.get(1)?, from: r.get(2)?, to: r.get(3)? },
+                    tuple: GreyTuple {
+                        ip: ip_of(r.get(0)?)?,
+                        helo: r.get(1)?,
+                        from: r.get(2)?,
+                        to: r.get(3)?,
+                    },
                     first: r.get(4)?,
                     pass: r.get(5)?,
                     expire: r.get(6)?,
@@ -321,9 +303,7 @@ impl Tx<'_> {
     }
 
     fn spamtraps(&self) -> Result<Vec<String>, DbError> {
-        self.select_entries("SELECT address FROM spamtrap ORDER BY address", |r| {
-            Ok(r.get(0)?)
-        })
+        self.select_entries("SELECT address FROM spamtrap ORDER BY address", |r| Ok(r.get(0)?))
     }
 
     fn select_entries<T>(
@@ -346,11 +326,7 @@ impl Tx<'_> {
         out.extend(self.whites()?.into_iter().map(Entry::White));
         out.extend(self.greys()?.into_iter().map(Entry::Grey));
         out.extend(self.trappeds()?.into_iter().map(Entry::Trapped));
-        out.extend(
-            self.spamtraps()?
-                .into_iter()
-                .map(|address| Entry::Spamtrap { address }),
-        );
+        out.extend(self.spamtraps()?.into_iter().map(|address| Entry::Spamtrap { address }));
         if !keys.is_empty() {
             out.retain(|e| keys.iter().any(|k| e.key_matches(k)));
         }
@@ -366,9 +342,7 @@ impl Tx<'_> {
             ips.map(|ip| ip_of(ip?)).collect()
         };
         Ok(Expired {
-            grey: self
-                .0
-                .execute("DELETE FROM grey WHERE expire <= ?1", params![now])?,
+            grey: self.0.execute("DELETE FROM grey WHERE expire <= ?1", params![now])?,
             white: grab("white")?,
             trapped: grab("trapped")?,
         })
@@ -382,10 +356,7 @@ impl Tx<'_> {
                 let text: String = r.get(4)?;
                 let entries = text
                     .split_ascii_whitespace()
-                    .map(|n| {
-                        n.parse()
-                            .map_err(|_| DbError::Corrupt(format!("bad net {n:?}")))
-                    })
+                    .map(|n| n.parse().map_err(|_| DbError::Corrupt(format!("bad net {n:?}"))))
                     .collect::<Result<_, _>>()?;
                 Ok(StoredList {
                     name: r.get(0)?,
@@ -397,6 +368,22 @@ impl Tx<'_> {
                     message: r.get(2)?,
                     hard_block: r.get(3)?,
                     entries,
+                })
+            },
+        )
+    }
+
+    /// Names, kinds and sizes of the stored lists, without parsing their entries.
+    pub fn list_infos(&self) -> Result<Vec<ListInfo>, DbError> {
+        self.select_entries(
+            "SELECT name, kind, hard_block, length(entries) - length(replace(entries, char(10), ''))
+             FROM list ORDER BY name",
+            |r| {
+                Ok(ListInfo {
+                    name: r.get(0)?,
+                    kind: list_kind(&r.get::<_, String>(1)?)?,
+                    hard_block: r.get(2)?,
+                    entries: usize::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                 })
             },
         )
@@ -420,8 +407,6 @@ impl Tx<'_> {
     }
 
     pub fn delete_list(&self, name: &str) -> Result<usize, DbError> {
-        Ok(self
-            .0
-            .execute("DELETE FROM list WHERE name = ?1", params![name])?)
+        Ok(self.0.execute("DELETE FROM list WHERE name = ?1", params![name])?)
     }
 }

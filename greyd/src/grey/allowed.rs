@@ -16,13 +16,7 @@ impl AllowedDomains {
     pub fn parse(text: &str) -> AllowedDomains {
         let entries = text
             .lines()
-            .map(|l| {
-                l.split('#')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+            .map(|l| l.split('#').next().unwrap_or("").trim().to_ascii_lowercase())
             .filter(|l| !l.is_empty())
             .collect();
         AllowedDomains { entries }
@@ -47,12 +41,7 @@ impl AllowedDomains {
         };
         self.entries.iter().any(|e| match e.strip_prefix('@') {
             Some(exact) => domain == exact,
-            None => {
-                domain == e
-                    || domain
-                        .strip_suffix(e.as_str())
-                        .is_some_and(|sub| sub.ends_with('.'))
-            }
+            None => domain == e || domain.strip_suffix(e.as_str()).is_some_and(|sub| sub.ends_with('.')),
         })
     }
 }

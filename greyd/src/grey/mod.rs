@@ -171,12 +171,7 @@ pub fn record_tuple(
 }
 
 /// A whitelisted source passed again: refresh its expiry (spamlogd's role).
-pub fn refresh_white(
-    tx: &Tx<'_>,
-    ip: IpAddr,
-    rules: &GreyRules,
-    now: i64,
-) -> Result<WhiteEntry, DbError> {
+pub fn refresh_white(tx: &Tx<'_>, ip: IpAddr, rules: &GreyRules, now: i64) -> Result<WhiteEntry, DbError> {
     let entry = match tx.white(ip)? {
         Some(w) => WhiteEntry {
             pass: now,
@@ -243,10 +238,7 @@ mod tests {
         let rules = GreyRules::default();
         match decide(&tuple(), None, ok(), &rules, 1000) {
             Decision::NewGrey(g) => {
-                assert_eq!(
-                    (g.first, g.pass, g.expire),
-                    (1000, 1000 + 25 * 60, 1000 + 4 * 3600)
-                );
+                assert_eq!((g.first, g.pass, g.expire), (1000, 1000 + 25 * 60, 1000 + 4 * 3600));
                 assert_eq!((g.bcount, g.pcount), (1, 0));
             }
             d => panic!("{d:?}"),
@@ -323,10 +315,7 @@ mod tests {
 
     #[test]
     fn addresses_are_normalized() {
-        assert_eq!(
-            normalize_address("<Bob@Example.COM> SIZE=100"),
-            "bob@example.com"
-        );
+        assert_eq!(normalize_address("<Bob@Example.COM> SIZE=100"), "bob@example.com");
         assert_eq!(normalize_address(" bob@x.org BODY=8BITMIME"), "bob@x.org");
         assert_eq!(normalize_address("<>"), "");
     }
