@@ -95,9 +95,7 @@ impl Conf {
 fn check_name(name: &str) -> Result<(), ConfError> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -165,19 +163,17 @@ pub fn parse(text: &str) -> Result<Conf, ConfError> {
         } else {
             return Err(ConfError::NoKind(name.to_string()));
         };
-        let message = rec.string("msg").map(|m| {
-            match m.strip_prefix('"').and_then(|m| m.strip_suffix('"')) {
+        let message = rec
+            .string("msg")
+            .map(|m| match m.strip_prefix('"').and_then(|m| m.strip_suffix('"')) {
                 Some(text) => Message::Text(text.to_string()),
                 None => Message::File(PathBuf::from(m)),
-            }
-        });
+            });
         let method = match rec.string("method") {
             Some(m) => Method::parse(name, &m)?,
             None => Method::File,
         };
-        let file = rec
-            .string("file")
-            .ok_or_else(|| ConfError::NoFile(name.to_string()))?;
+        let file = rec.string("file").ok_or_else(|| ConfError::NoFile(name.to_string()))?;
         conf.lists.push(ListSpec {
             name: name.to_string(),
             kind,
@@ -204,11 +200,7 @@ fn records(text: &str) -> Result<Vec<Record>, ConfError> {
             }
         }
         // A continuation line's leading blanks are indentation, not content.
-        let piece = if logical.is_empty() {
-            line
-        } else {
-            line.trim_start()
-        };
+        let piece = if logical.is_empty() { line } else { line.trim_start() };
         // An odd run of trailing backslashes continues the line; `\\` is a backslash.
         let trailing = piece.bytes().rev().take_while(|&b| b == b'\\').count();
         if trailing % 2 == 1 {
@@ -260,10 +252,7 @@ fn record(line: &str, line_no: usize) -> Result<Record, ConfError> {
         .collect();
     Ok(Record {
         names,
-        fields: fields
-            .map(|f| f.trim().to_string())
-            .filter(|f| !f.is_empty())
-            .collect(),
+        fields: fields.map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect(),
     })
 }
 
@@ -348,26 +337,16 @@ local:black:msg=/etc/mail/local.msg:method=exec:file=/usr/local/bin/list -v:
             ))
         );
         let o = &conf.lists[1];
-        assert_eq!(
-            (o.kind, o.method, o.message.clone()),
-            (Kind::White, Method::File, None)
-        );
+        assert_eq!((o.kind, o.method, o.message.clone()), (Kind::White, Method::File, None));
         let l = &conf.lists[2];
         assert_eq!(l.message, Some(Message::File("/etc/mail/local.msg".into())));
-        assert_eq!(
-            (l.method, l.file.as_str()),
-            (Method::Exec, "/usr/local/bin/list -v")
-        );
+        assert_eq!((l.method, l.file.as_str()), (Method::Exec, "/usr/local/bin/list -v"));
     }
 
     #[test]
     fn colons_quoted_or_escaped_stay_in_values() {
-        let conf = parse("all:a:\na:black:msg=\"port 25: go away\":method=http:file=h\\:8080/x:\n")
-            .unwrap();
-        assert_eq!(
-            conf.lists[0].message,
-            Some(Message::Text("port 25: go away".into()))
-        );
+        let conf = parse("all:a:\na:black:msg=\"port 25: go away\":method=http:file=h\\:8080/x:\n").unwrap();
+        assert_eq!(conf.lists[0].message, Some(Message::Text("port 25: go away".into())));
         assert_eq!(conf.lists[0].file, "h:8080/x");
     }
 
@@ -388,14 +367,8 @@ local:black:msg=/etc/mail/local.msg:method=exec:file=/usr/local/bin/list -v:
             ("a:black:msg=\"m\":file=x:\n", ConfError::NoAll),
             ("all:b:\n", ConfError::UnknownList("b".into())),
             ("all:b:\nb:file=x:\n", ConfError::NoKind("b".into())),
-            (
-                "all:b:\nb:black:file=x:\n",
-                ConfError::NoMessage("b".into()),
-            ),
-            (
-                "all:b:\nb:black:msg=\"m\":\n",
-                ConfError::NoFile("b".into()),
-            ),
+            ("all:b:\nb:black:file=x:\n", ConfError::NoMessage("b".into())),
+            ("all:b:\nb:black:msg=\"m\":\n", ConfError::NoFile("b".into())),
             (
                 "all:b:\nb:black:msg=\"m\":method=ftp:file=x:\n",
                 ConfError::BadMethod {
@@ -403,18 +376,12 @@ local:black:msg=/etc/mail/local.msg:method=exec:file=/usr/local/bin/list -v:
                     method: "ftp".into(),
                 },
             ),
-            (
-                "all:w:\nw:white:file=x:\n",
-                ConfError::WhiteFirst("w".into()),
-            ),
+            ("all:w:\nw:white:file=x:\n", ConfError::WhiteFirst("w".into())),
             (
                 "all:a/b:\na/b:black:msg=\"m\":file=x:\n",
                 ConfError::BadName("a/b".into()),
             ),
-            (
-                "all:b:\nb:black:msg=\"m:file=x:\n",
-                ConfError::Unterminated(2),
-            ),
+            ("all:b:\nb:black:msg=\"m:file=x:\n", ConfError::Unterminated(2)),
         ];
         for (text, want) in cases {
             assert_eq!(parse(text), Err(want), "{text}");

@@ -112,11 +112,7 @@ fn exec(cmdline: &str, limits: &Limits, bar: &ProgressBar) -> Result<Vec<u8>, Fe
 }
 
 /// Read everything, decompressing gzip, within `limits.max_bytes` on both sides.
-pub fn read_capped(
-    raw: impl Read,
-    limits: &Limits,
-    bar: &ProgressBar,
-) -> Result<Vec<u8>, FetchError> {
+pub fn read_capped(raw: impl Read, limits: &Limits, bar: &ProgressBar) -> Result<Vec<u8>, FetchError> {
     let cap = limits.max_bytes;
     let failed = |e: io::Error| {
         if e.kind() == io::ErrorKind::FileTooLarge {
@@ -182,14 +178,8 @@ mod tests {
     fn plain_and_gzip_read_the_same() {
         let text = b"192.0.2.1\n192.0.2.2\n".repeat(100);
         let bar = ProgressBar::hidden();
-        assert_eq!(
-            read_capped(&text[..], &limits(1 << 20), &bar).unwrap(),
-            text
-        );
-        assert_eq!(
-            read_capped(&gz(&text)[..], &limits(1 << 20), &bar).unwrap(),
-            text
-        );
+        assert_eq!(read_capped(&text[..], &limits(1 << 20), &bar).unwrap(), text);
+        assert_eq!(read_capped(&gz(&text)[..], &limits(1 << 20), &bar).unwrap(), text);
     }
 
     #[test]
@@ -198,10 +188,7 @@ mod tests {
         let bomb = gz(&vec![b'\n'; 10 << 20]);
         assert!(bomb.len() < 64 << 10);
         let err = read_capped(&bomb[..], &limits(1 << 20), &bar).unwrap_err();
-        assert!(
-            matches!(err, FetchError::TooLarge(n) if n == 1 << 20),
-            "{err}"
-        );
+        assert!(matches!(err, FetchError::TooLarge(n) if n == 1 << 20), "{err}");
         let err = read_capped(io::repeat(b'1'), &limits(1 << 20), &bar).unwrap_err();
         assert!(matches!(err, FetchError::TooLarge(_)), "{err}");
     }

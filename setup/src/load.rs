@@ -97,10 +97,7 @@ mod tests {
     }
 
     /// A stand-in greyd that answers each request and records it.
-    fn fake_greyd(
-        path: &std::path::Path,
-        lists: Vec<ListInfo>,
-    ) -> std::thread::JoinHandle<Vec<Request>> {
+    fn fake_greyd(path: &std::path::Path, lists: Vec<ListInfo>) -> std::thread::JoinHandle<Vec<Request>> {
         let listener = UnixListener::bind(path).unwrap();
         std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
@@ -109,9 +106,7 @@ mod tests {
             for line in BufReader::new(stream).split(b'\n') {
                 let req = Request::parse(&line.unwrap()).unwrap();
                 let answer = match req {
-                    Request::ListLists => Response::Lists {
-                        lists: lists.clone(),
-                    },
+                    Request::ListLists => Response::Lists { lists: lists.clone() },
                     _ => Response::Ok { changed: 1 },
                 };
                 writer.write_all(&answer.to_line()).unwrap();
@@ -165,9 +160,7 @@ mod tests {
                     entries: plan.load[0].nets.clone(),
                 },
                 Request::ListLists,
-                Request::DropList {
-                    name: "gone".into()
-                },
+                Request::DropList { name: "gone".into() },
             ]
         );
     }

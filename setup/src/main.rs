@@ -19,10 +19,7 @@ const DEFAULT_CONF: &str = "/etc/mail/spamd.conf";
 const DEFAULT_CONTROL: &str = "/var/run/greyd.sock";
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Fetch black and white lists and load them into greyd"
-)]
+#[command(version, about = "Fetch black and white lists and load them into greyd")]
 struct Args {
     /// Also block the listed sources in the kernel filter.
     #[arg(short = 'b')]
@@ -80,17 +77,13 @@ fn main() -> ExitCode {
 
 /// Ok(false) when a source failed but the run went on.
 fn run(args: &Args, terminal: bool) -> Result<bool> {
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
-    let (conf, settings): (Conf, Settings) =
-        if args.config.extension().is_some_and(|e| e == "toml") {
-            tomlconf::parse(&text)
-        } else {
-            conf::parse(&text)
-                .map(|c| (c, Settings::default()))
-                .map_err(Into::into)
-        }
-        .with_context(|| format!("in {}", args.config.display()))?;
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let (conf, settings): (Conf, Settings) = if args.config.extension().is_some_and(|e| e == "toml") {
+        tomlconf::parse(&text)
+    } else {
+        conf::parse(&text).map(|c| (c, Settings::default())).map_err(Into::into)
+    }
+    .with_context(|| format!("in {}", args.config.display()))?;
     if args.daemonize {
         // Before any thread exists (reqwest starts some), as fork requires.
         nix::unistd::daemon(false, false).context("daemon")?;

@@ -118,10 +118,7 @@ fn cidrs(mut lo: u128, hi: u128, bits: u32, emit: &mut dyn FnMut(u128, u8)) {
             size -= 1;
         }
         emit(lo, (bits - size) as u8);
-        match 1u128
-            .checked_shl(size)
-            .and_then(|step| lo.checked_add(step))
-        {
+        match 1u128.checked_shl(size).and_then(|step| lo.checked_add(step)) {
             Some(next) if next <= hi => lo = next,
             _ => return,
         }

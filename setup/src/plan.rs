@@ -89,8 +89,7 @@ pub fn plan(conf: &Conf, opts: &Options) -> Plan {
         plan.configured.push(black.name.clone());
 
         let black_set = obtain(black, opts, &mut plan);
-        let white_sets: Vec<Option<Set>> =
-            whites.iter().map(|w| obtain(w, opts, &mut plan)).collect();
+        let white_sets: Vec<Option<Set>> = whites.iter().map(|w| obtain(w, opts, &mut plan)).collect();
         let message = match message(black) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -103,10 +102,7 @@ pub fn plan(conf: &Conf, opts: &Options) -> Plan {
             continue;
         };
         let Some(white_sets) = white_sets.into_iter().collect::<Option<Vec<Set>>>() else {
-            tracing::warn!(
-                "list {}: not updated, a white list for it is unavailable",
-                black.name
-            );
+            tracing::warn!("list {}: not updated, a white list for it is unavailable", black.name);
             continue;
         };
         for w in &white_sets {
@@ -147,11 +143,7 @@ fn obtain(spec: &ListSpec, opts: &Options, plan: &mut Plan) -> Option<Set> {
             }
             plan.malformed += parsed.malformed.len();
             let set = Set::from_entries(&parsed.entries);
-            tracing::info!(
-                "list {}: {} entries from {loc}",
-                spec.name,
-                parsed.entries.len()
-            );
+            tracing::info!("list {}: {} entries from {loc}", spec.name, parsed.entries.len());
             if opts.update_cache
                 && let Err(error) = opts.cache.store(&spec.name, &set)
             {
@@ -186,9 +178,7 @@ fn message(spec: &ListSpec) -> Result<String, SourceError> {
         Some(Message::File(path)) => {
             let read = || -> std::io::Result<String> {
                 let mut text = String::new();
-                std::fs::File::open(path)?
-                    .take(MAX_MESSAGE)
-                    .read_to_string(&mut text)?;
+                std::fs::File::open(path)?.take(MAX_MESSAGE).read_to_string(&mut text)?;
                 Ok(text.trim_end().to_string())
             };
             read().map_err(|error| SourceError::Message {
@@ -206,8 +196,7 @@ fn progress_bar(name: &str, show: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} {bytes:>10} {bar:30} {bytes_per_sec}")
-            .expect("valid template"),
+        ProgressStyle::with_template("{prefix:>12} {bytes:>10} {bar:30} {bytes_per_sec}").expect("valid template"),
     );
     bar.set_prefix(name.to_string());
     bar

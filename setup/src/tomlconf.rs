@@ -70,9 +70,7 @@ fn file_method() -> Method {
 }
 
 pub fn parse(text: &str) -> Result<(Conf, Settings), TomlError> {
-    let section = toml::from_str::<File>(text)?
-        .setup
-        .ok_or(TomlError::NoSection)?;
+    let section = toml::from_str::<File>(text)?.setup.ok_or(TomlError::NoSection)?;
     let lists = section
         .lists
         .into_iter()
@@ -146,10 +144,7 @@ mod tests {
     #[test]
     fn mistakes_are_refused() {
         assert!(matches!(parse("[greyd]\n"), Err(TomlError::NoSection)));
-        assert!(matches!(
-            parse("[setup]\ncahce = \"/x\"\n"),
-            Err(TomlError::Syntax(_))
-        ));
+        assert!(matches!(parse("[setup]\ncahce = \"/x\"\n"), Err(TomlError::Syntax(_))));
         assert!(matches!(
             parse("[[setup.lists]]\nname = \"b\"\nkind = \"black\"\nfile = \"x\"\n"),
             Err(TomlError::Conf(ConfError::NoMessage(_)))

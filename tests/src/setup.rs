@@ -25,12 +25,8 @@ impl HttpServer {
     pub fn start(routes: Vec<(&str, Body)>) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
-        let routes: Arc<HashMap<String, Body>> = Arc::new(
-            routes
-                .into_iter()
-                .map(|(p, b)| (p.to_string(), b))
-                .collect(),
-        );
+        let routes: Arc<HashMap<String, Body>> =
+            Arc::new(routes.into_iter().map(|(p, b)| (p.to_string(), b)).collect());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let routes = Arc::clone(&routes);
@@ -76,8 +72,7 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Body>) {
                     out.write_all(chunk)?;
                 }
             }),
-        None => out
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
 }
 
@@ -109,9 +104,6 @@ pub fn greyd_setup(conf: &std::path::Path, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    eprintln!(
-        "greyd-setup stdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
+    eprintln!("greyd-setup stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     run
 }

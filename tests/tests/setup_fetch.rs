@@ -7,15 +7,8 @@ use greyd_tests::setup::{Body, HttpServer, greyd_setup, gzip};
 
 /// A spamd.conf in `dir` with `records` (each a full `name:...` record), `all` in their order.
 fn conf(dir: &Path, records: &[String]) -> PathBuf {
-    let names: Vec<&str> = records
-        .iter()
-        .map(|r| r.split(':').next().unwrap())
-        .collect();
-    let text = format!(
-        "all:\\\n\t:{}:\n\n{}\n",
-        names.join(":"),
-        records.join("\n")
-    );
+    let names: Vec<&str> = records.iter().map(|r| r.split(':').next().unwrap()).collect();
+    let text = format!("all:\\\n\t:{}:\n\n{}\n", names.join(":"), records.join("\n"));
     let path = dir.join("spamd.conf");
     std::fs::write(&path, text).unwrap();
     path
@@ -28,9 +21,7 @@ fn escaped(file: &str) -> String {
 
 fn black(name: &str, method: &str, file: &str) -> String {
     let file = escaped(file);
-    format!(
-        "{name}:\\\n\t:black:\\\n\t:msg=\"Go away %A\\nsee {name}\":\\\n\t:method={method}:\\\n\t:file={file}:"
-    )
+    format!("{name}:\\\n\t:black:\\\n\t:msg=\"Go away %A\\nsee {name}\":\\\n\t:method={method}:\\\n\t:file={file}:")
 }
 
 fn white(name: &str, method: &str, file: &str) -> String {
@@ -40,8 +31,7 @@ fn white(name: &str, method: &str, file: &str) -> String {
 
 #[test]
 fn plain_and_gzipped_http_lists_merge_and_subtract() {
-    let text =
-        "# plain\n192.0.2.0/25\n192.0.2.128 - 192.0.2.255\n2001:db8::/33\n2001:db8:8000::/33\n";
+    let text = "# plain\n192.0.2.0/25\n192.0.2.128 - 192.0.2.255\n2001:db8::/33\n2001:db8:8000::/33\n";
     let server = HttpServer::start(vec![
         ("/plain.txt", Body::Fixed(text.as_bytes().to_vec())),
         // gzip recognised by content, not by name
@@ -135,13 +125,7 @@ fn failing_sources_load_nothing_and_fail_the_run() {
     let cache = dir.path().join("cache");
     let run = greyd_setup(
         &path,
-        &[
-            "-n",
-            "--max-bytes",
-            "100000",
-            "--cache",
-            cache.to_str().unwrap(),
-        ],
+        &["-n", "--max-bytes", "100000", "--cache", cache.to_str().unwrap()],
     );
     assert!(!run.ok);
     for (name, method, file) in &cases {
