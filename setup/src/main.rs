@@ -86,7 +86,8 @@ fn run(args: &Args, terminal: bool) -> Result<bool> {
     .with_context(|| format!("in {}", args.config.display()))?;
     if args.daemonize {
         // Before any thread exists (reqwest starts some), as fork requires.
-        nix::unistd::daemon(false, false).context("daemon")?;
+        // stderr stays open: with no syslog writer, it is where failures are told.
+        nix::unistd::daemon(false, true).context("daemon")?;
     }
     let opts = Options {
         limits: Limits {

@@ -169,3 +169,32 @@ fn config_errors_stop_the_run() {
     assert!(!run.ok);
     assert!(run.stderr.contains("black list x: no msg"));
 }
+
+#[test]
+fn toml_config_with_its_own_cache_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("black.txt"), "192.0.2.0/24\n").unwrap();
+    let cache = dir.path().join("toml-cache");
+    std::fs::create_dir(&cache).unwrap();
+    // The white source fails; its cached copy still applies.
+    std::fs::write(cache.join("friends.list"), "192.0.2.0/25\n").unwrap();
+    let path = dir.path().join("greyd.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[setup]\ncache = \"{}\"\n\n\
+             [[setup.lists]]\nname = \"spam\"\nkind = \"black\"\nmessage = \"No, %A\"\nfile = \"{}\"\n\n\
+             [[setup.lists]]\nname = \"friends\"\nkind = \"white\"\nmethod = \"exec\"\nfile = \"/bin/false\"\n",
+            cache.display(),
+            dir.path().join("black.txt").display()
+        ),
+    )
+    .unwrap();
+    let run = greyd_setup(&path, &["-n"]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("list friends: exec /bin/false: command failed"));
+    assert_eq!(
+        run.stdout,
+        "list spam black 1 nets message \"No, %A\"\n192.0.2.128/25\n"
+    );
+}

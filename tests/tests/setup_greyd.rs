@@ -175,3 +175,13 @@ fn unreachable_greyd_fails_the_run() {
     assert!(!run.ok);
     assert!(run.stderr.contains("cannot reach greyd at /nonexistent/greyd.sock"));
 }
+
+#[test]
+fn daemonized_run_loads_the_lists() {
+    let s = Setup::start();
+    std::fs::write(s.path("spam.txt"), "127.0.41.0/24\n").unwrap();
+    assert!(s.run(&[("spam", "black")], &["-D"]).ok);
+    greyd_tests::greyd::eventually("the list to be loaded", std::time::Duration::from_secs(10), || {
+        s.lists().contains(r#""spam""#)
+    });
+}
