@@ -6,10 +6,13 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use flate2::bufread::MultiGzDecoder;
 use indicatif::ProgressBar;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::conf::{ListSpec, Method};
 
@@ -18,7 +21,7 @@ use crate::conf::{ListSpec, Method};
 pub struct Limits {
     /// Most bytes read from the source, and most bytes after decompression.
     pub max_bytes: u64,
-    /// Whole-transfer timeout for http(s).
+    /// Whole-transfer time limit for http(s) and exec.
     pub timeout: Duration,
 }
 
@@ -44,6 +47,8 @@ pub enum FetchError {
     Io(io::Error),
     #[error("empty command")]
     EmptyCommand,
+    #[error("no complete answer within {0:?}")]
+    TimedOut(Duration),
     #[error("command failed: {0}")]
     Command(std::process::ExitStatus),
 }
@@ -87,7 +92,8 @@ pub fn fetch(spec: &ListSpec, limits: &Limits, bar: &ProgressBar) -> Result<Vec<
 }
 
 /// Run the command (split on blanks, as spamd-setup does) and take its output;
-/// a failing exit status fails the source even if output came.
+/// a failing exit status fails the source even if output came, and a command
+/// still writing after `limits.timeout` is killed.
 fn exec(cmdline: &str, limits: &Limits, bar: &ProgressBar) -> Result<Vec<u8>, FetchError> {
     let mut args = cmdline.split([' ', '\t']).filter(|a| !a.is_empty());
     let prog = args.next().ok_or(FetchError::EmptyCommand)?;
@@ -98,12 +104,28 @@ fn exec(cmdline: &str, limits: &Limits, bar: &ProgressBar) -> Result<Vec<u8>, Fe
         .spawn()
         .map_err(FetchError::Io)?;
     let stdout = child.stdout.take().expect("piped stdout");
+    let pid = Pid::from_raw(child.id() as i32);
+    let (read_done, done) = mpsc::channel::<()>();
+    let timeout = limits.timeout;
+    // Kills only before `read_done` is sent, so always before the child is reaped: the PID is still ours.
+    let watchdog = std::thread::spawn(move || {
+        let expired = done.recv_timeout(timeout) == Err(RecvTimeoutError::Timeout);
+        if expired {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        expired
+    });
     let out = read_capped(stdout, limits, bar);
     if out.is_err() {
         // An endless producer never exits on its own.
         let _ = child.kill();
     }
+    let _ = read_done.send(());
+    let expired = watchdog.join().unwrap_or(false);
     let status = child.wait().map_err(FetchError::Io)?;
+    if expired {
+        return Err(FetchError::TimedOut(timeout));
+    }
     let out = out?;
     if !status.success() {
         return Err(FetchError::Command(status));

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -45,6 +46,9 @@ struct Args {
     /// Largest list accepted, in bytes, before and after decompression.
     #[arg(long, default_value_t = Limits::default().max_bytes)]
     max_bytes: u64,
+    /// Seconds a download or command may take.
+    #[arg(long, default_value_t = Limits::default().timeout.as_secs())]
+    timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -92,7 +96,7 @@ fn run(args: &Args, terminal: bool) -> Result<bool> {
     let opts = Options {
         limits: Limits {
             max_bytes: args.max_bytes,
-            ..Limits::default()
+            timeout: Duration::from_secs(args.timeout),
         },
         cache: Cache::new(
             args.cache
@@ -113,7 +117,14 @@ fn run(args: &Args, terminal: bool) -> Result<bool> {
             .or(settings.control)
             .unwrap_or_else(|| DEFAULT_CONTROL.into());
         let mut client = Client::connect(&socket)?;
-        load::load(&mut client, &plan, args.hard_block)?;
+        let done = load::load(&mut client, &plan, args.hard_block)?;
+        tracing::info!(
+            "{} lists loaded, {} dropped, {} malformed lines skipped, {} sources failed",
+            done.loaded.len(),
+            done.dropped.len(),
+            plan.malformed,
+            plan.failures.len()
+        );
     }
     Ok(plan.failures.is_empty())
 }

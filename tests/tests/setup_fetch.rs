@@ -118,6 +118,7 @@ fn failing_sources_load_nothing_and_fail_the_run() {
         ("missing", "http", server.file("/404")),
         ("nofile", "file", "/nonexistent/list".to_string()),
         ("cmdfail", "exec", "/bin/false".to_string()),
+        ("stalled", "exec", "/bin/sleep 60".to_string()),
     ];
     let mut records: Vec<String> = cases.iter().map(|(n, m, f)| black(n, m, f)).collect();
     records.push(black("good", "http", &server.file("/good")));
@@ -125,7 +126,15 @@ fn failing_sources_load_nothing_and_fail_the_run() {
     let cache = dir.path().join("cache");
     let run = greyd_setup(
         &path,
-        &["-n", "--max-bytes", "100000", "--cache", cache.to_str().unwrap()],
+        &[
+            "-n",
+            "--max-bytes",
+            "100000",
+            "--timeout",
+            "1",
+            "--cache",
+            cache.to_str().unwrap(),
+        ],
     );
     assert!(!run.ok);
     for (name, method, file) in &cases {
@@ -141,6 +150,10 @@ fn failing_sources_load_nothing_and_fail_the_run() {
     }
     assert!(run.stderr.contains("larger than 100000 bytes"));
     assert!(run.stderr.contains("HTTP status 404"));
+    assert!(
+        run.stderr
+            .contains("list stalled: exec /bin/sleep 60: no complete answer within 1s")
+    );
     assert_eq!(
         run.stdout,
         "list good black 1 nets message \"Go away %A\\nsee good\"\n203.0.113.0/24\n"
