@@ -7,12 +7,18 @@
 //! - [`parse`]: list entries; [`merge`]: subtract and collapse to CIDRs;
 //! - [`cache`]: the last good copy of each list; [`plan`]: one run;
 //! - [`load`]: the control socket.
+//!
+//! Without the default `fetch` feature only the pure parts build (the fuzz
+//! targets use them that way).
 
 pub mod cache;
 pub mod conf;
+#[cfg(feature = "fetch")]
 pub mod fetch;
+#[cfg(feature = "fetch")]
 pub mod load;
 pub mod merge;
 pub mod parse;
+#[cfg(feature = "fetch")]
 pub mod plan;
 pub mod tomlconf;
