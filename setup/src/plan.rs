@@ -108,10 +108,12 @@ pub fn plan(conf: &Conf, opts: &Options) -> Plan {
         for w in &white_sets {
             set = set.subtract(w);
         }
+        let nets = set.to_cidrs();
+        tracing::debug!("list {}: {} nets after merging", black.name, nets.len());
         plan.load.push(Planned {
             name: black.name.clone(),
             message,
-            nets: set.to_cidrs(),
+            nets,
         });
     }
     plan
@@ -125,6 +127,7 @@ fn obtain(spec: &ListSpec, opts: &Options, plan: &mut Plan) -> Option<Set> {
     bar.finish_and_clear();
     match fetched {
         Ok(bytes) => {
+            tracing::debug!("list {}: {} bytes from {loc}", spec.name, bytes.len());
             let parsed = parse_list(&bytes);
             for m in parsed.malformed.iter().take(REPORTED_MALFORMED) {
                 tracing::warn!(
