@@ -6,6 +6,7 @@
 //! binary is a loud failure, never a skip.
 
 pub mod greyd;
+pub mod netns;
 pub mod setup;
 
 use std::io::{BufRead, BufReader, Read, Write};

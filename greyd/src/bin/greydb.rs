@@ -22,7 +22,7 @@ struct Cli {
     #[arg(short = 'd')]
     delete: bool,
     /// Keys are GREY entries: an IP (all its tuples) or ip|helo|from|to. Only with -d.
-    #[arg(short = 'G', requires = "delete", conflicts_with_all = ["spamtrap", "trapped"])]
+    #[arg(short = 'G', conflicts_with_all = ["spamtrap", "trapped"])]
     grey: bool,
     /// Keys are SPAMTRAP addresses.
     #[arg(short = 'T', conflicts_with = "trapped")]
@@ -47,6 +47,9 @@ struct Cli {
 }
 
 fn request(cli: &Cli) -> Result<Request> {
+    if cli.grey && !cli.delete {
+        bail!("-G deletes GREY entries and needs -d");
+    }
     let kind = if cli.grey {
         EntryKind::Grey
     } else if cli.spamtrap {

@@ -6,6 +6,9 @@
 //! nftables, pf) steer in the kernel, so only non-whitelisted sources ever
 //! reach greyd's socket; the `proxy` and `none` backends keep no kernel state.
 
+#[cfg(target_os = "linux")]
+pub mod nftables;
+
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
@@ -19,6 +22,8 @@ pub enum FirewallError {
          whitelisted clients to --upstream) or --firewall none"
     )]
     NotAvailable(FirewallKind),
+    #[error("firewall: {0}")]
+    Setup(String),
 }
 
 /// The state a firewall enforces; sent whole at start and after list loads.
@@ -40,6 +45,14 @@ pub trait Firewall: Send + Sync {
     fn white_added(&self, ip: IpAddr) -> Result<(), FirewallError>;
     /// A source's whitelisting expired or was deleted.
     fn white_removed(&self, ip: IpAddr) -> Result<(), FirewallError>;
+    /// The address a connection was originally made to (the kernel may have redirected it).
+    fn original_destination(&self, stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
+        stream.local_addr().ok()
+    }
+    /// greyd is exiting: remove kernel state unless told to keep it.
+    fn shutdown(&self) -> Result<(), FirewallError> {
+        Ok(())
+    }
 }
 
 /// Backends without kernel state: `proxy` (with an upstream) and `none`.
@@ -72,8 +85,12 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> 
             upstream: config.upstream,
         })),
         FirewallKind::None => Ok(Box::new(Userspace { upstream: None })),
-        kind @ (FirewallKind::Ebpf | FirewallKind::Pf | FirewallKind::Nftables) => {
-            Err(FirewallError::NotAvailable(kind))
-        }
+        #[cfg(target_os = "linux")]
+        FirewallKind::Nftables => Ok(Box::new(nftables::Nftables::new(
+            &config.protected_ports,
+            config.port,
+            config.keep_firewall,
+        )?)),
+        kind => Err(FirewallError::NotAvailable(kind)),
     }
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::state::{Shared, now};
-use crate::control::canonical;
+use crate::control::{Effects, canonical};
 use crate::grey::{self, Decision, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
 
@@ -80,7 +80,7 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _open = Counted::new(&shared.connections);
     let ip = canonical(peer.ip());
-    let local = stream.local_addr().ok();
+    let local = shared.firewall.original_destination(&stream);
     let started = Instant::now();
     let verdict = classify(&shared, ip, now());
     let outcome = match (verdict, shared.firewall.upstream()) {
@@ -153,23 +153,40 @@ async fn refuse_pass(client: &mut TcpStream, why: String) -> String {
     format!("not passed: {why}")
 }
 
-/// Write `bytes`, one byte per `delay` when stuttering.
-async fn send(stream: &mut TcpStream, bytes: &[u8], delay: Option<Duration>, timeout: Duration) -> std::io::Result<()> {
+/// How replies are slowed down: one byte per `delay`, until `until` (for ever when None).
+#[derive(Clone, Copy)]
+struct Stutter {
+    delay: Duration,
+    until: Option<Instant>,
+}
+
+impl Stutter {
+    fn active(&self) -> bool {
+        self.until.is_none_or(|u| Instant::now() < u)
+    }
+}
+
+/// Write `bytes`, stuttering while the stutter is active.
+async fn send(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    stutter: Option<Stutter>,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let write = async {
-        match delay {
-            Some(delay) => {
-                for b in bytes {
-                    stream.write_all(std::slice::from_ref(b)).await?;
-                    tokio::time::sleep(delay).await;
-                }
-                Ok(())
-            }
-            None => stream.write_all(bytes).await,
+        let mut rest = bytes;
+        while let Some(s) = stutter.filter(Stutter::active)
+            && let Some((first, tail)) = rest.split_first()
+        {
+            stream.write_all(std::slice::from_ref(first)).await?;
+            tokio::time::sleep(s.delay).await;
+            rest = tail;
         }
+        stream.write_all(rest).await
     };
     // A client that never reads cannot hold the connection past the idle limit per reply.
-    let limit = timeout + delay.unwrap_or_default() * u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    tokio::time::timeout(limit, write)
+    let slowest = stutter.map_or(Duration::ZERO, |s| s.delay) * u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    tokio::time::timeout(timeout + slowest, write)
         .await
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
@@ -195,12 +212,16 @@ async fn tarpit(
         },
     );
     // Blacklisted: stutter throughout (unless over maxblack); greylisted: for the first -S seconds.
-    let stutter_now = |d: &Dialogue| -> Option<Duration> {
-        let on = match d.mode() {
-            Mode::Black { .. } => black_stutter,
-            Mode::Grey => started.elapsed() < config.grey_stutter,
+    let stutter_now = |d: &Dialogue| -> Option<Stutter> {
+        let until = match d.mode() {
+            Mode::Black { .. } if black_stutter => None,
+            Mode::Black { .. } => return None,
+            Mode::Grey => Some(started + config.grey_stutter),
         };
-        (on && !config.stutter.is_zero()).then_some(config.stutter)
+        (!config.stutter.is_zero()).then_some(Stutter {
+            delay: config.stutter,
+            until,
+        })
     };
     let mut sent = 0usize;
     let banner = dialogue.banner(&config.banner_name, now());
@@ -270,34 +291,35 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
     let rules = shared.config.rules;
     let shared2 = Arc::clone(shared);
     let t = tuple.clone();
+    let when = now();
     let decision = shared
-        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &rules, now()))
+        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &rules, when))
         .await;
     let ip = tuple.ip;
-    match decision {
-        Ok(Decision::NewGrey(_)) | Ok(Decision::StillGrey(_)) => {
-            info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to);
-        }
-        Ok(Decision::Promote(w)) => {
+    let decision = match decision {
+        Ok(d) => d,
+        Err(e) => return warn!("{ip}: cannot record tuple: {e}"),
+    };
+    match &decision {
+        Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to),
+        Decision::Promote(_) => {
             info!(
                 "{ip}: whitelisted: <{}> -> <{}> retried after the pass time",
                 tuple.from, tuple.to
-            );
-            shared.memory_mut().white.insert(ip, w.expire);
-            if let Err(e) = shared.firewall.white_added(ip) {
-                warn!("{ip}: firewall: {e}");
-            }
+            )
         }
-        Ok(Decision::Trap(t, reason)) => {
+        Decision::Trap(_, reason) => {
             info!(
                 "{ip}: trapped ({}): <{}> -> <{}>",
                 reason.as_str(),
                 tuple.from,
                 tuple.to
             );
-            shared.memory_mut().trapped.insert(ip, t.expire);
             dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
         }
-        Err(e) => warn!("{ip}: cannot record tuple: {e}"),
     }
+    if let Some(sync) = &shared.sync {
+        sync.send(&[crate::sync::announce(&decision, &tuple, when)]);
+    }
+    shared.mirror(Effects::from(&decision), None);
 }
