@@ -1,10 +1,7 @@
 //! Benchmark for greyd-setup: one million entries fetched from a loopback
 //! HTTP server, merged and loaded into a running greyd (aim: under 2 s).
 //!
-//! ```sh
-//! cargo build --release --workspace --bins
-//! cargo run --release -p greyd-tests --example bench_lists
-//! ```
+//! Run with `cargo xtask bench lists` (which builds the release binaries first).
 
 use std::time::{Duration, Instant};
 
