@@ -7,6 +7,7 @@
 
 pub mod greyd;
 pub mod netns;
+pub mod setup;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

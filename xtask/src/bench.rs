@@ -4,7 +4,8 @@
 //! - `tarpit`: hold N blacklisted connections from many 127.x sources and
 //!   report greyd's RSS per connection and CPU use while stuttering;
 //! - `grey`: new greylist tuples per second and promotions per second, with
-//!   the durable (fsynced) database.
+//!   the durable (fsynced) database;
+//! - `lists`: greyd-setup fetching, merging and loading a million entries.
 //!
 //! There is no spamd on Linux to compare with in the same run, so these
 //! print absolute figures only.
@@ -31,6 +32,8 @@ pub enum Bench {
         #[arg(long, default_value_t = 10)]
         hold: u64,
     },
+    /// greyd-setup: one million entries fetched over loopback HTTP, merged and loaded.
+    Lists,
     /// Greylisting throughput with the fsynced database.
     Grey {
         /// Tuples (one per source address) to create, then promote.
@@ -46,6 +49,19 @@ pub fn run_bench(b: Bench) -> Result<()> {
     match b {
         Bench::Tarpit { connections, hold } => tarpit(connections, hold),
         Bench::Grey { tuples, clients } => grey(tuples, clients),
+        // The example holds the HTTP server and greyd helpers the e2e tests share.
+        Bench::Lists => {
+            run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd-setup", "--bins"]))?;
+            run(crate::cargo().args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "greyd-tests",
+                "--example",
+                "bench_lists",
+            ]))
+        }
     }
 }
 
