@@ -120,8 +120,14 @@ impl Queue {
         self.dir.join(format!("{id}.env"))
     }
 
-    /// Write a new message durably; returns its queue id.
-    pub fn store(&self, envelope: &Envelope, content: &[u8]) -> Result<String, QueueError> {
+    /// Write a new message durably: `header(id)` (the Received: line, which
+    /// names the queue id) then `body`. Returns the queue id.
+    pub fn store(
+        &self,
+        envelope: &Envelope,
+        header: impl FnOnce(&str) -> String,
+        body: &[u8],
+    ) -> Result<String, QueueError> {
         let (id, msg) = loop {
             let id = new_id();
             let path = self.content_path(&id);
@@ -131,12 +137,21 @@ impl Queue {
                 Err(e) => return Err(QueueError::Io(path, e)),
             }
         };
-        let (msg_path, mut file) = msg;
-        io(
-            &msg_path,
-            file.write_all(content).and_then(|_| file.sync_all()),
-        )?;
-        self.write_envelope(&id, envelope)?;
+        let (msg_path, file) = msg;
+        let mut w = std::io::BufWriter::new(file);
+        let written = w
+            .write_all(header(&id).as_bytes())
+            .and_then(|_| w.write_all(body))
+            .and_then(|_| w.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&msg_path);
+            return Err(QueueError::Io(msg_path, e));
+        }
+        if let Err(e) = self.write_envelope(&id, envelope) {
+            let _ = std::fs::remove_file(&msg_path);
+            return Err(e);
+        }
         Ok(id)
     }
 
@@ -242,12 +257,18 @@ mod tests {
     fn store_load_remove() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
-        let a = q.store(&envelope(), b"body\r\n").unwrap();
-        let b = q.store(&envelope(), b"two\r\n").unwrap();
+        let a = q
+            .store(&envelope(), |id| format!("X-Id: {id}\r\n"), b"body\r\n")
+            .unwrap();
+        let b = q.store(&envelope(), |_| String::new(), b"two\r\n").unwrap();
         assert_ne!(a, b);
         assert_eq!(q.list().unwrap(), vec![a.clone(), b.clone()]);
         assert_eq!(q.load(&a).unwrap(), envelope_with_time(&q, &a));
         assert_eq!(q.read_content(&b).unwrap(), b"two\r\n");
+        assert_eq!(
+            q.read_content(&a).unwrap(),
+            format!("X-Id: {a}\r\nbody\r\n").into_bytes()
+        );
         q.remove(&a).unwrap();
         assert_eq!(q.list().unwrap(), vec![b]);
     }

@@ -5,3 +5,5 @@ pub mod command;
 pub mod data;
 pub mod lines;
 pub mod proxy;
+pub mod server;
+pub mod session;
