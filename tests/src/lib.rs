@@ -193,3 +193,4 @@ impl SmtpClient {
         Ok(out)
     }
 }
+pub mod mta;
