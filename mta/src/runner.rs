@@ -12,6 +12,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinSet;
+
+/// Delivery attempts running at once (each in a blocking thread).
+const MAX_PARALLEL: usize = 8;
 
 /// Longest wait between retries.
 const MAX_BACKOFF: u64 = 4 * 3600;
@@ -30,6 +34,8 @@ pub enum Outcome {
 pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
     let mut schedule: HashMap<String, u64> = HashMap::new();
     let mut parked: HashSet<String> = HashSet::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut attempts: JoinSet<(String, Result<Outcome, String>)> = JoinSet::new();
     match shared.queue.clean_orphans() {
         Ok(n) if n > 0 => tracing::info!("queue: removed {n} orphan files"),
         Ok(_) => {}
@@ -38,56 +44,55 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
     scan(&shared, &mut schedule, &parked);
     loop {
         let now = queue::now();
-        let due: Vec<String> = schedule
+        let mut due: Vec<(u64, String)> = schedule
             .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(id, _)| id.clone())
+            .filter(|(id, t)| **t <= now && !running.contains(*id))
+            .map(|(id, t)| (*t, id.clone()))
             .collect();
-        for id in due {
+        due.sort();
+        for (_, id) in due
+            .into_iter()
+            .take(MAX_PARALLEL.saturating_sub(attempts.len()))
+        {
+            running.insert(id.clone());
             let s = Arc::clone(&shared);
-            let i = id.clone();
-            let outcome = tokio::task::spawn_blocking(move || attempt(&s, &i)).await;
-            match outcome {
-                Ok(Ok(Outcome::Done)) => {
-                    schedule.remove(&id);
-                }
-                Ok(Ok(Outcome::RetryAt(t))) => {
-                    schedule.insert(id, t);
-                }
-                Ok(Ok(Outcome::Parked)) => {
-                    schedule.remove(&id);
-                    parked.insert(id);
-                }
-                Ok(Err(e)) => {
-                    tracing::error!("{id}: {e}");
-                    schedule.insert(
-                        id,
-                        queue::now() + shared.config.queue.retry_interval.as_secs(),
-                    );
-                }
-                Err(e) => {
-                    tracing::error!("{id}: delivery task failed: {e}");
-                    schedule.insert(
-                        id,
-                        queue::now() + shared.config.queue.retry_interval.as_secs(),
-                    );
-                }
-            }
+            attempts.spawn_blocking(move || {
+                let outcome = attempt(&s, &id).map_err(|e| e.to_string());
+                (id, outcome)
+            });
         }
         let next_due = schedule
-            .values()
-            .min()
-            .map(|t| t.saturating_sub(queue::now()));
+            .iter()
+            .filter(|(id, _)| !running.contains(*id))
+            .map(|(_, t)| t.saturating_sub(queue::now()))
+            .min();
         let sleep = next_due.map_or(shared.config.queue.scan_interval, |s| {
             Duration::from_secs(s).min(shared.config.queue.scan_interval)
         });
         tokio::select! {
+            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
+                let Ok((id, outcome)) = done else { continue };
+                running.remove(&id);
+                match outcome {
+                    Ok(Outcome::Done) => {
+                        schedule.remove(&id);
+                    }
+                    Ok(Outcome::RetryAt(t)) => {
+                        schedule.insert(id, t);
+                    }
+                    Ok(Outcome::Parked) => {
+                        schedule.remove(&id);
+                        parked.insert(id);
+                    }
+                    Err(e) => {
+                        tracing::error!("{id}: {e}");
+                        schedule.insert(id, queue::now() + shared.config.queue.retry_interval.as_secs());
+                    }
+                }
+            }
             msg = wake.recv() => match msg {
                 Some(Wake::New(id)) => {
                     schedule.insert(id, 0);
-                    while let Ok(Wake::New(id)) = wake.try_recv() {
-                        schedule.insert(id, 0);
-                    }
                 }
                 Some(Wake::All) => schedule.values_mut().for_each(|t| *t = 0),
                 None => return,
