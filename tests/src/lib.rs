@@ -5,6 +5,8 @@
 //! The binaries must be built first (`cargo xtask test` does this); a missing
 //! binary is a loud failure, never a skip.
 
+pub mod greyd;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -180,6 +182,11 @@ impl SmtpClient {
     pub fn cmd(&mut self, line: &str) -> std::io::Result<Reply> {
         self.send_raw(format!("{line}\r\n").as_bytes())?;
         self.reply()
+    }
+
+    /// The client's own address (as the server sees it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().unwrap()
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {

@@ -27,17 +27,11 @@ fn have_deb(pkg: &str) -> bool {
 }
 
 fn succeeds(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
 }
 
 pub fn install() -> Result<()> {
-    let missing: Vec<String> = list("apt-packages.txt")?
-        .into_iter()
-        .filter(|p| !have_deb(p))
-        .collect();
+    let missing: Vec<String> = list("apt-packages.txt")?.into_iter().filter(|p| !have_deb(p)).collect();
     if !missing.is_empty() {
         println!("xtask deps: apt-get install {}", missing.join(" "));
         run(Command::new("apt-get").arg("update").arg("-q"))?;
@@ -48,21 +42,13 @@ pub fn install() -> Result<()> {
     }
     let py = list("python-packages.txt")?;
     if !py.is_empty() {
-        run(Command::new("python3")
-            .args(["-m", "pip", "install", "-q"])
-            .args(&py))?;
+        run(Command::new("python3").args(["-m", "pip", "install", "-q"]).args(&py))?;
     }
     if !succeeds("rustup", &["--version"]) {
         anyhow::bail!("rustup is needed for the nightly toolchain (fuzzing, eBPF)");
     }
     if !succeeds("rustc", &["+nightly", "--version"]) {
-        run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-        ]))?;
+        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
     }
     if !succeeds("cargo", &["+nightly", "fuzz", "--version"]) {
         println!("xtask deps: cargo install cargo-fuzz");

@@ -1,0 +1,412 @@
+//! The greylisting database: GREY, WHITE, TRAPPED and SPAMTRAP records as in
+//! spamd(8), plus the named lists loaded through the control socket, in one
+//! embedded file.
+//!
+//! Engine: SQLite (rusqlite, bundled). In WAL mode with `synchronous=FULL`
+//! every committed transaction is on disk before `commit` returns, and a
+//! kill -9 at any moment leaves a database that opens with every completed
+//! update kept. Unlike redb or fjall, several processes may open the file at
+//! once (greyd, greydb, greyd-setup), and `sqlite3` can inspect it.
+
+mod entry;
+
+pub use entry::{Entry, GreyEntry, TrappedEntry, WhiteEntry};
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::control::{ListInfo, ListKind};
+use crate::grey::GreyTuple;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database holds a bad value: {0}")]
+    Corrupt(String),
+}
+
+/// A named list as stored (see [`crate::lists`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredList {
+    pub name: String,
+    pub kind: ListKind,
+    pub message: String,
+    pub hard_block: bool,
+    pub entries: Vec<IpNet>,
+}
+
+/// What an expiry sweep removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub grey: usize,
+    pub white: Vec<IpAddr>,
+    pub trapped: Vec<IpAddr>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS grey (
+    ip TEXT NOT NULL, helo TEXT NOT NULL, sender TEXT NOT NULL, rcpt TEXT NOT NULL,
+    first INTEGER NOT NULL, pass INTEGER NOT NULL, expire INTEGER NOT NULL,
+    bcount INTEGER NOT NULL, pcount INTEGER NOT NULL,
+    PRIMARY KEY (ip, helo, sender, rcpt)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS white (
+    ip TEXT PRIMARY KEY, first INTEGER NOT NULL, pass INTEGER NOT NULL, expire INTEGER NOT NULL,
+    bcount INTEGER NOT NULL, pcount INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trapped (ip TEXT PRIMARY KEY, expire INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS spamtrap (address TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS list (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, message TEXT NOT NULL,
+    hard_block INTEGER NOT NULL, entries TEXT NOT NULL) WITHOUT ROWID;
+";
+
+/// An open database.
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Open (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let open = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open(path)?;
+            // Another process (greydb) may hold the write lock for a moment.
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| DbError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Db { conn })
+    }
+
+    /// Run `f` in one transaction, committed (and fsynced) when it returns Ok.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
+        let tx = Tx(self.conn.transaction()?);
+        let out = f(&tx)?;
+        tx.0.commit()?;
+        Ok(out)
+    }
+
+    /// Every entry, or those whose IP or address is one of `keys`, in spamdb's order.
+    pub fn dump(&mut self, keys: &[String]) -> Result<Vec<Entry>, DbError> {
+        self.transaction(|tx| tx.dump(keys))
+    }
+}
+
+/// A transaction over the database; all reads and writes go through it.
+pub struct Tx<'a>(Transaction<'a>);
+
+fn list_kind(text: &str) -> Result<ListKind, DbError> {
+    match text {
+        "black" => Ok(ListKind::Black),
+        "allow" => Ok(ListKind::Allow),
+        other => Err(DbError::Corrupt(format!("bad list kind {other:?}"))),
+    }
+}
+
+fn ip_of(text: String) -> Result<IpAddr, DbError> {
+    text.parse().map_err(|_| DbError::Corrupt(format!("bad IP {text:?}")))
+}
+
+impl Tx<'_> {
+    pub fn grey(&self, t: &GreyTuple) -> Result<Option<GreyEntry>, DbError> {
+        self.0
+            .query_row(
+                "SELECT first, pass, expire, bcount, pcount FROM grey
+                 WHERE ip = ?1 AND helo = ?2 AND sender = ?3 AND rcpt = ?4",
+                params![t.ip.to_string(), t.helo, t.from, t.to],
+                |r| {
+                    Ok(GreyEntry {
+                        tuple: t.clone(),
+                        first: r.get(0)?,
+                        pass: r.get(1)?,
+                        expire: r.get(2)?,
+                        bcount: r.get(3)?,
+                        pcount: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(Into::into)
+    }
+
+    pub fn put_grey(&self, e: &GreyEntry) -> Result<(), DbError> {
+        let t = &e.tuple;
+        self.0.execute(
+            "INSERT OR REPLACE INTO grey VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                t.ip.to_string(),
+                t.helo,
+                t.from,
+                t.to,
+                e.first,
+                e.pass,
+                e.expire,
+                e.bcount,
+                e.pcount
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Delete one tuple, or all tuples of its IP when `tuple` is None.
+    pub fn delete_grey(&self, ip: IpAddr, tuple: Option<&GreyTuple>) -> Result<usize, DbError> {
+        Ok(match tuple {
+            Some(t) => self.0.execute(
+                "DELETE FROM grey WHERE ip = ?1 AND helo = ?2 AND sender = ?3 AND rcpt = ?4",
+                params![ip.to_string(), t.helo, t.from, t.to],
+            )?,
+            None => self
+                .0
+                .execute("DELETE FROM grey WHERE ip = ?1", params![ip.to_string()])?,
+        })
+    }
+
+    pub fn white(&self, ip: IpAddr) -> Result<Option<WhiteEntry>, DbError> {
+        self.0
+            .query_row(
+                "SELECT first, pass, expire, bcount, pcount FROM white WHERE ip = ?1",
+                params![ip.to_string()],
+                |r| {
+                    Ok(WhiteEntry {
+                        ip,
+                        first: r.get(0)?,
+                        pass: r.get(1)?,
+                        expire: r.get(2)?,
+                        bcount: r.get(3)?,
+                        pcount: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(Into::into)
+    }
+
+    pub fn put_white(&self, e: &WhiteEntry) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO white VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![e.ip.to_string(), e.first, e.pass, e.expire, e.bcount, e.pcount],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_white(&self, ip: IpAddr) -> Result<usize, DbError> {
+        Ok(self
+            .0
+            .execute("DELETE FROM white WHERE ip = ?1", params![ip.to_string()])?)
+    }
+
+    pub fn trapped(&self, ip: IpAddr) -> Result<Option<TrappedEntry>, DbError> {
+        self.0
+            .query_row(
+                "SELECT expire FROM trapped WHERE ip = ?1",
+                params![ip.to_string()],
+                |r| Ok(TrappedEntry { ip, expire: r.get(0)? }),
+            )
+            .optional()
+            .map_err(Into::into)
+    }
+
+    pub fn put_trapped(&self, e: &TrappedEntry) -> Result<(), DbError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO trapped VALUES (?1, ?2)",
+            params![e.ip.to_string(), e.expire],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_trapped(&self, ip: IpAddr) -> Result<usize, DbError> {
+        Ok(self
+            .0
+            .execute("DELETE FROM trapped WHERE ip = ?1", params![ip.to_string()])?)
+    }
+
+    pub fn is_spamtrap(&self, address: &str) -> Result<bool, DbError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT 1 FROM spamtrap WHERE address = ?1",
+                params![address],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub fn add_spamtrap(&self, address: &str) -> Result<usize, DbError> {
+        Ok(self
+            .0
+            .execute("INSERT OR IGNORE INTO spamtrap VALUES (?1)", params![address])?)
+    }
+
+    pub fn delete_spamtrap(&self, address: &str) -> Result<usize, DbError> {
+        Ok(self
+            .0
+            .execute("DELETE FROM spamtrap WHERE address = ?1", params![address])?)
+    }
+
+    pub fn whites(&self) -> Result<Vec<WhiteEntry>, DbError> {
+        self.select_entries(
+            "SELECT ip, first, pass, expire, bcount, pcount FROM white ORDER BY ip",
+            |r| {
+                Ok(WhiteEntry {
+                    ip: ip_of(r.get(0)?)?,
+                    first: r.get(1)?,
+                    pass: r.get(2)?,
+                    expire: r.get(3)?,
+                    bcount: r.get(4)?,
+                    pcount: r.get(5)?,
+                })
+            },
+        )
+    }
+
+    pub fn trappeds(&self) -> Result<Vec<TrappedEntry>, DbError> {
+        self.select_entries("SELECT ip, expire FROM trapped ORDER BY ip", |r| {
+            Ok(TrappedEntry {
+                ip: ip_of(r.get(0)?)?,
+                expire: r.get(1)?,
+            })
+        })
+    }
+
+    fn greys(&self) -> Result<Vec<GreyEntry>, DbError> {
+        self.select_entries(
+            "SELECT ip, helo, sender, rcpt, first, pass, expire, bcount, pcount FROM grey ORDER BY ip, first",
+            |r| {
+                Ok(GreyEntry {
+                    tuple: GreyTuple {
+                        ip: ip_of(r.get(0)?)?,
+                        helo: r.get(1)?,
+                        from: r.get(2)?,
+                        to: r.get(3)?,
+                    },
+                    first: r.get(4)?,
+                    pass: r.get(5)?,
+                    expire: r.get(6)?,
+                    bcount: r.get(7)?,
+                    pcount: r.get(8)?,
+                })
+            },
+        )
+    }
+
+    fn spamtraps(&self) -> Result<Vec<String>, DbError> {
+        self.select_entries("SELECT address FROM spamtrap ORDER BY address", |r| Ok(r.get(0)?))
+    }
+
+    fn select_entries<T>(
+        &self,
+        sql: &str,
+        row: impl Fn(&rusqlite::Row<'_>) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Every entry (or those matching `keys`), ordered as spamdb prints them.
+    pub fn dump(&self, keys: &[String]) -> Result<Vec<Entry>, DbError> {
+        let mut out: Vec<Entry> = Vec::new();
+        out.extend(self.whites()?.into_iter().map(Entry::White));
+        out.extend(self.greys()?.into_iter().map(Entry::Grey));
+        out.extend(self.trappeds()?.into_iter().map(Entry::Trapped));
+        out.extend(self.spamtraps()?.into_iter().map(|address| Entry::Spamtrap { address }));
+        if !keys.is_empty() {
+            out.retain(|e| keys.iter().any(|k| e.key_matches(k)));
+        }
+        Ok(out)
+    }
+
+    /// Delete every record whose expiry time has passed.
+    pub fn expire(&self, now: i64) -> Result<Expired, DbError> {
+        let grab = |table: &str| -> Result<Vec<IpAddr>, DbError> {
+            let sql = format!("DELETE FROM {table} WHERE expire <= ?1 RETURNING ip");
+            let mut stmt = self.0.prepare(&sql)?;
+            let ips = stmt.query_map(params![now], |r| r.get::<_, String>(0))?;
+            ips.map(|ip| ip_of(ip?)).collect()
+        };
+        Ok(Expired {
+            grey: self.0.execute("DELETE FROM grey WHERE expire <= ?1", params![now])?,
+            white: grab("white")?,
+            trapped: grab("trapped")?,
+        })
+    }
+
+    pub fn lists(&self) -> Result<Vec<StoredList>, DbError> {
+        self.select_entries(
+            "SELECT name, kind, message, hard_block, entries FROM list ORDER BY name",
+            |r| {
+                let kind: String = r.get(1)?;
+                let text: String = r.get(4)?;
+                let entries = text
+                    .split_ascii_whitespace()
+                    .map(|n| n.parse().map_err(|_| DbError::Corrupt(format!("bad net {n:?}"))))
+                    .collect::<Result<_, _>>()?;
+                Ok(StoredList {
+                    name: r.get(0)?,
+                    kind: match kind.as_str() {
+                        "black" => ListKind::Black,
+                        "allow" => ListKind::Allow,
+                        other => return Err(DbError::Corrupt(format!("bad list kind {other:?}"))),
+                    },
+                    message: r.get(2)?,
+                    hard_block: r.get(3)?,
+                    entries,
+                })
+            },
+        )
+    }
+
+    /// Names, kinds and sizes of the stored lists, without parsing their entries.
+    pub fn list_infos(&self) -> Result<Vec<ListInfo>, DbError> {
+        self.select_entries(
+            "SELECT name, kind, hard_block, length(entries) - length(replace(entries, char(10), ''))
+             FROM list ORDER BY name",
+            |r| {
+                Ok(ListInfo {
+                    name: r.get(0)?,
+                    kind: list_kind(&r.get::<_, String>(1)?)?,
+                    hard_block: r.get(2)?,
+                    entries: usize::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                })
+            },
+        )
+    }
+
+    pub fn put_list(&self, l: &StoredList) -> Result<(), DbError> {
+        let kind = match l.kind {
+            ListKind::Black => "black",
+            ListKind::Allow => "allow",
+        };
+        let mut text = String::with_capacity(l.entries.len() * 20);
+        for net in &l.entries {
+            text.push_str(&net.to_string());
+            text.push('\n');
+        }
+        self.0.execute(
+            "INSERT OR REPLACE INTO list VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![l.name, kind, l.message, l.hard_block, text],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_list(&self, name: &str) -> Result<usize, DbError> {
+        Ok(self.0.execute("DELETE FROM list WHERE name = ?1", params![name])?)
+    }
+}

@@ -1,0 +1,79 @@
+//! How connections reach greyd and how whitelisted sources reach the MTA.
+//!
+//! A [`Firewall`] is told every change of the sets it enforces (whitelist,
+//! allow nets, hard blocks) and says whether greyd must itself pass
+//! whitelisted clients on ([`Firewall::upstream`]). Kernel backends (eBPF,
+//! nftables, pf) steer in the kernel, so only non-whitelisted sources ever
+//! reach greyd's socket; the `proxy` and `none` backends keep no kernel state.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+
+use crate::config::{Config, FirewallKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error(
+        "--firewall {0:?} is not built yet: use --firewall proxy (greyd owns the port and passes \
+         whitelisted clients to --upstream) or --firewall none"
+    )]
+    NotAvailable(FirewallKind),
+}
+
+/// The state a firewall enforces; sent whole at start and after list loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirewallState {
+    pub white: Vec<IpAddr>,
+    /// Permanently allowed nets (spamd's `<nospamd>`).
+    pub allow: Vec<IpNet>,
+    /// Nets dropped outright.
+    pub block: Vec<IpNet>,
+}
+
+pub trait Firewall: Send + Sync {
+    /// The MTA greyd must splice whitelisted clients to, when the kernel does not steer them.
+    fn upstream(&self) -> Option<SocketAddr>;
+    /// Replace everything the firewall enforces.
+    fn load(&self, state: &FirewallState) -> Result<(), FirewallError>;
+    /// A source was whitelisted.
+    fn white_added(&self, ip: IpAddr) -> Result<(), FirewallError>;
+    /// A source's whitelisting expired or was deleted.
+    fn white_removed(&self, ip: IpAddr) -> Result<(), FirewallError>;
+}
+
+/// Backends without kernel state: `proxy` (with an upstream) and `none`.
+pub struct Userspace {
+    upstream: Option<SocketAddr>,
+}
+
+impl Firewall for Userspace {
+    fn upstream(&self) -> Option<SocketAddr> {
+        self.upstream
+    }
+
+    fn load(&self, _: &FirewallState) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
+    fn white_added(&self, _: IpAddr) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
+    fn white_removed(&self, _: IpAddr) -> Result<(), FirewallError> {
+        Ok(())
+    }
+}
+
+/// The backend `config` asks for.
+pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> {
+    match config.firewall {
+        FirewallKind::Proxy => Ok(Box::new(Userspace {
+            upstream: config.upstream,
+        })),
+        FirewallKind::None => Ok(Box::new(Userspace { upstream: None })),
+        kind @ (FirewallKind::Ebpf | FirewallKind::Pf | FirewallKind::Nftables) => {
+            Err(FirewallError::NotAvailable(kind))
+        }
+    }
+}

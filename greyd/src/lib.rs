@@ -1,0 +1,23 @@
+//! greyd: the tarpit and greylister in the role of OpenBSD's spamd(8).
+//!
+//! - [`smtp`]: the tarpit/greylist dialogue, a pure state machine;
+//! - [`grey`]: tuples, pass and expiry rules, traps;
+//! - [`db`]: the embedded, crash-safe database;
+//! - [`lists`]: black and allow lists loaded at run time;
+//! - [`firewall`]: how connections reach greyd (one trait, several backends);
+//! - [`proxy`]: PROXY protocol v2 for handing whitelisted clients on;
+//! - [`control`]: the Unix control socket used by greydb, greyd-setup and the MTA;
+//! - [`config`]: command line and TOML configuration;
+//! - [`logging`]: log lines to stderr or syslog;
+//! - [`server`]: the async daemon that ties them together.
+
+pub mod config;
+pub mod control;
+pub mod db;
+pub mod firewall;
+pub mod grey;
+pub mod lists;
+pub mod logging;
+pub mod proxy;
+pub mod server;
+pub mod smtp;

@@ -1,0 +1,324 @@
+//! One client connection: classify the source, then either splice it to the
+//! MTA (whitelisted) or run the tarpit dialogue, stuttering as spamd does.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use super::state::{Shared, now};
+use crate::control::canonical;
+use crate::grey::{self, Decision, GreyTuple};
+use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
+
+/// The reply a trapped source gets, as spamd's greytrap list.
+const TRAP_MESSAGE: &str = "Your address %A has mailed to spamtraps here";
+
+/// What to do with a new connection.
+enum Verdict {
+    /// Whitelisted (`white`: refresh its entry) or allowed: splice to the MTA.
+    Pass { white: bool },
+    /// Blacklisted (list names for the log) or trapped.
+    Black { lists: String, reply: String },
+    /// Unknown: greylist (tuples recorded unless in blacklist-only mode).
+    Grey,
+}
+
+/// Counts a connection for as long as it lives.
+struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
+    let config = &shared.config;
+    let m = shared.memory();
+    if config.nospamd.iter().any(|n| n.contains(&ip)) || m.lists.allowed(ip) {
+        return Verdict::Pass { white: false };
+    }
+    let trapped = m.trapped.get(&ip).is_some_and(|&e| e > now);
+    if !trapped && m.white.get(&ip).is_some_and(|&e| e > now) {
+        return Verdict::Pass { white: true };
+    }
+    if trapped {
+        let reply = crate::smtp::message_reply(TRAP_MESSAGE, ip, config.reply_code);
+        return Verdict::Black {
+            lists: "spamd-greytrap".into(),
+            reply,
+        };
+    }
+    let matches = m.lists.black_matches(ip);
+    if !matches.is_empty() {
+        let names: Vec<&str> = matches.iter().map(|l| l.name.as_str()).collect();
+        return Verdict::Black {
+            lists: names.join(" "),
+            reply: black_reply(&matches, ip, config.reply_code),
+        };
+    }
+    if config.blacklist_only {
+        Verdict::Pass { white: false }
+    } else {
+        Verdict::Grey
+    }
+}
+
+/// Serve one accepted connection to its end.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _open = Counted::new(&shared.connections);
+    let ip = canonical(peer.ip());
+    let local = stream.local_addr().ok();
+    let started = Instant::now();
+    let verdict = classify(&shared, ip, now());
+    let outcome = match (verdict, shared.firewall.upstream()) {
+        (Verdict::Pass { white }, Some(upstream)) => pass(&shared, stream, peer, local, upstream, white).await,
+        (Verdict::Black { lists, reply }, _) => {
+            let _black = Counted::new(&shared.black);
+            let stutter = shared.black.load(Ordering::Relaxed) <= shared.config.maxblack;
+            let sent = tarpit(&shared, stream, ip, local, Mode::Black { reply }, stutter).await;
+            format!("{sent} bytes sent, lists: {lists}")
+        }
+        // With no upstream (firewall none) a passed source can only be greylisted.
+        (Verdict::Grey | Verdict::Pass { .. }, _) => {
+            let sent = tarpit(&shared, stream, ip, local, Mode::Grey, true).await;
+            format!("{sent} bytes sent, greylisted")
+        }
+    };
+    info!(
+        "{ip}: disconnected after {:.1}s, {outcome}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Splice a whitelisted client to the MTA after a PROXY v2 header.
+async fn pass(
+    shared: &Arc<Shared>,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    upstream: SocketAddr,
+    white: bool,
+) -> String {
+    let ip = canonical(peer.ip());
+    let connect = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(upstream)).await;
+    let mut mta = match connect {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return refuse_pass(&mut client, format!("upstream {upstream} refused: {e}")).await;
+        }
+        Err(_) => return refuse_pass(&mut client, format!("upstream {upstream} timed out")).await,
+    };
+    let src = SocketAddr::new(ip, peer.port());
+    let dst = local.map_or(upstream, |l| SocketAddr::new(canonical(l.ip()), l.port()));
+    if let Err(e) = mta.write_all(&crate::proxy::header(src, dst)).await {
+        return refuse_pass(&mut client, format!("upstream {upstream}: {e}")).await;
+    }
+    if white {
+        // A whitelisted host that keeps talking stays whitelisted (spamlogd's inbound role).
+        let rules = shared.config.rules;
+        match shared
+            .with_db(move |tx| grey::refresh_white(tx, ip, &rules, now()))
+            .await
+        {
+            Ok(w) => {
+                shared.memory_mut().white.insert(ip, w.expire);
+            }
+            Err(e) => warn!("{ip}: cannot refresh whitelist entry: {e}"),
+        }
+    }
+    match tokio::io::copy_bidirectional(&mut client, &mut mta).await {
+        Ok((up, down)) => format!("passed to {upstream}, {up} bytes in, {down} bytes out"),
+        Err(e) => format!("passed to {upstream}, ended with {e}"),
+    }
+}
+
+async fn refuse_pass(client: &mut TcpStream, why: String) -> String {
+    warn!("{why}");
+    let _ = client
+        .write_all(b"421 4.3.0 Mail server unavailable, try again later\r\n")
+        .await;
+    format!("not passed: {why}")
+}
+
+/// How replies are slowed down: one byte per `delay`, until `until` (for ever when None).
+#[derive(Clone, Copy)]
+struct Stutter {
+    delay: Duration,
+    until: Option<Instant>,
+}
+
+impl Stutter {
+    fn active(&self) -> bool {
+        self.until.is_none_or(|u| Instant::now() < u)
+    }
+}
+
+/// Write `bytes`, stuttering while the stutter is active.
+async fn send(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    stutter: Option<Stutter>,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let write = async {
+        let mut rest = bytes;
+        while let Some(s) = stutter.filter(Stutter::active)
+            && let Some((first, tail)) = rest.split_first()
+        {
+            stream.write_all(std::slice::from_ref(first)).await?;
+            tokio::time::sleep(s.delay).await;
+            rest = tail;
+        }
+        stream.write_all(rest).await
+    };
+    // A client that never reads cannot hold the connection past the idle limit per reply.
+    let slowest = stutter.map_or(Duration::ZERO, |s| s.delay) * u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    tokio::time::timeout(timeout + slowest, write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// The tarpit dialogue. Returns the number of bytes sent.
+async fn tarpit(
+    shared: &Arc<Shared>,
+    mut stream: TcpStream,
+    ip: IpAddr,
+    local: Option<SocketAddr>,
+    mode: Mode,
+    black_stutter: bool,
+) -> usize {
+    let config = &shared.config;
+    let started = Instant::now();
+    let on_low_mx = matches!((config.low_priority_mx, local), (Some(mx), Some(l)) if canonical(l.ip()) == mx);
+    let mut dialogue = Dialogue::new(
+        ip,
+        mode,
+        DialogueConfig {
+            hostname: config.hostname.clone(),
+            max_bad_commands: config.max_bad_commands,
+        },
+    );
+    // Blacklisted: stutter throughout (unless over maxblack); greylisted: for the first -S seconds.
+    let stutter_now = |d: &Dialogue| -> Option<Stutter> {
+        let until = match d.mode() {
+            Mode::Black { .. } if black_stutter => None,
+            Mode::Black { .. } => return None,
+            Mode::Grey => Some(started + config.grey_stutter),
+        };
+        (!config.stutter.is_zero()).then_some(Stutter {
+            delay: config.stutter,
+            until,
+        })
+    };
+    let mut sent = 0usize;
+    let banner = dialogue.banner(&config.banner_name, now());
+    if send(
+        &mut stream,
+        banner.as_bytes(),
+        stutter_now(&dialogue),
+        config.idle_timeout,
+    )
+    .await
+    .is_err()
+    {
+        return sent;
+    }
+    sent += banner.len();
+    let mut lines = LineReader::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = match tokio::time::timeout(config.idle_timeout, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return sent,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                let _ = stream.write_all(b"421 4.4.2 Timeout, closing connection\r\n").await;
+                return sent;
+            }
+        };
+        lines.push(&buf[..n]);
+        while let Some(line) = lines.next_line() {
+            let step = dialogue.on_line(line.as_deref().map_err(|e| *e));
+            if let Some(tuple) = step.tuple.filter(|_| !config.blacklist_only) {
+                record(shared, &mut dialogue, tuple, on_low_mx).await;
+            }
+            if step.data_started {
+                shrink_window(&stream, config.window);
+            }
+            if let Some(reply) = step.reply {
+                if send(
+                    &mut stream,
+                    reply.as_bytes(),
+                    stutter_now(&dialogue),
+                    config.idle_timeout,
+                )
+                .await
+                .is_err()
+                {
+                    return sent;
+                }
+                sent += reply.len();
+            }
+            if step.close {
+                return sent;
+            }
+        }
+    }
+}
+
+/// spamd's -w: a small receive window makes a blacklisted sender's DATA crawl.
+fn shrink_window(stream: &TcpStream, window: Option<u32>) {
+    if let Some(w) = window {
+        let sock = socket2::SockRef::from(stream);
+        let _ = sock.set_recv_buffer_size(w as usize);
+    }
+}
+
+/// Greylist a tuple; a trap turns the rest of this dialogue black.
+async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple, on_low_mx: bool) {
+    let rules = shared.config.rules;
+    let shared2 = Arc::clone(shared);
+    let t = tuple.clone();
+    let decision = shared
+        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &rules, now()))
+        .await;
+    let ip = tuple.ip;
+    match decision {
+        Ok(Decision::NewGrey(_)) | Ok(Decision::StillGrey(_)) => {
+            info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to);
+        }
+        Ok(Decision::Promote(w)) => {
+            info!(
+                "{ip}: whitelisted: <{}> -> <{}> retried after the pass time",
+                tuple.from, tuple.to
+            );
+            shared.memory_mut().white.insert(ip, w.expire);
+            if let Err(e) = shared.firewall.white_added(ip) {
+                warn!("{ip}: firewall: {e}");
+            }
+        }
+        Ok(Decision::Trap(t, reason)) => {
+            info!(
+                "{ip}: trapped ({}): <{}> -> <{}>",
+                reason.as_str(),
+                tuple.from,
+                tuple.to
+            );
+            shared.memory_mut().trapped.insert(ip, t.expire);
+            dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
+        }
+        Err(e) => warn!("{ip}: cannot record tuple: {e}"),
+    }
+}

@@ -1,0 +1,177 @@
+//! The daemon: binds the listeners and the control socket, drops privileges,
+//! then runs one task per connection, the control server and the expiry sweep.
+
+mod conn;
+mod control;
+mod state;
+
+pub use state::now;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::firewall;
+use crate::grey::AllowedDomains;
+use state::Shared;
+
+/// A listening socket; IPv6 sockets are v6-only so `0.0.0.0` and `::` can both be bound.
+fn listen(ip: IpAddr, port: u16) -> Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    if ip.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    sock.listen(1024)?;
+    Ok(TcpListener::from_std(sock.into())?)
+}
+
+/// Create the database's directory if needed and open it.
+fn open_db(path: &Path) -> Result<Db> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(Db::open(path)?)
+}
+
+/// When started as root, hand the database and socket to `user` and become it.
+fn drop_privileges(config: &Config) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let Some(user) = nix::unistd::User::from_name(&config.user)? else {
+        warn!(
+            "user {} does not exist: running as root (create it to drop privileges)",
+            config.user
+        );
+        return Ok(());
+    };
+    let own = |p: &Path| nix::unistd::chown(p, Some(user.uid), Some(user.gid));
+    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        own(dir)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = config.db.clone().into_os_string();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if p.exists() {
+            own(&p)?;
+        }
+    }
+    own(&config.control)?;
+    nix::unistd::setgroups(&[user.gid])?;
+    nix::unistd::setgid(user.gid)?;
+    nix::unistd::setuid(user.uid)?;
+    info!("running as {}", config.user);
+    Ok(())
+}
+
+/// Run greyd until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<()> {
+    let db = open_db(&config.db)?;
+    let allowed = AllowedDomains::load(&config.alloweddomains)
+        .with_context(|| format!("cannot read {}", config.alloweddomains.display()))?;
+    let fw = firewall::from_config(&config)?;
+    let listeners = config
+        .listen
+        .iter()
+        .map(|&ip| listen(ip, config.port))
+        .collect::<Result<Vec<_>>>()?;
+    let control = control::bind(&config.control)
+        .with_context(|| format!("cannot create control socket {}", config.control.display()))?;
+    let shared = Shared::new(config, db, allowed, fw)?;
+    drop_privileges(&shared.config)?;
+    for l in listeners {
+        info!("listening on {}", l.local_addr()?);
+        tokio::spawn(accept_loop(Arc::clone(&shared), l));
+    }
+    tokio::spawn(control::serve(Arc::clone(&shared), control));
+    tokio::spawn(sweep(Arc::clone(&shared)));
+    info!(
+        "greyd ready: firewall {:?}, passtime {}s, greyexp {}s, whiteexp {}s",
+        shared.config.firewall,
+        shared.config.rules.passtime.as_secs(),
+        shared.config.rules.greyexp.as_secs(),
+        shared.config.rules.whiteexp.as_secs()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    info!("exiting");
+    let _ = std::fs::remove_file(&shared.config.control);
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors: back off instead of spinning.
+                warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if shared.connections.load(Ordering::Relaxed) >= shared.config.maxcon {
+            info!(
+                "{}: refused, {} connections open (maxcon)",
+                peer.ip(),
+                shared.config.maxcon
+            );
+            continue;
+        }
+        tokio::spawn(conn::serve(Arc::clone(&shared), stream, peer));
+    }
+}
+
+/// Delete expired records every `expire_interval`.
+async fn sweep(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.expire_interval);
+    loop {
+        tick.tick().await;
+        let expired = match shared.with_db(|tx| tx.expire(now())).await {
+            Ok(e) => e,
+            Err(e) => {
+                warn!("expiry sweep: {e}");
+                continue;
+            }
+        };
+        {
+            let mut m = shared.memory_mut();
+            for ip in &expired.white {
+                m.white.remove(ip);
+            }
+            for ip in &expired.trapped {
+                m.trapped.remove(ip);
+            }
+        }
+        for ip in &expired.white {
+            info!("{ip}: whitelist entry expired");
+            if let Err(e) = shared.firewall.white_removed(*ip) {
+                warn!("{ip}: firewall: {e}");
+            }
+        }
+        if expired.grey + expired.white.len() + expired.trapped.len() > 0 {
+            info!(
+                "expired {} grey, {} white, {} trapped entries",
+                expired.grey,
+                expired.white.len(),
+                expired.trapped.len()
+            );
+        }
+    }
+}

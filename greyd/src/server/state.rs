@@ -1,0 +1,114 @@
+//! What the daemon shares between connections: configuration, the database
+//! handle, and in-memory copies of the sets consulted at every accept
+//! (whitelist, trapped sources, lists), kept equal to the database because
+//! every change goes through this process.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, RwLock};
+
+use ipnet::IpNet;
+
+use crate::config::Config;
+use crate::db::{Db, DbError, Tx};
+use crate::firewall::{Firewall, FirewallState};
+use crate::grey::AllowedDomains;
+use crate::lists::Lists;
+
+/// Sets consulted on every connection.
+#[derive(Default)]
+pub struct Memory {
+    /// Whitelisted sources and their expiry times.
+    pub white: HashMap<IpAddr, i64>,
+    /// Trapped sources and their expiry times.
+    pub trapped: HashMap<IpAddr, i64>,
+    pub lists: Lists,
+}
+
+pub struct Shared {
+    pub config: Config,
+    db: Mutex<Db>,
+    pub memory: RwLock<Memory>,
+    pub allowed: AllowedDomains,
+    pub firewall: Box<dyn Firewall>,
+    /// Open tarpit and proxied connections.
+    pub connections: AtomicUsize,
+    /// Open blacklisted connections.
+    pub black: AtomicUsize,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Shared {
+    /// Load the database into memory and hand the firewall its initial state.
+    pub fn new(
+        config: Config,
+        mut db: Db,
+        allowed: AllowedDomains,
+        firewall: Box<dyn Firewall>,
+    ) -> Result<Arc<Shared>, anyhow::Error> {
+        let (whites, trappeds, lists) = db.transaction(|tx| Ok((tx.whites()?, tx.trappeds()?, tx.lists()?)))?;
+        let memory = Memory {
+            white: whites.into_iter().map(|w| (w.ip, w.expire)).collect(),
+            trapped: trappeds.into_iter().map(|t| (t.ip, t.expire)).collect(),
+            lists: Lists::new(lists),
+        };
+        let shared = Arc::new(Shared {
+            config,
+            db: Mutex::new(db),
+            memory: RwLock::new(memory),
+            allowed,
+            firewall,
+            connections: AtomicUsize::new(0),
+            black: AtomicUsize::new(0),
+        });
+        shared.firewall.load(&shared.firewall_state())?;
+        Ok(shared)
+    }
+
+    /// Run `f` in a database transaction on the blocking pool (commits fsync).
+    pub async fn with_db<T, F>(self: &Arc<Self>, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        let shared = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut db = shared.db.lock().unwrap_or_else(|e| e.into_inner());
+            db.transaction(f)
+        })
+        .await
+        .expect("database task panicked")
+    }
+
+    /// Everything the firewall enforces, from memory.
+    pub fn firewall_state(&self) -> FirewallState {
+        let m = self.memory.read().unwrap_or_else(|e| e.into_inner());
+        let mut allow: Vec<IpNet> = self.config.nospamd.clone();
+        allow.extend(
+            m.lists
+                .iter()
+                .filter(|l| l.stored.kind == crate::control::ListKind::Allow)
+                .flat_map(|l| l.stored.entries.iter().copied()),
+        );
+        FirewallState {
+            white: m.white.keys().copied().collect(),
+            allow,
+            block: m.lists.hard_blocks(),
+        }
+    }
+
+    pub fn memory(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
+        self.memory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn memory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Memory> {
+        self.memory.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
