@@ -61,9 +61,7 @@ pub fn parse(text: &str) -> Result<Aliases, Vec<AliasError>> {
             continue;
         }
         match parse_targets(value) {
-            Ok(targets) if targets.is_empty() => {
-                errors.push(err(format!("alias {name} has no targets")))
-            }
+            Ok(targets) if targets.is_empty() => errors.push(err(format!("alias {name} has no targets"))),
             Ok(targets) => {
                 if aliases.map.insert(name.clone(), targets).is_some() {
                     errors.push(err(format!("alias {name} defined twice")));
@@ -72,11 +70,7 @@ pub fn parse(text: &str) -> Result<Aliases, Vec<AliasError>> {
             Err(message) => errors.push(err(format!("alias {name}: {message}"))),
         }
     }
-    if errors.is_empty() {
-        Ok(aliases)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(aliases) } else { Err(errors) }
 }
 
 /// Comma-separated targets, as in an alias value or an :include: file.
@@ -186,10 +180,7 @@ mod tests {
              inc: :include:/etc/mail/list.txt\nroot: \\root, alice\n",
         )
         .unwrap();
-        assert_eq!(
-            a.get("postmaster"),
-            Some(&[AliasTarget::Address("root".into())][..])
-        );
+        assert_eq!(a.get("postmaster"), Some(&[AliasTarget::Address("root".into())][..]));
         assert_eq!(
             a.get("LIST").unwrap(),
             &[
@@ -203,10 +194,7 @@ mod tests {
             a.get("inc").unwrap(),
             &[AliasTarget::Include("/etc/mail/list.txt".into())]
         );
-        assert_eq!(
-            a.get("root").unwrap()[0],
-            AliasTarget::NoAlias("root".into())
-        );
+        assert_eq!(a.get("root").unwrap()[0], AliasTarget::NoAlias("root".into()));
     }
 
     #[test]

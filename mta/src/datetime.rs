@@ -63,10 +63,7 @@ mod tests {
     #[test]
     fn known_dates() {
         assert_eq!(super::rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(
-            super::rfc5322(1_795_833_931),
-            "Sat, 28 Nov 2026 02:45:31 +0000"
-        );
+        assert_eq!(super::rfc5322(1_795_833_931), "Sat, 28 Nov 2026 02:45:31 +0000");
         assert_eq!(super::asctime(951_782_400), "Tue Feb 29 00:00:00 2000");
     }
 }

@@ -35,9 +35,7 @@ impl FrontendError {
     pub fn exit_code(&self) -> i32 {
         match self {
             FrontendError::Usage(_) => EX_USAGE,
-            FrontendError::Config(_) | FrontendError::Queue(_) | FrontendError::Input(_) => {
-                EX_TEMPFAIL
-            }
+            FrontendError::Config(_) | FrontendError::Queue(_) | FrontendError::Input(_) => EX_TEMPFAIL,
         }
     }
 }
@@ -72,8 +70,7 @@ pub struct Options {
 pub fn parse_args(args: &[String], default_mode: Mode) -> Result<Options, FrontendError> {
     let mut o = Options {
         mode: default_mode,
-        config: std::env::var_os("MTA_CONFIG")
-            .map_or_else(|| "/etc/mta/mta.toml".into(), PathBuf::from),
+        config: std::env::var_os("MTA_CONFIG").map_or_else(|| "/etc/mta/mta.toml".into(), PathBuf::from),
         from_headers: false,
         sender: None,
         full_name: None,
@@ -102,16 +99,10 @@ pub fn parse_args(args: &[String], default_mode: Mode) -> Result<Options, Fronte
             "-bs" => o.mode = Mode::Smtp,
             "-bp" => o.mode = Mode::Queue,
             "-bi" => o.mode = Mode::Aliases,
-            s if s.starts_with("-f") || s.starts_with("-r") => {
-                o.sender = Some(value("-f", &s[2..])?)
-            }
+            s if s.starts_with("-f") || s.starts_with("-r") => o.sender = Some(value("-f", &s[2..])?),
             s if s.starts_with("-F") => o.full_name = Some(value("-F", &s[2..])?),
             s if s.starts_with("-C") => o.config = value("-C", &s[2..])?.into(),
-            s if s.starts_with("-o")
-                || s.starts_with("-O")
-                || s == "-v"
-                || s == "-n"
-                || s.starts_with("-X") => {}
+            s if s.starts_with("-o") || s.starts_with("-O") || s == "-v" || s == "-n" || s.starts_with("-X") => {}
             s if s.starts_with("-b") => {
                 return Err(FrontendError::Usage(format!("mode {s} not supported")));
             }
@@ -218,10 +209,7 @@ pub fn submit(opts: &Options, input: &[u8]) -> Result<i32, FrontendError> {
     let shared = Shared::new(config, None, None)?;
     let host = shared.config.hostname.clone();
     let user = current_user();
-    let sender = opts
-        .sender
-        .clone()
-        .unwrap_or_else(|| format!("{user}@{host}"));
+    let sender = opts.sender.clone().unwrap_or_else(|| format!("{user}@{host}"));
     let sender = if sender.contains('@') || sender.is_empty() {
         sender
     } else {
@@ -253,20 +241,14 @@ pub fn submit(opts: &Options, input: &[u8]) -> Result<i32, FrontendError> {
         }
     }
     if !has("date") {
-        added.push_str(&format!(
-            "Date: {}\r\n",
-            crate::datetime::rfc5322(crate::queue::now())
-        ));
+        added.push_str(&format!("Date: {}\r\n", crate::datetime::rfc5322(crate::queue::now())));
     }
     if !has("message-id") {
         let rnd: String = crate::auth::users::random_bytes(8)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        added.push_str(&format!(
-            "Message-ID: <{}.{rnd}@{host}>\r\n",
-            crate::queue::now()
-        ));
+        added.push_str(&format!("Message-ID: <{}.{rnd}@{host}>\r\n", crate::queue::now()));
     }
     if rcpts.is_empty() {
         return Err(FrontendError::Usage("no recipients given".into()));
@@ -314,14 +296,7 @@ pub fn submit(opts: &Options, input: &[u8]) -> Result<i32, FrontendError> {
         auth: Some(user),
     };
     let sender = (!sender.is_empty()).then_some(sender);
-    shared.accept_message(
-        sender,
-        Default::default(),
-        &accepted,
-        client,
-        received,
-        &content,
-    )?;
+    shared.accept_message(sender, Default::default(), &accepted, client, received, &content)?;
     Ok(code)
 }
 
@@ -335,15 +310,9 @@ pub fn smtp_on_stdio(opts: &Options) -> Result<i32, FrontendError> {
         .map_err(FrontendError::Input)?;
     rt.block_on(async {
         let io = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
-        crate::smtp::session::Session::new(
-            Box::new(io),
-            shared,
-            crate::smtp::session::Port::Local,
-            None,
-            false,
-        )
-        .run()
-        .await;
+        crate::smtp::session::Session::new(Box::new(io), shared, crate::smtp::session::Port::Local, None, false)
+            .run()
+            .await;
     });
     Ok(0)
 }
@@ -379,21 +348,12 @@ pub fn mailq(opts: &Options, out: &mut dyn Write) -> Result<i32, FrontendError> 
             let _ = writeln!(out, "        <{}> ({state})", r.address);
         }
     }
-    let _ = writeln!(
-        out,
-        "-- {} request{}",
-        ids.len(),
-        if ids.len() == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(out, "-- {} request{}", ids.len(), if ids.len() == 1 { "" } else { "s" });
     Ok(0)
 }
 
 /// `newaliases`: parse the aliases file and report every error with its line.
-pub fn newaliases(
-    opts: &Options,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<i32, FrontendError> {
+pub fn newaliases(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, FrontendError> {
     let config = Config::load(&opts.config)?;
     let path = &config.files.aliases;
     let text = match crate::reload::read_optional(path) {
@@ -424,8 +384,7 @@ pub fn main(name: &str, default_mode: Mode) -> i32 {
     let result = parse_args(&args, default_mode).and_then(|opts| match opts.mode {
         Mode::Deliver => {
             let mut input = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut input)
-                .map_err(FrontendError::Input)?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut input).map_err(FrontendError::Input)?;
             submit(&opts, &input)
         }
         Mode::Smtp => smtp_on_stdio(&opts),
@@ -448,20 +407,13 @@ mod tests {
 
     #[test]
     fn sendmail_flags() {
-        let o = parse_args(
-            &args("-t -oi -f me@x -FMy -C /c.toml -odb a b"),
-            Mode::Deliver,
-        )
-        .unwrap();
+        let o = parse_args(&args("-t -oi -f me@x -FMy -C /c.toml -odb a b"), Mode::Deliver).unwrap();
         assert!(o.from_headers && o.ignore_dots);
         assert_eq!(o.sender.as_deref(), Some("me@x"));
         assert_eq!(o.full_name.as_deref(), Some("My"));
         assert_eq!(o.config, PathBuf::from("/c.toml"));
         assert_eq!(o.recipients, vec!["a", "b"]);
-        assert_eq!(
-            parse_args(&args("-bs"), Mode::Deliver).unwrap().mode,
-            Mode::Smtp
-        );
+        assert_eq!(parse_args(&args("-bs"), Mode::Deliver).unwrap().mode, Mode::Smtp);
         assert!(parse_args(&args("-f"), Mode::Deliver).is_err());
     }
 
@@ -470,9 +422,7 @@ mod tests {
         assert_eq!(normalize_input(b"a\n.\nb\n", false), b"a\r\n");
         assert_eq!(normalize_input(b"a\r\n.\nb", true), b"a\r\n.\r\nb\r\n");
         assert_eq!(
-            addresses(
-                "Al <al@x.example>, bob@y.example (Bob), \"c, d\" <cd@z.example>; undisclosed:;"
-            ),
+            addresses("Al <al@x.example>, bob@y.example (Bob), \"c, d\" <cd@z.example>; undisclosed:;"),
             vec!["al@x.example", "bob@y.example", "cd@z.example"]
         );
     }

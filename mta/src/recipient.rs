@@ -66,10 +66,7 @@ fn parse_relay_domains(text: &str) -> RelayDomains {
 
 /// `192.168` or `10.1.2` as a network, as sendmail reads class R.
 fn dotted_prefix(s: &str) -> Option<IpNet> {
-    let parts: Vec<u8> = s
-        .split('.')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
+    let parts: Vec<u8> = s.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     if parts.is_empty() || parts.len() > 3 {
         return None;
     }
@@ -97,10 +94,7 @@ pub struct Router {
 }
 
 fn errors_to_string<E: std::fmt::Display>(path: &std::path::Path, errs: Vec<E>) -> String {
-    let lines: Vec<String> = errs
-        .iter()
-        .map(|e| format!("{}: {e}", path.display()))
-        .collect();
+    let lines: Vec<String> = errs.iter().map(|e| format!("{}: {e}", path.display())).collect();
     lines.join("; ")
 }
 
@@ -120,9 +114,7 @@ impl Router {
                     .map(|w| w.to_ascii_lowercase())
                     .collect())
             }),
-            relay_domains: Reloading::new(&f.relay_domains, |p| {
-                Ok(parse_relay_domains(&read_optional(p)?))
-            }),
+            relay_domains: Reloading::new(&f.relay_domains, |p| Ok(parse_relay_domains(&read_optional(p)?))),
             config,
             auth,
         }
@@ -137,17 +129,12 @@ impl Router {
         let d = domain.to_ascii_lowercase();
         d == "localhost"
             || d.eq_ignore_ascii_case(&self.config.hostname)
-            || self
-                .config
-                .domains
-                .iter()
-                .any(|x| x.eq_ignore_ascii_case(&d))
+            || self.config.domains.iter().any(|x| x.eq_ignore_ascii_case(&d))
             || Self::get(&self.local_names).is_some_and(|n| n.contains(&d))
     }
 
     fn is_virtual_domain(&self, domain: &str) -> bool {
-        Self::get(&self.virtusers).is_some_and(|v| v.has_domain(domain))
-            || self.auth.users().has_domain(domain)
+        Self::get(&self.virtusers).is_some_and(|v| v.has_domain(domain)) || self.auth.users().has_domain(domain)
     }
 
     pub fn is_our_domain(&self, domain: &str) -> bool {
@@ -162,18 +149,14 @@ impl Router {
             v4 => v4,
         };
         self.config.relay.networks.iter().any(|n| n.contains(&ip))
-            || Self::get(&self.relay_domains)
-                .is_some_and(|r| r.networks.iter().any(|n| n.contains(&ip)))
+            || Self::get(&self.relay_domains).is_some_and(|r| r.networks.iter().any(|n| n.contains(&ip)))
     }
 
     /// Destinations in relay-domains (and their subdomains).
     fn is_relay_domain(&self, domain: &str) -> bool {
         let d = domain.to_ascii_lowercase();
-        Self::get(&self.relay_domains).is_some_and(|r| {
-            r.domains
-                .iter()
-                .any(|x| d == *x || d.ends_with(&format!(".{x}")))
-        })
+        Self::get(&self.relay_domains)
+            .is_some_and(|r| r.domains.iter().any(|x| d == *x || d.ends_with(&format!(".{x}"))))
     }
 
     /// The RCPT decision. `may_relay`: the client is authenticated or in a relay network.
@@ -213,13 +196,7 @@ impl Router {
         }
     }
 
-    fn expand_address(
-        &self,
-        address: &str,
-        depth: usize,
-        seen: &mut Vec<String>,
-        out: &mut Vec<Resolved>,
-    ) {
+    fn expand_address(&self, address: &str, depth: usize, seen: &mut Vec<String>, out: &mut Vec<Resolved>) {
         if depth > MAX_DEPTH {
             out.push(Resolved::Error("554 5.4.6 Alias loop".into()));
             return;
@@ -246,10 +223,7 @@ impl Router {
             return;
         }
         if let Some(target) = self.virtual_mailbox(local, domain) {
-            out.push(Resolved::Deliver {
-                target,
-                owner: None,
-            });
+            out.push(Resolved::Deliver { target, owner: None });
         } else if self.is_local_domain(domain) {
             self.expand_local(local, false, depth, seen, out);
         } else {
@@ -265,32 +239,18 @@ impl Router {
             .into_iter()
             .find(|n| users.get(n).is_some())?;
         let (user, domain) = name.rsplit_once('@').expect("has @");
-        let folder = (name.starts_with(&format!("{user}@")) && !detail.is_empty())
-            .then(|| detail.to_string());
-        let base = self
-            .config
-            .delivery
-            .virtual_dir
-            .join(domain.to_ascii_lowercase());
+        let folder = (name.starts_with(&format!("{user}@")) && !detail.is_empty()).then(|| detail.to_string());
+        let base = self.config.delivery.virtual_dir.join(domain.to_ascii_lowercase());
         Some(match self.config.delivery.format {
             MailboxFormat::Maildir => Target::Maildir {
                 dir: base.join(user.to_ascii_lowercase()),
                 folder,
             },
-            MailboxFormat::Mbox => {
-                Target::Mbox(base.join(format!("{}.mbox", user.to_ascii_lowercase())))
-            }
+            MailboxFormat::Mbox => Target::Mbox(base.join(format!("{}.mbox", user.to_ascii_lowercase()))),
         })
     }
 
-    fn expand_local(
-        &self,
-        name: &str,
-        no_alias: bool,
-        depth: usize,
-        seen: &mut Vec<String>,
-        out: &mut Vec<Resolved>,
-    ) {
+    fn expand_local(&self, name: &str, no_alias: bool, depth: usize, seen: &mut Vec<String>, out: &mut Vec<Resolved>) {
         let (user, detail) = split_detail(name);
         if !no_alias
             && let Some(aliases) = Self::get(&self.aliases)
@@ -302,9 +262,7 @@ impl Router {
             }
             return;
         }
-        let Some(account) =
-            shadow::lookup(&user.to_ascii_lowercase()).or_else(|| shadow::lookup(user))
-        else {
+        let Some(account) = shadow::lookup(&user.to_ascii_lowercase()).or_else(|| shadow::lookup(user)) else {
             out.push(Resolved::Error("550 5.1.1 User unknown".into()));
             return;
         };
@@ -377,16 +335,10 @@ impl Router {
                                 self.expand_target(t, owner, depth + 1, seen, out);
                             }
                         }
-                        Err(e) => out.push(Resolved::Error(format!(
-                            "550 5.3.5 {}: {e}",
-                            path.display()
-                        ))),
+                        Err(e) => out.push(Resolved::Error(format!("550 5.3.5 {}: {e}", path.display()))),
                     }
                 }
-                Err(e) => out.push(Resolved::Error(format!(
-                    "451 4.3.0 {}: {e}",
-                    path.display()
-                ))),
+                Err(e) => out.push(Resolved::Error(format!("451 4.3.0 {}: {e}", path.display()))),
             },
         }
     }
@@ -461,11 +413,7 @@ mod tests {
             r.check("x", "[127.0.0.1]", false),
             Verdict::Reject("550 5.7.1 Relaying denied".into())
         );
-        for local in [
-            "alice%other.example",
-            "other.example!alice",
-            "\"alice@other.example\"",
-        ] {
+        for local in ["alice%other.example", "other.example!alice", "\"alice@other.example\""] {
             assert!(
                 matches!(r.check(local, "v.example", false), Verdict::Reject(_)),
                 "{local}"

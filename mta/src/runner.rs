@@ -50,10 +50,7 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
             .map(|(id, t)| (*t, id.clone()))
             .collect();
         due.sort();
-        for (_, id) in due
-            .into_iter()
-            .take(MAX_PARALLEL.saturating_sub(attempts.len()))
-        {
+        for (_, id) in due.into_iter().take(MAX_PARALLEL.saturating_sub(attempts.len())) {
             running.insert(id.clone());
             let s = Arc::clone(&shared);
             attempts.spawn_blocking(move || {
@@ -120,8 +117,7 @@ fn scan(shared: &Shared, schedule: &mut HashMap<String, u64>, parked: &HashSet<S
 
 fn backoff(shared: &Shared, attempts: u32) -> u64 {
     let base = shared.config.queue.retry_interval.as_secs().max(1);
-    base.saturating_mul(1u64 << attempts.min(16))
-        .min(MAX_BACKOFF)
+    base.saturating_mul(1u64 << attempts.min(16)).min(MAX_BACKOFF)
 }
 
 /// One delivery attempt for every pending recipient of message `id` (blocking).
@@ -131,20 +127,8 @@ pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> 
     let now = queue::now();
     let mut new_relays: Vec<String> = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
-    for rcpt in env
-        .recipients
-        .iter_mut()
-        .filter(|r| r.status == RcptStatus::Pending)
-    {
-        let status = deliver_recipient(
-            shared,
-            id,
-            &env.sender,
-            env.arrived,
-            &content,
-            rcpt,
-            &mut new_relays,
-        );
+    for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+        let status = deliver_recipient(shared, id, &env.sender, env.arrived, &content, rcpt, &mut new_relays);
         match status {
             Ok(()) => {
                 rcpt.status = RcptStatus::Delivered;
@@ -158,11 +142,7 @@ pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> 
         }
     }
     for addr in new_relays {
-        if !env
-            .recipients
-            .iter()
-            .any(|r| r.address.eq_ignore_ascii_case(&addr))
-        {
+        if !env.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(&addr)) {
             tracing::info!("{id}: to=<{addr}>, status=queued (waiting for the outbound relay)");
             env.recipients.push(Recipient {
                 address: addr,
@@ -172,16 +152,9 @@ pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> 
             });
         }
     }
-    let pending = env
-        .recipients
-        .iter()
-        .any(|r| r.status == RcptStatus::Pending);
+    let pending = env.recipients.iter().any(|r| r.status == RcptStatus::Pending);
     if pending && now.saturating_sub(env.arrived) > shared.config.queue.lifetime.as_secs() {
-        for rcpt in env
-            .recipients
-            .iter_mut()
-            .filter(|r| r.status == RcptStatus::Pending)
-        {
+        for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
             let why = format!(
                 "expired after {}: {}",
                 crate::config::format_duration(shared.config.queue.lifetime),
@@ -259,10 +232,7 @@ fn deliver_recipient(
                         delivered_any = true;
                     }
                     Err(e) if e.temporary => {
-                        tracing::info!(
-                            "{id}: to=<{}>, relay=local, status=deferred ({key}: {e})",
-                            rcpt.address
-                        );
+                        tracing::info!("{id}: to=<{}>, relay=local, status=deferred ({key}: {e})", rcpt.address);
                         temp = Some(e.message);
                     }
                     Err(e) => perm = Some(e.message),
@@ -280,10 +250,7 @@ fn deliver_recipient(
         (Some(t), _) => Err((true, t)),
         (None, Some(p)) if !delivered_any => Err((false, p)),
         (None, Some(p)) => {
-            tracing::warn!(
-                "{id}: to=<{}>: part of the expansion failed: {p}",
-                rcpt.address
-            );
+            tracing::warn!("{id}: to=<{}>: part of the expansion failed: {p}", rcpt.address);
             Ok(())
         }
         (None, None) => Ok(()),

@@ -40,9 +40,7 @@ impl Virtusertable {
             .map(|t| (t, false))
             .or_else(|| self.map.get(&format!("@{domain}")).map(|t| (t, true)))?;
         Some(match found {
-            (VirtTarget::Address(a), true) => {
-                VirtTarget::Address(a.replace("%1", user).replace("%2", detail))
-            }
+            (VirtTarget::Address(a), true) => VirtTarget::Address(a.replace("%1", user).replace("%2", detail)),
             (t, _) => t.clone(),
         })
     }
@@ -98,11 +96,7 @@ pub fn parse(text: &str) -> Result<Virtusertable, Vec<VirtError>> {
         };
         table.map.insert(key, target);
     }
-    if errors.is_empty() {
-        Ok(table)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(table) } else { Err(errors) }
 }
 
 /// `error:D.S.N:CODE text`, `error:CODE text` or `error:nouser text`.
@@ -121,9 +115,8 @@ fn parse_error(spec: &str) -> Option<String> {
             code => (format!("{}.0.0", code.get(..1)?), code),
         },
     };
-    let valid_code = code.len() == 3
-        && matches!(code.as_bytes()[0], b'4' | b'5')
-        && code.bytes().all(|b| b.is_ascii_digit());
+    let valid_code =
+        code.len() == 3 && matches!(code.as_bytes()[0], b'4' | b'5') && code.bytes().all(|b| b.is_ascii_digit());
     let valid_status = status.split('.').count() == 3
         && status
             .split('.')
@@ -166,10 +159,7 @@ mod tests {
     #[test]
     fn reports_bad_lines() {
         let errs = parse("a@b.example\nnokey target\nx@y.example error:999 no\n").unwrap_err();
-        assert_eq!(
-            errs.iter().map(|e| e.line).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 
     proptest::proptest! {

@@ -52,14 +52,7 @@ impl MtaSetup {
             Command::new(bin("mtactl"))
                 .args(["init", "--root"])
                 .arg(dir.path())
-                .args([
-                    "--hostname",
-                    HOST,
-                    "--domain",
-                    DOMAIN,
-                    "--port-offset",
-                    "30000",
-                ]),
+                .args(["--hostname", HOST, "--domain", DOMAIN, "--port-offset", "30000"]),
         );
         let config = dir.path().canonicalize().unwrap().join("mta.toml");
         let setup = MtaSetup {
@@ -98,11 +91,7 @@ impl MtaSetup {
                 .arg(&self.config),
             format!("{password}\n").as_bytes(),
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn start(&self) -> Daemon {

@@ -37,13 +37,7 @@ fn accepted_mail_survives_kill_9() {
         "Subject: durable\r\n\r\nkeep me\r\n",
     );
     mta.kill9();
-    assert!(
-        setup
-            .root()
-            .join("queue")
-            .join(format!("{id}.env"))
-            .exists()
-    );
+    assert!(setup.root().join("queue").join(format!("{id}.env")).exists());
     let q = run_ok(&mut setup.command("mailq"));
     assert!(q.contains(&id), "{q}");
     std::fs::remove_file(setup.root().join("held.mbox.lock")).unwrap();
@@ -76,10 +70,7 @@ fn aliases_deliver_to_mbox_programs_and_lists() {
     send(setup.smtp, "bob@remote.test", &["list@example.test"], body);
     let text = String::from_utf8(wait_file(&mbox)).unwrap();
     let (from_line, rest) = text.split_once('\n').unwrap();
-    assert!(
-        from_line.starts_with("From bob@remote.test "),
-        "{from_line}"
-    );
+    assert!(from_line.starts_with("From bob@remote.test "), "{from_line}");
     let (_, content) = strip_trace(rest.as_bytes(), "bob@remote.test");
     assert_eq!(
         String::from_utf8(content).unwrap(),
@@ -116,14 +107,8 @@ fn virtusertable_routes_and_rejects() {
     assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
     assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
     let r = c.cmd("RCPT TO:<gone@virtual.test>").unwrap();
-    assert_eq!(
-        (r.code, r.text()),
-        (550, "5.1.6 User has moved".to_string())
-    );
-    assert_eq!(
-        c.cmd("RCPT TO:<nobody-such@example.test>").unwrap().code,
-        550
-    );
+    assert_eq!((r.code, r.text()), (550, "5.1.6 User has moved".to_string()));
+    assert_eq!(c.cmd("RCPT TO:<nobody-such@example.test>").unwrap().code, 550);
     drop(c);
     send(
         setup.smtp,
@@ -183,8 +168,7 @@ fn temporary_failures_are_retried_and_permanent_ones_bounce() {
     let text = String::from_utf8_lossy(&bounce[0]);
     assert!(text.starts_with("Return-Path: <>\n"), "{text}");
     assert!(
-        text.contains("Subject: Undelivered Mail Returned to Sender")
-            && text.contains("Subject: doomed"),
+        text.contains("Subject: Undelivered Mail Returned to Sender") && text.contains("Subject: doomed"),
         "{text}"
     );
 }

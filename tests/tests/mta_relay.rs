@@ -67,10 +67,7 @@ fn unauthenticated_relay_is_refused_on_every_port() {
         assert!(ok, "{out}{err}");
         for (rcpt, code) in TRICKS.iter().zip(out.lines()) {
             let code: u16 = code.parse().unwrap();
-            assert!(
-                code >= 500,
-                "port {port} ({mode}) accepted <{rcpt}>: {code}"
-            );
+            assert!(code >= 500, "port {port} ({mode}) accepted <{rcpt}>: {code}");
         }
         assert_eq!(out.lines().count(), TRICKS.len());
     }

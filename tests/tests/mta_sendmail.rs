@@ -78,18 +78,15 @@ fn sendmail_t_and_bs_deliver() {
     setup.add_user("alice@example.test", "pw");
     setup.add_user("carol@example.test", "pw");
     let _mta = setup.start();
-    let input = b"To: Alice <alice@example.test>\nBcc: carol@example.test\nSubject: from -t\n\nline one\n.\nafter the dot\n";
+    let input =
+        b"To: Alice <alice@example.test>\nBcc: carol@example.test\nSubject: from -t\n\nline one\n.\nafter the dot\n";
     let out = run_with_input(
         setup
             .command("sendmail")
             .args(["-t", "-f", "root@mx.test", "-F", "Cron Daemon"]),
         input,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for user in ["alice@example.test", "carol@example.test"] {
         let msgs = wait_messages(&setup.maildir(user), 1);
         let (received, rest) = strip_trace(&msgs[0], "root@mx.test");
@@ -124,19 +121,13 @@ fn sendmail_t_and_bs_deliver() {
         "{text}"
     );
     let msgs = wait_messages(&setup.maildir("alice@example.test"), 3);
-    let all: String = msgs
-        .iter()
-        .map(|m| String::from_utf8_lossy(m).into_owned())
-        .collect();
+    let all: String = msgs.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
     assert!(
         all.contains("Subject: i\n\n.\nkept\n") && all.contains("via -bs"),
         "{all}"
     );
     // Unknown local recipients: an error and EX_NOUSER.
-    let out = run_with_input(
-        setup.command("sendmail").arg("nobody-here@example.test"),
-        b"x\n",
-    );
+    let out = run_with_input(setup.command("sendmail").arg("nobody-here@example.test"), b"x\n");
     assert_eq!(out.status.code(), Some(67));
     assert!(String::from_utf8_lossy(&out.stderr).contains("550 5.1.1"));
 }
@@ -144,10 +135,7 @@ fn sendmail_t_and_bs_deliver() {
 #[test]
 fn newaliases_reports_errors_with_line_numbers() {
     let setup = MtaSetup::new();
-    setup.write(
-        "aliases",
-        "# ok\nroot: alice\nbroken line\nlist: a,\n  b\nempty:\n",
-    );
+    setup.write("aliases", "# ok\nroot: alice\nbroken line\nlist: a,\n  b\nempty:\n");
     let out = setup.command("newaliases").output().unwrap();
     assert_eq!(out.status.code(), Some(65));
     let err = String::from_utf8_lossy(&out.stderr);

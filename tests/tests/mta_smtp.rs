@@ -35,10 +35,7 @@ fn data_is_delivered_to_maildir_byte_for_byte() {
         )),
         "{received}"
     );
-    assert_eq!(
-        rest,
-        "Subject: t\n\n.leading dot\n..\nüñí\tcode\n".as_bytes()
-    );
+    assert_eq!(rest, "Subject: t\n\n.leading dot\n..\nüñí\tcode\n".as_bytes());
 }
 
 #[test]
@@ -58,15 +55,9 @@ fn pipelined_commands_and_bdat_chunks() {
         "STARTTLS",
         "ETRN",
     ] {
-        assert!(
-            ehlo.lines.iter().any(|l| l.starts_with(cap)),
-            "{cap} missing: {ehlo:?}"
-        );
+        assert!(ehlo.lines.iter().any(|l| l.starts_with(cap)), "{cap} missing: {ehlo:?}");
     }
-    assert!(
-        !ehlo.text().contains("AUTH"),
-        "AUTH offered before TLS: {ehlo:?}"
-    );
+    assert!(!ehlo.text().contains("AUTH"), "AUTH offered before TLS: {ehlo:?}");
     // One write: the whole transaction, with BDAT chunks (bytes, not lines).
     c.send_raw(
         b"MAIL FROM:<bob@remote.test> BODY=8BITMIME\r\nRCPT TO:<alice@example.test> NOTIFY=SUCCESS,FAILURE\r\n\
@@ -101,11 +92,7 @@ fn smuggling_endings_never_end_data() {
         let r = c.reply().unwrap();
         assert_eq!(r.code, 550, "ending {ending:?}: {r:?}");
         assert!(r.text().contains("5.6.0"), "{r:?}");
-        assert_eq!(
-            c.cmd("NOOP").unwrap().code,
-            250,
-            "session out of sync after {ending:?}"
-        );
+        assert_eq!(c.cmd("NOOP").unwrap().code, 250, "session out of sync after {ending:?}");
     }
     // A clean message afterwards is the only one delivered.
     let mut c = smtp(setup.smtp);
@@ -115,10 +102,7 @@ fn smuggling_endings_never_end_data() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let msgs = wait_messages(&setup.maildir("alice@example.test"), 1);
     let text = String::from_utf8_lossy(&msgs[0]);
-    assert!(
-        text.contains("Subject: clean") && !text.contains("smuggled"),
-        "{text}"
-    );
+    assert!(text.contains("Subject: clean") && !text.contains("smuggled"), "{text}");
 }
 
 #[test]
@@ -151,10 +135,7 @@ fn recipient_and_connection_limits() {
     let setup = MtaSetup::new();
     setup.add_user("alice@example.test", "pw");
     setup.edit("max_recipients = 1000", "max_recipients = 3");
-    setup.edit(
-        "max_connections_per_client = 50",
-        "max_connections_per_client = 2",
-    );
+    setup.edit("max_connections_per_client = 50", "max_connections_per_client = 2");
     let _mta = setup.start();
     let mut c = smtp(setup.smtp);
     send_envelope(&mut c, "alice@example.test");
@@ -193,8 +174,7 @@ fn swaks_and_curl_deliver() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("msg");
     let mut f = std::fs::File::create(&file).unwrap();
-    f.write_all(b"Subject: via curl\r\n\r\ncurl body\r\n")
-        .unwrap();
+    f.write_all(b"Subject: via curl\r\n\r\ncurl body\r\n").unwrap();
     run_ok(
         std::process::Command::new("curl")
             .args([
@@ -209,13 +189,29 @@ fn swaks_and_curl_deliver() {
             .arg(&file),
     );
     let msgs = wait_messages(&setup.maildir("alice@example.test"), 2);
-    let all: String = msgs
-        .iter()
-        .map(|m| String::from_utf8_lossy(m).into_owned())
-        .collect();
+    let all: String = msgs.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
     assert!(
         all.contains("Subject: via swaks") && all.contains("with ESMTPS"),
         "{all}"
     );
     assert!(all.contains("Subject: via curl\n\ncurl body\n"), "{all}");
+}
+
+#[test]
+fn idle_clients_are_timed_out_and_smtputf8_is_honoured() {
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    setup.edit("command_timeout = \"5m\"", "command_timeout = \"1s\"");
+    let _mta = setup.start();
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bøb@remote.test>").unwrap().code, 501);
+    assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
+    assert_eq!(c.cmd("RCPT TO:<ålice@example.test>").unwrap().code, 553);
+    assert_eq!(c.cmd("RSET").unwrap().code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bøb@remote.test> SMTPUTF8").unwrap().code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.test>").unwrap().code, 250);
+    let r = c.reply().unwrap();
+    assert_eq!(r.code, 421, "{r:?}");
+    assert!(r.text().contains("4.4.2"), "{r:?}");
 }

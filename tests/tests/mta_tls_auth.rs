@@ -35,10 +35,7 @@ s.quit()
 "#;
 
 fn submit(port: u16, mode: &str, mech: &str, user: &str, pw: &str, rcpt: &str) -> String {
-    let (ok, out, err) = python(
-        SUBMIT,
-        &["127.0.0.1", &port.to_string(), mode, mech, user, pw, rcpt],
-    );
+    let (ok, out, err) = python(SUBMIT, &["127.0.0.1", &port.to_string(), mode, mech, user, pw, rcpt]);
     assert!(ok, "python failed: {out}\n{err}");
     out
 }
@@ -67,11 +64,7 @@ fn setup_with_users() -> MtaSetup {
 fn auth_mechanisms_over_starttls_and_implicit_tls() {
     let setup = setup_with_users();
     let _mta = setup.start();
-    let (p25, p587, p465) = (
-        setup.smtp.port(),
-        setup.submission.port(),
-        setup.smtps.port(),
-    );
+    let (p25, p587, p465) = (setup.smtp.port(), setup.submission.port(), setup.smtps.port());
     let out = submit(
         p25,
         "starttls",
@@ -127,10 +120,7 @@ fn auth_mechanisms_over_starttls_and_implicit_tls() {
         "carol@example.test",
     );
     assert!(out.contains("CODE 535"), "{out}");
-    assert_eq!(
-        wait_messages(&setup.maildir("carol@example.test"), 3).len(),
-        3
-    );
+    assert_eq!(wait_messages(&setup.maildir("carol@example.test"), 3).len(), 3);
     let msgs = wait_messages(&setup.maildir("alice@example.test"), 1);
     assert!(String::from_utf8_lossy(&msgs[0]).contains("with ESMTPSA"));
 }
@@ -141,9 +131,7 @@ fn submission_requires_tls_then_auth() {
     let _mta = setup.start();
     let mut c = smtp(setup.submission);
     assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-    let r = c
-        .cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==")
-        .unwrap();
+    let r = c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==").unwrap();
     assert_eq!(r.code, 538, "plaintext AUTH: {r:?}");
     assert_eq!(c.cmd("MAIL FROM:<alice@example.test>").unwrap().code, 530);
     // Same on 25: no AUTH before TLS.
@@ -171,10 +159,7 @@ fn submission_requires_tls_then_auth() {
     assert!(out.contains("SENT"), "{out}");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let q = run_ok(&mut setup.command("mailq"));
-    assert!(
-        q.contains("<dave@remote.test> (waiting for the outbound relay)"),
-        "{q}"
-    );
+    assert!(q.contains("<dave@remote.test> (waiting for the outbound relay)"), "{q}");
 }
 
 #[test]
@@ -250,10 +235,7 @@ fn sighup_reloads_the_certificate() {
     let cert = setup.root().join("cert.pem");
     let keep = setup.root().join("old.pem");
     std::fs::copy(&cert, &keep).unwrap();
-    assert_eq!(
-        python(PEER_CERT, &[&port, cert.to_str().unwrap()]).1,
-        "True\n"
-    );
+    assert_eq!(python(PEER_CERT, &[&port, cert.to_str().unwrap()]).1, "True\n");
     run_ok(
         setup
             .command("mtactl")
@@ -262,16 +244,7 @@ fn sighup_reloads_the_certificate() {
     );
     // SAFETY: kill(2) on the daemon we started.
     unsafe { libc::kill(mta.pid() as i32, libc::SIGHUP) };
-    mta.wait_log(
-        "TLS certificate reloaded",
-        std::time::Duration::from_secs(5),
-    );
-    assert_eq!(
-        python(PEER_CERT, &[&port, cert.to_str().unwrap()]).1,
-        "True\n"
-    );
-    assert_eq!(
-        python(PEER_CERT, &[&port, keep.to_str().unwrap()]).1,
-        "False\n"
-    );
+    mta.wait_log("TLS certificate reloaded", std::time::Duration::from_secs(5));
+    assert_eq!(python(PEER_CERT, &[&port, cert.to_str().unwrap()]).1, "True\n");
+    assert_eq!(python(PEER_CERT, &[&port, keep.to_str().unwrap()]).1, "False\n");
 }

@@ -34,9 +34,7 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Authenticator {
         Authenticator {
             config: config.clone(),
-            users: Reloading::new(&config.users_file, |p| {
-                Users::load(p).map_err(|e| e.to_string())
-            }),
+            users: Reloading::new(&config.users_file, |p| Users::load(p).map_err(|e| e.to_string())),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -100,10 +100,7 @@ impl Exchange {
 
     /// Whether an initial response may replace the first challenge.
     pub fn accepts_initial(&self) -> bool {
-        matches!(
-            self.state,
-            State::Plain | State::LoginUser | State::ScramFirst
-        )
+        matches!(self.state, State::Plain | State::LoginUser | State::ScramFirst)
     }
 
     pub fn step(&mut self, response: &[u8], secrets: &dyn SecretLookup) -> Step {
@@ -154,9 +151,7 @@ impl Exchange {
                 };
                 let expected = cram_md5_digest(&secret, challenge.as_bytes());
                 if constant_eq(expected.as_bytes(), digest.to_ascii_lowercase().as_bytes()) {
-                    Step::Success {
-                        user: user.to_string(),
-                    }
+                    Step::Success { user: user.to_string() }
                 } else {
                     Step::Failure
                 }
@@ -240,11 +235,7 @@ fn attributes(s: &str) -> std::collections::HashMap<&str, &str> {
 pub fn cram_md5_digest(secret: &str, challenge: &[u8]) -> String {
     let mut mac = Hmac::<Md5>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(challenge);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
@@ -273,9 +264,7 @@ fn scram_final(
         return Step::Malformed;
     };
     let attrs = attributes(without_proof);
-    if attrs.get("r") != Some(&nonce)
-        || !attrs.get("c").is_some_and(|c| *c == "biws" || *c == "eSws")
-    {
+    if attrs.get("r") != Some(&nonce) || !attrs.get("c").is_some_and(|c| *c == "biws" || *c == "eSws") {
         return Step::Failure;
     }
     let (Some(secret), Ok(proof)) = (secret, B64.decode(proof)) else {
@@ -330,10 +319,7 @@ mod tests {
         assert_eq!(x.step(b"nonul", &lookup()), Step::Malformed);
         let (mut x, c) = Exchange::start("LOGIN", "h").unwrap();
         assert_eq!(c.unwrap(), b"Username:");
-        assert_eq!(
-            x.step(b"bob", &lookup()),
-            Step::Challenge(b"Password:".to_vec())
-        );
+        assert_eq!(x.step(b"bob", &lookup()), Step::Challenge(b"Password:".to_vec()));
         assert_eq!(
             x.step(b"pw", &lookup()),
             Step::CheckPassword {
@@ -371,10 +357,7 @@ mod tests {
         let client_key = hmac256(&salted, b"Client Key");
         let sig = hmac256(&s.stored_key, auth.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        match x.step(
-            format!("{without},p={}", B64.encode(proof)).as_bytes(),
-            &lookup(),
-        ) {
+        match x.step(format!("{without},p={}", B64.encode(proof)).as_bytes(), &lookup()) {
             Step::Challenge(v) => {
                 let expected = format!("v={}", B64.encode(hmac256(&s.server_key, auth.as_bytes())));
                 assert_eq!(String::from_utf8(v).unwrap(), expected);

@@ -20,13 +20,9 @@ pub fn lookup(name: &str) -> Option<Owner> {
 /// Check `password` against a crypt(3) hash string.
 pub fn verify_crypt(password: &str, hash: &str) -> bool {
     if hash.starts_with("$6$") || hash.starts_with("$5$") {
-        ShaCrypt::default()
-            .verify_password(password.as_bytes(), hash)
-            .is_ok()
+        ShaCrypt::default().verify_password(password.as_bytes(), hash).is_ok()
     } else if hash.starts_with("$y$") {
-        Yescrypt::default()
-            .verify_password(password.as_bytes(), hash)
-            .is_ok()
+        Yescrypt::default().verify_password(password.as_bytes(), hash).is_ok()
     } else {
         false
     }
@@ -52,7 +48,8 @@ mod tests {
     #[test]
     fn crypt_formats() {
         // Made with `openssl passwd -6 -salt saltsalt secret`.
-        let sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+        let sha512 =
+            "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
         assert!(super::verify_crypt("secret", sha512));
         assert!(!super::verify_crypt("wrong", sha512));
         assert!(!super::verify_crypt("secret", "!"));

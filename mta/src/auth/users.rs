@@ -67,11 +67,7 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 impl VirtualUser {
-    pub fn new(
-        name: &str,
-        password: &str,
-        allow_cram_md5: bool,
-    ) -> Result<VirtualUser, UsersError> {
+    pub fn new(name: &str, password: &str, allow_cram_md5: bool) -> Result<VirtualUser, UsersError> {
         let argon2 = Argon2::default()
             .hash_password(password.as_bytes())
             .map_err(|e| UsersError::Hash(e.to_string()))?
@@ -85,11 +81,8 @@ impl VirtualUser {
     }
 
     pub fn verify(&self, password: &str) -> bool {
-        argon2::PasswordHash::new(&self.argon2).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+        argon2::PasswordHash::new(&self.argon2)
+            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     }
 
     fn to_line(&self) -> String {
@@ -125,9 +118,7 @@ impl VirtualUser {
             server_key: B64.decode(server).ok()?,
         };
         let cram_md5 = match fields.next() {
-            Some(f) => {
-                Some(String::from_utf8(B64.decode(f.strip_prefix("cram-md5=")?).ok()?).ok()?)
-            }
+            Some(f) => Some(String::from_utf8(B64.decode(f.strip_prefix("cram-md5=")?).ok()?).ok()?),
             None => None,
         };
         if fields.next().is_some() || !name.contains('@') {
@@ -187,9 +178,7 @@ impl Users {
             text.push_str(&u.to_line());
             text.push('\n');
         }
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(err)?;
+        f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)
     }
 

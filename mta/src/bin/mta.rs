@@ -18,12 +18,7 @@ use std::sync::Arc;
 #[command(about = "Mail server: SMTP, queue and local delivery (runs in the foreground)")]
 struct Cli {
     /// Configuration file.
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "/etc/mta/mta.toml",
-        env = "MTA_CONFIG"
-    )]
+    #[arg(long, short = 'c', default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
     config: PathBuf,
     #[command(subcommand)]
     helper: Option<Helper>,
@@ -58,10 +53,7 @@ fn main() -> Result<()> {
         return deliver_as_user(&cli.config, args);
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MTA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MTA_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -85,20 +77,14 @@ fn deliver_as_user(config: &std::path::Path, args: DeliverArgs) -> Result<()> {
     let mut content = Vec::new();
     std::io::stdin().read_to_end(&mut content)?;
     let msg = Message {
-        sender: Some(&args.sender)
-            .filter(|s| !s.is_empty())
-            .map(String::as_str),
+        sender: Some(&args.sender).filter(|s| !s.is_empty()).map(String::as_str),
         recipient: &args.recipient,
         content: &content,
         arrived: args.arrived,
     };
     if let Err(e) = deliver::deliver_here(&target, &msg, &hostname) {
         eprintln!("{e}");
-        std::process::exit(if e.temporary {
-            deliver::pipe::EX_TEMPFAIL
-        } else {
-            1
-        });
+        std::process::exit(if e.temporary { deliver::pipe::EX_TEMPFAIL } else { 1 });
     }
     Ok(())
 }
@@ -128,12 +114,7 @@ async fn daemon(config: Config) -> Result<()> {
             }
             let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
             tracing::info!("listening on {addr} ({port:?})");
-            tokio::spawn(server::serve(
-                listener,
-                port,
-                Arc::clone(&shared),
-                Arc::clone(&counts),
-            ));
+            tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&counts)));
         }
     }
     tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));

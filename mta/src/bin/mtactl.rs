@@ -40,12 +40,7 @@ enum Cmd {
     User {
         #[command(subcommand)]
         action: UserCmd,
-        #[arg(
-            long,
-            global = true,
-            default_value = "/etc/mta/mta.toml",
-            env = "MTA_CONFIG"
-        )]
+        #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
         config: PathBuf,
     },
     /// Write a self-signed certificate and key to the paths in the configuration.
@@ -102,11 +97,7 @@ fn main() -> Result<()> {
                 names
             };
             mta::tls::write_self_signed(&names, &config.tls.cert, &config.tls.key)?;
-            println!(
-                "wrote {} and {}",
-                config.tls.cert.display(),
-                config.tls.key.display()
-            );
+            println!("wrote {} and {}", config.tls.cert.display(), config.tls.key.display());
             Ok(())
         }
     }
@@ -125,10 +116,7 @@ fn read_password() -> Result<String> {
 fn check_address(address: &str) -> Result<(String, String)> {
     let mb = mta::smtp::command::Mailbox::parse(address, false)
         .map_err(|_| anyhow::anyhow!("{address:?} is not user@domain"))?;
-    Ok((
-        mb.local.to_ascii_lowercase(),
-        mb.domain.to_ascii_lowercase(),
-    ))
+    Ok((mb.local.to_ascii_lowercase(), mb.domain.to_ascii_lowercase()))
 }
 
 fn user(action: UserCmd, config: &Config) -> Result<()> {
@@ -166,15 +154,7 @@ fn user(action: UserCmd, config: &Config) -> Result<()> {
         }
         UserCmd::List => {
             for u in &users.users {
-                println!(
-                    "{}{}",
-                    u.name,
-                    if u.cram_md5.is_some() {
-                        " (cram-md5)"
-                    } else {
-                        ""
-                    }
-                );
+                println!("{}{}", u.name, if u.cram_md5.is_some() { " (cram-md5)" } else { "" });
             }
         }
     }
@@ -182,31 +162,19 @@ fn user(action: UserCmd, config: &Config) -> Result<()> {
 }
 
 /// Set a password from stdin, save the file, and make sure the Maildir exists.
-fn set_password(
-    config: &Config,
-    users: &mut Users,
-    address: &str,
-    allow_cram_md5: bool,
-) -> Result<()> {
+fn set_password(config: &Config, users: &mut Users, address: &str, allow_cram_md5: bool) -> Result<()> {
     let (local, domain) = check_address(address)?;
     let pw = read_password()?;
     users.set(VirtualUser::new(address, &pw, allow_cram_md5)?);
     users.save(&config.auth.users_file)?;
     if config.delivery.format == mta::config::MailboxFormat::Maildir {
         let maildir = config.delivery.virtual_dir.join(&domain).join(&local);
-        mta::deliver::maildir::create(&maildir)
-            .with_context(|| format!("creating {}", maildir.display()))?;
+        mta::deliver::maildir::create(&maildir).with_context(|| format!("creating {}", maildir.display()))?;
     }
     Ok(())
 }
 
-fn init(
-    root: &Path,
-    hostname: Option<String>,
-    domain: Option<String>,
-    listen: IpAddr,
-    offset: u16,
-) -> Result<()> {
+fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: IpAddr, offset: u16) -> Result<()> {
     std::fs::create_dir_all(root)?;
     let root = root.canonicalize()?;
     let mut c = Config::default();
@@ -248,10 +216,7 @@ fn init(
         std::fs::create_dir_all(dir)?;
     }
     let files: [(&Path, &str); 5] = [
-        (
-            &c.files.aliases,
-            "# sendmail aliases format: name: target, target...\n",
-        ),
+        (&c.files.aliases, "# sendmail aliases format: name: target, target...\n"),
         (
             &c.files.virtusertable,
             "# user@domain target | @domain target | user@domain error:nouser text\n",
@@ -261,10 +226,7 @@ fn init(
             &c.files.relay_domains,
             "# domains we relay to, and client networks allowed to relay\n",
         ),
-        (
-            &c.auth.users_file,
-            "# mta virtual users: managed by `mtactl user`\n",
-        ),
+        (&c.auth.users_file, "# mta virtual users: managed by `mtactl user`\n"),
     ];
     for (path, text) in files {
         if !path.exists() {

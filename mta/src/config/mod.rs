@@ -242,10 +242,7 @@ impl Default for FilesConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
-            networks: vec![
-                "127.0.0.0/8".parse().expect("net"),
-                "::1/128".parse().expect("net"),
-            ],
+            networks: vec!["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")],
         }
     }
 }
@@ -316,9 +313,7 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("bad duration {s:?} (use 30s, 5m, 4h, 5d)"))
-        })
+        parse_duration(&s).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (use 30s, 5m, 4h, 5d)")))
     }
 }
 

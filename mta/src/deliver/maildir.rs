@@ -15,10 +15,7 @@ static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 /// Create `dir` with tmp/, new/ and cur/ (mode 0700) if missing.
 pub fn create(dir: &Path) -> std::io::Result<()> {
     for sub in ["tmp", "new", "cur"] {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir.join(sub))?;
+        DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
     }
     Ok(())
 }
@@ -34,9 +31,7 @@ pub fn create_folder(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
 /// A name unique per the Maildir spec: time, microseconds, pid, a
 /// per-process counter, and the host name with `/` and `:` escaped.
 fn unique_name(hostname: &str) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let host = hostname.replace('/', "\\057").replace(':', "\\072");
     let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
     format!(
@@ -50,27 +45,17 @@ fn unique_name(hostname: &str) -> String {
 }
 
 /// Deliver `data` (already in local form); into `folder` if it exists.
-pub fn deliver(
-    dir: &Path,
-    folder: Option<&str>,
-    data: &[u8],
-    hostname: &str,
-) -> Result<(), DeliveryError> {
+pub fn deliver(dir: &Path, folder: Option<&str>, data: &[u8], hostname: &str) -> Result<(), DeliveryError> {
     let box_dir = match folder.map(|f| dir.join(format!(".{f}"))) {
         Some(f) if f.join("maildirfolder").exists() => f,
         _ => dir.to_path_buf(),
     };
-    create(&box_dir)
-        .map_err(|e| DeliveryError::io(&format!("creating {}", box_dir.display()), e))?;
+    create(&box_dir).map_err(|e| DeliveryError::io(&format!("creating {}", box_dir.display()), e))?;
     let name = format!("{},S={}", unique_name(hostname), data.len());
     let tmp = box_dir.join("tmp").join(&name);
     let new = box_dir.join("new").join(&name);
     let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &new)?;

@@ -23,12 +23,7 @@ impl DotLock {
         let lock = PathBuf::from(name);
         let end = Instant::now() + LOCK_WAIT;
         loop {
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&lock)
-            {
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&lock) {
                 Ok(_) => return Ok(DotLock(lock)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let stale = std::fs::metadata(&lock)

@@ -104,27 +104,16 @@ impl Message<'_> {
 }
 
 /// Deliver in this process (the caller already has the right identity).
-pub fn deliver_here(
-    target: &Target,
-    msg: &Message<'_>,
-    hostname: &str,
-) -> Result<(), DeliveryError> {
+pub fn deliver_here(target: &Target, msg: &Message<'_>, hostname: &str) -> Result<(), DeliveryError> {
     match target {
-        Target::Maildir { dir, folder } => {
-            maildir::deliver(dir, folder.as_deref(), &msg.local_form(), hostname)
-        }
+        Target::Maildir { dir, folder } => maildir::deliver(dir, folder.as_deref(), &msg.local_form(), hostname),
         Target::Mbox(path) => mbox::deliver(path, msg),
         Target::Program(cmd) => pipe::deliver(cmd, msg, None),
     }
 }
 
 /// Deliver as `owner` when we are root and the owner is someone else, else here.
-pub fn deliver(
-    target: &Target,
-    msg: &Message<'_>,
-    owner: Option<&Owner>,
-    hostname: &str,
-) -> Result<(), DeliveryError> {
+pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostname: &str) -> Result<(), DeliveryError> {
     let switch = owner.filter(|o| nix::unistd::geteuid().is_root() && o.uid != 0);
     match (switch, target) {
         (None, _) => deliver_here(target, msg, hostname),
@@ -154,11 +143,7 @@ fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
 
 /// Run `cmd` with `input` on its stdin. Exit 0 is success, EX_TEMPFAIL or a
 /// signal a temporary failure, anything else permanent; stderr is the reason.
-fn run_with_input(
-    cmd: &mut std::process::Command,
-    input: &[u8],
-    what: &str,
-) -> Result<(), DeliveryError> {
+fn run_with_input(cmd: &mut std::process::Command, input: &[u8], what: &str) -> Result<(), DeliveryError> {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = cmd
@@ -174,11 +159,7 @@ fn run_with_input(
     let out = child
         .wait_with_output()
         .map_err(|e| DeliveryError::io(&format!("waiting for {what}"), e))?;
-    let why = format!(
-        "{what}: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    let why = format!("{what}: {} {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     match out.status.code() {
         Some(0) => Ok(()),
         Some(pipe::EX_TEMPFAIL) | None => Err(DeliveryError::temp(why)),
@@ -196,11 +177,7 @@ pub mod helper {
     /// The hidden subcommand the child runs.
     pub const SUBCOMMAND: &str = "deliver-as-user";
 
-    pub fn deliver_as(
-        owner: &Owner,
-        target: &Target,
-        msg: &Message<'_>,
-    ) -> Result<(), DeliveryError> {
+    pub fn deliver_as(owner: &Owner, target: &Target, msg: &Message<'_>) -> Result<(), DeliveryError> {
         let exe = std::env::current_exe().map_err(|e| DeliveryError::io("current_exe", e))?;
         let mut cmd = Command::new(exe);
         cmd.arg(SUBCOMMAND)

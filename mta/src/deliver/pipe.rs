@@ -7,11 +7,7 @@ use std::process::Command;
 
 pub const EX_TEMPFAIL: i32 = 75;
 
-pub fn deliver(
-    command: &str,
-    msg: &Message<'_>,
-    owner: Option<&Owner>,
-) -> Result<(), DeliveryError> {
+pub fn deliver(command: &str, msg: &Message<'_>, owner: Option<&Owner>) -> Result<(), DeliveryError> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)

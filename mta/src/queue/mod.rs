@@ -83,9 +83,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// Time, process and sequence make ids unique across the daemon and
 /// `sendmail` processes writing the same spool; `create_new` guards the rest.
 fn new_id() -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     format!(
         "{:09X}{:05X}{:05X}{:04X}",
@@ -103,9 +101,7 @@ fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, QueueError> {
 impl Queue {
     pub fn open(dir: &Path) -> Result<Queue, QueueError> {
         io(dir, std::fs::create_dir_all(dir))?;
-        Ok(Queue {
-            dir: dir.to_path_buf(),
-        })
+        Ok(Queue { dir: dir.to_path_buf() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -158,8 +154,7 @@ impl Queue {
     /// Replace the envelope atomically (tmp, fsync, rename, fsync directory).
     pub fn write_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), QueueError> {
         let tmp = self.dir.join(format!("{id}.env.tmp"));
-        let json = serde_json::to_vec_pretty(envelope)
-            .map_err(|e| QueueError::Envelope(tmp.clone(), e))?;
+        let json = serde_json::to_vec_pretty(envelope).map_err(|e| QueueError::Envelope(tmp.clone(), e))?;
         let mut f = io(&tmp, File::create(&tmp))?;
         io(&tmp, f.write_all(&json).and_then(|_| f.sync_all()))?;
         let path = self.envelope_path(id);
@@ -196,12 +191,7 @@ impl Queue {
     pub fn list(&self) -> Result<Vec<String>, QueueError> {
         let mut ids: Vec<String> = io(&self.dir, std::fs::read_dir(&self.dir))?
             .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".env")
-                    .map(str::to_string)
-            })
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".env").map(str::to_string))
             .collect();
         ids.sort();
         Ok(ids)
@@ -219,10 +209,7 @@ impl Queue {
                 Some(id) => !self.envelope_path(id).exists(),
                 None => name.ends_with(".env.tmp"),
             };
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
+            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
             if orphan && old && std::fs::remove_file(entry.path()).is_ok() {
                 removed += 1;
             }

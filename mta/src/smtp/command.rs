@@ -181,11 +181,7 @@ fn required(rest: &str) -> Result<String, ParseError> {
 /// a Received: header as is.
 fn helo_arg(rest: &str) -> Result<String, ParseError> {
     let arg = rest.trim();
-    if arg.is_empty()
-        || arg.contains(' ')
-        || !arg.bytes().all(|b| b.is_ascii_graphic())
-        || arg.len() > 255
-    {
+    if arg.is_empty() || arg.contains(' ') || !arg.bytes().all(|b| b.is_ascii_graphic()) || arg.len() > 255 {
         return Err(ParseError::Syntax);
     }
     Ok(arg.to_string())
@@ -241,12 +237,10 @@ fn strip_route(path: &str) -> Result<&str, ParseError> {
 }
 
 fn params_iter(params: &str) -> impl Iterator<Item = (String, Option<&str>)> {
-    params
-        .split_ascii_whitespace()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-            None => (p.to_ascii_uppercase(), None),
-        })
+    params.split_ascii_whitespace().map(|p| match p.split_once('=') {
+        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+        None => (p.to_ascii_uppercase(), None),
+    })
 }
 
 fn parse_mail(rest: &str) -> Result<Command, ParseError> {
@@ -341,8 +335,7 @@ fn valid_xtext(s: &str) -> bool {
         match b[i] {
             b'+' => {
                 let hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
-                if !(b.get(i + 1).is_some_and(|&c| hex(c)) && b.get(i + 2).is_some_and(|&c| hex(c)))
-                {
+                if !(b.get(i + 1).is_some_and(|&c| hex(c)) && b.get(i + 2).is_some_and(|&c| hex(c))) {
                     return false;
                 }
                 i += 3;
@@ -431,18 +424,14 @@ mod tests {
             parse(b"mail from:<>").unwrap(),
             Command::Mail(None, MailParams::default())
         );
-        assert_eq!(
-            parse(b"MAIL FROM:<a@b> FOO=1"),
-            Err(ParseError::UnknownParam)
-        );
+        assert_eq!(parse(b"MAIL FROM:<a@b> FOO=1"), Err(ParseError::UnknownParam));
         assert_eq!(parse(b"MAIL FROM:a@b"), Err(ParseError::BadAddress));
     }
 
     #[test]
     fn rcpt_forms() {
         assert_eq!(
-            parse(b"RCPT TO:<@relay.example,@b.example:user@c.example> NOTIFY=SUCCESS,FAILURE")
-                .unwrap(),
+            parse(b"RCPT TO:<@relay.example,@b.example:user@c.example> NOTIFY=SUCCESS,FAILURE").unwrap(),
             Command::Rcpt(
                 mb("user@c.example"),
                 RcptParams {
@@ -455,17 +444,11 @@ mod tests {
             parse(b"RCPT TO:<\"a@b\"@c.example>").unwrap(),
             Command::Rcpt(mb("\"a@b\"@c.example"), RcptParams::default())
         );
-        assert!(matches!(
-            parse(b"RCPT TO:<Postmaster>"),
-            Ok(Command::RcptPostmaster(_))
-        ));
+        assert!(matches!(parse(b"RCPT TO:<Postmaster>"), Ok(Command::RcptPostmaster(_))));
         assert!(parse(b"RCPT TO:<u@[127.0.0.1]>").is_ok());
         assert_eq!(parse(b"RCPT TO:<u@[1.2.3]>"), Err(ParseError::BadAddress));
         assert_eq!(parse(b"RCPT TO:<a b@c>"), Err(ParseError::BadAddress));
-        assert_eq!(
-            parse(b"RCPT TO:<u@c> NOTIFY=NEVER,SUCCESS"),
-            Err(ParseError::Syntax)
-        );
+        assert_eq!(parse(b"RCPT TO:<u@c> NOTIFY=NEVER,SUCCESS"), Err(ParseError::Syntax));
     }
 
     #[test]
@@ -481,13 +464,7 @@ mod tests {
 
     #[test]
     fn bdat_and_misc() {
-        assert_eq!(
-            parse(b"BDAT 10 LAST").unwrap(),
-            Command::Bdat {
-                size: 10,
-                last: true
-            }
-        );
+        assert_eq!(parse(b"BDAT 10 LAST").unwrap(), Command::Bdat { size: 10, last: true });
         assert_eq!(parse(b"BDAT -1"), Err(ParseError::Syntax));
         assert_eq!(parse(b"DATA x"), Err(ParseError::Syntax));
         assert_eq!(parse(b"FOO"), Err(ParseError::Unknown));

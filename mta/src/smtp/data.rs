@@ -153,23 +153,13 @@ mod tests {
 
     #[test]
     fn smuggling_endings_are_content_and_flagged() {
-        for ending in [
-            &b"a\n.\n"[..],
-            b"a\r.\r",
-            b"a\n.\r\n",
-            b"a\r\n.\n",
-            b"a\r.\r\n",
-        ] {
+        for ending in [&b"a\n.\n"[..], b"a\r.\r", b"a\n.\r\n", b"a\r\n.\n", b"a\r.\r\n"] {
             let mut input = ending.to_vec();
             input.extend_from_slice(b"MAIL FROM:<x@y>\r\n");
             let (_, n, r) = decode(&input);
             assert_eq!((n, r), (input.len(), None), "{ending:?}");
             input.extend_from_slice(b"\r\n.\r\n");
-            assert_eq!(
-                decode(&input).2,
-                Some(DataOutcome::BareNewline),
-                "{ending:?}"
-            );
+            assert_eq!(decode(&input).2, Some(DataOutcome::BareNewline), "{ending:?}");
         }
     }
 

@@ -68,12 +68,7 @@ impl Drop for CountGuard {
 }
 
 /// Accept connections on `listener` forever.
-pub async fn serve(
-    listener: TcpListener,
-    port: Port,
-    shared: Arc<Shared>,
-    counts: Arc<ConnectionCounts>,
-) {
+pub async fn serve(listener: TcpListener, port: Port, shared: Arc<Shared>, counts: Arc<ConnectionCounts>) {
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
@@ -99,9 +94,7 @@ async fn read_proxy_header(sock: &mut TcpStream) -> Result<proxy::ProxyHeader, S
         return Err(e.to_string());
     }
     buf.resize(16 + len, 0);
-    sock.read_exact(&mut buf[16..])
-        .await
-        .map_err(|e| e.to_string())?;
+    sock.read_exact(&mut buf[16..]).await.map_err(|e| e.to_string())?;
     match proxy::parse(&buf) {
         Ok(Some((header, _))) => Ok(header),
         Ok(None) => Err("short PROXY header".into()),
@@ -125,8 +118,7 @@ async fn connection(
             Err(_) => return tracing::warn!("PROXY header from {peer}: timeout; closing"),
         }
     }
-    let Some(_guard) = counts.enter(client.ip(), shared.config.smtp.max_connections_per_client)
-    else {
+    let Some(_guard) = counts.enter(client.ip(), shared.config.smtp.max_connections_per_client) else {
         tracing::info!("reject: too many connections from {}", client.ip());
         let _ = sock
             .write_all(b"421 4.7.0 Too many connections from your address\r\n")

@@ -68,13 +68,7 @@ const READ_CHUNK: usize = 16 * 1024;
 
 impl Session {
     /// `tls`: the stream is already TLS (port 465).
-    pub fn new(
-        io: Box<dyn Io>,
-        shared: Arc<Shared>,
-        port: Port,
-        peer: Option<SocketAddr>,
-        tls: bool,
-    ) -> Session {
+    pub fn new(io: Box<dyn Io>, shared: Arc<Shared>, port: Port, peer: Option<SocketAddr>, tls: bool) -> Session {
         let limit = shared.config.smtp.line_length_limit;
         Session {
             io,
@@ -93,9 +87,7 @@ impl Session {
     }
 
     fn client_name(&self) -> String {
-        self.peer
-            .map(|p| p.ip().to_string())
-            .unwrap_or_else(|| "local".into())
+        self.peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "local".into())
     }
 
     pub async fn run(mut self) {
@@ -111,10 +103,7 @@ impl Session {
 
     async fn serve(&mut self) -> Flow {
         loop {
-            let line = match self
-                .next_line(self.shared.config.smtp.command_timeout)
-                .await?
-            {
+            let line = match self.next_line(self.shared.config.smtp.command_timeout).await? {
                 Ok(line) => line,
                 Err(e) => {
                     self.error(e.reply())?;
@@ -170,10 +159,7 @@ impl Session {
         }
     }
 
-    async fn next_line(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Result<Vec<u8>, super::lines::LineError>, End> {
+    async fn next_line(&mut self, timeout: Duration) -> Result<Result<Vec<u8>, super::lines::LineError>, End> {
         loop {
             if let Some(line) = self.lines.next_line() {
                 return Ok(line);
@@ -185,9 +171,7 @@ impl Session {
     fn may_relay(&self) -> bool {
         self.port == Port::Local
             || self.auth.is_some()
-            || self
-                .peer
-                .is_some_and(|p| self.shared.router.is_relay_client(p.ip()))
+            || self.peer.is_some_and(|p| self.shared.router.is_relay_client(p.ip()))
     }
 
     fn auth_offered(&self) -> bool {
@@ -256,21 +240,11 @@ impl Session {
         if self.auth_offered() {
             caps.push(format!("AUTH {}", sasl::MECHANISMS.join(" ")));
         }
-        caps.extend(
-            [
-                "ENHANCEDSTATUSCODES",
-                "8BITMIME",
-                "DSN",
-                "SMTPUTF8",
-                "CHUNKING",
-            ]
-            .map(String::from),
-        );
+        caps.extend(["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"].map(String::from));
         let last = caps.len() - 1;
         for (i, c) in caps.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
-            self.out
-                .extend_from_slice(format!("250{sep}{c}\r\n").as_bytes());
+            self.out.extend_from_slice(format!("250{sep}{c}\r\n").as_bytes());
         }
         Ok(())
     }
@@ -340,10 +314,7 @@ impl Session {
                 Ok(())
             }
             Err(reply) => {
-                tracing::info!(
-                    "reject: RCPT from {} to=<{rcpt}>: {reply}",
-                    self.client_name()
-                );
+                tracing::info!("reject: RCPT from {} to=<{rcpt}>: {reply}", self.client_name());
                 self.error(&reply)
             }
         }
@@ -490,9 +461,7 @@ impl Session {
             return Ok(());
         }
         let arg = arg.trim_start_matches('<').trim_end_matches('>');
-        let (local, domain) = arg
-            .rsplit_once('@')
-            .unwrap_or((arg, &self.shared.config.hostname));
+        let (local, domain) = arg.rsplit_once('@').unwrap_or((arg, &self.shared.config.hostname));
         match self.shared.route(local, domain, false) {
             Ok(_) => {
                 self.reply(&format!("250 2.1.5 <{local}@{domain}>"));
@@ -521,11 +490,7 @@ impl Session {
         // Anything pipelined after STARTTLS was sent in plaintext: discard it (CVE-2011-0411).
         self.lines.clear();
         let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        let handshake = tokio::time::timeout(
-            self.shared.config.smtp.command_timeout,
-            tls.acceptor().accept(io),
-        )
-        .await;
+        let handshake = tokio::time::timeout(self.shared.config.smtp.command_timeout, tls.acceptor().accept(io)).await;
         match handshake {
             Ok(Ok(stream)) => {
                 self.io = Box::new(stream);
@@ -543,10 +508,7 @@ impl Session {
     }
 
     async fn read_response(&mut self) -> Result<Option<Vec<u8>>, End> {
-        match self
-            .next_line(self.shared.config.smtp.command_timeout)
-            .await?
-        {
+        match self.next_line(self.shared.config.smtp.command_timeout).await? {
             Ok(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
             Err(_) => Ok(None),
         }
@@ -554,8 +516,7 @@ impl Session {
 
     async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Flow {
         if !self.auth_offered() {
-            return self
-                .error("538 5.7.11 Encryption required for requested authentication mechanism");
+            return self.error("538 5.7.11 Encryption required for requested authentication mechanism");
         }
         if self.auth.is_some() || self.tx.is_some() {
             return self.error("503 5.5.1 AUTH not allowed now");
@@ -564,9 +525,7 @@ impl Session {
         if ip.is_some_and(|ip| self.shared.auth.throttled(ip)) {
             return self.error("454 4.7.0 Too many failed authentications; try again later");
         }
-        let Some((mut exchange, challenge)) =
-            Exchange::start(mechanism, &self.shared.config.hostname)
-        else {
+        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
             return self.error("504 5.5.4 Unrecognized authentication type");
         };
         let mut response = match initial {
@@ -575,10 +534,7 @@ impl Session {
                 return self.error("501 5.5.4 Initial response not allowed for this mechanism");
             }
             None => {
-                self.reply(&format!(
-                    "334 {}",
-                    B64.encode(challenge.unwrap_or_default())
-                ));
+                self.reply(&format!("334 {}", B64.encode(challenge.unwrap_or_default())));
                 self.read_response().await?
             }
         };
@@ -595,10 +551,9 @@ impl Session {
                 Step::CheckPassword { user, password } => {
                     let auth = Arc::clone(&self.shared.auth);
                     let u = user.clone();
-                    let ok =
-                        tokio::task::spawn_blocking(move || auth.verify_password(&u, &password))
-                            .await
-                            .unwrap_or(false);
+                    let ok = tokio::task::spawn_blocking(move || auth.verify_password(&u, &password))
+                        .await
+                        .unwrap_or(false);
                     return self.auth_result(ok.then_some(user), mechanism);
                 }
                 Step::Success { user } => return self.auth_result(Some(user), mechanism),
@@ -629,10 +584,7 @@ impl Session {
                 if let Some(ip) = ip {
                     self.shared.auth.record_failure(ip);
                 }
-                tracing::warn!(
-                    "auth: {mechanism} authentication failed from {}",
-                    self.client_name()
-                );
+                tracing::warn!("auth: {mechanism} authentication failed from {}", self.client_name());
                 self.error("535 5.7.8 Authentication credentials invalid")
             }
         }
