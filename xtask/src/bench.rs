@@ -1,0 +1,305 @@
+//! `cargo xtask bench …`: benchmarks against release builds. They print
+//! figures; they never pass or fail on speed.
+//!
+//! - `tarpit`: hold N blacklisted connections from many 127.x sources and
+//!   report greyd's RSS per connection and CPU use while stuttering;
+//! - `grey`: new greylist tuples per second and promotions per second, with
+//!   the durable (fsynced) database.
+//!
+//! There is no spamd on Linux to compare with in the same run, so these
+//! print absolute figures only.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+use crate::{root, run};
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Many blacklisted connections held at once: RSS per connection, CPU.
+    Tarpit {
+        #[arg(long, default_value_t = 100_000)]
+        connections: usize,
+        /// Seconds to hold them all while greyd stutters.
+        #[arg(long, default_value_t = 10)]
+        hold: u64,
+    },
+    /// Greylisting throughput with the fsynced database.
+    Grey {
+        /// Tuples (one per source address) to create, then promote.
+        #[arg(long, default_value_t = 4000)]
+        tuples: usize,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
+}
+
+pub fn run_bench(b: Bench) -> Result<()> {
+    run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd", "--bins"]))?;
+    match b {
+        Bench::Tarpit { connections, hold } => tarpit(connections, hold),
+        Bench::Grey { tuples, clients } => grey(tuples, clients),
+    }
+}
+
+/// greyd (release) on 127.0.0.1 with its files in a fresh directory; killed on drop.
+struct Greyd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Greyd {
+    fn start(args: &[&str]) -> Result<Greyd> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = Command::new(root().join("target/release/greyd"))
+            .args(["-d", "-l", "127.0.0.1", "-p", &port.to_string(), "--firewall", "none"])
+            .arg("--db")
+            .arg(dir.path().join("greyd.db"))
+            .arg("--control")
+            .arg(dir.path().join("greyd.sock"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start greyd")?;
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !line.contains("does not exist") {
+                    eprintln!("[greyd] {line}");
+                }
+            }
+        });
+        let g = Greyd { child, port, dir };
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(g.dir.path().join("greyd.sock")).is_err() {
+            if Instant::now() > end {
+                bail!("greyd did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(g)
+    }
+
+    fn control(&self, line: &str) -> Result<String> {
+        let mut s = std::os::unix::net::UnixStream::connect(self.dir.path().join("greyd.sock"))?;
+        writeln!(s, "{line}")?;
+        let mut out = String::new();
+        BufReader::new(s).read_line(&mut out)?;
+        Ok(out)
+    }
+
+    fn status_kb(&self, field: &str) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+            .with_context(|| format!("{field} not in /proc status"))
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+    }
+
+    /// User + system CPU seconds used so far.
+    fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Ok(ticks as f64 / hz)
+    }
+}
+
+impl Drop for Greyd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Raise this process's descriptor limit (greyd inherits it) towards `want`;
+/// returns the limit obtained, which may be lower where the hard limit cannot move.
+fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max.max(want),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+/// The i-th client source address: 127.1.0.1 onwards, 500 connections each.
+fn source(i: usize) -> IpAddr {
+    let n = (i / 500) as u32 + (1 << 16) + 1;
+    IpAddr::V4(Ipv4Addr::from((127u32 << 24) | n))
+}
+
+fn tarpit(wanted: usize, hold: u64) -> Result<()> {
+    // Client sockets live in this process and greyd's in its own: each needs one descriptor per connection.
+    let limit = raise_nofile(wanted as u64 + 1000) as usize;
+    let connections = wanted.min(limit.saturating_sub(500));
+    if connections < wanted {
+        println!(
+            "bench tarpit: descriptor limit is {limit} and cannot be raised here (no CAP_SYS_RESOURCE): \
+             holding {connections} connections instead of {wanted}"
+        );
+    }
+    let max = (connections + 100).to_string();
+    let g = Greyd::start(&["-c", &max, "-B", &max, "-s", "1"])?;
+    let resp = g.control(
+        r#"{"op":"load_list","name":"bench","kind":"black","message":"bench %A","entries":["127.0.0.0/8"]}"#,
+    )?;
+    anyhow::ensure!(resp.contains("\"ok\""), "load list: {resp}");
+    std::thread::sleep(Duration::from_millis(300));
+    let base_rss = g.status_kb("VmRSS:")?;
+    let base_fds = g.open_fds();
+    let addr = SocketAddr::from(([127, 0, 0, 1], g.port));
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.bind(&SocketAddr::new(source(i), 0).into())?;
+        sock.set_nonblocking(true)?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => bail!("connect {i}: {e}"),
+        }
+        held.push(sock);
+        // Let greyd's accept queue drain rather than overflow it.
+        if i % 1000 == 999 {
+            let end = Instant::now() + Duration::from_secs(30);
+            while g.open_fds() < base_fds + i - 1000 && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(60);
+    while g.open_fds() < base_fds + connections && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ramp = started.elapsed();
+    let accepted = g.open_fds().saturating_sub(base_fds);
+    let cpu0 = g.cpu_seconds()?;
+    std::thread::sleep(Duration::from_secs(hold));
+    let cpu = (g.cpu_seconds()? - cpu0) / hold as f64;
+    let rss = g.status_kb("VmRSS:")?;
+    let peak = g.status_kb("VmHWM:")?;
+    let per_conn = (rss.saturating_sub(base_rss) * 1024) as f64 / accepted.max(1) as f64;
+    println!(
+        "bench tarpit: {accepted} of {connections} blacklisted connections held (ramp {:.1}s)",
+        ramp.as_secs_f64()
+    );
+    println!(
+        "  greyd RSS {} KiB before, {rss} KiB holding, peak {peak} KiB",
+        base_rss
+    );
+    println!(
+        "  RSS per held connection: {:.0} bytes ({:.2} KiB)",
+        per_conn,
+        per_conn / 1024.0
+    );
+    println!("  CPU while holding and stuttering: {:.1}% of one core", cpu * 100.0);
+    drop(held);
+    Ok(())
+}
+
+/// One greylisting attempt up to RCPT from `ip`; returns once the RCPT is answered.
+fn attempt(addr: SocketAddr, ip: IpAddr, n: usize) -> Result<()> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    sock.connect(&addr.into())?;
+    let stream: TcpStream = sock.into();
+    let mut r = BufReader::new(stream.try_clone()?);
+    let mut w = stream;
+    let mut line = String::new();
+    let mut expect = |r: &mut BufReader<TcpStream>, code: &str| -> Result<()> {
+        line.clear();
+        r.read_line(&mut line)?;
+        anyhow::ensure!(line.starts_with(code), "expected {code}, got {line:?}");
+        Ok(())
+    };
+    expect(&mut r, "220")?;
+    write!(
+        w,
+        "HELO bench{n}.example\r\nMAIL FROM:<s{n}@bench.example>\r\nRCPT TO:<r{n}@here.example>\r\nQUIT\r\n"
+    )?;
+    for code in ["250", "250", "250", "221"] {
+        expect(&mut r, code)?;
+    }
+    Ok(())
+}
+
+/// Run `attempt` for tuples 0..n over `clients` threads; returns the rate per second.
+fn drive(addr: SocketAddr, n: usize, clients: usize) -> Result<f64> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            std::thread::spawn(move || -> Result<()> {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok(());
+                    }
+                    attempt(addr, source(i * 500), i)?;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("client thread")?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn grey(tuples: usize, clients: usize) -> Result<()> {
+    let g = Greyd::start(&["-G", "1s:1h:1d", "-s", "0", "-S", "0", "-c", "2000", "-B", "2000"])?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], g.port));
+    let new_rate = drive(addr, tuples, clients)?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let promote_rate = drive(addr, tuples, clients)?;
+    let dump = Command::new(root().join("target/release/greydb"))
+        .arg("--control")
+        .arg(g.dir.path().join("greyd.sock"))
+        .output()?;
+    let whites = String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .filter(|l| l.starts_with("WHITE|"))
+        .count();
+    anyhow::ensure!(
+        whites == tuples,
+        "expected {tuples} promotions, database has {whites} WHITE entries"
+    );
+    println!("bench grey: {tuples} tuples from {tuples} sources, {clients} concurrent clients, fsync per update");
+    println!("  new tuples:  {new_rate:.0}/s ({:.0} µs per tuple)", 1e6 / new_rate);
+    println!(
+        "  promotions:  {promote_rate:.0}/s ({:.0} µs per promotion)",
+        1e6 / promote_rate
+    );
+    Ok(())
+}
