@@ -113,7 +113,12 @@ impl Shared {
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "local".into()),
             envelope.client.helo.as_deref().unwrap_or("-"),
-            envelope.client.auth.as_deref().unwrap_or("-"),
+            // The AUTH identity is client-chosen bytes: escape it so it cannot forge log lines.
+            envelope
+                .client
+                .auth
+                .as_deref()
+                .map_or_else(|| "-".into(), |a| a.escape_debug().to_string()),
         );
         if let Some(w) = &self.wake {
             let _ = w.send(Wake::New(id.clone()));

@@ -573,7 +573,7 @@ impl Session {
                     self.shared.auth.record_success(ip);
                 }
                 tracing::info!(
-                    "auth: {user} authenticated from {} with {mechanism}",
+                    "auth: {user:?} authenticated from {} with {mechanism}",
                     self.client_name()
                 );
                 self.auth = Some(user);
