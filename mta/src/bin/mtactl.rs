@@ -212,8 +212,9 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
         .ok()
         .flatten()
         .map_or_else(|| "nobody".into(), |u| u.name);
-    for dir in [&c.queue.dir, &c.delivery.virtual_dir, &c.delivery.mbox_dir] {
-        std::fs::create_dir_all(dir)?;
+    mta::queue::Queue::open(&c.queue.dir)?;
+    for dir in [&c.delivery.virtual_dir, &c.delivery.mbox_dir] {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
     }
     let files: [(&Path, &str); 5] = [
         (&c.files.aliases, "# sendmail aliases format: name: target, target...\n"),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -100,7 +101,8 @@ fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T, QueueError> {
 
 impl Queue {
     pub fn open(dir: &Path) -> Result<Queue, QueueError> {
-        io(dir, std::fs::create_dir_all(dir))?;
+        // Mail is private: the spool and its files are for the mta user only.
+        io(dir, std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir))?;
         Ok(Queue { dir: dir.to_path_buf() })
     }
 
@@ -127,7 +129,7 @@ impl Queue {
         let (id, msg) = loop {
             let id = new_id();
             let path = self.content_path(&id);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
                 Ok(f) => break (id, (path, f)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(QueueError::Io(path, e)),
@@ -155,7 +157,15 @@ impl Queue {
     pub fn write_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), QueueError> {
         let tmp = self.dir.join(format!("{id}.env.tmp"));
         let json = serde_json::to_vec_pretty(envelope).map_err(|e| QueueError::Envelope(tmp.clone(), e))?;
-        let mut f = io(&tmp, File::create(&tmp))?;
+        let mut f = io(
+            &tmp,
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp),
+        )?;
         io(&tmp, f.write_all(&json).and_then(|_| f.sync_all()))?;
         let path = self.envelope_path(id);
         io(&path, std::fs::rename(&tmp, &path))?;
@@ -256,6 +266,10 @@ mod tests {
             q.read_content(&a).unwrap(),
             format!("X-Id: {a}\r\nbody\r\n").into_bytes()
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&q.content_path(&a)), 0o600);
+        assert_eq!(mode(&dir.path().join(format!("{a}.env"))), 0o600);
         q.remove(&a).unwrap();
         assert_eq!(q.list().unwrap(), vec![b]);
     }
