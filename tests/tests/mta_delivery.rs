@@ -209,3 +209,37 @@ fn proxy_v2_header_gives_the_real_client() {
     assert_eq!(c.reply().unwrap().code, 220);
     assert!(c.cmd("EHLO x").unwrap().lines[0].contains("[127.0.0.2]"));
 }
+
+#[test]
+fn dsn_parameters_are_kept_in_the_envelope() {
+    let setup = MtaSetup::new();
+    let mbox = setup.root().join("held.mbox");
+    setup.write("aliases", &format!("held: {}\n", mbox.display()));
+    std::fs::write(setup.root().join("held.mbox.lock"), "").unwrap();
+    let _mta = setup.start();
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    assert_eq!(
+        c.cmd("MAIL FROM:<bob@remote.test> RET=HDRS ENVID=env+2B1")
+            .unwrap()
+            .code,
+        250
+    );
+    let r = c
+        .cmd("RCPT TO:<held@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;held@example.test")
+        .unwrap();
+    assert_eq!(r.code, 250, "{r:?}");
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let r = c.cmd("Subject: dsn\r\n\r\nx\r\n.").unwrap();
+    let id = r.text().rsplit(' ').next().unwrap().to_string();
+    let env = std::fs::read_to_string(setup.root().join("queue").join(format!("{id}.env"))).unwrap();
+    for needle in [
+        "\"Hdrs\"",
+        "\"env+2B1\"",
+        "\"SUCCESS\"",
+        "\"DELAY\"",
+        "\"rfc822;held@example.test\"",
+    ] {
+        assert!(env.contains(needle), "{needle} missing from {env}");
+    }
+}
