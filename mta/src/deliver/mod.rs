@@ -122,19 +122,10 @@ pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostna
     }
 }
 
-/// Make `cmd` run as `owner`: its uid, gid (and only that group), HOME and USER.
+/// Make `cmd` run as `owner`: its uid and gid, HOME and USER. (std drops the
+/// supplementary groups itself when root sets a uid.)
 fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
     use std::os::unix::process::CommandExt;
-    let gid = owner.gid;
-    // SAFETY: setgroups(2) between fork and exec touches no shared state.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setgroups(1, &gid) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     cmd.uid(owner.uid)
         .gid(owner.gid)
         .env("HOME", &owner.home)

@@ -15,7 +15,12 @@ pub fn deliver(command: &str, msg: &Message<'_>, owner: Option<&Owner>) -> Resul
         .env("RECIPIENT", msg.recipient);
     if let Some(o) = owner {
         super::run_as(&mut cmd, o);
-        cmd.current_dir(&o.home);
+        // sendmail runs programs in the user's home, or / if it is missing.
+        cmd.current_dir(if o.home.is_dir() {
+            o.home.as_path()
+        } else {
+            std::path::Path::new("/")
+        });
     }
     super::run_with_input(&mut cmd, &msg.local_form(), command)
 }
@@ -37,5 +42,24 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"Return-Path: <s@x>\na\n");
         assert!(deliver("exit 75", &msg, None).unwrap_err().temporary);
         assert!(!deliver("exit 1", &msg, None).unwrap_err().temporary);
+    }
+
+    #[test]
+    fn runs_as_the_owner_with_only_its_group() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let o = crate::auth::shadow::lookup("nobody").expect("nobody exists");
+        let msg = Message {
+            sender: None,
+            recipient: "r@y",
+            content: b"a\r\n",
+            arrived: 0,
+        };
+        let check = format!(
+            "test \"$(id -u)\" = {} && test \"$(id -G)\" = {} && test \"$USER\" = nobody",
+            o.uid, o.gid
+        );
+        deliver(&check, &msg, Some(&o)).unwrap();
     }
 }
