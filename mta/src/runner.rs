@@ -35,6 +35,8 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
     let mut schedule: HashMap<String, u64> = HashMap::new();
     let mut parked: HashSet<String> = HashSet::new();
     let mut running: HashSet<String> = HashSet::new();
+    // Running when ETRN asked for an immediate attempt: retry at once when done.
+    let mut rerun: HashSet<String> = HashSet::new();
     let mut attempts: JoinSet<(String, Result<Outcome, String>)> = JoinSet::new();
     match shared.queue.clean_orphans() {
         Ok(n) if n > 0 => tracing::info!("queue: removed {n} orphan files"),
@@ -70,11 +72,15 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
             Some(done) = attempts.join_next(), if !attempts.is_empty() => {
                 let Ok((id, outcome)) = done else { continue };
                 running.remove(&id);
+                if !matches!(outcome, Ok(Outcome::RetryAt(_))) {
+                    rerun.remove(&id);
+                }
                 match outcome {
                     Ok(Outcome::Done) => {
                         schedule.remove(&id);
                     }
                     Ok(Outcome::RetryAt(t)) => {
+                        let t = if rerun.remove(&id) { 0 } else { t };
                         schedule.insert(id, t);
                     }
                     Ok(Outcome::Parked) => {
@@ -91,7 +97,10 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
                 Some(Wake::New(id)) => {
                     schedule.insert(id, 0);
                 }
-                Some(Wake::All) => schedule.values_mut().for_each(|t| *t = 0),
+                Some(Wake::All) => {
+                    schedule.values_mut().for_each(|t| *t = 0);
+                    rerun.extend(running.iter().cloned());
+                }
                 None => return,
             },
             _ = tokio::time::sleep(sleep) => scan(&shared, &mut schedule, &parked),

@@ -243,3 +243,28 @@ fn dsn_parameters_are_kept_in_the_envelope() {
         assert!(env.contains(needle), "{needle} missing from {env}");
     }
 }
+
+#[test]
+fn etrn_retries_deferred_mail_at_once() {
+    let setup = MtaSetup::new();
+    let later = setup.root().join("later");
+    setup.write("aliases", &format!("slow: {}/mbox\n", later.display()));
+    let mta = setup.start();
+    let id = send(
+        setup.smtp,
+        "bob@remote.test",
+        &["slow@example.test"],
+        "Subject: etrn\r\n\r\nx\r\n",
+    );
+    mta.wait_log(
+        &format!("{id}: to=<slow@example.test>, relay=local, status=deferred"),
+        Duration::from_secs(10),
+    );
+    std::fs::create_dir(&later).unwrap();
+    // The next retry is 5 minutes away; ETRN asks for it now.
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    assert_eq!(c.cmd("ETRN example.test").unwrap().code, 250);
+    let text = String::from_utf8(wait_file(&later.join("mbox"))).unwrap();
+    assert!(text.contains("Subject: etrn"), "{text}");
+}
