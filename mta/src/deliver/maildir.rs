@@ -57,7 +57,7 @@ pub fn deliver(dir: &Path, folder: Option<&str>, data: &[u8], hostname: &str) ->
     let write = || -> std::io::Result<()> {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        f.sync_data()?;
         std::fs::rename(&tmp, &new)?;
         File::open(box_dir.join("new"))?.sync_all()
     };

@@ -98,7 +98,7 @@ pub fn deliver(path: &Path, msg: &Message<'_>) -> Result<(), DeliveryError> {
     fcntl_lock(&file).map_err(err)?;
     let start = file.metadata().map_err(err)?.len();
     let data = format(msg);
-    if let Err(e) = file.write_all(&data).and_then(|_| file.sync_all()) {
+    if let Err(e) = file.write_all(&data).and_then(|_| file.sync_data()) {
         let _ = file.set_len(start);
         return Err(err(e));
     }

@@ -1,7 +1,7 @@
 //! The durable queue: one envelope file (`ID.env`, JSON) and one content
 //! file (`ID.msg`, the message as received, CRLF lines, Received: first)
 //! per message in the spool directory. A message exists once its envelope
-//! has been renamed into place; both files and the directory are fsynced
+//! has been renamed into place; both files (fdatasync) and the directory are fsynced
 //! before `store` returns, so a 250 is only sent for mail that survives a
 //! crash. Recipients the relay issue will handle stay here with status
 //! `Relay`.
@@ -141,7 +141,7 @@ impl Queue {
             .write_all(header(&id).as_bytes())
             .and_then(|_| w.write_all(body))
             .and_then(|_| w.into_inner().map_err(|e| e.into_error()))
-            .and_then(|f| f.sync_all());
+            .and_then(|f| f.sync_data());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&msg_path);
             return Err(QueueError::Io(msg_path, e));
@@ -166,7 +166,7 @@ impl Queue {
                 .mode(0o600)
                 .open(&tmp),
         )?;
-        io(&tmp, f.write_all(&json).and_then(|_| f.sync_all()))?;
+        io(&tmp, f.write_all(&json).and_then(|_| f.sync_data()))?;
         let path = self.envelope_path(id);
         io(&path, std::fs::rename(&tmp, &path))?;
         self.sync_dir()
@@ -188,13 +188,15 @@ impl Queue {
     }
 
     /// Remove a finished message: envelope first, so a crash leaves at most
-    /// an orphan content file (removed by `clean_orphans`), never a message without content.
+    /// an orphan content file (removed by `clean_orphans`), never a message
+    /// without content. The directory is not fsynced here: if a crash undoes
+    /// the removal the message is delivered again (at least once, never lost),
+    /// which costs less than an fsync per message.
     pub fn remove(&self, id: &str) -> Result<(), QueueError> {
         let env = self.envelope_path(id);
         io(&env, std::fs::remove_file(&env))?;
         let msg = self.content_path(id);
-        io(&msg, std::fs::remove_file(&msg))?;
-        self.sync_dir()
+        io(&msg, std::fs::remove_file(&msg))
     }
 
     /// Ids of all queued messages, oldest first (ids sort by time).
