@@ -6,7 +6,7 @@ use super::DeliveryError;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,14 +18,6 @@ pub fn create(dir: &Path) -> std::io::Result<()> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
     }
     Ok(())
-}
-
-/// Create the Maildir++ folder `name` inside the Maildir `dir`.
-pub fn create_folder(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-    let folder = dir.join(format!(".{name}"));
-    create(&folder)?;
-    File::create(folder.join("maildirfolder"))?;
-    Ok(folder)
 }
 
 /// A name unique per the Maildir spec: time, microseconds, pid, a
@@ -70,6 +62,15 @@ pub fn deliver(dir: &Path, folder: Option<&str>, data: &[u8], hostname: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    /// Create the Maildir++ folder `name` inside the Maildir `dir`.
+    pub fn create_folder(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+        let folder = dir.join(format!(".{name}"));
+        create(&folder)?;
+        File::create(folder.join("maildirfolder"))?;
+        Ok(folder)
+    }
 
     #[test]
     fn delivers_into_new_and_folder() {

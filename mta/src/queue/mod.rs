@@ -106,10 +106,6 @@ impl Queue {
         Ok(Queue { dir: dir.to_path_buf() })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn content_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.msg"))
     }

@@ -29,11 +29,6 @@ impl Mailbox {
             domain: domain.to_string(),
         })
     }
-
-    /// The domain is an address literal such as `[127.0.0.1]`.
-    pub fn is_ip_literal(&self) -> bool {
-        self.domain.starts_with('[')
-    }
 }
 
 /// Parameters of MAIL FROM that we understand (RFC 1870, 6152, 3461, 6531, 4954).
