@@ -76,11 +76,23 @@ pub enum FirewallKind {
     Nftables,
 }
 
+/// `greyd --version`: the version and the firewall backends this build has.
+#[cfg(all(target_os = "linux", greyd_ebpf))]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nfirewalls: proxy none nftables ebpf");
+#[cfg(all(target_os = "linux", not(greyd_ebpf)))]
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nfirewalls: proxy none nftables (ebpf not built: `cargo xtask deps` installs its toolchain)"
+);
+#[cfg(not(target_os = "linux"))]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nfirewalls: proxy none");
+
 /// The command line, as spamd's plus greyd's long options.
 #[derive(Debug, Parser)]
 #[command(
     name = "greyd",
     version,
+    long_version = LONG_VERSION,
     about = "Tarpit and greylister (spamd's role)",
     disable_help_flag = true
 )]
@@ -136,6 +148,12 @@ pub struct Cli {
     /// Socket receive window for blacklisted connections, in bytes.
     #[arg(short = 'w', value_name = "window")]
     window: Option<u32>,
+    /// Sync target: a host (`host[:port]`, unicast) or an interface (multicast); repeatable.
+    #[arg(short = 'Y', value_name = "target")]
+    sync_targets: Vec<String>,
+    /// Receive sync messages on this address (`addr[:port]`) or interface (multicast).
+    #[arg(short = 'y', value_name = "address")]
+    sync_listen: Option<String>,
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -184,6 +202,14 @@ struct File {
     idle_timeout: Option<String>,
     expire_interval: Option<String>,
     user: Option<String>,
+    sync_targets: Option<Vec<String>>,
+    sync_listen: Option<String>,
+    sync_key: Option<PathBuf>,
+    sync_port: Option<u16>,
+    protected_ports: Option<Vec<u16>>,
+    keep_firewall: Option<bool>,
+    xdp_interfaces: Option<Vec<String>>,
+    bpf_pin_dir: Option<PathBuf>,
 }
 
 /// The merged configuration greyd runs with.
@@ -214,10 +240,25 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub expire_interval: Duration,
     pub user: String,
+    pub sync_targets: Vec<String>,
+    pub sync_listen: Option<String>,
+    pub sync_key: PathBuf,
+    pub sync_port: u16,
+    pub protected_ports: Vec<u16>,
+    pub keep_firewall: bool,
+    pub xdp_interfaces: Vec<String>,
+    pub bpf_pin_dir: PathBuf,
 }
 
 pub const DEFAULT_DB: &str = "/var/db/greyd/greyd.db";
 pub const DEFAULT_CONTROL: &str = "/var/run/greyd.sock";
+
+/// greyd's key file, or spamd's when only that exists (so a spamd peer's key works unchanged).
+fn default_sync_key() -> PathBuf {
+    let ours = PathBuf::from("/etc/greyd/greyd.key");
+    let spamd = PathBuf::from("/etc/mail/spamd.key");
+    if !ours.exists() && spamd.exists() { spamd } else { ours }
+}
 
 fn system_hostname() -> String {
     nix::unistd::gethostname()
@@ -310,6 +351,18 @@ impl Config {
             idle_timeout: duration_or(f.idle_timeout, Duration::from_secs(400))?,
             expire_interval: duration_or(f.expire_interval, Duration::from_secs(60))?,
             user: f.user.unwrap_or_else(|| "_greyd".into()),
+            sync_targets: if cli.sync_targets.is_empty() {
+                f.sync_targets.unwrap_or_default()
+            } else {
+                cli.sync_targets.clone()
+            },
+            sync_listen: cli.sync_listen.clone().or(f.sync_listen),
+            sync_key: f.sync_key.unwrap_or_else(default_sync_key),
+            sync_port: f.sync_port.unwrap_or(crate::sync::DEFAULT_PORT),
+            protected_ports: f.protected_ports.unwrap_or_else(|| vec![25]),
+            keep_firewall: f.keep_firewall.unwrap_or(false),
+            xdp_interfaces: f.xdp_interfaces.unwrap_or_default(),
+            bpf_pin_dir: f.bpf_pin_dir.unwrap_or_else(|| "/sys/fs/bpf/greyd".into()),
         })
     }
 }

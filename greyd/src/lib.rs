@@ -9,6 +9,7 @@
 //! - [`control`]: the Unix control socket used by greydb, greyd-setup and the MTA;
 //! - [`config`]: command line and TOML configuration;
 //! - [`logging`]: log lines to stderr or syslog;
+//! - [`sync`]: peer sync in spamd's wire format;
 //! - [`server`]: the async daemon that ties them together.
 
 pub mod config;
@@ -21,3 +22,4 @@ pub mod logging;
 pub mod proxy;
 pub mod server;
 pub mod smtp;
+pub mod sync;

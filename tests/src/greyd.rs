@@ -18,6 +18,8 @@ pub struct Greyd {
     pub port: u16,
     pub dir: PathBuf,
     pub args: Vec<String>,
+    /// The network namespace greyd runs in, if not the test's own.
+    netns: Option<String>,
 }
 
 impl Greyd {
@@ -27,32 +29,33 @@ impl Greyd {
     }
 
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Greyd {
+        Greyd::start_in(None, dir, port, extra)
+    }
+
+    /// Start greyd inside the network namespace `netns` (listening on all its addresses unless `-l` is given).
+    pub fn start_in(netns: Option<&crate::netns::Netns>, dir: &Path, port: u16, extra: &[&str]) -> Greyd {
         let mut args: Vec<String> = vec!["-d".into(), "-p".into(), port.to_string()];
-        if !extra.contains(&"-l") {
+        if !extra.contains(&"-l") && netns.is_none() {
             args.extend(["-l".into(), "127.0.0.1".into()]);
         }
         args.extend(["--db".into(), dir.join("greyd.db").display().to_string()]);
         args.extend(["--control".into(), dir.join("greyd.sock").display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(bin("greyd"));
-        cmd.args(&args);
-        let daemon = Daemon::spawn(cmd);
-        daemon.wait_log("greyd ready", Duration::from_secs(20));
+        let netns = netns.map(|n| n.name.clone());
+        let daemon = launch(netns.as_deref(), &args);
         Greyd {
             daemon,
             port,
             dir: dir.to_path_buf(),
             args,
+            netns,
         }
     }
 
     /// Stop (SIGTERM) and start again with the same arguments.
     pub fn restart(&mut self) {
         self.daemon.terminate();
-        let mut cmd = Command::new(bin("greyd"));
-        cmd.args(&self.args);
-        self.daemon = Daemon::spawn(cmd);
-        self.daemon.wait_log("greyd ready", Duration::from_secs(20));
+        self.daemon = launch(self.netns.as_deref(), &self.args);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -105,6 +108,23 @@ impl Greyd {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+}
+
+/// Run greyd with `args`, inside the named namespace if given, and wait until it is ready.
+fn launch(netns: Option<&str>, args: &[String]) -> Daemon {
+    let mut cmd = match netns {
+        // nsenter changes only the network namespace, so pins under /sys/fs/bpf stay visible.
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg(bin("greyd"));
+            c
+        }
+        None => Command::new(bin("greyd")),
+    };
+    cmd.args(args);
+    let daemon = Daemon::spawn(cmd);
+    daemon.wait_log("greyd ready", Duration::from_secs(20));
+    daemon
 }
 
 /// Send one greylisting attempt (EHLO, MAIL, RCPT, DATA) and return the DATA reply code.

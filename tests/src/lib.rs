@@ -6,6 +6,7 @@
 //! binary is a loud failure, never a skip.
 
 pub mod greyd;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

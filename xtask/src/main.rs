@@ -1,7 +1,8 @@
 //! `cargo xtask`: the developer and CI tasks of the workspace.
 //!
 //! - `deps`: install what the tests need (Debian packages, Python packages,
-//!   cargo-fuzz), idempotently;
+//!   the eBPF toolchain, cargo-fuzz), idempotently;
+//! - `build-ebpf`: build the eBPF programs alone;
 //! - `test`: deps, build, fmt/clippy, the whole test suite, a short fuzz run;
 //! - `demo`: greyd in proxy mode on loopback in front of a minimal upstream;
 //! - `bench …`: the benchmarks.
@@ -28,6 +29,8 @@ struct Cli {
 enum Task {
     /// Install the packages and tools the tests need (idempotent).
     Deps,
+    /// Build the eBPF programs alone (greyd's build embeds them anyway).
+    BuildEbpf,
     /// Run greyd in proxy mode on loopback in front of a minimal upstream.
     Demo,
     /// Benchmarks (release builds; they print figures, never fail on speed).
@@ -44,6 +47,7 @@ enum Task {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Deps => deps::install(),
+        Task::BuildEbpf => build_ebpf(),
         Task::Test { fuzz_seconds } => test(fuzz_seconds),
         Task::Demo => demo::run_demo(),
         Task::Bench(b) => bench::run_bench(b),
@@ -76,10 +80,84 @@ fn test(fuzz_seconds: u64) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["build", "--workspace", "--bins"]))?;
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    let tests = run_tests()?;
     if fuzz_seconds > 0 {
         fuzz(fuzz_seconds)?;
     }
+    // One closing line for the whole run, whatever ran last.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        tests.passed, tests.failed, tests.ignored
+    );
+    if tests.failed > 0 {
+        bail!("{} tests failed", tests.failed);
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// `cargo test` over the workspace, echoing its output and adding up its result lines.
+fn run_tests() -> Result<Tally> {
+    let mut child = cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            tally.passed += count(" passed");
+            tally.failed += count(" failed");
+            tally.ignored += count(" ignored");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && tally.failed == 0 {
+        bail!("cargo test failed: {status}");
+    }
+    Ok(tally)
+}
+
+/// The same build greyd's build script does, into target/bpfel-unknown-none.
+fn build_ebpf() -> Result<()> {
+    run(cargo().args([
+        "+nightly",
+        "build",
+        "-p",
+        "greyd-ebpf",
+        "--bins",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--features",
+        "programs",
+    ]))?;
+    println!(
+        "{}",
+        root().join("target/bpfel-unknown-none/release/greyd-ebpf").display()
+    );
     Ok(())
 }
 
@@ -108,6 +186,8 @@ fn fuzz(seconds: u64) -> Result<()> {
                 // Without sanitizers the build is minutes shorter; the code under test is safe Rust.
                 .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target, "--"])
                 .arg(format!("-max_total_time={seconds}"))
+                // The fuzz targets never load the kernel programs; skip building them again.
+                .env("GREYD_NO_EBPF", "1")
                 .current_dir(&dir))?;
         }
     }

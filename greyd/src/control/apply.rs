@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{EntryKind, Request, Response};
 use crate::db::{DbError, StoredList, Tx};
-use crate::grey::{self, GreyRules, GreyTuple};
+use crate::grey::{self, Decision, GreyRules, GreyTuple};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -29,6 +29,29 @@ pub struct Effects {
     pub trapped_removed: Vec<IpAddr>,
     pub list_loaded: Option<StoredList>,
     pub list_dropped: Option<String>,
+}
+
+impl Effects {
+    /// Add another change's white and trapped effects to these.
+    pub fn extend(&mut self, other: Effects) {
+        self.white_added.extend(other.white_added);
+        self.white_removed.extend(other.white_removed);
+        self.trapped_added.extend(other.trapped_added);
+        self.trapped_removed.extend(other.trapped_removed);
+    }
+}
+
+/// A greylisting decision's changes to the white and trapped sets.
+impl From<&Decision> for Effects {
+    fn from(decision: &Decision) -> Effects {
+        let mut fx = Effects::default();
+        match decision {
+            Decision::Promote(w) => fx.white_added.push((w.ip, w.expire)),
+            Decision::Trap(t, _) => fx.trapped_added.push((t.ip, t.expire)),
+            Decision::NewGrey(_) | Decision::StillGrey(_) => {}
+        }
+        fx
+    }
 }
 
 /// IPv4 clients of a dual-stack socket appear as ::ffff:a.b.c.d; key them as IPv4.

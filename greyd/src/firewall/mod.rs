@@ -6,6 +6,11 @@
 //! nftables, pf) steer in the kernel, so only non-whitelisted sources ever
 //! reach greyd's socket; the `proxy` and `none` backends keep no kernel state.
 
+#[cfg(all(target_os = "linux", greyd_ebpf))]
+pub mod ebpf;
+#[cfg(target_os = "linux")]
+pub mod nftables;
+
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
@@ -19,6 +24,8 @@ pub enum FirewallError {
          whitelisted clients to --upstream) or --firewall none"
     )]
     NotAvailable(FirewallKind),
+    #[error("firewall: {0}")]
+    Setup(String),
 }
 
 /// The state a firewall enforces; sent whole at start and after list loads.
@@ -40,6 +47,22 @@ pub trait Firewall: Send + Sync {
     fn white_added(&self, ip: IpAddr) -> Result<(), FirewallError>;
     /// A source's whitelisting expired or was deleted.
     fn white_removed(&self, ip: IpAddr) -> Result<(), FirewallError>;
+    /// greyd listens on `listener` (kernel steering needs its socket).
+    fn listening(&self, _listener: &tokio::net::TcpListener) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    /// Whitelisted sources that connected since the last call (their entries are refreshed).
+    fn seen_white(&self) -> Vec<IpAddr> {
+        Vec::new()
+    }
+    /// The address a connection was originally made to (the kernel may have redirected it).
+    fn original_destination(&self, stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
+        stream.local_addr().ok()
+    }
+    /// greyd is exiting: remove kernel state unless told to keep it.
+    fn shutdown(&self) -> Result<(), FirewallError> {
+        Ok(())
+    }
 }
 
 /// Backends without kernel state: `proxy` (with an upstream) and `none`.
@@ -72,8 +95,19 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> 
             upstream: config.upstream,
         })),
         FirewallKind::None => Ok(Box::new(Userspace { upstream: None })),
-        kind @ (FirewallKind::Ebpf | FirewallKind::Pf | FirewallKind::Nftables) => {
-            Err(FirewallError::NotAvailable(kind))
-        }
+        #[cfg(target_os = "linux")]
+        FirewallKind::Nftables => Ok(Box::new(nftables::Nftables::new(
+            &config.protected_ports,
+            config.port,
+            config.keep_firewall,
+        )?)),
+        #[cfg(all(target_os = "linux", greyd_ebpf))]
+        FirewallKind::Ebpf => Ok(Box::new(ebpf::EbpfFilter::new(
+            &config.protected_ports,
+            &config.xdp_interfaces,
+            &config.bpf_pin_dir,
+            config.keep_firewall,
+        )?)),
+        kind => Err(FirewallError::NotAvailable(kind)),
     }
 }

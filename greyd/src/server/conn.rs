@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::state::{Shared, now};
-use crate::control::canonical;
+use crate::control::{Effects, canonical};
 use crate::grey::{self, Decision, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
 
@@ -80,7 +80,7 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _open = Counted::new(&shared.connections);
     let ip = canonical(peer.ip());
-    let local = stream.local_addr().ok();
+    let local = shared.firewall.original_destination(&stream);
     let started = Instant::now();
     let verdict = classify(&shared, ip, now());
     let outcome = match (verdict, shared.firewall.upstream()) {
@@ -291,34 +291,35 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
     let rules = shared.config.rules;
     let shared2 = Arc::clone(shared);
     let t = tuple.clone();
+    let when = now();
     let decision = shared
-        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &rules, now()))
+        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &rules, when))
         .await;
     let ip = tuple.ip;
-    match decision {
-        Ok(Decision::NewGrey(_)) | Ok(Decision::StillGrey(_)) => {
-            info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to);
-        }
-        Ok(Decision::Promote(w)) => {
+    let decision = match decision {
+        Ok(d) => d,
+        Err(e) => return warn!("{ip}: cannot record tuple: {e}"),
+    };
+    match &decision {
+        Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to),
+        Decision::Promote(_) => {
             info!(
                 "{ip}: whitelisted: <{}> -> <{}> retried after the pass time",
                 tuple.from, tuple.to
-            );
-            shared.memory_mut().white.insert(ip, w.expire);
-            if let Err(e) = shared.firewall.white_added(ip) {
-                warn!("{ip}: firewall: {e}");
-            }
+            )
         }
-        Ok(Decision::Trap(t, reason)) => {
+        Decision::Trap(_, reason) => {
             info!(
                 "{ip}: trapped ({}): <{}> -> <{}>",
                 reason.as_str(),
                 tuple.from,
                 tuple.to
             );
-            shared.memory_mut().trapped.insert(ip, t.expire);
             dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
         }
-        Err(e) => warn!("{ip}: cannot record tuple: {e}"),
     }
+    if let Some(sync) = &shared.sync {
+        sync.send(&[crate::sync::announce(&decision, &tuple, when)]);
+    }
+    shared.mirror(Effects::from(&decision), None);
 }

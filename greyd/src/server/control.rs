@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::state::{Shared, now};
-use crate::control::{Effects, MAX_REQUEST, Request, Response, apply};
+use crate::control::{MAX_REQUEST, Request, Response, apply};
 
 /// Bind the control socket, owner and group only.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -60,60 +60,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     let rules = shared.config.rules;
     match shared.with_db(move |tx| Ok(apply(tx, req, &rules, now()))).await {
         Ok(Ok((response, effects))) => {
-            mirror(shared, effects);
+            shared.announce(&effects);
+            shared.mirror(effects, Some("control request"));
             response
         }
         Ok(Err(e)) => Response::error(e),
         Err(e) => Response::error(e),
-    }
-}
-
-/// Bring memory and the firewall in line with a committed change.
-fn mirror(shared: &Shared, fx: Effects) {
-    let mut reload = false;
-    {
-        let mut m = shared.memory_mut();
-        for &(ip, expire) in &fx.white_added {
-            m.white.insert(ip, expire);
-        }
-        for ip in &fx.white_removed {
-            m.white.remove(ip);
-        }
-        for &(ip, expire) in &fx.trapped_added {
-            m.trapped.insert(ip, expire);
-        }
-        for ip in &fx.trapped_removed {
-            m.trapped.remove(ip);
-        }
-        if let Some(list) = fx.list_loaded {
-            info!(
-                "list {} loaded: {} entries ({:?})",
-                list.name,
-                list.entries.len(),
-                list.kind
-            );
-            reload |= list.hard_block || list.kind == crate::control::ListKind::Allow;
-            m.lists.replace(list);
-        }
-        if let Some(name) = fx.list_dropped
-            && m.lists.remove(&name)
-        {
-            info!("list {name} dropped");
-            reload = true;
-        }
-    }
-    for &(ip, _) in &fx.white_added {
-        info!("{ip}: whitelisted by control request");
-        if let Err(e) = shared.firewall.white_added(ip) {
-            warn!("{ip}: firewall: {e}");
-        }
-    }
-    for &ip in &fx.white_removed {
-        if let Err(e) = shared.firewall.white_removed(ip) {
-            warn!("{ip}: firewall: {e}");
-        }
-    }
-    if reload && let Err(e) = shared.firewall.load(&shared.firewall_state()) {
-        warn!("firewall: {e}");
     }
 }

@@ -14,12 +14,13 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::db::Db;
 use crate::firewall;
 use crate::grey::AllowedDomains;
+use crate::sync::Sync;
 use state::Shared;
 
 /// A listening socket; IPv6 sockets are v6-only so `0.0.0.0` and `::` can both be bound.
@@ -90,14 +91,29 @@ pub async fn run(config: Config) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let control = control::bind(&config.control)
         .with_context(|| format!("cannot create control socket {}", config.control.display()))?;
-    let shared = Shared::new(config, db, allowed, fw)?;
+    let sync = if config.sync_targets.is_empty() && config.sync_listen.is_none() {
+        None
+    } else {
+        Some(Sync::start(
+            &config.sync_targets,
+            config.sync_listen.as_deref(),
+            &config.sync_key,
+            config.sync_port,
+        )?)
+    };
+    let shared = Shared::new(config, db, allowed, fw, sync)?;
     drop_privileges(&shared.config)?;
     for l in listeners {
         info!("listening on {}", l.local_addr()?);
+        shared.firewall.listening(&l)?;
         tokio::spawn(accept_loop(Arc::clone(&shared), l));
     }
     tokio::spawn(control::serve(Arc::clone(&shared), control));
     tokio::spawn(sweep(Arc::clone(&shared)));
+    if let Some(sync) = shared.sync.as_ref().filter(|s| s.receiving) {
+        info!("sync: receiving on {}", sync.local_addr());
+        tokio::spawn(receive_sync(Arc::clone(&shared)));
+    }
     info!(
         "greyd ready: firewall {:?}, passtime {}s, greyexp {}s, whiteexp {}s",
         shared.config.firewall,
@@ -111,6 +127,9 @@ pub async fn run(config: Config) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     info!("exiting");
+    if let Err(e) = shared.firewall.shutdown() {
+        warn!("{e}");
+    }
     let _ = std::fs::remove_file(&shared.config.control);
     Ok(())
 }
@@ -138,11 +157,81 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Merge what peers send, one packet at a time.
+async fn receive_sync(shared: Arc<Shared>) {
+    let Some(sync) = shared.sync.as_ref() else { return };
+    loop {
+        let (from, messages) = match sync.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!("sync: receive: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let count = messages.len();
+        let s2 = Arc::clone(&shared);
+        let merged = shared
+            .with_db(move |tx| {
+                let rules = s2.config.rules;
+                let when = now();
+                let mut all = crate::control::Effects::default();
+                for m in &messages {
+                    all.extend(crate::sync::merge(tx, m, &s2.allowed, &rules, when)?);
+                }
+                Ok(all)
+            })
+            .await;
+        match merged {
+            Ok(fx) => {
+                debug!("sync: merged {count} entries from {from}");
+                shared.mirror(fx, Some(&format!("sync peer {from}")));
+            }
+            Err(e) => warn!("sync: cannot merge entries from {from}: {e}"),
+        }
+    }
+}
+
+/// Whitelisted hosts that keep talking stay whitelisted: refresh the entries
+/// of those the kernel filter saw (spamlogd's inbound role).
+async fn refresh_seen(shared: &Arc<Shared>) {
+    let seen: Vec<_> = {
+        let m = shared.memory();
+        shared
+            .firewall
+            .seen_white()
+            .into_iter()
+            .filter(|ip| m.white.contains_key(ip))
+            .collect()
+    };
+    if seen.is_empty() {
+        return;
+    }
+    let rules = shared.config.rules;
+    let refreshed = shared
+        .with_db(move |tx| {
+            seen.iter()
+                .map(|&ip| crate::grey::refresh_white(tx, ip, &rules, now()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    match refreshed {
+        Ok(entries) => {
+            let mut m = shared.memory_mut();
+            for w in entries {
+                m.white.insert(w.ip, w.expire);
+            }
+        }
+        Err(e) => warn!("refreshing whitelist entries: {e}"),
+    }
+}
+
 /// Delete expired records every `expire_interval`.
 async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.expire_interval);
     loop {
         tick.tick().await;
+        refresh_seen(&shared).await;
         let expired = match shared.with_db(|tx| tx.expire(now())).await {
             Ok(e) => e,
             Err(e) => {

@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use ipnet::IpNet;
 
+use tracing::{info, warn};
+
 use crate::config::Config;
+use crate::control::{Effects, ListKind};
 use crate::db::{Db, DbError, Tx};
 use crate::firewall::{Firewall, FirewallState};
 use crate::grey::AllowedDomains;
 use crate::lists::Lists;
+use crate::sync::{Sync, SyncMessage};
 
 /// Sets consulted on every connection.
 #[derive(Default)]
@@ -32,6 +36,8 @@ pub struct Shared {
     pub memory: RwLock<Memory>,
     pub allowed: AllowedDomains,
     pub firewall: Box<dyn Firewall>,
+    /// Peer sync, when -Y or -y is given.
+    pub sync: Option<Sync>,
     /// Open tarpit and proxied connections.
     pub connections: AtomicUsize,
     /// Open blacklisted connections.
@@ -52,6 +58,7 @@ impl Shared {
         mut db: Db,
         allowed: AllowedDomains,
         firewall: Box<dyn Firewall>,
+        sync: Option<Sync>,
     ) -> Result<Arc<Shared>, anyhow::Error> {
         let (whites, trappeds, lists) = db.transaction(|tx| Ok((tx.whites()?, tx.trappeds()?, tx.lists()?)))?;
         let memory = Memory {
@@ -65,6 +72,7 @@ impl Shared {
             memory: RwLock::new(memory),
             allowed,
             firewall,
+            sync,
             connections: AtomicUsize::new(0),
             black: AtomicUsize::new(0),
         });
@@ -94,7 +102,7 @@ impl Shared {
         allow.extend(
             m.lists
                 .iter()
-                .filter(|l| l.stored.kind == crate::control::ListKind::Allow)
+                .filter(|l| l.stored.kind == ListKind::Allow)
                 .flat_map(|l| l.stored.entries.iter().copied()),
         );
         FirewallState {
@@ -106,6 +114,95 @@ impl Shared {
 
     pub fn memory(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
         self.memory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bring memory and the firewall in line with a committed change; `origin`
+    /// names its source in the log (None: the caller has logged it already).
+    pub fn mirror(&self, fx: Effects, origin: Option<&str>) {
+        let mut reload = false;
+        {
+            let mut m = self.memory_mut();
+            for &(ip, expire) in &fx.white_added {
+                m.white.insert(ip, expire);
+            }
+            for ip in &fx.white_removed {
+                m.white.remove(ip);
+            }
+            for &(ip, expire) in &fx.trapped_added {
+                m.trapped.insert(ip, expire);
+            }
+            for ip in &fx.trapped_removed {
+                m.trapped.remove(ip);
+            }
+            if let Some(list) = fx.list_loaded {
+                info!(
+                    "list {} loaded: {} entries ({:?})",
+                    list.name,
+                    list.entries.len(),
+                    list.kind
+                );
+                reload |= list.hard_block || list.kind == ListKind::Allow;
+                m.lists.replace(list);
+            }
+            if let Some(name) = fx.list_dropped
+                && m.lists.remove(&name)
+            {
+                info!("list {name} dropped");
+                reload = true;
+            }
+        }
+        for &(ip, _) in &fx.white_added {
+            if let Some(origin) = origin {
+                info!("{ip}: whitelisted by {origin}");
+            }
+            if let Err(e) = self.firewall.white_added(ip) {
+                warn!("{ip}: firewall: {e}");
+            }
+        }
+        for &ip in &fx.white_removed {
+            if let Some(origin) = origin {
+                info!("{ip}: removed from the whitelist by {origin}");
+            }
+            if let Err(e) = self.firewall.white_removed(ip) {
+                warn!("{ip}: firewall: {e}");
+            }
+        }
+        if let Some(origin) = origin {
+            for (ip, _) in &fx.trapped_added {
+                info!("{ip}: trapped by {origin}");
+            }
+        }
+        if reload && let Err(e) = self.firewall.load(&self.firewall_state()) {
+            warn!("firewall: {e}");
+        }
+    }
+
+    /// Tell sync peers about a local change.
+    pub fn announce(&self, fx: &Effects) {
+        let Some(sync) = &self.sync else { return };
+        let ts = now() as u32;
+        let mut msgs: Vec<SyncMessage> = Vec::new();
+        msgs.extend(fx.white_added.iter().map(|&(ip, e)| SyncMessage::White {
+            timestamp: ts,
+            expire: e as u32,
+            ip,
+        }));
+        msgs.extend(fx.trapped_added.iter().map(|&(ip, e)| SyncMessage::Trapped {
+            timestamp: ts,
+            expire: e as u32,
+            ip,
+        }));
+        msgs.extend(
+            fx.white_removed
+                .iter()
+                .map(|&ip| SyncMessage::DelWhite { timestamp: ts, ip }),
+        );
+        msgs.extend(
+            fx.trapped_removed
+                .iter()
+                .map(|&ip| SyncMessage::DelTrapped { timestamp: ts, ip }),
+        );
+        sync.send(&msgs);
     }
 
     pub fn memory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Memory> {

@@ -1,0 +1,101 @@
+//! `--firewall nftables` in network namespaces the test creates: a client
+//! namespace talks to port 25 of a server namespace where greyd and a
+//! stand-in MTA run. Non-whitelisted sources land on greyd, whitelisted
+//! ones on the MTA; hard blocks are dropped; greyd removes its table on exit.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use greyd_tests::greyd::{Greyd, eventually};
+use greyd_tests::netns::{Pair, have_root, real_mta};
+use greyd_tests::{Reply, SmtpClient};
+
+/// The banner a client gets on port 25 (None: nothing answered).
+fn banner(pair: &Pair, from: &str, to: SocketAddr) -> Option<Reply> {
+    let s = pair.connect(from, to).ok()?;
+    SmtpClient::new(s, Duration::from_secs(3)).reply().ok()
+}
+
+fn attempt(pair: &Pair, from: &str, to: SocketAddr) -> u16 {
+    let s = pair.connect(from, to).expect("connect");
+    let mut c = SmtpClient::new(s, Duration::from_secs(10));
+    assert!(c.reply().unwrap().text().contains("spamd"), "greyd answers");
+    c.cmd("EHLO client.example").unwrap();
+    c.cmd("MAIL FROM:<a@client.example>").unwrap();
+    c.cmd("RCPT TO:<b@here.example>").unwrap();
+    c.cmd("DATA").unwrap().code
+}
+
+#[test]
+fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
+    if !have_root("nftables_steers") {
+        return;
+    }
+    let pair = Pair::new(&["10.77.1.1", "10.77.1.4"], &["10.77.1.2", "10.77.1.3"]);
+    real_mta(&pair.server, 25);
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Greyd::start_in(
+        Some(&pair.server),
+        dir.path(),
+        8025,
+        &[
+            "--firewall",
+            "nftables",
+            "-G",
+            "1s:1h:1d",
+            "-S",
+            "0",
+            "-s",
+            "0",
+            "-M",
+            "10.77.1.4",
+        ],
+    );
+    let mx: SocketAddr = "10.77.1.1:25".parse().unwrap();
+    let backup_mx: SocketAddr = "10.77.1.4:25".parse().unwrap();
+
+    // Unknown source: redirected to greyd, greylisted.
+    assert_eq!(attempt(&pair, "10.77.1.2", mx), 451);
+    std::thread::sleep(Duration::from_millis(1100));
+    attempt(&pair, "10.77.1.2", mx);
+    // Whitelisted: the kernel now sends it to the MTA itself.
+    eventually("the white set to take the source", Duration::from_secs(5), || {
+        banner(&pair, "10.77.1.2", mx).is_some_and(|r| r.text() == "real MTA")
+    });
+    let set = pair.server.output("nft", &["list", "set", "inet", "greyd", "white4"]);
+    assert!(set.contains("10.77.1.2"), "{set}");
+    // Other sources still land on greyd.
+    assert!(banner(&pair, "10.77.1.3", mx).unwrap().text().contains("spamd"));
+
+    // greyd sees the original destination through the redirect: the low-priority MX trap works.
+    assert_eq!(
+        attempt(&pair, "10.77.1.3", backup_mx),
+        354,
+        "new tuple on the backup MX is trapped"
+    );
+    assert!(g.greydb(&[]).contains("TRAPPED|10.77.1.3|"));
+
+    // Deleting the whitelist entry sends the source back to greyd.
+    g.greydb(&["-d", "10.77.1.2"]);
+    eventually("the source back on greyd", Duration::from_secs(5), || {
+        banner(&pair, "10.77.1.2", mx).is_some_and(|r| r.text().contains("spamd"))
+    });
+
+    // A hard-blocked source gets nothing at all.
+    let resp =
+        g.control(r#"{"op":"load_list","name":"hard","kind":"black","hard_block":true,"entries":["10.77.1.3/32"]}"#);
+    assert!(resp.contains("\"ok\""), "{resp}");
+    let mut s = pair.connect("10.77.1.3", mx);
+    if let Ok(stream) = s.as_mut() {
+        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 1];
+        assert!(stream.read(&mut buf).is_err(), "a blocked source must not get a banner");
+    }
+
+    // On exit greyd removes its table; the MTA then serves everyone.
+    g.daemon.terminate();
+    let tables = pair.server.output("nft", &["list", "tables"]);
+    assert!(!tables.contains("greyd"), "table left behind: {tables}");
+    assert_eq!(banner(&pair, "10.77.1.3", mx).unwrap().text(), "real MTA");
+}
