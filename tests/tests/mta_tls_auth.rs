@@ -248,3 +248,46 @@ fn sighup_reloads_the_certificate() {
     assert_eq!(python(PEER_CERT, &[&port, cert.to_str().unwrap()]).1, "True\n");
     assert_eq!(python(PEER_CERT, &[&port, keep.to_str().unwrap()]).1, "False\n");
 }
+
+/// A SCRAM-SHA-256 client written from RFC 5802/7677 with Python's hashlib.
+const SCRAM: &str = r#"
+import base64, hashlib, hmac, smtplib, ssl, sys
+port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", port, context=ctx, timeout=10)
+s.ehlo()
+b64 = lambda b: base64.b64encode(b).decode()
+first_bare = "n=" + user + ",r=pyclientnonce"
+code, msg = s.docmd("AUTH", "SCRAM-SHA-256 " + b64(("n,," + first_bare).encode()))
+assert code == 334, (code, msg)
+server_first = base64.b64decode(msg).decode()
+attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+salted = hashlib.pbkdf2_hmac("sha256", pw.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+stored_key = hashlib.sha256(client_key).digest()
+without_proof = "c=biws,r=" + attrs["r"]
+auth_message = ",".join([first_bare, server_first, without_proof]).encode()
+signature = hmac.new(stored_key, auth_message, "sha256").digest()
+proof = bytes(a ^ b for a, b in zip(client_key, signature))
+code, msg = s.docmd(b64((without_proof + ",p=" + b64(proof)).encode()))
+if code != 334:
+    print("CODE", code); sys.exit(0)
+server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+expected = "v=" + b64(hmac.new(server_key, auth_message, "sha256").digest())
+print("SERVER", base64.b64decode(msg).decode() == expected)
+code, msg = s.docmd("")
+print("CODE", code)
+"#;
+
+#[test]
+fn scram_sha256_authenticates_both_ways() {
+    let setup = setup_with_users();
+    let _mta = setup.start();
+    let port = setup.smtps.port().to_string();
+    let (ok, out, err) = python(SCRAM, &[&port, "alice@example.test", "alice-pw"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "SERVER True\nCODE 235\n");
+    let (ok, out, err) = python(SCRAM, &[&port, "alice@example.test", "wrong"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "CODE 535\n");
+}
