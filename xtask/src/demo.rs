@@ -1,112 +1,79 @@
-//! `cargo xtask demo`: greyd in proxy mode on loopback in front of a minimal
-//! upstream MTA, so a new user can watch greylisting happen.
-//!
-//! The upstream here is a small SMTP sink that decodes greyd's PROXY v2
-//! header and prints each message with the real client address; it stands in
-//! for the mta until that is wired into the demo.
+//! `cargo xtask demo`: the whole stack on loopback, without root: mta (from
+//! `mtactl init`, with a user alice@example.org) behind greyd in proxy mode,
+//! so a new user sees greylisting happen and then mail arrive in a Maildir.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::process::{Child, Command};
 
 use anyhow::{Context, Result};
 
 use crate::{root, run};
 
 const GREYD_PORT: u16 = 2525;
+/// mta's ports are 25+N, 587+N, …; greyd passes whitelisted clients to 25+N.
+const PORT_OFFSET: u16 = 10000;
+
+/// Ends the demo's daemons (by PID) when the demo stops.
+struct Running(Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
 
 pub fn run_demo() -> Result<()> {
-    run(crate::cargo().args(["build", "--quiet", "-p", "greyd", "--bins"]))?;
-    let dir = root().join("target").join("demo");
-    std::fs::create_dir_all(&dir)?;
-    let upstream = TcpListener::bind("127.0.0.1:0").context("bind the demo upstream")?;
-    let up_addr = upstream.local_addr()?;
-    std::thread::spawn(move || {
-        for conn in upstream.incoming().flatten() {
-            std::thread::spawn(move || {
-                if let Err(e) = sink(conn) {
-                    println!("[upstream] session ended: {e}");
-                }
-            });
-        }
-    });
+    run(crate::cargo().args(["build", "--quiet", "-p", "greyd", "-p", "mta", "--bins"]))?;
+    let bin = |name: &str| root().join("target/debug").join(name);
+    let dir = root().join("target/demo");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mta_dir = dir.join("mta");
+    let mta_conf = mta_dir.join("mta.toml");
+    run(Command::new(bin("mtactl"))
+        .args(["init", "--hostname", "mx.example.org", "--domain", "example.org"])
+        .arg("--root")
+        .arg(&mta_dir)
+        .args(["--port-offset", &PORT_OFFSET.to_string()]))?;
+    // Trust greyd's PROXY header, so mta sees the real client address.
+    let conf = std::fs::read_to_string(&mta_conf)?;
+    std::fs::write(&mta_conf, conf.replace("proxy_from = []", "proxy_from = [\"127.0.0.1\"]"))?;
+    let mut add = Command::new(bin("mtactl"))
+        .args(["user", "add", "alice@example.org", "--password-stdin", "--config"])
+        .arg(&mta_conf)
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(add.stdin.as_mut().context("stdin")?, b"secret\n")?;
+    anyhow::ensure!(add.wait()?.success(), "mtactl user add failed");
+
+    let mut running = Running(Vec::new());
+    running.0.push(Command::new(bin("mta")).arg("--config").arg(&mta_conf).spawn().context("start mta")?);
     let control = dir.join("greyd.sock");
-    let greydb = root().join("target/debug/greydb");
     println!(
-        "\ngreyd listens on 127.0.0.1:{GREYD_PORT} (pass time 30 s) and passes whitelisted clients to {up_addr}.\n\
+        "\ngreyd listens on 127.0.0.1:{GREYD_PORT} (pass time 30 s) in front of mta on 127.0.0.1:{}.\n\
          In another terminal:\n\
-         \x20 swaks --server 127.0.0.1:{GREYD_PORT} --to you@example.org     # greylisted: 451\n\
-         \x20 {greydb} --control {control}   # the GREY tuple\n\
-         \x20 sleep 30; swaks --server 127.0.0.1:{GREYD_PORT} --to you@example.org   # retried: whitelisted\n\
-         \x20 swaks --server 127.0.0.1:{GREYD_PORT} --to you@example.org     # delivered through greyd\n\
+         \x20 swaks --server 127.0.0.1:{GREYD_PORT} --to alice@example.org     # greylisted: 451\n\
+         \x20 {greydb} --control {control}    # the GREY tuple\n\
+         \x20 sleep 30; swaks --server 127.0.0.1:{GREYD_PORT} --to alice@example.org   # retried: whitelisted\n\
+         \x20 swaks --server 127.0.0.1:{GREYD_PORT} --to alice@example.org     # delivered by mta\n\
+         \x20 ls {maildir}\n\
          Ctrl-C stops the demo.\n",
+        25 + PORT_OFFSET,
         control = control.display(),
-        greydb = greydb.display(),
+        greydb = bin("greydb").display(),
+        maildir = mta_dir.join("mail/example.org/alice/new").display(),
     );
-    let status = Command::new(root().join("target/debug/greyd"))
-        .args([
-            "-d",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &GREYD_PORT.to_string(),
-            "-G",
-            "30s:4h:36d",
-            "-S",
-            "2",
-        ])
-        .arg("--upstream")
-        .arg(up_addr.to_string())
+    let mut greyd = Command::new(bin("greyd"))
+        .args(["-d", "-l", "127.0.0.1", "-p", &GREYD_PORT.to_string(), "-G", "30s:4h:36d", "-S", "2"])
+        .args(["--upstream", &format!("127.0.0.1:{}", 25 + PORT_OFFSET)])
         .arg("--db")
         .arg(dir.join("greyd.db"))
         .arg("--control")
         .arg(&control)
-        .status()
+        .spawn()
         .context("start greyd")?;
+    let status = greyd.wait()?;
     anyhow::ensure!(status.success(), "greyd exited with {status}");
-    Ok(())
-}
-
-/// A minimal SMTP receiver: reads the PROXY v2 header, accepts everything, prints messages.
-fn sink(conn: TcpStream) -> Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut head = [0u8; 16];
-    reader.read_exact(&mut head)?;
-    let mut addrs = vec![0u8; usize::from(u16::from_be_bytes([head[14], head[15]]))];
-    reader.read_exact(&mut addrs)?;
-    let client: IpAddr = match head[13] {
-        0x11 => IpAddr::from(<[u8; 4]>::try_from(&addrs[..4])?),
-        _ => IpAddr::from(<[u8; 16]>::try_from(&addrs[..16])?),
-    };
-    let mut out = conn;
-    out.write_all(b"220 demo-upstream ESMTP\r\n")?;
-    let mut line = String::new();
-    let mut in_data = false;
-    while reader.read_line(&mut line)? > 0 {
-        let cmd = line.trim_end().to_string();
-        line.clear();
-        if in_data {
-            if cmd == "." {
-                in_data = false;
-                out.write_all(b"250 2.0.0 accepted by the demo upstream\r\n")?;
-            } else {
-                println!("[upstream] {client} | {cmd}");
-            }
-            continue;
-        }
-        let verb = cmd.get(..4).unwrap_or("").to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "DATA" => {
-                in_data = true;
-                b"354 go ahead\r\n"
-            }
-            "QUIT" => {
-                out.write_all(b"221 bye\r\n")?;
-                return Ok(());
-            }
-            _ => b"250 ok\r\n",
-        };
-        out.write_all(reply)?;
-    }
     Ok(())
 }
