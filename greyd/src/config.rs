@@ -76,11 +76,23 @@ pub enum FirewallKind {
     Nftables,
 }
 
+/// `greyd --version`: the version and the firewall backends this build has.
+#[cfg(all(target_os = "linux", greyd_ebpf))]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nfirewalls: proxy none nftables ebpf");
+#[cfg(all(target_os = "linux", not(greyd_ebpf)))]
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nfirewalls: proxy none nftables (ebpf not built: `cargo xtask deps` installs its toolchain)"
+);
+#[cfg(not(target_os = "linux"))]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nfirewalls: proxy none");
+
 /// The command line, as spamd's plus greyd's long options.
 #[derive(Debug, Parser)]
 #[command(
     name = "greyd",
     version,
+    long_version = LONG_VERSION,
     about = "Tarpit and greylister (spamd's role)",
     disable_help_flag = true
 )]
@@ -196,6 +208,9 @@ struct File {
     sync_port: Option<u16>,
     protected_ports: Option<Vec<u16>>,
     keep_firewall: Option<bool>,
+    xdp_interfaces: Option<Vec<String>>,
+    bpf_pin_dir: Option<PathBuf>,
+    pfctl: Option<PathBuf>,
 }
 
 /// The merged configuration greyd runs with.
@@ -232,6 +247,9 @@ pub struct Config {
     pub sync_port: u16,
     pub protected_ports: Vec<u16>,
     pub keep_firewall: bool,
+    pub xdp_interfaces: Vec<String>,
+    pub bpf_pin_dir: PathBuf,
+    pub pfctl: PathBuf,
 }
 
 pub const DEFAULT_DB: &str = "/var/db/greyd/greyd.db";
@@ -345,6 +363,9 @@ impl Config {
             sync_port: f.sync_port.unwrap_or(crate::sync::DEFAULT_PORT),
             protected_ports: f.protected_ports.unwrap_or_else(|| vec![25]),
             keep_firewall: f.keep_firewall.unwrap_or(false),
+            xdp_interfaces: f.xdp_interfaces.unwrap_or_default(),
+            bpf_pin_dir: f.bpf_pin_dir.unwrap_or_else(|| "/sys/fs/bpf/greyd".into()),
+            pfctl: f.pfctl.unwrap_or_else(|| "/sbin/pfctl".into()),
         })
     }
 }

@@ -113,9 +113,10 @@ impl Greyd {
 /// Run greyd with `args`, inside the named namespace if given, and wait until it is ready.
 fn launch(netns: Option<&str>, args: &[String]) -> Daemon {
     let mut cmd = match netns {
+        // nsenter changes only the network namespace, so pins under /sys/fs/bpf stay visible.
         Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(bin("greyd"));
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg(bin("greyd"));
             c
         }
         None => Command::new(bin("greyd")),

@@ -56,10 +56,10 @@ impl Netns {
         Netns { name }
     }
 
-    /// A command that runs inside the namespace (`ip netns exec` execs it, so its PID is the program's).
+    /// A command that runs inside the namespace (nsenter execs it, so its PID is the program's).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program);
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name)).arg(program);
         cmd
     }
 
@@ -94,6 +94,8 @@ pub struct Pair {
     pub server: Netns,
     pub client: Netns,
     pub server_ip: IpAddr,
+    /// The server's end of the veth pair (where XDP attaches).
+    pub server_if: String,
 }
 
 impl Pair {
@@ -119,6 +121,7 @@ impl Pair {
             server_ip: server_ips[0].parse().unwrap(),
             server,
             client,
+            server_if: a,
         }
     }
 

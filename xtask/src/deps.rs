@@ -50,6 +50,30 @@ pub fn install() -> Result<()> {
     if !succeeds("rustc", &["+nightly", "--version"]) {
         run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
     }
+    // The eBPF toolchain: rust-src for -Z build-std, and bpf-linker built against Debian's LLVM 22
+    // (without LLVM_PREFIX it finds LLVM 14 and fails to link).
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .output()?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    if !succeeds("bpf-linker", &["--version"]) {
+        println!("xtask deps: cargo install bpf-linker (about 4 minutes)");
+        run(Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", "/usr/lib/llvm-22"))?;
+    }
     if !succeeds("cargo", &["+nightly", "fuzz", "--version"]) {
         println!("xtask deps: cargo install cargo-fuzz");
         run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;

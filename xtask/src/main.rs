@@ -1,8 +1,10 @@
 //! `cargo xtask`: the developer and CI tasks of the workspace.
 //!
 //! - `deps`: install what the tests need (Debian packages, Python packages,
-//!   cargo-fuzz), idempotently;
-//! - `test`: deps, build, fmt/clippy, the whole test suite, a short fuzz run;
+//!   the eBPF toolchain, cargo-fuzz), idempotently;
+//! - `build-ebpf`: build the eBPF programs alone;
+//! - `test`: deps, build, fmt/clippy, the whole test suite, an OpenBSD
+//!   build check, a short fuzz run;
 //! - `demo`: greyd in proxy mode on loopback in front of a minimal upstream;
 //! - `bench …`: the benchmarks.
 
@@ -27,6 +29,8 @@ struct Cli {
 enum Task {
     /// Install the packages and tools the tests need (idempotent).
     Deps,
+    /// Build the eBPF programs alone (greyd's build embeds them anyway).
+    BuildEbpf,
     /// Run greyd in proxy mode on loopback in front of a minimal upstream.
     Demo,
     /// Benchmarks (release builds; they print figures, never fail on speed).
@@ -43,6 +47,7 @@ enum Task {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Deps => deps::install(),
+        Task::BuildEbpf => build_ebpf(),
         Task::Test { fuzz_seconds } => test(fuzz_seconds),
         Task::Demo => demo::run_demo(),
         Task::Bench(b) => bench::run_bench(b),
@@ -76,6 +81,7 @@ fn test(fuzz_seconds: u64) -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     let tests = run_tests()?;
+    openbsd_check()?;
     if fuzz_seconds > 0 {
         fuzz(fuzz_seconds)?;
     }
@@ -133,6 +139,45 @@ fn run_tests() -> Result<Tally> {
     Ok(tally)
 }
 
+/// The daemons must keep building for OpenBSD (pf); Linux-only parts are cfg-gated.
+fn openbsd_check() -> Result<()> {
+    run(cargo().args([
+        "+nightly",
+        "check",
+        "-Z",
+        "build-std",
+        "--target",
+        "x86_64-unknown-openbsd",
+        "--target-dir",
+        "target/openbsd",
+        "-p",
+        "greyd",
+    ]))
+}
+
+/// The same build greyd's build script does, into target/bpfel-unknown-none.
+fn build_ebpf() -> Result<()> {
+    run(cargo().args([
+        "+nightly",
+        "build",
+        "-p",
+        "greyd-ebpf",
+        "--bins",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--features",
+        "programs",
+    ]))?;
+    println!(
+        "{}",
+        root().join("target/bpfel-unknown-none/release/greyd-ebpf").display()
+    );
+    Ok(())
+}
+
 /// Every crate's fuzz/ directory holds cargo-fuzz targets; run each briefly.
 fn fuzz(seconds: u64) -> Result<()> {
     for krate in ["greyd", "mta", "setup"] {
@@ -158,6 +203,8 @@ fn fuzz(seconds: u64) -> Result<()> {
                 // Without sanitizers the build is minutes shorter; the code under test is safe Rust.
                 .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target, "--"])
                 .arg(format!("-max_total_time={seconds}"))
+                // The fuzz targets never load the kernel programs; skip building them again.
+                .env("GREYD_NO_EBPF", "1")
                 .current_dir(&dir))?;
         }
     }

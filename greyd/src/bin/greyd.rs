@@ -18,9 +18,12 @@ fn main() -> Result<()> {
     }
     greyd::logging::init(c"greyd", config.foreground, config.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let foreground = config.foreground;
     if let Err(e) = runtime.block_on(greyd::server::run(config)) {
         tracing::error!("{e:#}");
-        eprintln!("greyd: {e:#}");
+        if !foreground {
+            eprintln!("greyd: {e:#}");
+        }
         std::process::exit(1);
     }
     Ok(())

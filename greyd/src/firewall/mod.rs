@@ -6,8 +6,12 @@
 //! nftables, pf) steer in the kernel, so only non-whitelisted sources ever
 //! reach greyd's socket; the `proxy` and `none` backends keep no kernel state.
 
+mod batch;
+#[cfg(all(target_os = "linux", greyd_ebpf))]
+pub mod ebpf;
 #[cfg(target_os = "linux")]
 pub mod nftables;
+pub mod pf;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -45,6 +49,14 @@ pub trait Firewall: Send + Sync {
     fn white_added(&self, ip: IpAddr) -> Result<(), FirewallError>;
     /// A source's whitelisting expired or was deleted.
     fn white_removed(&self, ip: IpAddr) -> Result<(), FirewallError>;
+    /// greyd listens on `listener` (kernel steering needs its socket).
+    fn listening(&self, _listener: &tokio::net::TcpListener) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    /// Whitelisted sources that connected since the last call (their entries are refreshed).
+    fn seen_white(&self) -> Vec<IpAddr> {
+        Vec::new()
+    }
     /// The address a connection was originally made to (the kernel may have redirected it).
     fn original_destination(&self, stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
         stream.local_addr().ok()
@@ -91,6 +103,30 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> 
             config.port,
             config.keep_firewall,
         )?)),
+        #[cfg(all(target_os = "linux", greyd_ebpf))]
+        FirewallKind::Ebpf => Ok(Box::new(ebpf::EbpfFilter::new(
+            &config.protected_ports,
+            &config.xdp_interfaces,
+            &config.bpf_pin_dir,
+            config.keep_firewall,
+        )?)),
+        FirewallKind::Pf => {
+            // divert-to needs an address greyd listens on; the first -l address, loopback for a wildcard.
+            let ip = config
+                .listen
+                .first()
+                .copied()
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or([127, 0, 0, 1].into());
+            Ok(Box::new(pf::Pf::new(
+                config.pfctl.clone(),
+                &config.protected_ports,
+                SocketAddr::new(ip, config.port),
+                config.keep_firewall,
+            )?))
+        }
+        // Reached on builds without eBPF, or off Linux.
+        #[allow(unreachable_patterns)]
         kind => Err(FirewallError::NotAvailable(kind)),
     }
 }

@@ -3,30 +3,22 @@
 //! to the MTA, and redirects every other TCP connection to the protected
 //! ports to greyd.
 //!
-//! Changes go to `nft -f -` as one atomic script per batch: set updates are
-//! queued and a writer thread flushes whatever has gathered, so a burst of
-//! promotions costs one process, never one per address.
+//! Changes go to `nft -f -` as one atomic script per batch ([`Batcher`]).
 
+use ipnet::IpNet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::Duration;
 
-use ipnet::IpNet;
-
+use super::batch::{Batcher, WhiteChange};
 use super::{Firewall, FirewallError, FirewallState};
 
 /// The table greyd owns; nothing else in the ruleset is touched.
 pub const TABLE: &str = "greyd";
 
-/// How long the writer waits for more updates to join a batch.
-const BATCH_WINDOW: Duration = Duration::from_millis(20);
-
 pub struct Nftables {
-    queue: Mutex<Sender<String>>,
+    batcher: Batcher,
     keep_on_exit: bool,
 }
 
@@ -122,34 +114,32 @@ impl Nftables {
     /// Install the table (replacing an old one) and start the batch writer.
     pub fn new(ports: &[u16], greyd_port: u16, keep_on_exit: bool) -> Result<Nftables, FirewallError> {
         run_nft(&ruleset(ports, greyd_port))?;
-        let (tx, rx) = channel();
-        std::thread::Builder::new()
-            .name("nft-writer".into())
-            .spawn(move || write_batches(rx))
-            .map_err(|e| FirewallError::Setup(e.to_string()))?;
-        Ok(Nftables {
-            queue: Mutex::new(tx),
-            keep_on_exit,
+        let batcher = Batcher::start("nft-writer", |batch| {
+            if let Err(e) = run_nft(&changes_script(batch)) {
+                tracing::warn!("nftables update failed: {e}");
+            }
         })
-    }
-
-    fn queue(&self, command: String) {
-        let _ = self.queue.lock().unwrap_or_else(|e| e.into_inner()).send(command);
+        .map_err(|e| FirewallError::Setup(e.to_string()))?;
+        Ok(Nftables { batcher, keep_on_exit })
     }
 }
 
-/// Gather queued commands for a moment and apply them as one script.
-fn write_batches(rx: Receiver<String>) {
-    while let Ok(first) = rx.recv() {
-        let mut script = first;
-        std::thread::sleep(BATCH_WINDOW);
-        for more in rx.try_iter() {
-            script.push_str(&more);
-        }
-        if let Err(e) = run_nft(&script) {
-            tracing::warn!("nftables update failed: {e}");
+/// One script for a batch of whitelist changes.
+fn changes_script(batch: &[WhiteChange]) -> String {
+    let mut script = String::new();
+    for change in batch {
+        let (ip, remove) = match *change {
+            WhiteChange::Add(ip) => (ip, false),
+            WhiteChange::Remove(ip) => (ip, true),
+        };
+        let set = set_for("white", ip.is_ipv4());
+        let _ = writeln!(script, "add element inet {TABLE} {set} {{ {ip} }}");
+        // "delete" of a missing element would sink the whole batch; after the add it cannot.
+        if remove {
+            let _ = writeln!(script, "delete element inet {TABLE} {set} {{ {ip} }}");
         }
     }
+    script
 }
 
 impl Firewall for Nftables {
@@ -168,19 +158,12 @@ impl Firewall for Nftables {
     }
 
     fn white_added(&self, ip: IpAddr) -> Result<(), FirewallError> {
-        self.queue(format!(
-            "add element inet {TABLE} {} {{ {ip} }}\n",
-            set_for("white", ip.is_ipv4())
-        ));
+        self.batcher.push(WhiteChange::Add(ip));
         Ok(())
     }
 
     fn white_removed(&self, ip: IpAddr) -> Result<(), FirewallError> {
-        // "delete" fails on a missing element and would sink the whole batch; add-then-delete cannot.
-        let set = set_for("white", ip.is_ipv4());
-        self.queue(format!(
-            "add element inet {TABLE} {set} {{ {ip} }}\ndelete element inet {TABLE} {set} {{ {ip} }}\n"
-        ));
+        self.batcher.push(WhiteChange::Remove(ip));
         Ok(())
     }
 

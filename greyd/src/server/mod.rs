@@ -105,6 +105,7 @@ pub async fn run(config: Config) -> Result<()> {
     drop_privileges(&shared.config)?;
     for l in listeners {
         info!("listening on {}", l.local_addr()?);
+        shared.firewall.listening(&l)?;
         tokio::spawn(accept_loop(Arc::clone(&shared), l));
     }
     tokio::spawn(control::serve(Arc::clone(&shared), control));
@@ -191,11 +192,46 @@ async fn receive_sync(shared: Arc<Shared>) {
     }
 }
 
+/// Whitelisted hosts that keep talking stay whitelisted: refresh the entries
+/// of those the kernel filter saw (spamlogd's inbound role).
+async fn refresh_seen(shared: &Arc<Shared>) {
+    let seen: Vec<_> = {
+        let m = shared.memory();
+        shared
+            .firewall
+            .seen_white()
+            .into_iter()
+            .filter(|ip| m.white.contains_key(ip))
+            .collect()
+    };
+    if seen.is_empty() {
+        return;
+    }
+    let rules = shared.config.rules;
+    let refreshed = shared
+        .with_db(move |tx| {
+            seen.iter()
+                .map(|&ip| crate::grey::refresh_white(tx, ip, &rules, now()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    match refreshed {
+        Ok(entries) => {
+            let mut m = shared.memory_mut();
+            for w in entries {
+                m.white.insert(w.ip, w.expire);
+            }
+        }
+        Err(e) => warn!("refreshing whitelist entries: {e}"),
+    }
+}
+
 /// Delete expired records every `expire_interval`.
 async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.expire_interval);
     loop {
         tick.tick().await;
+        refresh_seen(&shared).await;
         let expired = match shared.with_db(|tx| tx.expire(now())).await {
             Ok(e) => e,
             Err(e) => {
