@@ -1,1 +1,18 @@
-//! Will hold the mail server behind greyd (smtpd, queue, delivery, imapd, pop3d); built with the mta issues.
+//! The mail server behind greyd: SMTP server, durable queue, local
+//! delivery (Maildir, mbox, pipe), authentication, and the tools around
+//! them. IMAP, POP3 and the outbound relay come with later issues.
+
+pub mod aliases;
+pub mod auth;
+pub mod config;
+pub mod datetime;
+pub mod deliver;
+pub mod frontend;
+pub mod queue;
+pub mod recipient;
+pub mod reload;
+pub mod runner;
+pub mod service;
+pub mod smtp;
+pub mod tls;
+pub mod virtusertable;

@@ -202,3 +202,4 @@ impl SmtpClient {
         Ok(out)
     }
 }
+pub mod mta;

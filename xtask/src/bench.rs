@@ -6,6 +6,7 @@
 //! - `grey`: new greylist tuples per second and promotions per second, with
 //!   the durable (fsynced) database;
 //! - `lists`: greyd-setup fetching, merging and loading a million entries.
+//! - `smtp`: mta against a private Postfix with smtp-source (`bench_smtp`).
 //!
 //! There is no spamd on Linux to compare with in the same run, so these
 //! print absolute figures only.
@@ -42,13 +43,29 @@ pub enum Bench {
         #[arg(long, default_value_t = 32)]
         clients: usize,
     },
+    /// mta against a loopback Postfix, both fed by smtp-source, Maildir delivery.
+    Smtp {
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// Parallel SMTP sessions.
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 4096)]
+        size: usize,
+    },
 }
 
 pub fn run_bench(b: Bench) -> Result<()> {
-    run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd", "--bins"]))?;
+    let build_greyd = || run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd", "--bins"]));
     match b {
-        Bench::Tarpit { connections, hold } => tarpit(connections, hold),
-        Bench::Grey { tuples, clients } => grey(tuples, clients),
+        Bench::Tarpit { connections, hold } => build_greyd().and_then(|_| tarpit(connections, hold)),
+        Bench::Grey { tuples, clients } => build_greyd().and_then(|_| grey(tuples, clients)),
+        Bench::Smtp {
+            messages,
+            sessions,
+            size,
+        } => crate::bench_smtp::smtp(messages, sessions, size),
         // The example holds the HTTP server and greyd helpers the e2e tests share.
         Bench::Lists => {
             run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd-setup", "--bins"]))?;

@@ -35,6 +35,15 @@ pub fn install() -> Result<()> {
     if !missing.is_empty() {
         println!("xtask deps: apt-get install {}", missing.join(" "));
         run(Command::new("apt-get").arg("update").arg("-q"))?;
+        // postfix (for smtp-source in `bench smtp`) must not configure and start a system MTA on port 25.
+        let mut preseed = Command::new("debconf-set-selections")
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        std::io::Write::write_all(
+            &mut preseed.stdin.take().expect("piped"),
+            b"postfix postfix/main_mailer_type select No configuration\n",
+        )?;
+        preseed.wait()?;
         run(Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)

@@ -1,0 +1,82 @@
+//! Authentication: virtual users (the users file), system users
+//! (/etc/shadow), the SASL mechanisms, and per-address throttling of
+//! failed logins.
+
+pub mod sasl;
+pub mod shadow;
+pub mod users;
+
+use crate::config::AuthConfig;
+use crate::reload::Reloading;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use users::{ScramSecret, Users};
+
+impl sasl::SecretLookup for Users {
+    fn scram(&self, user: &str) -> Option<ScramSecret> {
+        self.get(user).map(|u| u.scram.clone())
+    }
+
+    fn cram_md5(&self, user: &str) -> Option<String> {
+        self.get(user).and_then(|u| u.cram_md5.clone())
+    }
+}
+
+pub struct Authenticator {
+    config: AuthConfig,
+    users: Reloading<Users>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Authenticator {
+        Authenticator {
+            config: config.clone(),
+            users: Reloading::new(&config.users_file, |p| Users::load(p).map_err(|e| e.to_string())),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current virtual users (empty if the file cannot be read).
+    pub fn users(&self) -> Arc<Users> {
+        self.users.get().unwrap_or_else(|e| {
+            tracing::error!("users file: {e}");
+            Arc::new(Users::default())
+        })
+    }
+
+    /// Check a password: `user@domain` names are virtual users, plain names
+    /// system users (when enabled). Slow by design (argon2): call off the reactor.
+    pub fn verify_password(&self, user: &str, password: &str) -> bool {
+        if user.contains('@') {
+            self.users().get(user).is_some_and(|u| u.verify(password))
+        } else {
+            self.config.system_users && shadow::verify(user, password)
+        }
+    }
+
+    /// Too many recent failures from `ip`: refuse AUTH for now.
+    pub fn throttled(&self, ip: IpAddr) -> bool {
+        let mut f = self.failures.lock().expect("failures lock");
+        match f.get(&ip) {
+            Some((_, since)) if since.elapsed() > self.config.failure_window => {
+                f.remove(&ip);
+                false
+            }
+            Some((n, _)) => *n >= self.config.max_failures,
+            None => false,
+        }
+    }
+
+    pub fn record_failure(&self, ip: IpAddr) {
+        let mut f = self.failures.lock().expect("failures lock");
+        let entry = f.entry(ip).or_insert((0, Instant::now()));
+        entry.0 += 1;
+    }
+
+    pub fn record_success(&self, ip: IpAddr) {
+        self.failures.lock().expect("failures lock").remove(&ip);
+    }
+}

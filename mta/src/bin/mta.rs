@@ -1,0 +1,140 @@
+//! `mta`: the mail daemon (SMTP listeners, queue runner, local delivery),
+//! in the foreground. Also the hidden `deliver-as-user` helper that
+//! delivery runs under a user's uid when the daemon is root.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use mta::config::Config;
+use mta::deliver::{self, Message, Target};
+use mta::service::Shared;
+use mta::smtp::server::{self, ConnectionCounts};
+use mta::smtp::session::Port;
+use mta::tls::Tls;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(about = "Mail server: SMTP, queue and local delivery (runs in the foreground)")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short = 'c', default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+#[derive(Subcommand)]
+enum Helper {
+    /// Internal: deliver stdin to a Maildir or mbox as the current user.
+    #[command(hide = true, name = deliver::helper::SUBCOMMAND)]
+    DeliverAsUser(DeliverArgs),
+}
+
+#[derive(clap::Args)]
+struct DeliverArgs {
+    #[arg(long)]
+    sender: String,
+    #[arg(long)]
+    recipient: String,
+    #[arg(long)]
+    arrived: u64,
+    #[arg(long)]
+    maildir: Option<PathBuf>,
+    #[arg(long)]
+    folder: Option<String>,
+    #[arg(long)]
+    mbox: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Helper::DeliverAsUser(args)) = cli.helper {
+        return deliver_as_user(&cli.config, args);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MTA_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = Config::load(&cli.config)?;
+    tokio::runtime::Runtime::new()?.block_on(daemon(config))
+}
+
+fn deliver_as_user(config: &std::path::Path, args: DeliverArgs) -> Result<()> {
+    let hostname = Config::load(config)
+        .map(|c| c.hostname)
+        .unwrap_or_else(|_| "localhost".into());
+    let target = match (args.maildir, args.mbox) {
+        (Some(dir), None) => Target::Maildir {
+            dir,
+            folder: args.folder,
+        },
+        (None, Some(path)) => Target::Mbox(path),
+        _ => anyhow::bail!("give exactly one of --maildir and --mbox"),
+    };
+    let mut content = Vec::new();
+    std::io::stdin().read_to_end(&mut content)?;
+    let msg = Message {
+        sender: Some(&args.sender).filter(|s| !s.is_empty()).map(String::as_str),
+        recipient: &args.recipient,
+        content: &content,
+        arrived: args.arrived,
+    };
+    if let Err(e) = deliver::deliver_here(&target, &msg, &hostname) {
+        eprintln!("{e}");
+        std::process::exit(if e.temporary { deliver::pipe::EX_TEMPFAIL } else { 1 });
+    }
+    Ok(())
+}
+
+async fn daemon(config: Config) -> Result<()> {
+    let tls = match Tls::load(&config.tls.cert, &config.tls.key) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(e) => {
+            tracing::warn!("TLS disabled: {e}");
+            None
+        }
+    };
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new(Shared::new(config, tls, Some(wake_tx))?);
+    let counts = Arc::new(ConnectionCounts::default());
+    let smtp = &shared.config.smtp;
+    let listeners = [
+        (&smtp.listen, Port::Mx),
+        (&smtp.submission, Port::Submission),
+        (&smtp.smtps, Port::Smtps),
+    ];
+    for (addrs, port) in listeners {
+        for &addr in addrs {
+            if port == Port::Smtps && shared.tls.is_none() {
+                tracing::warn!("not listening on {addr}: implicit TLS needs a certificate");
+                continue;
+            }
+            let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
+            tracing::info!("listening on {addr} ({port:?})");
+            tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&counts)));
+        }
+    }
+    tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match &shared.tls {
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: keeping the old certificate: {e}"),
+                },
+                None => tracing::info!("SIGHUP: TLS is disabled, nothing to reload"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}

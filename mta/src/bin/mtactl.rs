@@ -1,0 +1,249 @@
+//! `mtactl`: set up and manage the mail server (smtpctl/doveadm's role):
+//! `init` a self-contained configuration, manage virtual `user`s, make a
+//! self-signed `cert`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use mta::auth::users::{Users, VirtualUser};
+use mta::config::Config;
+use std::io::BufRead;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(about = "Manage the mta mail server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a complete configuration rooted in DIR (runs without root with --port-offset).
+    Init {
+        #[arg(long)]
+        root: PathBuf,
+        /// Host name for the greeting, Received: and the certificate; default: the system's.
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Mail domain delivered locally; default: the host name.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        listen: IpAddr,
+        /// Added to every standard port (25, 587, 465, 143, 993, 110, 995).
+        #[arg(long, default_value_t = 0)]
+        port_offset: u16,
+    },
+    /// Virtual users.
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+        #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+        config: PathBuf,
+    },
+    /// Write a self-signed certificate and key to the paths in the configuration.
+    Cert {
+        #[arg(long, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+        config: PathBuf,
+        /// Names for the certificate; default: the configured host name.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user (creating its Maildir); the password is read from stdin.
+    Add {
+        address: String,
+        /// Read the password from the first line of stdin (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Also keep a password-equivalent secret so CRAM-MD5 works for this user.
+        #[arg(long)]
+        allow_cram_md5: bool,
+    },
+    /// Remove a user (its mail is kept).
+    Del { address: String },
+    /// Change a user's password (read from stdin).
+    Passwd {
+        address: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        allow_cram_md5: bool,
+    },
+    /// List users.
+    List,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Init {
+            root,
+            hostname,
+            domain,
+            listen,
+            port_offset,
+        } => init(&root, hostname, domain, listen, port_offset),
+        Cmd::User { action, config } => user(action, &Config::load(&config)?),
+        Cmd::Cert { config, names } => {
+            let config = Config::load(&config)?;
+            let names = if names.is_empty() {
+                vec![config.hostname.clone()]
+            } else {
+                names
+            };
+            mta::tls::write_self_signed(&names, &config.tls.cert, &config.tls.key)?;
+            println!("wrote {} and {}", config.tls.cert.display(), config.tls.key.display());
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        bail!("empty password on stdin");
+    }
+    Ok(pw)
+}
+
+fn check_address(address: &str) -> Result<(String, String)> {
+    let mb = mta::smtp::command::Mailbox::parse(address, false)
+        .map_err(|_| anyhow::anyhow!("{address:?} is not user@domain"))?;
+    Ok((mb.local.to_ascii_lowercase(), mb.domain.to_ascii_lowercase()))
+}
+
+fn user(action: UserCmd, config: &Config) -> Result<()> {
+    let path = &config.auth.users_file;
+    let mut users = Users::load(path)?;
+    match action {
+        UserCmd::Add {
+            address,
+            allow_cram_md5,
+            ..
+        } => {
+            if users.get(&address).is_some() {
+                bail!("{address} exists; use `mtactl user passwd`");
+            }
+            set_password(config, &mut users, &address, allow_cram_md5)?;
+            println!("added {address}");
+        }
+        UserCmd::Passwd {
+            address,
+            allow_cram_md5,
+            ..
+        } => {
+            if users.get(&address).is_none() {
+                bail!("no such user {address}");
+            }
+            set_password(config, &mut users, &address, allow_cram_md5)?;
+            println!("updated {address}");
+        }
+        UserCmd::Del { address } => {
+            if !users.remove(&address) {
+                bail!("no such user {address}");
+            }
+            users.save(path)?;
+            println!("removed {address}");
+        }
+        UserCmd::List => {
+            for u in &users.users {
+                println!("{}{}", u.name, if u.cram_md5.is_some() { " (cram-md5)" } else { "" });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Set a password from stdin, save the file, and make sure the Maildir exists.
+fn set_password(config: &Config, users: &mut Users, address: &str, allow_cram_md5: bool) -> Result<()> {
+    let (local, domain) = check_address(address)?;
+    let pw = read_password()?;
+    users.set(VirtualUser::new(address, &pw, allow_cram_md5)?);
+    users.save(&config.auth.users_file)?;
+    if config.delivery.format == mta::config::MailboxFormat::Maildir {
+        let maildir = config.delivery.virtual_dir.join(&domain).join(&local);
+        mta::deliver::maildir::create(&maildir).with_context(|| format!("creating {}", maildir.display()))?;
+    }
+    Ok(())
+}
+
+fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: IpAddr, offset: u16) -> Result<()> {
+    std::fs::create_dir_all(root)?;
+    let root = root.canonicalize()?;
+    let mut c = Config::default();
+    if let Some(h) = hostname {
+        c.hostname = h;
+    }
+    c.domains = vec![domain.unwrap_or_else(|| c.hostname.clone())];
+    let port = |p: u16| -> Result<Vec<SocketAddr>> {
+        Ok(vec![SocketAddr::new(
+            listen,
+            p.checked_add(offset).context("port offset too large")?,
+        )])
+    };
+    c.smtp.listen = port(25)?;
+    c.smtp.submission = port(587)?;
+    c.smtp.smtps = port(465)?;
+    c.imap.listen = port(143)?;
+    c.imap.tls_listen = port(993)?;
+    c.pop3.listen = port(110)?;
+    c.pop3.tls_listen = port(995)?;
+    // greyd in proxy mode connects from loopback: trusting loopback would make an open relay.
+    c.relay.networks = Vec::new();
+    c.tls.cert = root.join("cert.pem");
+    c.tls.key = root.join("key.pem");
+    c.auth.users_file = root.join("users");
+    c.files.aliases = root.join("aliases");
+    c.files.virtusertable = root.join("virtusertable");
+    c.files.local_host_names = root.join("local-host-names");
+    c.files.relay_domains = root.join("relay-domains");
+    c.queue.dir = root.join("queue");
+    c.delivery.virtual_dir = root.join("mail");
+    c.delivery.mbox_dir = root.join("mbox");
+    // Programs and files named in this aliases file run as whoever runs mta.
+    c.delivery.alias_user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "nobody".into(), |u| u.name);
+    mta::queue::Queue::open(&c.queue.dir)?;
+    for dir in [&c.delivery.virtual_dir, &c.delivery.mbox_dir] {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
+    }
+    let files: [(&Path, &str); 5] = [
+        (&c.files.aliases, "# sendmail aliases format: name: target, target...\n"),
+        (
+            &c.files.virtusertable,
+            "# user@domain target | @domain target | user@domain error:nouser text\n",
+        ),
+        (&c.files.local_host_names, "# one local domain a line\n"),
+        (
+            &c.files.relay_domains,
+            "# domains we relay to, and client networks allowed to relay\n",
+        ),
+        (&c.auth.users_file, "# mta virtual users: managed by `mtactl user`\n"),
+    ];
+    for (path, text) in files {
+        if !path.exists() {
+            std::fs::write(path, text)?;
+        }
+    }
+    mta::tls::write_self_signed(&[c.hostname.clone()], &c.tls.cert, &c.tls.key)?;
+    let config_path = root.join("mta.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "# written by mtactl init; README.md documents every key\n{}",
+            toml::to_string_pretty(&c)?
+        ),
+    )?;
+    println!("wrote {}", config_path.display());
+    println!("run: mta --config {}", config_path.display());
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! `mta.toml`: every key with its default, the duration and size syntax, and
+//! loading. Classic files (aliases, virtusertable, ...) are only named here.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Name in the greeting and Received: headers; default: the system host name.
+    pub hostname: String,
+    /// Domains delivered locally besides the local-host-names file and `hostname`.
+    pub domains: Vec<String>,
+    pub smtp: SmtpConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub files: FilesConfig,
+    pub relay: RelayConfig,
+    pub queue: QueueConfig,
+    pub delivery: DeliveryConfig,
+    /// Reserved for the imapd issue: its listeners (143 and 993 by default).
+    pub imap: ReservedListeners,
+    /// Reserved for the pop3d issue: its listeners (110 and 995 by default).
+    pub pop3: ReservedListeners,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// MX listeners: STARTTLS offered, AUTH only after TLS. Default `["0.0.0.0:25", "[::]:25"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Submission listeners: AUTH required, after STARTTLS. Default `["0.0.0.0:587", "[::]:587"]`.
+    pub submission: Vec<SocketAddr>,
+    /// Implicit-TLS submission listeners. Default `["0.0.0.0:465", "[::]:465"]`.
+    pub smtps: Vec<SocketAddr>,
+    /// Largest message accepted, in bytes (advertised with SIZE). Default 36700160 (35 MiB).
+    pub max_message_size: u64,
+    /// Recipients per message; more get 452. Default 1000 (Postfix).
+    pub max_recipients: usize,
+    /// Longest command line, CRLF excluded; longer gets 500 5.5.2. Default 2048.
+    pub line_length_limit: usize,
+    /// Errors per session before it is closed with 421. Default 20 (Postfix's hard limit).
+    pub max_errors: u32,
+    /// Time to wait for a command. Default "5m".
+    #[serde(with = "duration")]
+    pub command_timeout: Duration,
+    /// Time to wait for each block of message data. Default "10m".
+    #[serde(with = "duration")]
+    pub data_timeout: Duration,
+    /// Simultaneous connections from one client address. Default 50 (Postfix).
+    pub max_connections_per_client: usize,
+    /// Answer VRFY with the result of a lookup (otherwise 252). Default false.
+    pub vrfy: bool,
+    /// Peers allowed to send a PROXY v2 header (greyd in proxy mode); the header
+    /// is then required from them. Default none.
+    pub proxy_from: Vec<std::net::IpAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; reloaded on SIGHUP. Default "/etc/mta/cert.pem".
+    pub cert: PathBuf,
+    /// PEM private key. Default "/etc/mta/key.pem".
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Virtual users file (`mtactl user ...`). Default "/etc/mta/users".
+    pub users_file: PathBuf,
+    /// Also authenticate system users from /etc/shadow (only works as root). Default true.
+    pub system_users: bool,
+    /// Failed logins from one address before AUTH is refused for a while. Default 5.
+    pub max_failures: u32,
+    /// How long failures count against an address. Default "15m".
+    #[serde(with = "duration")]
+    pub failure_window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Default "/etc/mail/aliases".
+    pub aliases: PathBuf,
+    /// Default "/etc/mail/virtusertable".
+    pub virtusertable: PathBuf,
+    /// Default "/etc/mail/local-host-names".
+    pub local_host_names: PathBuf,
+    /// Default "/etc/mail/relay-domains".
+    pub relay_domains: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Clients allowed to relay without AUTH. Default loopback only.
+    pub networks: Vec<ipnet::IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Spool directory. Default "/var/spool/mta".
+    pub dir: PathBuf,
+    /// First retry after a temporary delivery failure; doubles per attempt up to 4h. Default "5m".
+    #[serde(with = "duration")]
+    pub retry_interval: Duration,
+    /// How long a message may stay undeliverable before it bounces. Default "5d".
+    #[serde(with = "duration")]
+    pub lifetime: Duration,
+    /// How often the queue directory is scanned for messages dropped by `sendmail`. Default "1s".
+    #[serde(with = "duration")]
+    pub scan_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxFormat {
+    Maildir,
+    Mbox,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Mailbox format for system users (`~/Maildir/` or `mbox_dir/user`) and
+    /// virtual users (`virtual_dir/domain/user/` or `virtual_dir/domain/user.mbox`). Default "maildir".
+    pub format: MailboxFormat,
+    /// Directory of system users' mbox files. Default "/var/mail".
+    pub mbox_dir: PathBuf,
+    /// Root of the virtual users' mailboxes. Default "/var/vmail".
+    pub virtual_dir: PathBuf,
+    /// Honour ~/.forward of system users. Default true.
+    pub forward: bool,
+    /// User that runs aliases-file programs and file deliveries when mta runs as root. Default "nobody".
+    pub alias_user: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReservedListeners {
+    pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+}
+
+fn both(port: u16) -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from(([0, 0, 0, 0], port)),
+        SocketAddr::from(([0u16; 8], port)),
+    ]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "localhost".into()),
+            domains: Vec::new(),
+            smtp: SmtpConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            files: FilesConfig::default(),
+            relay: RelayConfig::default(),
+            queue: QueueConfig::default(),
+            delivery: DeliveryConfig::default(),
+            imap: ReservedListeners {
+                listen: both(143),
+                tls_listen: both(993),
+            },
+            pop3: ReservedListeners {
+                listen: both(110),
+                tls_listen: both(995),
+            },
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: both(25),
+            submission: both(587),
+            smtps: both(465),
+            max_message_size: 35 << 20,
+            max_recipients: 1000,
+            line_length_limit: 2048,
+            max_errors: 20,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            max_connections_per_client: 50,
+            vrfy: false,
+            proxy_from: Vec::new(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: "/etc/mta/cert.pem".into(),
+            key: "/etc/mta/key.pem".into(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            users_file: "/etc/mta/users".into(),
+            system_users: true,
+            max_failures: 5,
+            failure_window: Duration::from_secs(900),
+        }
+    }
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            aliases: "/etc/mail/aliases".into(),
+            virtusertable: "/etc/mail/virtusertable".into(),
+            local_host_names: "/etc/mail/local-host-names".into(),
+            relay_domains: "/etc/mail/relay-domains".into(),
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            networks: vec!["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")],
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            dir: "/var/spool/mta".into(),
+            retry_interval: Duration::from_secs(300),
+            lifetime: Duration::from_secs(5 * 86400),
+            scan_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            format: MailboxFormat::Maildir,
+            mbox_dir: "/var/mail".into(),
+            virtual_dir: "/var/vmail".into(),
+            forward: true,
+            alias_user: "nobody".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))
+    }
+}
+
+/// Parse `30s`, `5m`, `4h`, `5d` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().ok()?;
+    let unit = match &s[split..] {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(unit)?))
+}
+
+/// Format a duration the way `parse_duration` reads it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (use 30s, 5m, 4h, 5d)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("25m"), Some(Duration::from_secs(1500)));
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432000)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(format_duration(Duration::from_secs(14400)), "4h");
+    }
+
+    #[test]
+    fn default_roundtrips_through_toml() {
+        let text = toml::to_string(&Config::default()).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back.smtp.max_recipients, 1000);
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+}

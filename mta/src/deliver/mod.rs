@@ -1,0 +1,196 @@
+//! Local delivery agents: Maildir, mbox and pipe. Each takes the queued
+//! message (CRLF lines) and writes it in the local convention (LF lines,
+//! `Return-Path:` first). When the daemon runs as root, deliveries for a
+//! user run in a child process with that user's uid and gid.
+
+pub mod maildir;
+pub mod mbox;
+pub mod pipe;
+
+use std::path::PathBuf;
+
+/// Where one recipient's copy goes, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Maildir; `folder` is a Maildir++ folder name used if it exists.
+    Maildir {
+        dir: PathBuf,
+        folder: Option<String>,
+    },
+    Mbox(PathBuf),
+    Program(String),
+}
+
+impl Target {
+    /// Stable key recorded in the envelope once this target is done.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Maildir { dir, folder } => match folder {
+                Some(f) => format!("maildir:{}/.{f}", dir.display()),
+                None => format!("maildir:{}", dir.display()),
+            },
+            Target::Mbox(p) => format!("mbox:{}", p.display()),
+            Target::Program(p) => format!("pipe:{p}"),
+        }
+    }
+}
+
+/// A user to deliver as (used only when running as root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    /// Worth retrying later (full disk, lock held, EX_TEMPFAIL).
+    pub temporary: bool,
+    pub message: String,
+}
+
+impl DeliveryError {
+    pub fn temp(message: impl Into<String>) -> Self {
+        DeliveryError {
+            temporary: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn perm(message: impl Into<String>) -> Self {
+        DeliveryError {
+            temporary: false,
+            message: message.into(),
+        }
+    }
+
+    /// I/O errors are temporary: the file system may recover (quota, space, NFS).
+    pub fn io(what: &str, e: std::io::Error) -> Self {
+        Self::temp(format!("{what}: {e}"))
+    }
+}
+
+/// What every agent needs to know about the message.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    /// Envelope sender (`None` for `<>`).
+    pub sender: Option<&'a str>,
+    pub recipient: &'a str,
+    /// Queued content, CRLF lines.
+    pub content: &'a [u8],
+    pub arrived: u64,
+}
+
+impl Message<'_> {
+    /// The content with LF lines and a `Return-Path:` header in front.
+    pub fn local_form(&self) -> Vec<u8> {
+        let mut out = format!("Return-Path: <{}>\n", self.sender.unwrap_or("")).into_bytes();
+        out.reserve(self.content.len());
+        let mut i = 0;
+        let c = self.content;
+        while i < c.len() {
+            if c[i] == b'\r' && c.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            out.push(c[i]);
+            i += 1;
+        }
+        out
+    }
+}
+
+/// Deliver in this process (the caller already has the right identity).
+pub fn deliver_here(target: &Target, msg: &Message<'_>, hostname: &str) -> Result<(), DeliveryError> {
+    match target {
+        Target::Maildir { dir, folder } => maildir::deliver(dir, folder.as_deref(), &msg.local_form(), hostname),
+        Target::Mbox(path) => mbox::deliver(path, msg),
+        Target::Program(cmd) => pipe::deliver(cmd, msg, None),
+    }
+}
+
+/// Deliver as `owner` when we are root and the owner is someone else, else here.
+pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostname: &str) -> Result<(), DeliveryError> {
+    let switch = owner.filter(|o| nix::unistd::geteuid().is_root() && o.uid != 0);
+    match (switch, target) {
+        (None, _) => deliver_here(target, msg, hostname),
+        (Some(o), Target::Program(cmd)) => pipe::deliver(cmd, msg, Some(o)),
+        (Some(o), _) => helper::deliver_as(o, target, msg),
+    }
+}
+
+/// Make `cmd` run as `owner`: its uid and gid, HOME and USER. (std drops the
+/// supplementary groups itself when root sets a uid.)
+fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
+    use std::os::unix::process::CommandExt;
+    cmd.uid(owner.uid)
+        .gid(owner.gid)
+        .env("HOME", &owner.home)
+        .env("USER", &owner.name);
+}
+
+/// Run `cmd` with `input` on its stdin. Exit 0 is success, EX_TEMPFAIL or a
+/// signal a temporary failure, anything else permanent; stderr is the reason.
+fn run_with_input(cmd: &mut std::process::Command, input: &[u8], what: &str) -> Result<(), DeliveryError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DeliveryError::io(&format!("running {what}"), e))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A program may exit without reading everything; its exit status decides.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .map_err(|e| DeliveryError::io(&format!("waiting for {what}"), e))?;
+    let why = format!("{what}: {} {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(pipe::EX_TEMPFAIL) | None => Err(DeliveryError::temp(why)),
+        Some(_) => Err(DeliveryError::perm(why)),
+    }
+}
+
+pub mod helper {
+    //! Maildir/mbox delivery as another user: re-run our own binary
+    //! (`mta deliver-as-user ...`) with the user's uid/gid, message on stdin.
+
+    use super::*;
+    use std::process::Command;
+
+    /// The hidden subcommand the child runs.
+    pub const SUBCOMMAND: &str = "deliver-as-user";
+
+    pub fn deliver_as(owner: &Owner, target: &Target, msg: &Message<'_>) -> Result<(), DeliveryError> {
+        let exe = std::env::current_exe().map_err(|e| DeliveryError::io("current_exe", e))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(SUBCOMMAND)
+            .arg("--sender")
+            .arg(msg.sender.unwrap_or(""))
+            .arg("--recipient")
+            .arg(msg.recipient)
+            .arg("--arrived")
+            .arg(msg.arrived.to_string());
+        match target {
+            Target::Maildir { dir, folder } => {
+                cmd.arg("--maildir").arg(dir);
+                if let Some(f) = folder {
+                    cmd.arg("--folder").arg(f);
+                }
+            }
+            Target::Mbox(p) => {
+                cmd.arg("--mbox").arg(p);
+            }
+            Target::Program(_) => unreachable!("programs are run by pipe::deliver"),
+        }
+        super::run_as(&mut cmd, owner);
+        super::run_with_input(&mut cmd, msg.content, SUBCOMMAND)
+    }
+}

@@ -1,0 +1,66 @@
+//! Files re-read when they change: each access stats the file and parses it
+//! again if its modification time or size moved, so `newaliases`, edits of
+//! virtusertable and `mtactl user` take effect without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+type Stamp = Option<(SystemTime, u64)>;
+
+pub struct Reloading<T> {
+    path: PathBuf,
+    parse: fn(&Path) -> Result<T, String>,
+    cached: Mutex<Option<(Stamp, Arc<T>)>>,
+}
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl<T> Reloading<T> {
+    /// `parse` must treat a missing file as empty, if that is what a missing file means.
+    pub fn new(path: &Path, parse: fn(&Path) -> Result<T, String>) -> Self {
+        Reloading {
+            path: path.to_path_buf(),
+            parse,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The current contents; on a parse error the previous version is kept
+    /// (and the error logged) so one bad edit does not stop mail.
+    pub fn get(&self) -> Result<Arc<T>, String> {
+        let now = stamp(&self.path);
+        let mut cached = self.cached.lock().expect("reload lock");
+        if let Some((s, v)) = cached.as_ref()
+            && *s == now
+        {
+            return Ok(Arc::clone(v));
+        }
+        match (self.parse)(&self.path) {
+            Ok(v) => {
+                let v = Arc::new(v);
+                *cached = Some((now, Arc::clone(&v)));
+                Ok(v)
+            }
+            Err(e) => match cached.as_ref() {
+                Some((_, old)) => {
+                    tracing::error!("{}: {e}; keeping the previous version", self.path.display());
+                    Ok(Arc::clone(old))
+                }
+                None => Err(e),
+            },
+        }
+    }
+}
+
+/// Read a file, treating "not found" as empty.
+pub fn read_optional(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,317 @@
+//! The queue runner: picks up queued messages (woken by the SMTP server,
+//! or by scanning for files `sendmail` dropped), delivers local recipients,
+//! retries temporary failures with backoff, and bounces permanent ones or
+//! those older than the queue lifetime. Recipients for other hosts are left
+//! queued (`Relay`) for the outbound relay.
+
+use crate::deliver::{self, Message};
+use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
+use crate::recipient::Resolved;
+use crate::service::{Accepted, Shared, Wake};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinSet;
+
+/// Delivery attempts running at once (each in a blocking thread).
+const MAX_PARALLEL: usize = 8;
+
+/// Longest wait between retries.
+const MAX_BACKOFF: u64 = 4 * 3600;
+
+/// What became of a message after an attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fully handled and removed from the queue.
+    Done,
+    /// Local recipients left: try again at this time.
+    RetryAt(u64),
+    /// Only relay recipients left: wait for the relay.
+    Parked,
+}
+
+pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
+    let mut schedule: HashMap<String, u64> = HashMap::new();
+    let mut parked: HashSet<String> = HashSet::new();
+    let mut running: HashSet<String> = HashSet::new();
+    // Running when ETRN asked for an immediate attempt: retry at once when done.
+    let mut rerun: HashSet<String> = HashSet::new();
+    let mut attempts: JoinSet<(String, Result<Outcome, String>)> = JoinSet::new();
+    match shared.queue.clean_orphans() {
+        Ok(n) if n > 0 => tracing::info!("queue: removed {n} orphan files"),
+        Ok(_) => {}
+        Err(e) => tracing::error!("{e}"),
+    }
+    scan(&shared, &mut schedule, &parked);
+    loop {
+        let now = queue::now();
+        let mut due: Vec<(u64, String)> = schedule
+            .iter()
+            .filter(|(id, t)| **t <= now && !running.contains(*id))
+            .map(|(id, t)| (*t, id.clone()))
+            .collect();
+        due.sort();
+        for (_, id) in due.into_iter().take(MAX_PARALLEL.saturating_sub(attempts.len())) {
+            running.insert(id.clone());
+            let s = Arc::clone(&shared);
+            attempts.spawn_blocking(move || {
+                let outcome = attempt(&s, &id).map_err(|e| e.to_string());
+                (id, outcome)
+            });
+        }
+        let next_due = schedule
+            .iter()
+            .filter(|(id, _)| !running.contains(*id))
+            .map(|(_, t)| t.saturating_sub(queue::now()))
+            .min();
+        let sleep = next_due.map_or(shared.config.queue.scan_interval, |s| {
+            Duration::from_secs(s).min(shared.config.queue.scan_interval)
+        });
+        tokio::select! {
+            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
+                let Ok((id, outcome)) = done else { continue };
+                running.remove(&id);
+                if !matches!(outcome, Ok(Outcome::RetryAt(_))) {
+                    rerun.remove(&id);
+                }
+                match outcome {
+                    Ok(Outcome::Done) => {
+                        schedule.remove(&id);
+                    }
+                    Ok(Outcome::RetryAt(t)) => {
+                        let t = if rerun.remove(&id) { 0 } else { t };
+                        schedule.insert(id, t);
+                    }
+                    Ok(Outcome::Parked) => {
+                        schedule.remove(&id);
+                        parked.insert(id);
+                    }
+                    Err(e) => {
+                        tracing::error!("{id}: {e}");
+                        schedule.insert(id, queue::now() + shared.config.queue.retry_interval.as_secs());
+                    }
+                }
+            }
+            msg = wake.recv() => match msg {
+                Some(Wake::New(id)) => {
+                    schedule.insert(id, 0);
+                }
+                Some(Wake::All) => {
+                    schedule.values_mut().for_each(|t| *t = 0);
+                    rerun.extend(running.iter().cloned());
+                }
+                None => return,
+            },
+            _ = tokio::time::sleep(sleep) => scan(&shared, &mut schedule, &parked),
+        }
+    }
+}
+
+/// Schedule messages found in the spool that we do not know yet (after a
+/// restart, or dropped by `sendmail`).
+fn scan(shared: &Shared, schedule: &mut HashMap<String, u64>, parked: &HashSet<String>) {
+    match shared.queue.list() {
+        Ok(ids) => {
+            for id in ids {
+                if !schedule.contains_key(&id) && !parked.contains(&id) {
+                    let at = shared.queue.load(&id).map(|e| e.next_attempt).unwrap_or(0);
+                    schedule.insert(id, at);
+                }
+            }
+        }
+        Err(e) => tracing::error!("{e}"),
+    }
+}
+
+fn backoff(shared: &Shared, attempts: u32) -> u64 {
+    let base = shared.config.queue.retry_interval.as_secs().max(1);
+    base.saturating_mul(1u64 << attempts.min(16)).min(MAX_BACKOFF)
+}
+
+/// One delivery attempt for every pending recipient of message `id` (blocking).
+pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> {
+    let mut env = shared.queue.load(id)?;
+    let content = shared.queue.read_content(id)?;
+    let now = queue::now();
+    let mut new_relays: Vec<String> = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+        let status = deliver_recipient(shared, id, &env.sender, env.arrived, &content, rcpt, &mut new_relays);
+        match status {
+            Ok(()) => {
+                rcpt.status = RcptStatus::Delivered;
+            }
+            Err((true, why)) => env.last_error = Some(why),
+            Err((false, why)) => {
+                tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
+                failed.push((rcpt.address.clone(), why.clone()));
+                rcpt.status = RcptStatus::Failed(why);
+            }
+        }
+    }
+    for addr in new_relays {
+        if !env.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(&addr)) {
+            tracing::info!("{id}: to=<{addr}>, status=queued (waiting for the outbound relay)");
+            env.recipients.push(Recipient {
+                address: addr,
+                params: Default::default(),
+                status: RcptStatus::Relay,
+                done: Vec::new(),
+            });
+        }
+    }
+    let pending = env.recipients.iter().any(|r| r.status == RcptStatus::Pending);
+    if pending && now.saturating_sub(env.arrived) > shared.config.queue.lifetime.as_secs() {
+        for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+            let why = format!(
+                "expired after {}: {}",
+                crate::config::format_duration(shared.config.queue.lifetime),
+                env.last_error.clone().unwrap_or_default()
+            );
+            tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
+            failed.push((rcpt.address.clone(), why.clone()));
+            rcpt.status = RcptStatus::Failed(why);
+        }
+        return finish(shared, id, env, &content, &failed);
+    }
+    if pending {
+        env.attempts += 1;
+        env.next_attempt = now + backoff(shared, env.attempts - 1);
+        shared.queue.write_envelope(id, &env)?;
+        bounce(shared, id, &env, &content, &failed);
+        return Ok(Outcome::RetryAt(env.next_attempt));
+    }
+    finish(shared, id, env, &content, &failed)
+}
+
+/// No local work left: bounce what failed, then remove the message or park it for the relay.
+fn finish(
+    shared: &Shared,
+    id: &str,
+    env: Envelope,
+    content: &[u8],
+    failed: &[(String, String)],
+) -> Result<Outcome, queue::QueueError> {
+    bounce(shared, id, &env, content, failed);
+    if env.recipients.iter().any(|r| r.status == RcptStatus::Relay) {
+        shared.queue.write_envelope(id, &env)?;
+        return Ok(Outcome::Parked);
+    }
+    shared.queue.remove(id)?;
+    tracing::info!("{id}: removed");
+    Ok(Outcome::Done)
+}
+
+/// Deliver one recipient to all its targets; `Err((temporary, reason))`.
+fn deliver_recipient(
+    shared: &Shared,
+    id: &str,
+    sender: &Option<String>,
+    arrived: u64,
+    content: &[u8],
+    rcpt: &mut Recipient,
+    relays: &mut Vec<String>,
+) -> Result<(), (bool, String)> {
+    let mut temp: Option<String> = None;
+    let mut perm: Option<String> = None;
+    let mut delivered_any = false;
+    for r in shared.router.expand(&rcpt.address) {
+        match r {
+            Resolved::Deliver { target, owner } => {
+                let key = target.key();
+                if rcpt.done.contains(&key) {
+                    delivered_any = true;
+                    continue;
+                }
+                let msg = Message {
+                    sender: sender.as_deref(),
+                    recipient: &rcpt.address,
+                    content,
+                    arrived,
+                };
+                match deliver::deliver(&target, &msg, owner.as_ref(), &shared.config.hostname) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "{id}: to=<{}>, relay=local, delay={}s, status=sent ({key})",
+                            rcpt.address,
+                            queue::now().saturating_sub(arrived)
+                        );
+                        rcpt.done.push(key);
+                        delivered_any = true;
+                    }
+                    Err(e) if e.temporary => {
+                        tracing::info!("{id}: to=<{}>, relay=local, status=deferred ({key}: {e})", rcpt.address);
+                        temp = Some(e.message);
+                    }
+                    Err(e) => perm = Some(e.message),
+                }
+            }
+            Resolved::Relay(addr) => {
+                relays.push(addr);
+                delivered_any = true;
+            }
+            Resolved::Error(reply) if reply.starts_with('4') => temp = Some(reply),
+            Resolved::Error(reply) => perm = Some(reply),
+        }
+    }
+    match (temp, perm) {
+        (Some(t), _) => Err((true, t)),
+        (None, Some(p)) if !delivered_any => Err((false, p)),
+        (None, Some(p)) => {
+            tracing::warn!("{id}: to=<{}>: part of the expansion failed: {p}", rcpt.address);
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// Queue a non-delivery report to the sender (never for `<>`, so bounces do not loop).
+fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[(String, String)]) {
+    let Some(sender) = env.sender.as_deref().filter(|_| !failed.is_empty()) else {
+        return;
+    };
+    let host = &shared.config.hostname;
+    let headers_end = content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(content.len(), |p| p + 2);
+    let mut body = format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\nTo: <{sender}>\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         Date: {}\r\nMessage-ID: <{id}.bounce@{host}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nThis is the mail system at host {host}.\r\n\r\n\
+         Your message {id} could not be delivered to these recipients:\r\n\r\n",
+        crate::datetime::rfc5322(queue::now())
+    );
+    for (rcpt, why) in failed {
+        body.push_str(&format!("<{rcpt}>: {why}\r\n"));
+    }
+    body.push_str("\r\n--- Headers of the original message ---\r\n\r\n");
+    let mut bytes = body.into_bytes();
+    bytes.extend_from_slice(&content[..headers_end]);
+    let (local, domain) = sender.rsplit_once('@').unwrap_or((sender, host));
+    let relay = match shared.route(local, domain, true) {
+        Ok(relay) => relay,
+        Err(reply) => return tracing::warn!("{id}: bounce to <{sender}> not possible: {reply}"),
+    };
+    let rcpt = [Accepted {
+        address: sender.to_string(),
+        params: Default::default(),
+        relay,
+    }];
+    let client = Client {
+        addr: None,
+        helo: None,
+        auth: None,
+    };
+    let received = |bid: &str| {
+        format!(
+            "Received: by {host} (mta) id {bid};\r\n\t{}\r\n",
+            crate::datetime::rfc5322(queue::now())
+        )
+    };
+    match shared.accept_message(None, Default::default(), &rcpt, client, received, &bytes) {
+        Ok(bid) => tracing::info!("{id}: sender non-delivery notification: {bid}"),
+        Err(e) => tracing::error!("{id}: cannot queue the bounce: {e}"),
+    }
+}

@@ -1,0 +1,128 @@
+//! What every front end shares: configuration, TLS, authentication,
+//! routing, the queue, and the wake-up line to the queue runner. Also the
+//! one place a message enters the queue (`accept_message`), so SMTP and
+//! `sendmail` log and route alike.
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::queue::{Client, Envelope, Queue, QueueError, RcptStatus, Recipient};
+use crate::recipient::{Router, Verdict};
+use crate::smtp::command::{MailParams, RcptParams};
+use crate::tls::Tls;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Messages to the queue runner.
+#[derive(Debug)]
+pub enum Wake {
+    /// A new message was queued.
+    New(String),
+    /// ETRN: attempt everything now.
+    All,
+}
+
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub tls: Option<Arc<Tls>>,
+    pub auth: Arc<Authenticator>,
+    pub router: Arc<Router>,
+    pub queue: Queue,
+    /// `None` outside the daemon (`sendmail`): the runner finds new files by scanning.
+    pub wake: Option<UnboundedSender<Wake>>,
+}
+
+/// A recipient accepted at RCPT time, with the routing verdict.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub address: String,
+    pub params: RcptParams,
+    pub relay: bool,
+}
+
+impl Shared {
+    pub fn new(
+        config: Config,
+        tls: Option<Arc<Tls>>,
+        wake: Option<UnboundedSender<Wake>>,
+    ) -> Result<Shared, QueueError> {
+        let config = Arc::new(config);
+        let auth = Arc::new(Authenticator::new(&config.auth));
+        let router = Arc::new(Router::new(Arc::clone(&config), Arc::clone(&auth)));
+        let queue = Queue::open(&config.queue.dir)?;
+        Ok(Shared {
+            config,
+            tls,
+            auth,
+            router,
+            queue,
+            wake,
+        })
+    }
+
+    /// Route a recipient for a client that may (or may not) relay.
+    pub fn route(&self, local: &str, domain: &str, may_relay: bool) -> Result<bool, String> {
+        match self.router.check(local, domain, may_relay) {
+            Verdict::Local => Ok(false),
+            Verdict::Relay => Ok(true),
+            Verdict::Reject(reply) => Err(reply),
+        }
+    }
+
+    /// Queue a message durably (blocking: call from spawn_blocking), log it,
+    /// and wake the runner. `received` builds the Received: header from the id.
+    pub fn accept_message(
+        &self,
+        sender: Option<String>,
+        params: MailParams,
+        recipients: &[Accepted],
+        client: Client,
+        received: impl FnOnce(&str) -> String,
+        body: &[u8],
+    ) -> Result<String, QueueError> {
+        let envelope = Envelope {
+            sender,
+            params,
+            recipients: recipients
+                .iter()
+                .map(|r| Recipient {
+                    address: r.address.clone(),
+                    params: r.params.clone(),
+                    status: if r.relay {
+                        RcptStatus::Relay
+                    } else {
+                        RcptStatus::Pending
+                    },
+                    done: Vec::new(),
+                })
+                .collect(),
+            client,
+            arrived: crate::queue::now(),
+            attempts: 0,
+            next_attempt: 0,
+            last_error: None,
+        };
+        let id = self.queue.store(&envelope, received, body)?;
+        tracing::info!(
+            "{id}: accepted from=<{}> size={} nrcpt={} client={} helo={} auth={}",
+            envelope.sender.as_deref().unwrap_or(""),
+            body.len(),
+            recipients.len(),
+            envelope
+                .client
+                .addr
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "local".into()),
+            envelope.client.helo.as_deref().unwrap_or("-"),
+            // The AUTH identity is client-chosen bytes: escape it so it cannot forge log lines.
+            envelope
+                .client
+                .auth
+                .as_deref()
+                .map_or_else(|| "-".into(), |a| a.escape_debug().to_string()),
+        );
+        if let Some(w) = &self.wake {
+            let _ = w.send(Wake::New(id.clone()));
+        }
+        Ok(id)
+    }
+}

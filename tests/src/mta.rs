@@ -1,0 +1,198 @@
+//! Helpers for the mta end-to-end tests: a configuration written by the real
+//! `mtactl init` in a temporary directory, moved onto free loopback ports,
+//! the daemon started on it, and readers for the mailboxes it fills.
+
+use crate::{Daemon, SmtpClient, bin, free_port, wait_port};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HOST: &str = "mx.test";
+pub const DOMAIN: &str = "example.test";
+
+/// A configuration directory made by `mtactl init`.
+pub struct MtaSetup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub smtps: SocketAddr,
+}
+
+/// Run a command and insist on success; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run `cmd` with `input` on stdin.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+impl MtaSetup {
+    pub fn new() -> MtaSetup {
+        let dir = tempfile::tempdir().unwrap();
+        run_ok(
+            Command::new(bin("mtactl"))
+                .args(["init", "--root"])
+                .arg(dir.path())
+                .args(["--hostname", HOST, "--domain", DOMAIN, "--port-offset", "30000"]),
+        );
+        let config = dir.path().canonicalize().unwrap().join("mta.toml");
+        let setup = MtaSetup {
+            smtp: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            submission: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            smtps: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            dir,
+            config,
+        };
+        setup.edit("127.0.0.1:30025", &setup.smtp.to_string());
+        setup.edit("127.0.0.1:30587", &setup.submission.to_string());
+        setup.edit("127.0.0.1:30465", &setup.smtps.to_string());
+        setup
+    }
+
+    pub fn root(&self) -> &Path {
+        self.config.parent().unwrap()
+    }
+
+    /// Replace `from` (which must occur) in mta.toml.
+    pub fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "{from:?} not in mta.toml:\n{text}");
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Write one of the classic files (aliases, virtusertable, ...) in the root.
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.root().join(name), text).unwrap();
+    }
+
+    pub fn add_user(&self, address: &str, password: &str) {
+        let out = run_with_input(
+            Command::new(bin("mtactl"))
+                .args(["user", "add", address, "--password-stdin", "--config"])
+                .arg(&self.config),
+            format!("{password}\n").as_bytes(),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn start(&self) -> Daemon {
+        let mut cmd = Command::new(bin("mta"));
+        cmd.arg("--config").arg(&self.config);
+        let daemon = Daemon::spawn(cmd);
+        wait_port(self.smtp, Duration::from_secs(10));
+        daemon
+    }
+
+    /// The Maildir of a virtual user.
+    pub fn maildir(&self, address: &str) -> PathBuf {
+        let (user, domain) = address.split_once('@').unwrap();
+        self.root().join("mail").join(domain).join(user)
+    }
+
+    /// A command for one of our binaries with MTA_CONFIG set.
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.env("MTA_CONFIG", &self.config);
+        cmd
+    }
+}
+
+impl Default for MtaSetup {
+    fn default() -> Self {
+        MtaSetup::new()
+    }
+}
+
+/// Connect to `addr`, read the greeting (asserting 220).
+pub fn smtp(addr: SocketAddr) -> SmtpClient {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut c = SmtpClient::new(stream, Duration::from_secs(10));
+    let greeting = c.reply().unwrap();
+    assert_eq!(greeting.code, 220, "{greeting:?}");
+    c
+}
+
+/// Wait until `dir/new` holds `n` messages; returns them in delivery order.
+pub fn wait_messages(maildir: &Path, n: usize) -> Vec<Vec<u8>> {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if names.len() >= n || Instant::now() > end {
+            assert_eq!(names.len(), n, "messages in {}", maildir.display());
+            names.sort_by_key(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                let (secs, rest) = name.split_once(".M").unwrap();
+                let usec: u64 = rest.split('P').next().unwrap().parse().unwrap();
+                (secs.parse::<u64>().unwrap(), usec)
+            });
+            return names.iter().map(|p| std::fs::read(p).unwrap()).collect();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until `path` exists and is non-empty; returns its contents.
+pub fn wait_file(path: &Path) -> Vec<u8> {
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end {
+        if let Ok(bytes) = std::fs::read(path)
+            && !bytes.is_empty()
+        {
+            return bytes;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// Split a delivered message into its Received: header (unfolded text) and the rest,
+/// after checking the Return-Path line.
+pub fn strip_trace(msg: &[u8], sender: &str) -> (String, Vec<u8>) {
+    let text = String::from_utf8_lossy(msg).into_owned();
+    let rest = text
+        .strip_prefix(&format!("Return-Path: <{sender}>\n"))
+        .unwrap_or_else(|| panic!("no Return-Path <{sender}> in {text:?}"));
+    assert!(rest.starts_with("Received: "), "{rest:?}");
+    let mut end = rest.find('\n').unwrap() + 1;
+    while rest[end..].starts_with('\t') {
+        end += rest[end..].find('\n').unwrap() + 1;
+    }
+    let received = rest[..end].replace("\n\t", " ");
+    (received, rest.as_bytes()[end..].to_vec())
+}
+
+/// Run a Python 3 script with arguments; returns (success, stdout, stderr).
+pub fn python(script: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,198 @@
+//! `cargo xtask bench smtp`: Postfix's smtp-source sends the same load to
+//! our `mta` (release build, Maildir delivery, fsync on) and to a private
+//! Postfix instance on loopback (its own config and queue directories,
+//! virtual(8) delivery to Maildir), one after the other in the same run.
+//! A run counts from the first connection until every message is in the
+//! Maildir. Needs root (Postfix's master) and the Debian package postfix;
+//! the system's own Postfix service is neither used nor touched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{root, run};
+
+const DOMAIN: &str = "example.test";
+const RCPT: &str = "alice@example.test";
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(port: u16) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > end {
+            bail!("nothing listens on 127.0.0.1:{port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+/// smtp-source against `port`; returns seconds until `maildir_new` holds `messages` files.
+fn load(port: u16, maildir_new: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+    let start = Instant::now();
+    run(Command::new("smtp-source")
+        .args([
+            "-c",
+            "-l",
+            &size.to_string(),
+            "-m",
+            &messages.to_string(),
+            "-s",
+            &sessions.to_string(),
+        ])
+        .args(["-f", "bench@remote.test", "-t", RCPT, &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null()))?;
+    let end = start + Duration::from_secs(600);
+    while count(maildir_new) < messages {
+        if Instant::now() > end {
+            bail!(
+                "only {} of {messages} messages delivered to {}",
+                count(maildir_new),
+                maildir_new.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// A child process killed (by PID) on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+    let bin = root().join("target/release");
+    let port = free_port()?;
+    run(Command::new(bin.join("mtactl"))
+        .args(["init", "--root"])
+        .arg(dir)
+        .args([
+            "--hostname",
+            "mta-bench.test",
+            "--domain",
+            DOMAIN,
+            "--port-offset",
+            &(port - 25).to_string(),
+        ]))?;
+    let config = dir.join("mta.toml");
+    let mut child = Command::new(bin.join("mtactl"))
+        .args(["user", "add", RCPT, "--password-stdin", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"bench\n")?;
+    if !child.wait()?.success() {
+        bail!("mtactl user add failed");
+    }
+    let _mta = Running(
+        Command::new(bin.join("mta"))
+            .arg("--config")
+            .arg(&config)
+            .env("MTA_LOG", "warn")
+            .spawn()
+            .context("start mta")?,
+    );
+    wait_port(port)?;
+    load(
+        port,
+        &dir.join("mail").join(DOMAIN).join("alice/new"),
+        messages,
+        sessions,
+        size,
+    )
+}
+
+fn postconf(dir: &Path, settings: &[String]) -> Result<()> {
+    run(Command::new("postconf").arg("-c").arg(dir).arg("-e").args(settings))
+}
+
+/// A Postfix instance of its own in `dir`, smtpd on 127.0.0.1:`port`.
+fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+    let port = free_port()?;
+    let (uid, gid) = (id("-u")?, id("-g")?);
+    let vmail = dir.join("vmail");
+    for d in ["spool", "data"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    std::fs::create_dir_all(&vmail)?;
+    run(Command::new("chown").arg(format!("{uid}:{gid}")).arg(&vmail))?;
+    run(Command::new("chown").arg("postfix").arg(dir.join("data")))?;
+    std::fs::write(dir.join("main.cf"), "")?;
+    std::fs::copy("/usr/share/postfix/master.cf.dist", dir.join("master.cf"))
+        .or_else(|_| std::fs::copy("/etc/postfix/master.cf", dir.join("master.cf")))?;
+    std::fs::write(dir.join("vmailbox"), format!("{RCPT} {DOMAIN}/alice/\n"))?;
+    let p = |s: &Path| s.display().to_string();
+    postconf(
+        dir,
+        &[
+            "compatibility_level=3.6".into(),
+            format!("queue_directory={}", p(&dir.join("spool"))),
+            format!("data_directory={}", p(&dir.join("data"))),
+            "myhostname=postfix-bench.test".into(),
+            "mydestination=".into(),
+            "inet_interfaces=127.0.0.1".into(),
+            "inet_protocols=ipv4".into(),
+            "mynetworks=127.0.0.0/8".into(),
+            format!("virtual_mailbox_domains={DOMAIN}"),
+            format!("virtual_mailbox_base={}", p(&vmail)),
+            format!("virtual_mailbox_maps=texthash:{}", p(&dir.join("vmailbox"))),
+            format!("virtual_uid_maps=static:{uid}"),
+            format!("virtual_gid_maps=static:{gid}"),
+            "virtual_minimum_uid=1".into(),
+            format!("maillog_file={}", p(&dir.join("maillog"))),
+            format!("maillog_file_prefixes={}", p(dir)),
+            "smtpd_banner=$myhostname ESMTP".into(),
+        ],
+    )?;
+    // Its own port, and no chroot (the private queue has no chroot files).
+    run(Command::new("postconf").arg("-c").arg(dir).args(["-M#", "smtp/inet"]))?;
+    run(Command::new("postconf").arg("-c").arg(dir).args([
+        "-M",
+        &format!("127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd"),
+    ]))?;
+    run(Command::new("postconf").arg("-c").arg(dir).args(["-F", "*/*/chroot=n"]))?;
+    run(Command::new("postfix").arg("-c").arg(dir).arg("start"))?;
+    let result =
+        wait_port(port).and_then(|_| load(port, &vmail.join(DOMAIN).join("alice/new"), messages, sessions, size));
+    let _ = Command::new("postfix").arg("-c").arg(dir).arg("stop").status();
+    result
+}
+
+fn id(flag: &str) -> Result<String> {
+    let out = Command::new("id").arg(flag).arg("nobody").output()?;
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+pub fn smtp(messages: usize, sessions: usize, size: usize) -> Result<()> {
+    if !Path::new("/usr/sbin/smtp-source").exists() && Command::new("smtp-source").output().is_err() {
+        bail!("smtp-source not found: apt-get install postfix (it is in .ci/apt-packages.txt)");
+    }
+    run(crate::cargo().args(["build", "--release", "--quiet", "-p", "mta", "--bins"]))?;
+    let work: PathBuf = tempfile::tempdir()?.keep();
+    std::fs::create_dir_all(work.join("mta"))?;
+    std::fs::create_dir_all(work.join("postfix"))?;
+    println!("{messages} messages of {size} bytes, {sessions} parallel sessions, Maildir delivery with fsync");
+    let ours = mta(&work.join("mta"), messages, sessions, size)?;
+    println!("mta:     {:8.1} msg/s ({ours:.2} s)", messages as f64 / ours);
+    let theirs = postfix(&work.join("postfix"), messages, sessions, size)?;
+    println!("postfix: {:8.1} msg/s ({theirs:.2} s)", messages as f64 / theirs);
+    println!("ratio mta/postfix: {:.2}", theirs / ours);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
