@@ -37,7 +37,7 @@ impl Default for Limits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Http(#[from] reqwest::Error),
     #[error("HTTP status {0}")]
     Status(reqwest::StatusCode),
@@ -51,6 +51,18 @@ pub enum FetchError {
     TimedOut(Duration),
     #[error("command failed: {0}")]
     Command(std::process::ExitStatus),
+}
+
+/// reqwest's own message is generic ("error sending request"); its causes say what failed.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Where a list comes from, as the user would write it (for messages).

@@ -1,9 +1,10 @@
 //! Helpers for the greyd-setup tests: a tiny HTTP/1.1 server on loopback
-//! that serves fixed bodies (plain, gzipped, truncated) or an endless one.
+//! (or HTTPS, with a test CA) that serves fixed bodies (plain, gzipped,
+//! truncated) or an endless one.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 /// What the server sends for a path.
@@ -15,46 +16,64 @@ pub enum Body {
     Endless(Vec<u8>),
 }
 
-/// A loopback HTTP server; its thread ends with the test process.
+/// A loopback HTTP (or HTTPS) server; its thread ends with the test process.
 pub struct HttpServer {
     addr: SocketAddr,
+    host: &'static str,
 }
 
 impl HttpServer {
     /// Serve `routes` (path -> body); other paths get 404.
     pub fn start(routes: Vec<(&str, Body)>) -> HttpServer {
+        HttpServer::listen(routes, None)
+    }
+
+    /// The same over TLS, as `localhost`, with a certificate from [`test_tls`].
+    pub fn start_tls(routes: Vec<(&str, Body)>, tls: rustls::ServerConfig) -> HttpServer {
+        HttpServer::listen(routes, Some(Arc::new(tls)))
+    }
+
+    fn listen(routes: Vec<(&str, Body)>, tls: Option<Arc<rustls::ServerConfig>>) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let routes: Arc<HashMap<String, Body>> =
             Arc::new(routes.into_iter().map(|(p, b)| (p.to_string(), b)).collect());
+        let host = if tls.is_some() { "localhost" } else { "127.0.0.1" };
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let routes = Arc::clone(&routes);
-                std::thread::spawn(move || serve(stream, &routes));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let conn = rustls::ServerConnection::new(config).expect("TLS session");
+                        serve(rustls::StreamOwned::new(conn, stream), &routes);
+                    }
+                    None => serve(stream, &routes),
+                });
             }
         });
-        HttpServer { addr }
+        HttpServer { addr, host }
     }
 
-    /// `host:port/path`, the form spamd.conf's `:file=` takes for http.
+    /// `host:port/path`, the form spamd.conf's `:file=` takes for http(s).
     pub fn file(&self, path: &str) -> String {
-        format!("{}{path}", self.addr)
+        format!("{}:{}{path}", self.host, self.addr.port())
     }
 }
 
-fn serve(stream: TcpStream, routes: &HashMap<String, Body>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
+fn serve(mut stream: impl Read + Write, routes: &HashMap<String, Body>) {
+    // The request head, byte by byte: it is short, and nothing after it matters.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
     }
-    // Skip the headers.
-    let mut line = String::new();
-    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-        line.clear();
-    }
-    let path = request_line.split(' ').nth(1).unwrap_or("/");
-    let mut out = stream;
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split(' ').nth(1).unwrap_or("/");
+    let out = &mut stream;
     let _ = match routes.get(path) {
         Some(Body::Fixed(bytes)) => out
             .write_all(
@@ -64,7 +83,8 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Body>) {
                 )
                 .as_bytes(),
             )
-            .and_then(|()| out.write_all(bytes)),
+            .and_then(|()| out.write_all(bytes))
+            .and_then(|()| out.flush()),
         Some(Body::Endless(chunk)) => out
             .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
             .and_then(|()| {
@@ -74,6 +94,33 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Body>) {
             }),
         None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
+}
+
+/// A CA certificate (PEM, for `SSL_CERT_FILE`) and a server configuration
+/// for `localhost` whose certificate that CA signed.
+pub fn test_tls() -> (String, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "greyd test CA");
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_pem, config)
 }
 
 /// Gzip `data`.
@@ -90,12 +137,18 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Run `greyd-setup -f conf` with `args`; stdin is closed, so no progress bars.
+/// Run `greyd-setup -f conf` with `args`; stderr is a pipe, so no progress bars.
 pub fn greyd_setup(conf: &std::path::Path, args: &[&str]) -> Run {
+    greyd_setup_env(conf, args, &[])
+}
+
+/// The same with extra environment variables.
+pub fn greyd_setup_env(conf: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = std::process::Command::new(crate::bin("greyd-setup"))
         .arg("-f")
         .arg(conf)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run greyd-setup");

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use greyd_tests::setup::{Body, HttpServer, greyd_setup, gzip};
+use greyd_tests::setup::{Body, HttpServer, greyd_setup, greyd_setup_env, gzip, test_tls};
 
 /// A spamd.conf in `dir` with `records` (each a full `name:...` record), `all` in their order.
 fn conf(dir: &Path, records: &[String]) -> PathBuf {
@@ -209,5 +209,27 @@ fn toml_config_with_its_own_cache_setting() {
     assert_eq!(
         run.stdout,
         "list spam black 1 nets message \"No, %A\"\n192.0.2.128/25\n"
+    );
+}
+
+#[test]
+fn https_with_a_trusted_ca_and_refused_without() {
+    let (ca_pem, tls) = test_tls();
+    let server = HttpServer::start_tls(vec![("/l.gz", Body::Fixed(gzip(b"192.0.2.0/24\n")))], tls);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let path = conf(dir.path(), &[black("tls", "https", &server.file("/l.gz"))]);
+    let run = greyd_setup_env(&path, &["-n"], &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    assert!(run.ok);
+    assert!(run.stdout.ends_with("\n192.0.2.0/24\n"));
+    // The system roots do not know the test CA.
+    let empty = dir.path().join("none.pem");
+    std::fs::write(&empty, "").unwrap();
+    let run = greyd_setup_env(&path, &["-n"], &[("SSL_CERT_FILE", empty.to_str().unwrap())]);
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains(&format!("list tls: https://{}: ", server.file("/l.gz")))
     );
 }

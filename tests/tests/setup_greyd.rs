@@ -2,6 +2,7 @@
 //! are what greyd then does to connecting sources; a failing source leaves
 //! greyd's copy of the list whole.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use greyd_tests::greyd::{Greyd, Upstream};
@@ -15,10 +16,16 @@ struct Setup {
 
 impl Setup {
     fn start() -> Setup {
+        Setup::start_on("127.0.0.1")
+    }
+
+    /// greyd listening on `listen` (127.0.0.1 or ::1).
+    fn start_on(listen: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let upstream = Upstream::start();
+        let up = upstream.addr.to_string();
         // -s 0: no stutter, so the black dialogue is quick.
-        let greyd = Greyd::start(dir.path(), &["-s", "0", "--upstream", &upstream.addr.to_string()]);
+        let greyd = Greyd::start(dir.path(), &["-l", listen, "-s", "0", "--upstream", &up]);
         Setup {
             dir,
             greyd,
@@ -52,7 +59,11 @@ impl Setup {
 
     /// The reply a source gets at the end of DATA (black) or to DATA (grey).
     fn reply_to(&self, ip: &str) -> String {
-        let (mut c, banner) = self.greyd.smtp_from(ip);
+        let to = SocketAddr::new(
+            if ip.contains(':') { "::1" } else { "127.0.0.1" }.parse().unwrap(),
+            self.greyd.port,
+        );
+        let (mut c, banner) = self.greyd.smtp_to(ip, to);
         assert_eq!(banner.code, 220);
         c.cmd("HELO client.example").unwrap();
         c.cmd("MAIL FROM:<a@b.example>").unwrap();
@@ -184,4 +195,17 @@ fn daemonized_run_loads_the_lists() {
     greyd_tests::greyd::eventually("the list to be loaded", std::time::Duration::from_secs(10), || {
         s.lists().contains(r#""spam""#)
     });
+}
+
+#[test]
+fn ipv6_sources_in_a_list_get_its_message() {
+    let s = Setup::start_on("::1");
+    std::fs::write(s.path("spam6.txt"), "::1\n2001:db8::/32\n").unwrap();
+    assert!(s.run(&[("spam6", "black")], &[]).ok);
+    let lists = s.lists();
+    assert!(
+        lists.contains(r#"{"name":"spam6","kind":"black","hard_block":false,"entries":2}"#),
+        "{lists}"
+    );
+    assert_eq!(s.reply_to("::1"), "450 Go away ::1\nlisted by spam6");
 }
