@@ -38,7 +38,10 @@ pub fn run_demo() -> Result<()> {
         .args(["--port-offset", &PORT_OFFSET.to_string()]))?;
     // Trust greyd's PROXY header, so mta sees the real client address.
     let conf = std::fs::read_to_string(&mta_conf)?;
-    std::fs::write(&mta_conf, conf.replace("proxy_from = []", "proxy_from = [\"127.0.0.1\"]"))?;
+    std::fs::write(
+        &mta_conf,
+        conf.replace("proxy_from = []", "proxy_from = [\"127.0.0.1\"]"),
+    )?;
     let mut add = Command::new(bin("mtactl"))
         .args(["user", "add", "alice@example.org", "--password-stdin", "--config"])
         .arg(&mta_conf)
@@ -48,7 +51,13 @@ pub fn run_demo() -> Result<()> {
     anyhow::ensure!(add.wait()?.success(), "mtactl user add failed");
 
     let mut running = Running(Vec::new());
-    running.0.push(Command::new(bin("mta")).arg("--config").arg(&mta_conf).spawn().context("start mta")?);
+    running.0.push(
+        Command::new(bin("mta"))
+            .arg("--config")
+            .arg(&mta_conf)
+            .spawn()
+            .context("start mta")?,
+    );
     let control = dir.join("greyd.sock");
     println!(
         "\ngreyd listens on 127.0.0.1:{GREYD_PORT} (pass time 30 s) in front of mta on 127.0.0.1:{}.\n\
@@ -65,7 +74,17 @@ pub fn run_demo() -> Result<()> {
         maildir = mta_dir.join("mail/example.org/alice/new").display(),
     );
     let mut greyd = Command::new(bin("greyd"))
-        .args(["-d", "-l", "127.0.0.1", "-p", &GREYD_PORT.to_string(), "-G", "30s:4h:36d", "-S", "2"])
+        .args([
+            "-d",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &GREYD_PORT.to_string(),
+            "-G",
+            "30s:4h:36d",
+            "-S",
+            "2",
+        ])
         .args(["--upstream", &format!("127.0.0.1:{}", 25 + PORT_OFFSET)])
         .arg("--db")
         .arg(dir.join("greyd.db"))
