@@ -135,6 +135,25 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// The first reply a client at `from` gets on `to` (None: nothing answered).
+    pub fn banner(&self, from: &str, to: SocketAddr) -> Option<crate::Reply> {
+        let s = self.connect(from, to).ok()?;
+        crate::SmtpClient::new(s, Duration::from_secs(3)).reply().ok()
+    }
+
+    /// One greylisting attempt from `from` against greyd on `to`; the reply code to DATA.
+    pub fn attempt(&self, from: &str, to: SocketAddr) -> u16 {
+        let s = self.connect(from, to).expect("connect");
+        let mut c = crate::SmtpClient::new(s, Duration::from_secs(10));
+        assert!(c.reply().unwrap().text().contains("spamd"), "greyd answers");
+        c.cmd("EHLO client.example").unwrap();
+        c.cmd("MAIL FROM:<a@client.example>").unwrap();
+        c.cmd("RCPT TO:<b@here.example>").unwrap();
+        c.cmd("DATA").unwrap().code
+    }
+}
+
 /// A stand-in MTA inside `ns` on `port` that greets with `220 real MTA`.
 pub fn real_mta(ns: &Netns, port: u16) {
     let ready = ns.run(move || {

@@ -14,22 +14,6 @@ use std::time::Duration;
 
 use greyd_tests::greyd::{Greyd, eventually};
 use greyd_tests::netns::{Pair, have_root, real_mta};
-use greyd_tests::{Reply, SmtpClient};
-
-fn banner(pair: &Pair, from: &str, to: SocketAddr) -> Option<Reply> {
-    let s = pair.connect(from, to).ok()?;
-    SmtpClient::new(s, Duration::from_secs(3)).reply().ok()
-}
-
-fn attempt(pair: &Pair, from: &str, to: SocketAddr) -> u16 {
-    let s = pair.connect(from, to).expect("connect");
-    let mut c = SmtpClient::new(s, Duration::from_secs(10));
-    assert!(c.reply().unwrap().text().contains("spamd"), "greyd answers");
-    c.cmd("EHLO client.example").unwrap();
-    c.cmd("MAIL FROM:<a@client.example>").unwrap();
-    c.cmd("RCPT TO:<b@here.example>").unwrap();
-    c.cmd("DATA").unwrap().code
-}
 
 /// Sum over CPUs of each counter, read with bpftool as an administrator would.
 fn counters(pin_dir: &Path) -> Vec<u64> {
@@ -137,16 +121,16 @@ fn ebpf_steers_blocks_counts_survives_restart_and_cleans_up() {
     );
 
     // Not whitelisted: steered to greyd, greylisted, then whitelisted on retry.
-    assert_eq!(attempt(&pair, "10.78.1.2", mx), 451);
+    assert_eq!(pair.attempt("10.78.1.2", mx), 451);
     std::thread::sleep(Duration::from_millis(1100));
-    attempt(&pair, "10.78.1.2", mx);
+    pair.attempt("10.78.1.2", mx);
     assert_eq!(
-        banner(&pair, "10.78.1.2", mx).unwrap().text(),
+        pair.banner("10.78.1.2", mx).unwrap().text(),
         "real MTA",
         "whitelisted: the MTA answers"
     );
     assert!(
-        banner(&pair, "10.78.1.3", mx).unwrap().text().contains("spamd"),
+        pair.banner("10.78.1.3", mx).unwrap().text().contains("spamd"),
         "others still reach greyd"
     );
     let c = counters(&pin_dir);
@@ -161,7 +145,7 @@ fn ebpf_steers_blocks_counts_survives_restart_and_cleans_up() {
     let pass_time = |g: &Greyd| g.greydb(&["10.78.1.2"]).trim().split('|').nth(5).unwrap().to_string();
     std::thread::sleep(Duration::from_millis(2100));
     let before = pass_time(&g);
-    banner(&pair, "10.78.1.2", mx).unwrap();
+    pair.banner("10.78.1.2", mx).unwrap();
     eventually("the white entry to be refreshed", Duration::from_secs(5), || {
         pass_time(&g) != before
     });
@@ -183,7 +167,7 @@ fn ebpf_steers_blocks_counts_survives_restart_and_cleans_up() {
 
     // greyd stops (keeping its pins): whitelisted hosts still reach the MTA, unknown ones are refused.
     g.daemon.terminate();
-    assert_eq!(banner(&pair, "10.78.1.2", mx).unwrap().text(), "real MTA");
+    assert_eq!(pair.banner("10.78.1.2", mx).unwrap().text(), "real MTA");
     assert!(
         pair.connect("10.78.1.3", mx).is_err(),
         "no greyd socket: unknown sources are refused"
@@ -192,8 +176,8 @@ fn ebpf_steers_blocks_counts_survives_restart_and_cleans_up() {
 
     // Restarted, greyd takes over its pinned maps and link again.
     g.restart();
-    assert!(banner(&pair, "10.78.1.3", mx).unwrap().text().contains("spamd"));
-    assert_eq!(banner(&pair, "10.78.1.2", mx).unwrap().text(), "real MTA");
+    assert!(pair.banner("10.78.1.3", mx).unwrap().text().contains("spamd"));
+    assert_eq!(pair.banner("10.78.1.2", mx).unwrap().text(), "real MTA");
 
     // Told not to keep them, greyd removes pins and programs on exit.
     write_config(false);
@@ -204,7 +188,7 @@ fn ebpf_steers_blocks_counts_survives_restart_and_cleans_up() {
     });
     assert!(!pin_dir.exists(), "pins left behind in {}", pin_dir.display());
     assert_eq!(
-        banner(&pair, "10.78.1.3", mx).unwrap().text(),
+        pair.banner("10.78.1.3", mx).unwrap().text(),
         "real MTA",
         "without greyd the MTA gets everyone"
     );

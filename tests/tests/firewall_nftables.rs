@@ -9,23 +9,8 @@ use std::time::Duration;
 
 use greyd_tests::greyd::{Greyd, eventually};
 use greyd_tests::netns::{Pair, have_root, real_mta};
-use greyd_tests::{Reply, SmtpClient};
 
 /// The banner a client gets on port 25 (None: nothing answered).
-fn banner(pair: &Pair, from: &str, to: SocketAddr) -> Option<Reply> {
-    let s = pair.connect(from, to).ok()?;
-    SmtpClient::new(s, Duration::from_secs(3)).reply().ok()
-}
-
-fn attempt(pair: &Pair, from: &str, to: SocketAddr) -> u16 {
-    let s = pair.connect(from, to).expect("connect");
-    let mut c = SmtpClient::new(s, Duration::from_secs(10));
-    assert!(c.reply().unwrap().text().contains("spamd"), "greyd answers");
-    c.cmd("EHLO client.example").unwrap();
-    c.cmd("MAIL FROM:<a@client.example>").unwrap();
-    c.cmd("RCPT TO:<b@here.example>").unwrap();
-    c.cmd("DATA").unwrap().code
-}
 
 #[test]
 fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
@@ -56,21 +41,21 @@ fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
     let backup_mx: SocketAddr = "10.77.1.4:25".parse().unwrap();
 
     // Unknown source: redirected to greyd, greylisted.
-    assert_eq!(attempt(&pair, "10.77.1.2", mx), 451);
+    assert_eq!(pair.attempt("10.77.1.2", mx), 451);
     std::thread::sleep(Duration::from_millis(1100));
-    attempt(&pair, "10.77.1.2", mx);
+    pair.attempt("10.77.1.2", mx);
     // Whitelisted: the kernel now sends it to the MTA itself.
     eventually("the white set to take the source", Duration::from_secs(5), || {
-        banner(&pair, "10.77.1.2", mx).is_some_and(|r| r.text() == "real MTA")
+        pair.banner("10.77.1.2", mx).is_some_and(|r| r.text() == "real MTA")
     });
     let set = pair.server.output("nft", &["list", "set", "inet", "greyd", "white4"]);
     assert!(set.contains("10.77.1.2"), "{set}");
     // Other sources still land on greyd.
-    assert!(banner(&pair, "10.77.1.3", mx).unwrap().text().contains("spamd"));
+    assert!(pair.banner("10.77.1.3", mx).unwrap().text().contains("spamd"));
 
     // greyd sees the original destination through the redirect: the low-priority MX trap works.
     assert_eq!(
-        attempt(&pair, "10.77.1.3", backup_mx),
+        pair.attempt("10.77.1.3", backup_mx),
         354,
         "new tuple on the backup MX is trapped"
     );
@@ -79,7 +64,7 @@ fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
     // Deleting the whitelist entry sends the source back to greyd.
     g.greydb(&["-d", "10.77.1.2"]);
     eventually("the source back on greyd", Duration::from_secs(5), || {
-        banner(&pair, "10.77.1.2", mx).is_some_and(|r| r.text().contains("spamd"))
+        pair.banner("10.77.1.2", mx).is_some_and(|r| r.text().contains("spamd"))
     });
 
     // A hard-blocked source gets nothing at all.
@@ -97,5 +82,5 @@ fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
     g.daemon.terminate();
     let tables = pair.server.output("nft", &["list", "tables"]);
     assert!(!tables.contains("greyd"), "table left behind: {tables}");
-    assert_eq!(banner(&pair, "10.77.1.3", mx).unwrap().text(), "real MTA");
+    assert_eq!(pair.banner("10.77.1.3", mx).unwrap().text(), "real MTA");
 }

@@ -30,6 +30,35 @@ pub enum FirewallError {
     Setup(String),
 }
 
+/// How an external command (nft, pfctl) failed.
+enum CommandError {
+    /// It could not be started.
+    Spawn(std::io::Error),
+    /// It ran and failed; its stderr.
+    Failed(String),
+}
+
+/// Run `cmd` with `input` on its standard input.
+fn run_with_input(cmd: &mut std::process::Command, input: &str) -> Result<(), CommandError> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(CommandError::Spawn)?;
+    // A command that exits early closes its stdin; its status and stderr tell why.
+    let _ = child.stdin.take().expect("piped stdin").write_all(input.as_bytes());
+    let out = child.wait_with_output().map_err(CommandError::Spawn)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
 /// The state a firewall enforces; sent whole at start and after list loads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FirewallState {

@@ -7,12 +7,11 @@
 
 use ipnet::IpNet;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::batch::{Batcher, WhiteChange};
-use super::{Firewall, FirewallError, FirewallState};
+use super::{CommandError, Firewall, FirewallError, FirewallState, run_with_input};
 
 /// The table greyd owns; nothing else in the ruleset is touched.
 pub const TABLE: &str = "greyd";
@@ -23,35 +22,20 @@ pub struct Nftables {
 }
 
 fn run_nft(script: &str) -> Result<(), FirewallError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            FirewallError::Setup(format!(
-                "cannot run nft ({e}): install nftables, or use --firewall proxy"
-            ))
-        })?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(script.as_bytes())
-        .map_err(|e| FirewallError::Setup(e.to_string()))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| FirewallError::Setup(e.to_string()))?;
-    if out.status.success() {
-        return Ok(());
+    match run_with_input(Command::new("nft").args(["-f", "-"]), script) {
+        Ok(()) => Ok(()),
+        Err(CommandError::Spawn(e)) => Err(FirewallError::Setup(format!(
+            "cannot run nft ({e}): install nftables, or use --firewall proxy"
+        ))),
+        Err(CommandError::Failed(err)) => {
+            let hint = if err.contains("Operation not permitted") {
+                " (nftables needs root or CAP_NET_ADMIN; without them use --firewall proxy)"
+            } else {
+                ""
+            };
+            Err(FirewallError::Setup(format!("nft: {err}{hint}")))
+        }
     }
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let hint = if err.contains("Operation not permitted") {
-        " (nftables needs root or CAP_NET_ADMIN; without them use --firewall proxy)"
-    } else {
-        ""
-    };
-    Err(FirewallError::Setup(format!("nft: {err}{hint}")))
 }
 
 /// `{ a, b, c }` of the given family, or None when there are none.

@@ -9,15 +9,14 @@
 //! into one `pfctl -a greyd -t … -T add|delete -f -` per burst; full loads
 //! use `-T replace`.
 
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ipnet::IpNet;
 
 use super::batch::{Batcher, WhiteChange};
-use super::{Firewall, FirewallError, FirewallState};
+use super::{CommandError, Firewall, FirewallError, FirewallState, run_with_input};
 
 pub const ANCHOR: &str = "greyd";
 pub const TABLE_WHITE: &str = "greyd-white";
@@ -30,35 +29,13 @@ struct Pfctl(PathBuf);
 
 impl Pfctl {
     fn run(&self, args: &[&str], input: &str) -> Result<(), FirewallError> {
-        let mut child = Command::new(&self.0)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                FirewallError::Setup(format!(
-                    "cannot run {} ({e}); pf needs OpenBSD's pfctl, elsewhere use --firewall nftables or proxy",
-                    self.0.display()
-                ))
-            })?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(input.as_bytes())
-            .map_err(|e| FirewallError::Setup(e.to_string()))?;
-        let out = child
-            .wait_with_output()
-            .map_err(|e| FirewallError::Setup(e.to_string()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(FirewallError::Setup(format!(
-                "pfctl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+        run_with_input(Command::new(&self.0).args(args), input).map_err(|e| match e {
+            CommandError::Spawn(e) => FirewallError::Setup(format!(
+                "cannot run {} ({e}); pf needs OpenBSD's pfctl, elsewhere use --firewall nftables or proxy",
+                self.0.display()
+            )),
+            CommandError::Failed(err) => FirewallError::Setup(format!("pfctl {}: {err}", args.join(" "))),
+        })
     }
 
     /// `addresses` one per line on stdin to `pfctl -a greyd -t table -T op -f -`.
