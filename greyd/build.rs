@@ -37,6 +37,15 @@ fn main() {
         return;
     }
     if let Some(why) = toolchain_missing() {
+        // Look again once bpf-linker appears (a missing path makes cargo rerun this script every build).
+        if let Some(home) = std::env::var_os("CARGO_HOME")
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo").into()))
+        {
+            println!(
+                "cargo:rerun-if-changed={}",
+                std::path::Path::new(&home).join("bin/bpf-linker").display()
+            );
+        }
         println!(
             "cargo:warning=greyd is built without --firewall ebpf: {why}; `cargo xtask deps` installs the eBPF toolchain"
         );

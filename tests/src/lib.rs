@@ -31,12 +31,26 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on loopback (bound and released; tests run the daemon on it at once).
+/// A free TCP port on loopback for a daemon the test starts.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up), so an
+/// outgoing connection of another test can never take one between this
+/// check and the daemon's bind; a per-process counter keeps the tests of one
+/// binary apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id() * 613 % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < SPAN, "ran out of test ports");
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A child daemon whose stderr is collected; killed by PID on drop.

@@ -6,6 +6,7 @@
 //! - `grey`: new greylist tuples per second and promotions per second, with
 //!   the durable (fsynced) database;
 //! - `lists`: greyd-setup fetching, merging and loading a million entries.
+//! - `steer`, `xdp`: the kernel filters (tests/examples/bench_firewall.rs);
 //! - `smtp`: mta against a private Postfix with smtp-source (`bench_smtp`).
 //!
 //! There is no spamd on Linux to compare with in the same run, so these
@@ -32,6 +33,20 @@ pub enum Bench {
         /// Seconds to hold them all while greyd stutters.
         #[arg(long, default_value_t = 10)]
         hold: u64,
+    },
+    /// TCP connection rate through greyd's sk_lookup program against none (root).
+    Steer {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+    },
+    /// Drop rate of greyd's XDP program against an nftables set drop (root).
+    Xdp {
+        #[arg(long, default_value_t = 100_000)]
+        prefixes: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
     },
     /// greyd-setup: one million entries fetched over loopback HTTP, merged and loaded.
     Lists,
@@ -60,26 +75,38 @@ pub fn run_bench(b: Bench) -> Result<()> {
     let build_greyd = || run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd", "--bins"]));
     match b {
         Bench::Tarpit { connections, hold } => build_greyd().and_then(|_| tarpit(connections, hold)),
+        Bench::Steer { seconds, clients } => build_greyd()
+            .and_then(|_| bench_example("bench_firewall", &["steer", &seconds.to_string(), &clients.to_string()])),
+        Bench::Xdp { prefixes, seconds } => build_greyd()
+            .and_then(|_| bench_example("bench_firewall", &["xdp", &prefixes.to_string(), &seconds.to_string()])),
         Bench::Grey { tuples, clients } => build_greyd().and_then(|_| grey(tuples, clients)),
         Bench::Smtp {
             messages,
             sessions,
             size,
         } => crate::bench_smtp::smtp(messages, sessions, size),
-        // The example holds the HTTP server and greyd helpers the e2e tests share.
         Bench::Lists => {
             run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd-setup", "--bins"]))?;
-            run(crate::cargo().args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "greyd-tests",
-                "--example",
-                "bench_lists",
-            ]))
+            bench_example("bench_lists", &[])
         }
     }
+}
+
+/// Benchmarks that need the e2e helpers (loopback HTTP server, namespaces)
+/// live as examples of the tests crate.
+fn bench_example(name: &str, args: &[&str]) -> Result<()> {
+    run(crate::cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "greyd-tests",
+            "--example",
+            name,
+            "--",
+        ])
+        .args(args))
 }
 
 /// greyd (release) on 127.0.0.1 with its files in a fresh directory; killed on drop.

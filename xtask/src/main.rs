@@ -69,6 +69,13 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// The nightly cargo (through rustup's proxy), in the workspace root.
+fn cargo_nightly() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.arg("+nightly").current_dir(root());
+    cmd
+}
+
 /// cargo, in the workspace root.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -142,15 +149,8 @@ fn run_tests() -> Result<Tally> {
 
 /// The daemons must keep building for OpenBSD (pf); Linux-only parts are cfg-gated.
 fn openbsd_check() -> Result<()> {
-    run(cargo()
-        .args([
-            "+nightly",
-            "check",
-            "-Z",
-            "build-std",
-            "--target",
-            "x86_64-unknown-openbsd",
-        ])
+    run(cargo_nightly()
+        .args(["check", "-Z", "build-std", "--target", "x86_64-unknown-openbsd"])
         .args([
             "--target-dir",
             "target/openbsd",
@@ -168,8 +168,7 @@ fn openbsd_check() -> Result<()> {
 
 /// The same build greyd's build script does, into target/bpfel-unknown-none.
 fn build_ebpf() -> Result<()> {
-    run(cargo().args([
-        "+nightly",
+    run(cargo_nightly().args([
         "build",
         "-p",
         "greyd-ebpf",

@@ -77,8 +77,8 @@ pub fn ruleset(ports: &[u16], greyd_port: u16) -> String {
         s,
         "  chain block {{
     type filter hook prerouting priority raw; policy accept;
-    ip saddr @block4 drop
-    ip6 saddr @block6 drop
+    ip saddr @block4 counter drop
+    ip6 saddr @block6 counter drop
   }}
   chain steer {{
     type nat hook prerouting priority dstnat; policy accept;
