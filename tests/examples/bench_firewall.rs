@@ -89,14 +89,16 @@ fn require_root() -> Result<()> {
     Ok(())
 }
 
-/// Connections per second from `from` to `to`, `threads` clients for `seconds`.
+/// Connections per second from `from` to `to`, `threads` clients for `seconds`
+/// (failed attempts are reported, not counted).
 fn connect_rate(pair: &Pair, from: &str, to: SocketAddr, threads: usize, seconds: u64) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (done, from) = (Arc::clone(&done), from.parse().unwrap());
+            let (done, failed, from) = (Arc::clone(&done), Arc::clone(&failed), from.parse().unwrap());
             pair.client.run(move || {
                 while Instant::now() < end {
                     let Ok(s) = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None) else {
@@ -106,6 +108,8 @@ fn connect_rate(pair: &Pair, from: &str, to: SocketAddr, threads: usize, seconds
                     let _ = s.set_linger(Some(Duration::ZERO));
                     if s.bind(&SocketAddr::new(from, 0).into()).is_ok() && s.connect(&to.into()).is_ok() {
                         done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
@@ -113,6 +117,10 @@ fn connect_rate(pair: &Pair, from: &str, to: SocketAddr, threads: usize, seconds
         .collect();
     for w in workers {
         let _ = w.join();
+    }
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        println!("  ({failed} connection attempts failed)");
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
