@@ -1,6 +1,7 @@
 //! The mail server behind greyd: SMTP server, durable queue, local
 //! delivery (Maildir, mbox, pipe), authentication, and the tools around
-//! them. IMAP, POP3 and the outbound relay come with later issues.
+//! them, and the mail store with the IMAP and POP3 servers over it. The
+//! outbound relay comes with a later issue.
 
 pub mod aliases;
 pub mod auth;
@@ -14,5 +15,6 @@ pub mod reload;
 pub mod runner;
 pub mod service;
 pub mod smtp;
+pub mod store;
 pub mod tls;
 pub mod virtusertable;

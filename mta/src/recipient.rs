@@ -240,14 +240,10 @@ impl Router {
             .find(|n| users.get(n).is_some())?;
         let (user, domain) = name.rsplit_once('@').expect("has @");
         let folder = (name.starts_with(&format!("{user}@")) && !detail.is_empty()).then(|| detail.to_string());
-        let base = self.config.delivery.virtual_dir.join(domain.to_ascii_lowercase());
-        Some(match self.config.delivery.format {
-            MailboxFormat::Maildir => Target::Maildir {
-                dir: base.join(user.to_ascii_lowercase()),
-                folder,
-            },
-            MailboxFormat::Mbox => Target::Mbox(base.join(format!("{}.mbox", user.to_ascii_lowercase()))),
-        })
+        Some(mailbox_target(
+            self.config.delivery.virtual_mailbox(user, domain),
+            folder,
+        ))
     }
 
     fn expand_local(&self, name: &str, no_alias: bool, depth: usize, seen: &mut Vec<String>, out: &mut Vec<Resolved>) {
@@ -290,13 +286,10 @@ impl Router {
             }
         }
         let folder = (!detail.is_empty()).then(|| detail.to_string());
-        let target = match self.config.delivery.format {
-            MailboxFormat::Maildir => Target::Maildir {
-                dir: account.home.join("Maildir"),
-                folder,
-            },
-            MailboxFormat::Mbox => Target::Mbox(self.config.delivery.mbox_dir.join(&account.name)),
-        };
+        let target = mailbox_target(
+            self.config.delivery.system_mailbox(&account.name, &account.home),
+            folder,
+        );
         out.push(Resolved::Deliver {
             target,
             owner: Some(account),
@@ -341,6 +334,13 @@ impl Router {
                 Err(e) => out.push(Resolved::Error(format!("451 4.3.0 {}: {e}", path.display()))),
             },
         }
+    }
+}
+
+fn mailbox_target((format, path): (MailboxFormat, PathBuf), folder: Option<String>) -> Target {
+    match format {
+        MailboxFormat::Maildir => Target::Maildir { dir: path, folder },
+        MailboxFormat::Mbox => Target::Mbox(path),
     }
 }
 

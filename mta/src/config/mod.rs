@@ -28,10 +28,8 @@ pub struct Config {
     pub relay: RelayConfig,
     pub queue: QueueConfig,
     pub delivery: DeliveryConfig,
-    /// Reserved for the imapd issue: its listeners (143 and 993 by default).
-    pub imap: ReservedListeners,
-    /// Reserved for the pop3d issue: its listeners (110 and 995 by default).
-    pub pop3: ReservedListeners,
+    pub imap: ImapConfig,
+    pub pop3: Pop3Config,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -148,11 +146,38 @@ pub struct DeliveryConfig {
     pub alias_user: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ReservedListeners {
+pub struct ImapConfig {
+    /// IMAP listeners: STARTTLS offered, LOGINDISABLED until TLS. Default `["0.0.0.0:143", "[::]:143"]`.
     pub listen: Vec<SocketAddr>,
+    /// IMAPS (implicit TLS) listeners. Default `["0.0.0.0:993", "[::]:993"]`.
     pub tls_listen: Vec<SocketAddr>,
+    /// Idle time allowed before login. Default "1m".
+    #[serde(with = "duration")]
+    pub login_timeout: Duration,
+    /// Idle time allowed once authenticated, IDLE included (RFC 9051 asks for at least 30 minutes). Default "30m".
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Largest message APPEND accepts, in bytes (advertised as APPENDLIMIT). Default 36700160 (35 MiB).
+    pub max_message_size: u64,
+    /// Storage quota per user in bytes, reported by GETQUOTA; 0 means none. Default 0.
+    pub quota: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    /// POP3 listeners: STLS offered, no plaintext login until TLS. Default `["0.0.0.0:110", "[::]:110"]`.
+    pub listen: Vec<SocketAddr>,
+    /// POP3S (implicit TLS) listeners. Default `["0.0.0.0:995", "[::]:995"]`.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Idle time allowed before login. Default "1m".
+    #[serde(with = "duration")]
+    pub login_timeout: Duration,
+    /// Idle time allowed once authenticated (RFC 1939 asks for at least 10 minutes). Default "10m".
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 fn both(port: u16) -> Vec<SocketAddr> {
@@ -177,14 +202,32 @@ impl Default for Config {
             relay: RelayConfig::default(),
             queue: QueueConfig::default(),
             delivery: DeliveryConfig::default(),
-            imap: ReservedListeners {
-                listen: both(143),
-                tls_listen: both(993),
-            },
-            pop3: ReservedListeners {
-                listen: both(110),
-                tls_listen: both(995),
-            },
+            imap: ImapConfig::default(),
+            pop3: Pop3Config::default(),
+        }
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: both(143),
+            tls_listen: both(993),
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(1800),
+            max_message_size: 35 << 20,
+            quota: 0,
+        }
+    }
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: both(110),
+            tls_listen: both(995),
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -266,6 +309,26 @@ impl Default for DeliveryConfig {
             virtual_dir: "/var/vmail".into(),
             forward: true,
             alias_user: "nobody".into(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Where a virtual user's mail lives: `virtual_dir/domain/user/` (Maildir) or `.../user.mbox`.
+    pub fn virtual_mailbox(&self, user: &str, domain: &str) -> (MailboxFormat, PathBuf) {
+        let base = self.virtual_dir.join(domain.to_ascii_lowercase());
+        let user = user.to_ascii_lowercase();
+        match self.format {
+            MailboxFormat::Maildir => (self.format, base.join(user)),
+            MailboxFormat::Mbox => (self.format, base.join(format!("{user}.mbox"))),
+        }
+    }
+
+    /// Where a system user's mail lives: `~/Maildir/` or `mbox_dir/name`.
+    pub fn system_mailbox(&self, name: &str, home: &Path) -> (MailboxFormat, PathBuf) {
+        match self.format {
+            MailboxFormat::Maildir => (self.format, home.join("Maildir")),
+            MailboxFormat::Mbox => (self.format, self.mbox_dir.join(name)),
         }
     }
 }
