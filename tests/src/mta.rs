@@ -18,6 +18,10 @@ pub struct MtaSetup {
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
     pub smtps: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
 }
 
 /// Run a command and insist on success; returns stdout.
@@ -59,12 +63,20 @@ impl MtaSetup {
             smtp: SocketAddr::from(([127, 0, 0, 1], free_port())),
             submission: SocketAddr::from(([127, 0, 0, 1], free_port())),
             smtps: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            imap: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            imaps: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            pop3: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            pop3s: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir,
             config,
         };
         setup.edit("127.0.0.1:30025", &setup.smtp.to_string());
         setup.edit("127.0.0.1:30587", &setup.submission.to_string());
         setup.edit("127.0.0.1:30465", &setup.smtps.to_string());
+        setup.edit("127.0.0.1:30143", &setup.imap.to_string());
+        setup.edit("127.0.0.1:30993", &setup.imaps.to_string());
+        setup.edit("127.0.0.1:30110", &setup.pop3.to_string());
+        setup.edit("127.0.0.1:30995", &setup.pop3s.to_string());
         setup
     }
 
