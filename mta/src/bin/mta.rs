@@ -1,4 +1,4 @@
-//! `mta`: the mail daemon (SMTP listeners, queue runner, local delivery),
+//! `mta`: the mail daemon (SMTP and POP3 listeners, queue runner, local delivery),
 //! in the foreground. Also the hidden `deliver-as-user` helper that
 //! delivery runs under a user's uid when the daemon is root.
 
@@ -115,6 +115,20 @@ async fn daemon(config: Config) -> Result<()> {
             let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
             tracing::info!("listening on {addr} ({port:?})");
             tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&counts)));
+        }
+    }
+    let pop3_counts = Arc::new(ConnectionCounts::default());
+    let pop3 = &shared.config.pop3;
+    for (addrs, implicit_tls) in [(&pop3.listen, false), (&pop3.tls_listen, true)] {
+        for &addr in addrs {
+            if implicit_tls && shared.tls.is_none() {
+                tracing::warn!("not listening on {addr}: POP3S needs a certificate");
+                continue;
+            }
+            let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
+            tracing::info!("listening on {addr} (POP3{})", if implicit_tls { "S" } else { "" });
+            let (shared, counts) = (Arc::clone(&shared), Arc::clone(&pop3_counts));
+            tokio::spawn(mta::pop3::server::serve(listener, implicit_tls, shared, counts));
         }
     }
     tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
