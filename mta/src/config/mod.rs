@@ -21,6 +21,11 @@ pub struct Config {
     pub hostname: String,
     /// Domains delivered locally besides the local-host-names file and `hostname`.
     pub domains: Vec<String>,
+    /// User to become once the listeners are bound, when started as root.
+    /// Empty keeps root, which logins of system users (/etc/shadow) and
+    /// delivery into their files need; a virtual-users-only server can run
+    /// as e.g. `_mta`, owning the queue and virtual mail directories. Default "".
+    pub user: String,
     pub smtp: SmtpConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
@@ -195,6 +200,7 @@ impl Default for Config {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into()),
             domains: Vec::new(),
+            user: String::new(),
             smtp: SmtpConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
