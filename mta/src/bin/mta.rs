@@ -135,6 +135,10 @@ async fn daemon(config: Config) -> Result<()> {
             tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&counts)));
         }
     }
+    let submit_socket = &shared.config.queue.submit_socket;
+    let submissions =
+        mta::submit::bind(submit_socket).with_context(|| format!("binding {}", submit_socket.display()))?;
+    tokio::spawn(mta::submit::serve(submissions, Arc::clone(&shared)));
     drop_privileges(&shared.config)?;
     tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
     use tokio::signal::unix::{SignalKind, signal};

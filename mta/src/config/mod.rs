@@ -123,6 +123,9 @@ pub struct QueueConfig {
     /// How long a message may stay undeliverable before it bounces. Default "5d".
     #[serde(with = "duration")]
     pub lifetime: Duration,
+    /// The local submission socket `sendmail` hands messages to (any user
+    /// may connect; the daemon takes their uid from the socket). Default "/run/mta/submit.sock".
+    pub submit_socket: PathBuf,
     /// How often the queue directory is scanned for messages dropped by `sendmail`. Default "1s".
     #[serde(with = "duration")]
     pub scan_interval: Duration,
@@ -300,6 +303,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             dir: "/var/spool/mta".into(),
+            submit_socket: "/run/mta/submit.sock".into(),
             retry_interval: Duration::from_secs(300),
             lifetime: Duration::from_secs(5 * 86400),
             scan_interval: Duration::from_secs(1),
