@@ -161,15 +161,17 @@ fn user(action: UserCmd, config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Set a password from stdin, save the file, and make sure the Maildir exists.
+/// Set a password from stdin, save the file, and make sure the Maildir and its special folders exist.
 fn set_password(config: &Config, users: &mut Users, address: &str, allow_cram_md5: bool) -> Result<()> {
     let (local, domain) = check_address(address)?;
     let pw = read_password()?;
     users.set(VirtualUser::new(address, &pw, allow_cram_md5)?);
     users.save(&config.auth.users_file)?;
-    if config.delivery.format == mta::config::MailboxFormat::Maildir {
-        let maildir = config.delivery.virtual_dir.join(&domain).join(&local);
-        mta::deliver::maildir::create(&maildir).with_context(|| format!("creating {}", maildir.display()))?;
+    let (format, path) = config.delivery.virtual_mailbox(&local, &domain);
+    if format == mta::config::MailboxFormat::Maildir {
+        mta::store::Store::open(&path, None)
+            .and_then(|store| store.ensure_special_folders())
+            .with_context(|| format!("creating {}", path.display()))?;
     }
     Ok(())
 }
@@ -205,6 +207,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.files.local_host_names = root.join("local-host-names");
     c.files.relay_domains = root.join("relay-domains");
     c.queue.dir = root.join("queue");
+    c.queue.submit_socket = root.join("submit.sock");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
     // Programs and files named in this aliases file run as whoever runs mta.
