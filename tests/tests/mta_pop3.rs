@@ -157,6 +157,14 @@ fn field(out: &[String], key: &str) -> Vec<String> {
     line.split(' ').skip(1).map(str::to_string).collect()
 }
 
+/// The UIDLs of a UIDL listing, without the message numbers.
+fn uidl_values(out: &[String]) -> Vec<String> {
+    field(out, "UIDL")
+        .iter()
+        .map(|u| u.split_once('=').unwrap().1.to_string())
+        .collect()
+}
+
 /// The base64 message text at the end of the output line `key`.
 fn body(out: &[String], key: &str) -> Vec<u8> {
     B64.decode(field(out, key).last().unwrap()).unwrap()
@@ -268,7 +276,7 @@ fn mbox_retr_dele_and_a_second_session_in_use() {
     );
     assert_eq!(field(&out, "SECOND")[..2], ["-ERR", "[IN-USE]"]);
     assert_eq!(field(&out, "QUIT")[0], "+OK");
-    let uidls = field(&out, "UIDL");
+    let uidls = uidl_values(&out);
     assert_eq!(uidls.len(), 3);
 
     let after = std::fs::read_to_string(&path).unwrap();
@@ -281,11 +289,7 @@ fn mbox_retr_dele_and_a_second_session_in_use() {
 
     // Survivors keep their UIDLs; DELE then a dropped connection deletes nothing.
     let out = pop(port, "ssl", ALICE, "alice-pw", &["uidl", "dele:1", "drop"]);
-    let u = |s: &str| s.split_once('=').unwrap().1.to_string();
-    assert_eq!(
-        field(&out, "UIDL").iter().map(|s| u(s)).collect::<Vec<_>>(),
-        [u(&uidls[0]), u(&uidls[2])]
-    );
+    assert_eq!(uidl_values(&out), [uidls[0].clone(), uidls[2].clone()]);
     let out = pop(port, "ssl", ALICE, "alice-pw", &["stat", "quit"]);
     assert_eq!(field(&out, "STAT")[0], "2", "{out:?}");
 }
@@ -345,4 +349,105 @@ fn sasl_initial_response_throttling_and_bad_input() {
         out.contains("-ERR Too many errors") && out.ends_with("CLOSED\n"),
         "{out}"
     );
+}
+
+/// The files of a Maildir (new/ and cur/), sorted by name.
+fn maildir_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = ["new", "cur"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(dir.join(sub)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn maildir_setup() -> MtaSetup {
+    let setup = MtaSetup::new();
+    setup.add_user(ALICE, "alice-pw");
+    setup
+}
+
+#[test]
+fn maildir_retr_is_the_delivered_file_and_uidl_survives_a_restart() {
+    let setup = maildir_setup();
+    let mut mta = setup.start();
+    send(&setup, "first", "one\r\n..leading dot\r\n");
+    send(&setup, "second", "two\r\n");
+    let delivered = wait_messages(&setup.maildir(ALICE), 2);
+    let port = setup.pop3.port();
+    let out = pop(
+        port,
+        "stls",
+        ALICE,
+        "alice-pw",
+        &["stat", "uidl", "retr:1", "top:2:0", "quit"],
+    );
+    assert_eq!(field(&out, "STAT")[0], "2", "{out:?}");
+    let retr = body(&out, "RETR");
+    let file = delivered
+        .iter()
+        .find(|m| String::from_utf8_lossy(m).contains("Subject: first"))
+        .unwrap();
+    let crlf = String::from_utf8_lossy(file).replace('\n', "\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&retr),
+        crlf,
+        "RETR is the Maildir file with CRLF"
+    );
+    assert!(crlf.contains("\r\n.leading dot\r\n"));
+    let top = String::from_utf8(body(&out, "TOP")).unwrap();
+    assert!(top.contains("Subject: second\r\n") && !top.contains("two"), "{top:?}");
+    let uidls = uidl_values(&out);
+    assert_eq!(uidls.len(), 2);
+    assert!(uidls.iter().all(|u| u.len() == 16), "{uidls:?}");
+
+    // RETR set \Seen on the first message only (TOP does not).
+    let names: Vec<String> = maildir_files(&setup.maildir(ALICE))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.iter().filter(|n| n.ends_with(":2,S")).count(), 1, "{names:?}");
+
+    let again = pop(setup.pop3s.port(), "ssl", ALICE, "alice-pw", &["uidl", "quit"]);
+    assert_eq!(uidl_values(&again), uidls);
+    mta.terminate();
+    let _mta = setup.start();
+    greyd_tests::wait_port(setup.pop3s, Duration::from_secs(10));
+    let restarted = pop(setup.pop3s.port(), "ssl", ALICE, "alice-pw", &["uidl", "quit"]);
+    assert_eq!(uidl_values(&restarted), uidls, "UIDL stable across an mta restart");
+}
+
+#[test]
+fn maildir_dele_removes_only_at_quit() {
+    let setup = maildir_setup();
+    let _mta = setup.start();
+    for s in ["a", "b", "c"] {
+        send(&setup, s, "text\r\n");
+    }
+    let dir = setup.maildir(ALICE);
+    wait_messages(&dir, 3);
+    let port = setup.pop3s.port();
+    let out = pop(
+        port,
+        "ssl",
+        ALICE,
+        "alice-pw",
+        &["uidl", "dele:1", "stat", "rset", "stat", "quit"],
+    );
+    let uidls = uidl_values(&out);
+    let counts: Vec<&str> = out
+        .iter()
+        .filter_map(|l| l.strip_prefix("STAT "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(counts, ["2", "3"], "DELE hides the message, RSET brings it back");
+    assert_eq!(maildir_files(&dir).len(), 3, "DELE then RSET keeps the message");
+    pop(port, "ssl", ALICE, "alice-pw", &["dele:1", "drop"]);
+    assert_eq!(maildir_files(&dir).len(), 3, "a dropped connection deletes nothing");
+    let out = pop(port, "ssl", ALICE, "alice-pw", &["dele:1", "quit"]);
+    assert_eq!(field(&out, "QUIT")[0], "+OK");
+    assert_eq!(maildir_files(&dir).len(), 2, "DELE then QUIT removes the file");
+    let out = pop(port, "ssl", ALICE, "alice-pw", &["uidl", "quit"]);
+    assert_eq!(uidl_values(&out), uidls[1..], "the others keep their UIDLs");
 }

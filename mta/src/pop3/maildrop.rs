@@ -5,7 +5,8 @@
 use super::machine::Entry;
 use super::mbox::{MboxDrop, MboxError};
 use crate::config::MailboxFormat;
-use crate::store::Location;
+use crate::store::{FlagOp, Flags, Location, Mailbox, Store, StoreError};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaildropError {
@@ -13,6 +14,12 @@ pub enum MaildropError {
     InUse,
     #[error("{0}")]
     Temporary(String),
+}
+
+impl From<StoreError> for MaildropError {
+    fn from(e: StoreError) -> Self {
+        MaildropError::Temporary(e.to_string())
+    }
 }
 
 impl From<MboxError> for MaildropError {
@@ -25,7 +32,23 @@ impl From<MboxError> for MaildropError {
 }
 
 pub enum Maildrop {
+    /// The Maildir INBOX as it was at login: the UIDs in message-number order.
+    Maildir {
+        inbox: Arc<Mailbox>,
+        uids: Vec<u32>,
+    },
     Mbox(MboxDrop),
+}
+
+/// UIDL on Maildir: UIDVALIDITY and UID, so it never changes for a message.
+fn maildir_uidl(uid_validity: u32, uid: u32) -> String {
+    format!("{uid_validity:08x}{uid:08x}")
+}
+
+fn flag(set: impl FnOnce(&mut Flags)) -> Flags {
+    let mut flags = Flags::default();
+    set(&mut flags);
+    flags
 }
 
 impl Maildrop {
@@ -35,13 +58,34 @@ impl Maildrop {
                 let (drop, entries) = MboxDrop::open(&location.path)?;
                 Ok((Maildrop::Mbox(drop), entries))
             }
-            MailboxFormat::Maildir => Err(MaildropError::Temporary("Maildir is not served yet".into())),
+            MailboxFormat::Maildir => {
+                let inbox = Store::open(&location.path, location.owner.as_ref())?.mailbox("INBOX")?;
+                let snapshot = inbox.sync()?;
+                let entries = snapshot
+                    .messages
+                    .iter()
+                    .map(|m| Entry {
+                        size: m.size,
+                        uidl: maildir_uidl(snapshot.uid_validity, m.uid),
+                    })
+                    .collect();
+                let uids = snapshot.messages.iter().map(|m| m.uid).collect();
+                Ok((Maildrop::Maildir { inbox, uids }, entries))
+            }
         }
     }
 
     /// Message `index` in CRLF form; `retrieved`: RETR (not TOP), so it is now seen.
-    pub fn read(&self, index: usize, _retrieved: bool) -> Result<Vec<u8>, MaildropError> {
+    pub fn read(&self, index: usize, retrieved: bool) -> Result<Vec<u8>, MaildropError> {
         match self {
+            Maildrop::Maildir { inbox, uids } => {
+                let uid = uids[index];
+                let message = inbox.read(uid)?;
+                if retrieved {
+                    inbox.store_flags(&[uid], FlagOp::Add, &flag(|f| f.seen = true), None)?;
+                }
+                Ok(message)
+            }
             Maildrop::Mbox(m) => Ok(m.read(index)?),
         }
     }
@@ -49,6 +93,12 @@ impl Maildrop {
     /// UPDATE: remove the messages the client deleted.
     pub fn remove(&self, deleted: &[usize]) -> Result<(), MaildropError> {
         match self {
+            Maildrop::Maildir { inbox, uids } => {
+                let doomed: Vec<u32> = deleted.iter().map(|&i| uids[i]).collect();
+                inbox.store_flags(&doomed, FlagOp::Add, &flag(|f| f.deleted = true), None)?;
+                inbox.expunge(Some(&doomed))?;
+                Ok(())
+            }
             Maildrop::Mbox(m) => Ok(m.remove(deleted)?),
         }
     }
