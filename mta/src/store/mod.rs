@@ -550,6 +550,29 @@ mod tests {
     }
 
     #[test]
+    fn a_change_by_another_tool_right_after_ours_is_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        for _ in 0..3 {
+            let (_, uid) = inbox.append(b"ours\r\n", &Flags::default(), None).unwrap();
+            let name = cur_files(tmp.path()).into_iter().find(|f| !f.ends_with('S')).unwrap();
+            fs::rename(
+                tmp.path().join("cur").join(&name),
+                tmp.path().join("cur").join(format!("{name}S")),
+            )
+            .unwrap();
+            std::thread::sleep(mailbox::RECHECK + std::time::Duration::from_millis(50));
+            let snap = inbox.sync().unwrap();
+            assert!(
+                snap.messages.iter().all(|m| m.flags.seen),
+                "uid {uid}: {:?}",
+                snap.messages
+            );
+        }
+    }
+
+    #[test]
     fn a_lost_index_is_rebuilt_with_a_new_uidvalidity() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path(), None).unwrap();
