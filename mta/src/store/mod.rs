@@ -399,6 +399,21 @@ pub fn split_folder_name(name: &str) -> Result<Vec<String>, StoreError> {
     Ok(parts)
 }
 
+/// Mail was just delivered into the Maildir `dir` (or its `folder`): sessions
+/// of this process with it open sync now, so IDLE reports it at once rather
+/// than at its next poll.
+pub fn delivered(dir: &Path, folder: Option<&str>) {
+    let boxes = [Some(dir.to_path_buf()), folder.map(|f| dir.join(format!(".{f}")))];
+    for path in boxes.into_iter().flatten() {
+        let open = open_mailboxes().get(&path).and_then(Weak::upgrade);
+        if let Some(mailbox) = open
+            && let Err(e) = mailbox.sync()
+        {
+            tracing::warn!("{}: {e}", path.display());
+        }
+    }
+}
+
 /// Sessions holding a mailbox that moved or vanished learn it is gone.
 fn forget(dir: &Path) {
     let gone: Vec<Arc<Mailbox>> = {
@@ -570,6 +585,18 @@ mod tests {
                 snap.messages
             );
         }
+    }
+
+    #[test]
+    fn delivery_wakes_sessions_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        let mut changes = inbox.changes();
+        changes.mark_unchanged();
+        maildir::deliver(tmp.path(), None, b"x\n", "h").unwrap();
+        delivered(tmp.path(), Some("nofolder"));
+        assert!(changes.has_changed().unwrap());
     }
 
     #[test]
