@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Barrier;
 
 use crate::bench_smtp::{Running, free_port, mta_maildir, start_mta, wait_port};
 use crate::run;
@@ -209,10 +210,13 @@ impl Tally {
     }
 }
 
-/// A client's loop until `deadline`: the six operations in turn on random messages.
-async fn work(port: u16, seed: u64, deadline: Instant, tally: Arc<Tally>) -> Result<()> {
+/// A client's loop for `seconds`: the six operations in turn on random
+/// messages. The clock starts once every client has logged in and selected (`ready`).
+async fn work(port: u16, seed: u64, seconds: u64, ready: Arc<Barrier>, tally: Arc<Tally>) -> Result<()> {
     let mut c = Client::connect(port).await?;
     let exists = c.login().await?.max(1);
+    ready.wait().await;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rng = seed | 1;
     let mut next = move || {
         rng ^= rng << 13;
@@ -251,18 +255,20 @@ async fn work(port: u16, seed: u64, deadline: Instant, tally: Arc<Tally>) -> Res
 /// and the mean latency of each kind.
 async fn throughput(port: u16, clients: usize, seconds: u64) -> Result<(f64, String)> {
     let tally = Arc::new(Tally::default());
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
+    let ready = Arc::new(Barrier::new(clients + 1));
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
-            tokio::spawn(work(
-                port,
-                0x9e37_79b9_7f4a_7c15 ^ i as u64,
-                deadline,
-                Arc::clone(&tally),
-            ))
+            let seed = 0x9e37_79b9_7f4a_7c15 ^ i as u64;
+            tokio::spawn(work(port, seed, seconds, Arc::clone(&ready), Arc::clone(&tally)))
         })
         .collect();
+    if tokio::time::timeout(Duration::from_secs(300), ready.wait())
+        .await
+        .is_err()
+    {
+        bail!("the clients did not all log in and select within 5 minutes");
+    }
+    let start = Instant::now();
     for t in tasks {
         t.await??;
     }
