@@ -161,15 +161,17 @@ fn user(action: UserCmd, config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Set a password from stdin, save the file, and make sure the Maildir exists.
+/// Set a password from stdin, save the file, and make sure the Maildir and its special folders exist.
 fn set_password(config: &Config, users: &mut Users, address: &str, allow_cram_md5: bool) -> Result<()> {
     let (local, domain) = check_address(address)?;
     let pw = read_password()?;
     users.set(VirtualUser::new(address, &pw, allow_cram_md5)?);
     users.save(&config.auth.users_file)?;
-    if config.delivery.format == mta::config::MailboxFormat::Maildir {
-        let maildir = config.delivery.virtual_dir.join(&domain).join(&local);
-        mta::deliver::maildir::create(&maildir).with_context(|| format!("creating {}", maildir.display()))?;
+    let (format, path) = config.delivery.virtual_mailbox(&local, &domain);
+    if format == mta::config::MailboxFormat::Maildir {
+        mta::store::Store::open(&path, None)
+            .and_then(|store| store.ensure_special_folders())
+            .with_context(|| format!("creating {}", path.display()))?;
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub fn create(dir: &Path) -> std::io::Result<()> {
 
 /// A name unique per the Maildir spec: time, microseconds, pid, a
 /// per-process counter, and the host name with `/` and `:` escaped.
-fn unique_name(hostname: &str) -> String {
+pub fn unique_name(hostname: &str) -> String {
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let host = hostname.replace('/', "\\057").replace(':', "\\072");
     let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
