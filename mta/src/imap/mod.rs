@@ -6,6 +6,7 @@
 pub mod command;
 pub mod date;
 pub mod framer;
+pub mod message;
 pub mod mutf7;
 pub mod search;
 pub mod sequence;
