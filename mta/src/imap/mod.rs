@@ -10,3 +10,5 @@ pub mod message;
 pub mod mutf7;
 pub mod search;
 pub mod sequence;
+pub mod server;
+pub mod session;

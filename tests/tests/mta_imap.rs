@@ -1,0 +1,400 @@
+//! The mta's IMAP server end to end, against the real daemon: Python's
+//! imaplib over STARTTLS and IMAPS, curl, and mail that SMTP delivered.
+
+use greyd_tests::mta::*;
+use greyd_tests::wait_port;
+use std::time::Duration;
+
+const USER: &str = "alice@example.test";
+const PASS: &str = "alice-pw";
+
+/// A daemon with one user, IMAP ports open, and `n` messages delivered over SMTP.
+fn started(n: usize) -> (MtaSetup, greyd_tests::Daemon) {
+    let setup = MtaSetup::new();
+    setup.add_user(USER, PASS);
+    let mta = setup.start();
+    wait_port(setup.imap, Duration::from_secs(10));
+    wait_port(setup.imaps, Duration::from_secs(10));
+    for i in 0..n {
+        let mut c = smtp(setup.smtp);
+        assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+        assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{USER}>")).unwrap().code, 250);
+        assert_eq!(c.cmd("DATA").unwrap().code, 354);
+        let body = format!("From: Bob <bob@remote.test>\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n");
+        c.send_raw(body.as_bytes()).unwrap();
+        assert_eq!(c.cmd(".").unwrap().code, 250);
+    }
+    wait_messages(&setup.maildir(USER), n);
+    (setup, mta)
+}
+
+fn py(script: &str, args: &[&str]) -> String {
+    let (ok, out, err) = python(script, args);
+    assert!(ok, "python failed:\n{out}\n{err}");
+    out
+}
+
+/// Common Python: `connect(kind)` returns a logged-in IMAP4 over STARTTLS ("plain") or IMAPS ("tls").
+const PRELUDE: &str = r#"
+import imaplib, ssl, sys, os, base64, socket, smtplib
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+imap_port, imaps_port, user, pw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def connect(kind):
+    if kind == "tls":
+        c = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=15)
+    else:
+        c = imaplib.IMAP4("127.0.0.1", imap_port, timeout=15)
+        c.starttls(ssl_context=ctx)
+    c.login(user, pw)
+    return c
+"#;
+
+fn run(setup: &MtaSetup, body: &str, extra: &[&str]) -> String {
+    let script = format!("{PRELUDE}{body}");
+    let (imap, imaps) = (setup.imap.port().to_string(), setup.imaps.port().to_string());
+    let mut args = vec![imap.as_str(), imaps.as_str(), USER, PASS];
+    args.extend_from_slice(extra);
+    py(&script, &args)
+}
+
+#[test]
+fn starttls_login_and_byte_for_byte_fetch() {
+    let (setup, _mta) = started(1);
+    let out = run(
+        &setup,
+        r#"
+c = imaplib.IMAP4("127.0.0.1", imap_port, timeout=15)
+print("before-tls", " ".join(sorted(x for x in c.capabilities if x in ("LOGINDISABLED", "STARTTLS"))))
+try:
+    c.login(user, pw); print("login accepted in plaintext")
+except imaplib.IMAP4.error as e:
+    print("refused", "PRIVACYREQUIRED" in str(e))
+c.starttls(ssl_context=ctx)
+typ, _ = c.login(user, pw)
+print("login", typ)
+typ, data = c.select("INBOX")
+print("exists", data[0].decode())
+typ, data = c.fetch("1", "(UID FLAGS BODY.PEEK[])")
+print("meta", data[0][0].decode())
+print("body", data[0][1].hex())
+typ, data = c.fetch("1", "(FLAGS)")
+print("still-unseen", data[0].decode())
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "before-tls LOGINDISABLED STARTTLS");
+    assert_eq!(lines[1], "refused True");
+    assert_eq!(lines[2], "login OK");
+    assert_eq!(lines[3], "exists 1");
+    assert!(
+        lines[4].starts_with("meta 1 (UID 1 FLAGS (\\Recent) BODY[] {"),
+        "{}",
+        lines[4]
+    );
+    // SELECT moved it from new/ into cur/.
+    let on_disk = read_cur(&setup)[0].1.clone();
+    let crlf = String::from_utf8(on_disk).unwrap().replace('\n', "\r\n");
+    let hex = lines[5].strip_prefix("body ").unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let fetched = String::from_utf8(bytes).unwrap();
+    assert_eq!(fetched, crlf);
+    assert!(fetched.ends_with("Hello number 0.\r\n"));
+    assert_eq!(
+        lines[6], "still-unseen 1 (FLAGS (\\Recent))",
+        "BODY.PEEK must not set \\Seen"
+    );
+}
+
+/// (file name, contents) of the messages in cur/.
+fn read_cur(setup: &MtaSetup) -> Vec<(String, Vec<u8>)> {
+    let dir = setup.maildir(USER).join("cur");
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn two_sessions_see_each_others_changes_and_flags_reach_file_names() {
+    let (setup, _mta) = started(2);
+    let out = run(
+        &setup,
+        r#"
+a = connect("tls"); b = connect("plain")
+a.select("INBOX"); b.select("INBOX")
+typ, data = a.store("1", "+FLAGS", "(\\Flagged \\Seen)")
+print("store", data[0].decode())
+print("names", " ".join(sorted(n.split(":2,")[1] for n in os.listdir(os.path.join(sys.argv[5], "cur")))))
+typ, data = b.noop()
+print("b-sees", [x.decode() for x in b.untagged_responses.pop("FETCH", [])])
+a.store("2", "+FLAGS", "(\\Deleted)")
+typ, data = a.expunge()
+print("a-expunge", [x.decode() for x in data])
+b.noop()
+print("b-expunge", [x.decode() for x in b.untagged_responses.pop("EXPUNGE", [])])
+typ, data = b.search(None, "ALL")
+print("b-search", data[0].decode())
+typ, data = b.uid("SEARCH", None, "FLAGGED")
+print("b-uid-search", data[0].decode())
+a.logout(); b.logout()
+"#,
+        &[setup.maildir(USER).to_str().unwrap()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "store 1 (FLAGS (\\Seen \\Flagged \\Recent))");
+    assert_eq!(lines[1], "names  FS", "flags in the Maildir names: {out}");
+    assert_eq!(lines[2], "b-sees ['1 (UID 1 FLAGS (\\\\Seen \\\\Flagged))']");
+    assert_eq!(lines[3], "a-expunge ['2']");
+    assert_eq!(lines[4], "b-expunge ['2']");
+    assert_eq!(lines[5], "b-search 1");
+    assert_eq!(lines[6], "b-uid-search 1");
+    assert_eq!(read_cur(&setup).len(), 1);
+}
+
+#[test]
+fn idle_is_woken_by_smtp_delivery() {
+    let (setup, _mta) = started(1);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+c.select("INBOX")
+tag = c._new_tag()
+c.send(tag + b" IDLE\r\n")
+print("cont", c.readline().decode().strip())
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[5]), timeout=15)
+s.sendmail("bob@remote.test", [user], "Subject: while idle\r\n\r\nwake up\r\n")
+s.quit()
+while True:
+    line = c.readline().decode().strip()
+    if line.endswith("EXISTS"):
+        print("untagged", line); break
+c.send(b"DONE\r\n")
+while True:
+    line = c.readline().decode().strip()
+    if line.startswith(tag.decode()):
+        print("done", line.split(" ", 1)[1]); break
+typ, data = c.fetch("2", "(BODY[TEXT])")
+print("text", data[0][1].decode().strip())
+typ, data = c.fetch("2", "(FLAGS)")
+print("seen-now", data[0].decode())
+c.logout()
+"#,
+        &[&setup.smtp.port().to_string()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "cont + idling");
+    assert_eq!(lines[1], "untagged * 2 EXISTS");
+    assert_eq!(lines[2], "done OK IDLE terminated");
+    assert_eq!(lines[3], "text wake up");
+    assert_eq!(lines[4], "seen-now 2 (FLAGS (\\Seen \\Recent))", "BODY[] sets \\Seen");
+}
+
+const UIDS: &str = r#"
+c = connect("tls")
+typ, data = c.select("INBOX")
+typ, data = c.response("UIDVALIDITY")
+print("validity", data[0].decode())
+typ, data = c.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+print(" ".join(x[0].decode().split()[2] + "=" + x[1].decode().strip().replace(" ", "_") for x in data if isinstance(x, tuple)))
+c.logout()
+"#;
+
+#[test]
+fn uids_survive_restart_and_external_maildir_changes() {
+    let (setup, mut mta) = started(2);
+    let before = run(&setup, UIDS, &[]);
+    let validity = before.lines().next().unwrap().to_string();
+    assert_eq!(before.lines().nth(1).unwrap(), "1=Subject:_note_0 2=Subject:_note_1");
+    // Another tool (procmail, say) drops a message into new/ while the server runs.
+    let new = setup.maildir(USER).join("new").join("1700000000.M1P1.external");
+    std::fs::write(&new, "Subject: external\n\nfrom outside\n").unwrap();
+    let after = run(&setup, UIDS, &[]);
+    assert_eq!(after.lines().next().unwrap(), validity);
+    assert_eq!(
+        after.lines().nth(1).unwrap(),
+        "1=Subject:_note_0 2=Subject:_note_1 3=Subject:_external"
+    );
+    assert_eq!(mta.terminate(), Some(0));
+    let mta2 = setup.start();
+    wait_port(setup.imaps, Duration::from_secs(10));
+    let restarted = run(&setup, UIDS, &[]);
+    assert_eq!(restarted, after, "UIDs and UIDVALIDITY unchanged by a restart");
+    drop(mta2);
+}
+
+#[test]
+fn mailboxes_append_copy_move_and_special_use() {
+    let (setup, _mta) = started(1);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+typ, data = c.list()
+print("list", sorted(x.decode() for x in data))
+print("create", c.create("Lists/R&APw-st")[0])
+typ, data = c.list('""', "Lists/*")
+print("children", [x.decode() for x in data])
+typ, data = c.append("Drafts", "(\\Draft)", None, b"Subject: draft\r\n\r\nunfinished\r\n")
+print("append", data[0].decode())
+c.select("INBOX")
+typ, data = c.copy("1", "Archive")
+print("copy", data[0].decode())
+typ, data = c._simple_command("MOVE", "1", "Trash")
+print("move", c.untagged_responses.pop("EXPUNGE", [b""])[0].decode(), typ)
+typ, data = c.status("Trash", "(MESSAGES UIDNEXT UNSEEN)")
+print("status", data[0].decode())
+typ, data = c.status("Drafts", "(MESSAGES)")
+print("drafts", data[0].decode())
+typ, data = c.append("Nope", None, None, b"Subject: x\r\n\r\ny\r\n")
+print("missing", typ, data[0].decode())
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "list ['(\\\\HasNoChildren \\\\Archive) \"/\" \"Archive\"', '(\\\\HasNoChildren \\\\Drafts) \"/\" \"Drafts\"', \
+'(\\\\HasNoChildren \\\\Junk) \"/\" \"Junk\"', '(\\\\HasNoChildren \\\\Sent) \"/\" \"Sent\"', \
+'(\\\\HasNoChildren \\\\Trash) \"/\" \"Trash\"', '(\\\\HasNoChildren) \"/\" \"INBOX\"']"
+    );
+    assert_eq!(lines[1], "create OK");
+    assert_eq!(lines[2], "children ['(\\\\HasNoChildren) \"/\" \"Lists/R&APw-st\"']");
+    assert!(
+        lines[3].starts_with("append [APPENDUID ") && lines[3].ends_with(" 1] APPEND completed"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[4].starts_with("copy [COPYUID ") && lines[4].ends_with(" 1 1] COPY completed"),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(lines[5], "move 1 OK");
+    assert_eq!(lines[6], "status \"Trash\" (MESSAGES 1 UIDNEXT 2 UNSEEN 1)");
+    assert_eq!(lines[7], "drafts \"Drafts\" (MESSAGES 1)");
+    assert_eq!(lines[8], "missing NO [TRYCREATE] No such mailbox: Nope");
+    assert!(setup.maildir(USER).join(".Lists.Rüst").join("cur").is_dir());
+}
+
+#[test]
+fn plaintext_commands_pipelined_behind_starttls_are_discarded() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+s = socket.create_connection(("127.0.0.1", imap_port), timeout=15)
+f = s.makefile("rb")
+print("greeting", f.readline().decode().split()[1])
+s.sendall(b"a STARTTLS\r\nb LOGIN " + user.encode() + b" " + pw.encode() + b"\r\n")
+print("starttls", f.readline().decode().strip())
+t = ctx.wrap_socket(s)
+t.sendall(b"c NOOP\r\n")
+print("after", t.recv(1000).decode().strip())
+"#,
+        &[],
+    );
+    assert_eq!(
+        out, "greeting OK\nstarttls a OK Begin TLS negotiation now\nafter c OK completed\n",
+        "the injected LOGIN must not be answered"
+    );
+}
+
+#[test]
+fn oversized_and_malformed_input_gets_clean_errors() {
+    let (setup, mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+s = socket.create_connection(("127.0.0.1", imap_port), timeout=15)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"a1 LOGIN {100000000}\r\n")
+print(f.readline().decode().strip())
+s.sendall(b"a2 " + b"x" * 20000 + b"\r\n")
+print(f.readline().decode().strip())
+s.sendall(b"a3 FETCH 1:* (FLAGS)\r\n")
+print(f.readline().decode().strip())
+s.sendall(b"a4 SEARCH " + b"NOT " * 100 + b"ALL\r\n")
+print(f.readline().decode().strip())
+s.sendall(b"\x00\xff garbage\r\n")
+print(f.readline().decode().strip())
+s.sendall(b"a5 NOOP\r\n")
+print(f.readline().decode().strip())
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("a1 NO [TOOBIG]"), "{out}");
+    assert_eq!(lines[1], "a2 BAD Command line too long");
+    assert_eq!(lines[2], "a3 BAD Log in first");
+    assert_eq!(lines[3], "a4 BAD search nested too deeply");
+    assert_eq!(lines[4], "* BAD missing tag");
+    assert_eq!(lines[5], "a5 OK completed");
+    assert!(!mta.log().contains("panicked"));
+}
+
+#[test]
+fn failed_logins_are_throttled() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+results = []
+for i in range(12):
+    c = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=15)
+    try:
+        c.login(user, "wrong"); results.append("ok")
+    except imaplib.IMAP4.error as e:
+        results.append("throttled" if "UNAVAILABLE" in str(e) else "failed")
+    c.shutdown()
+c = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=15)
+try:
+    c.login(user, pw); results.append("right-password-ok")
+except imaplib.IMAP4.error as e:
+    results.append("right-password-" + ("throttled" if "UNAVAILABLE" in str(e) else "failed"))
+print(" ".join(results))
+"#,
+        &[],
+    );
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words[0], "failed");
+    assert!(words.contains(&"throttled"), "{out}");
+    assert_eq!(*words.last().unwrap(), "right-password-throttled", "{out}");
+}
+
+#[test]
+fn curl_lists_and_fetches_over_imaps() {
+    let (setup, _mta) = started(1);
+    let base = format!("imaps://127.0.0.1:{}", setup.imaps.port());
+    let auth = format!("{USER}:{PASS}");
+    let list =
+        run_ok(std::process::Command::new("curl").args(["-sSk", "--max-time", "15", "-u", &auth, &format!("{base}/")]));
+    assert!(list.contains("\"/\" \"INBOX\""), "{list}");
+    assert!(list.contains("\\Sent) \"/\" \"Sent\""), "{list}");
+    let msg = run_ok(std::process::Command::new("curl").args([
+        "-sSk",
+        "--max-time",
+        "15",
+        "-u",
+        &auth,
+        &format!("{base}/INBOX;UID=1"),
+    ]));
+    assert!(msg.starts_with("Return-Path: <bob@remote.test>\r\n"), "{msg}");
+    assert!(msg.ends_with("Subject: note 0\r\n\r\nHello number 0.\r\n"), "{msg}");
+}
