@@ -398,3 +398,107 @@ fn curl_lists_and_fetches_over_imaps() {
     assert!(msg.starts_with("Return-Path: <bob@remote.test>\r\n"), "{msg}");
     assert!(msg.ends_with("Subject: note 0\r\n\r\nHello number 0.\r\n"), "{msg}");
 }
+
+/// Messages in a Maildir folder: (`new/name` or `cur/name`, contents).
+fn maildir_files(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for sub in ["new", "cur"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let e = e.unwrap();
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned();
+            v.push((format!("{sub}/{}", e.file_name().to_string_lossy()), text));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn mbsync_syncs_a_mailbox_both_ways() {
+    let (setup, _mta) = started(1);
+    let local = setup.root().join("local");
+    std::fs::create_dir(&local).unwrap();
+    let rc = setup.root().join("mbsyncrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount acct\nHost 127.0.0.1\nPort {port}\nUser {USER}\nPass {PASS}\nSSLType IMAPS\n\
+CertificateFile {cert}\n\nIMAPStore remote\nAccount acct\n\nMaildirStore local\nPath {local}/\n\
+Inbox {local}/INBOX\nSubFolders Verbatim\n\nChannel sync\nFar :remote:\nNear :local:\n\
+Patterns INBOX Sent\nCreate Both\nExpunge Both\nSyncState *\n",
+            port = setup.imaps.port(),
+            cert = setup.root().join("cert.pem").display(),
+            local = local.display(),
+        ),
+    )
+    .unwrap();
+    let mbsync = || run_ok(std::process::Command::new("mbsync").arg("-c").arg(&rc).arg("-a"));
+    mbsync();
+    let down = maildir_files(&local.join("INBOX"));
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert!(down[0].1.contains("\nSubject: note 0\n"), "{down:?}");
+    assert!(down[0].1.ends_with("\n\nHello number 0.\n"), "{down:?}");
+    // Locally: flag the synced message and write a new one into Sent.
+    let (name, _) = &down[0];
+    let base = name.split(":2,").next().unwrap().rsplit('/').next().unwrap();
+    std::fs::rename(
+        local.join("INBOX").join(name),
+        local.join("INBOX").join("cur").join(format!("{base}:2,FS")),
+    )
+    .unwrap();
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(local.join("Sent").join(sub)).unwrap();
+    }
+    std::fs::write(
+        local.join("Sent").join("cur").join("1700000000.M2P2.local:2,S"),
+        "From: alice@example.test\nSubject: sent locally\n\nup it goes\n",
+    )
+    .unwrap();
+    mbsync();
+    let server = setup.maildir(USER);
+    let inbox = maildir_files(&server);
+    assert_eq!(inbox.len(), 1);
+    assert!(
+        inbox[0].0.ends_with(":2,FS"),
+        "flags reach the server's file name: {inbox:?}"
+    );
+    let sent = maildir_files(&server.join(".Sent"));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].1.contains("Subject: sent locally"), "{sent:?}");
+    assert!(sent[0].0.ends_with(":2,S"), "{sent:?}");
+}
+
+#[test]
+fn authenticate_plain_login_and_sasl_ir() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+c = imaplib.IMAP4("127.0.0.1", imap_port, timeout=15)
+print("before-tls", any(x.startswith("AUTH=") for x in c.capabilities))
+c.starttls(ssl_context=ctx)
+print("after-tls", sorted(x for x in c.capabilities if x.startswith("AUTH=")))
+print("plain", c.authenticate("PLAIN", lambda _: b"\0" + user.encode() + b"\0" + pw.encode())[0])
+c.logout()
+c = connect("tls"); c.logout()
+c = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=15)
+answers = iter([user.encode(), pw.encode()])
+print("login-mech", c.authenticate("LOGIN", lambda _: next(answers))[0])
+c.logout()
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps_port), timeout=15))
+f = s.makefile("rb")
+f.readline()
+ir = base64.b64encode(b"\0" + user.encode() + b"\0" + pw.encode())
+s.sendall(b"x AUTHENTICATE PLAIN " + ir + b"\r\n")
+print("sasl-ir", f.readline().decode().split(" ", 2)[1])
+s.sendall(b"y AUTHENTICATE PLAIN " + base64.b64encode(b"\0" + user.encode() + b"\0wrong") + b"\r\n")
+print("again", f.readline().decode().strip())
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "before-tls False\nafter-tls ['AUTH=LOGIN', 'AUTH=PLAIN', 'AUTH=SCRAM-SHA-256']\nplain OK\n\
+login-mech OK\nsasl-ir OK\nagain y BAD Already authenticated\n"
+    );
+}
