@@ -159,17 +159,17 @@ impl Exchange {
                 }
             }
             State::ScramFirst => self.scram_first(response, secrets),
+            State::ScramFinal { gs2_header, .. } if !channel_binding_matches(response, &gs2_header) => Step::Failure,
             State::ScramFinal {
                 user,
-                gs2_header,
                 client_first_bare,
                 server_first,
                 nonce,
                 secret,
+                ..
             } => scram_final(
                 response,
                 user,
-                &gs2_header,
                 &client_first_bare,
                 &server_first,
                 &nonce,
@@ -253,10 +253,15 @@ fn hmac256(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// Whether the client-final message echoes the GS2 header of the client-first (`c=`).
+fn channel_binding_matches(response: &[u8], gs2_header: &str) -> bool {
+    let text = String::from_utf8_lossy(response);
+    attributes(&text).get("c") == Some(&B64.encode(gs2_header).as_str())
+}
+
 fn scram_final(
     response: &[u8],
     user: String,
-    gs2_header: &str,
     client_first_bare: &str,
     server_first: &str,
     nonce: &str,
@@ -270,7 +275,7 @@ fn scram_final(
         return Step::Malformed;
     };
     let attrs = attributes(without_proof);
-    if attrs.get("r") != Some(&nonce) || attrs.get("c") != Some(&B64.encode(gs2_header).as_str()) {
+    if attrs.get("r") != Some(&nonce) {
         return Step::Failure;
     }
     let (Some(secret), Ok(proof)) = (secret, B64.decode(proof)) else {
