@@ -502,3 +502,52 @@ print("again", f.readline().decode().strip())
 login-mech OK\nsasl-ir OK\nagain y BAD Already authenticated\n"
     );
 }
+
+#[test]
+fn condstore_esearch_and_uid_sets() {
+    let (setup, _mta) = started(3);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+print("enable", c._simple_command("ENABLE", "CONDSTORE")[0], c.untagged_responses.pop("ENABLED", [b""])[0].decode())
+typ, data = c.select("INBOX")
+hms = int(c.untagged_responses.pop("HIGHESTMODSEQ")[0])
+c.store("2", "+FLAGS", "(\\Seen)")
+typ, data = c.fetch("1:*", "(FLAGS) (CHANGEDSINCE %d)" % hms)
+print("changed", [x.decode() for x in data])
+typ, data = c._simple_command("UID", "STORE", "1", "(UNCHANGEDSINCE 0)", "+FLAGS", "(\\Flagged)")
+print("unchanged-since", typ, data[0].decode())
+typ, data = c._simple_command("UID", "SEARCH", "RETURN", "(MIN MAX COUNT ALL)", "UNSEEN")
+print("esearch", c.untagged_responses.pop("ESEARCH", [b""])[0].decode())
+typ, data = c.uid("FETCH", "9:*", "(FLAGS)")
+print("star", [x.decode() for x in data if x])
+typ, data = c.uid("SEARCH", None, "UID", "2:*", "NOT", "SEEN")
+print("uid-search", data[0].decode())
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "enable OK CONDSTORE");
+    assert!(
+        lines[1].starts_with("changed ['2 (FLAGS (\\\\Seen \\\\Recent) MODSEQ ("),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        lines[1].matches("FLAGS").count(),
+        1,
+        "only the changed message: {}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "unchanged-since OK [MODIFIED 1] Conditional STORE failed");
+    assert!(lines[3].starts_with("esearch (TAG \""), "{}", lines[3]);
+    assert!(
+        lines[3].ends_with("\") UID MIN 1 MAX 3 COUNT 2 ALL 1,3"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines[4], "star ['3 (UID 3 FLAGS (\\\\Recent))']");
+    assert_eq!(lines[5], "uid-search 3");
+}

@@ -92,11 +92,6 @@ impl Resolved {
         let i = self.0.partition_point(|&(_, b)| b < n);
         self.0.get(i).is_some_and(|&(a, _)| a <= n)
     }
-
-    /// The largest number in the set (0 if empty).
-    pub fn max(&self) -> u32 {
-        self.0.last().map_or(0, |&(_, b)| b)
-    }
 }
 
 /// Render ascending numbers compactly: `1:3,5,9:10`.
@@ -134,7 +129,6 @@ mod tests {
         let r = s.resolve(12);
         let members: Vec<u32> = (0..20).filter(|&n| r.contains(n)).collect();
         assert_eq!(members, [2, 3, 4, 7, 9, 10, 12]);
-        assert_eq!(r.max(), 12);
         assert!(!SequenceSet::parse("*").unwrap().resolve(0).contains(0));
         assert_eq!(SequenceSet::parse("5:*").unwrap().resolve(3), Resolved(vec![(3, 5)]));
         for bad in ["", "0", "1,", ":", "1:", "a", "-1", "1:2:3", "99999999999"] {

@@ -66,9 +66,8 @@ impl Selected {
     /// (sequence number, UID) of the messages a set names.
     fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
         if uid {
-            let r = set.resolve(self.max_uid().max(self.snapshot.uid_next.saturating_sub(1)));
-            // `n:*` always includes the highest UID, even when n is above it (RFC 3501 §6.4.8).
-            let r = if r.max() == 0 { set.resolve(self.max_uid()) } else { r };
+            // `*` is the highest UID the client knows; `n:*` includes it even when n is above (RFC 3501 §6.4.8).
+            let r = set.resolve(self.max_uid());
             self.known
                 .iter()
                 .enumerate()
