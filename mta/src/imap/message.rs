@@ -196,20 +196,31 @@ fn nested_base<'a>(outer: &'a [u8], nested: &'a Message) -> &'a [u8] {
     }
 }
 
+/// MIME nesting shown in BODYSTRUCTURE; deeper parts are summarized as
+/// opaque data so a hostile message cannot recurse the stack away.
+const MAX_DEPTH: usize = 32;
+
 /// BODYSTRUCTURE (`extended`) or BODY of a message.
 pub fn body_structure(out: &mut Vec<u8>, m: &Message, extended: bool) {
-    part_structure(out, m, m.raw_message(), 0, extended);
+    part_structure(out, m, m.raw_message(), 0, extended, 0);
 }
 
-fn part_structure(out: &mut Vec<u8>, m: &Message, base: &[u8], id: u32, extended: bool) {
+fn part_structure(out: &mut Vec<u8>, m: &Message, base: &[u8], id: u32, extended: bool, depth: usize) {
     let Some(part) = m.parts.get(id as usize) else {
         return out.extend_from_slice(b"NIL");
     };
+    if depth >= MAX_DEPTH {
+        let size = part.offset_end.saturating_sub(part.offset_body);
+        let ext = if extended { " NIL NIL NIL NIL" } else { "" };
+        return out.extend_from_slice(
+            format!("(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" {size}{ext})").as_bytes(),
+        );
+    }
     let ct = part.content_type();
     out.push(b'(');
     if let PartType::Multipart(children) = &part.body {
         for &child in children {
-            part_structure(out, m, base, child, extended);
+            part_structure(out, m, base, child, extended, depth + 1);
         }
         if children.is_empty() {
             // A multipart needs at least one body: show an empty text part.
@@ -260,7 +271,7 @@ fn part_structure(out: &mut Vec<u8>, m: &Message, base: &[u8], id: u32, extended
             out.push(b' ');
             envelope(out, nested);
             out.push(b' ');
-            part_structure(out, nested, nested_base(base, nested), 0, extended);
+            part_structure(out, nested, nested_base(base, nested), 0, extended, depth + 1);
             out.extend_from_slice(format!(" {lines}").as_bytes());
         }
         _ if ctype == "TEXT" => out.extend_from_slice(format!(" {lines}").as_bytes()),
@@ -502,5 +513,20 @@ Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAEC\r\n--B--\r\n";
         assert_eq!(text(|o| string(o, b"a\"b")), "\"a\\\"b\"");
         assert_eq!(text(|o| string(o, b"a\r\nb")), "{4}\r\na\r\nb");
         assert_eq!(text(|o| string(o, "ü".as_bytes())), "{2}\r\nü");
+    }
+
+    #[test]
+    fn deep_nesting_is_summarized() {
+        let mut raw = String::new();
+        for i in 0..5000 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        raw.push_str("\r\nleaf\r\n");
+        let m = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let bs = text(|o| body_structure(o, &m, true));
+        assert_eq!(bs.matches('(').count(), bs.matches(')').count());
+        assert!(bs.contains("\"OCTET-STREAM\""), "{bs}");
     }
 }

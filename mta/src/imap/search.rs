@@ -240,10 +240,14 @@ fn header_texts(message: &Message, field: &str) -> Vec<String> {
         .collect()
 }
 
-fn body_matches(message: &Message, needle: &str) -> bool {
+/// Encapsulated messages searched into; deeper ones are skipped so a hostile
+/// message cannot recurse the stack away.
+const MAX_DEPTH: usize = 8;
+
+fn body_matches(message: &Message, needle: &str, depth: usize) -> bool {
     message.parts.iter().any(|part| match &part.body {
         PartType::Text(t) | PartType::Html(t) => contains(t, needle),
-        PartType::Message(m) => body_matches(m, needle),
+        PartType::Message(m) if depth < MAX_DEPTH => body_matches(m, needle, depth + 1),
         _ => false,
     })
 }
@@ -274,10 +278,10 @@ impl SearchKey {
             Larger(n) => c.size > *n,
             Smaller(n) => c.size < *n,
             Header(field, needle) => msg.is_some_and(|m| header_texts(m, field).iter().any(|t| contains(t, needle))),
-            Body(needle) => msg.is_some_and(|m| body_matches(m, needle)),
+            Body(needle) => msg.is_some_and(|m| body_matches(m, needle, 0)),
             Text(needle) => msg.is_some_and(|m| {
                 let headers = &m.raw_message()[..m.root_part().offset_body as usize];
-                contains(&String::from_utf8_lossy(headers), needle) || body_matches(m, needle)
+                contains(&String::from_utf8_lossy(headers), needle) || body_matches(m, needle, 0)
             }),
             ModSeq(n) => c.modseq >= *n,
             Not(k) => !k.matches(c, ctx),
