@@ -551,3 +551,33 @@ c.logout()
     assert_eq!(lines[4], "star ['3 (UID 3 FLAGS (\\\\Recent))']");
     assert_eq!(lines[5], "uid-search 3");
 }
+
+#[test]
+fn quota_is_reported_and_enforced() {
+    let setup = MtaSetup::new();
+    setup.edit("quota = 0", "quota = 3000");
+    setup.add_user(USER, PASS);
+    let _mta = setup.start();
+    wait_port(setup.imaps, Duration::from_secs(10));
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+print("caps", b"QUOTA" in c.capability()[1][0].split())
+c.append("INBOX", None, None, b"Subject: small\r\n\r\n" + b"x" * 1000 + b"\r\n")
+typ, data = c.getquotaroot("INBOX")
+print("root", [[y.decode() for y in x] for x in data])
+typ, data = c.append("INBOX", None, None, b"Subject: big\r\n\r\n" + b"y" * 2500 + b"\r\n")
+print("big", typ, data[0].decode())
+typ, data = c.setquota('""', "(STORAGE 100)")
+print("set", typ)
+c.logout()
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "caps True\nroot [['\"INBOX\" \"\"'], ['\"\" (STORAGE 1 2)']]\n\
+big NO [OVERQUOTA] Mailbox quota exceeded\nset NO\n"
+    );
+}

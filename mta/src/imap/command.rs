@@ -159,6 +159,11 @@ pub enum Command {
         remove: bool,
     },
     Idle,
+    /// GETQUOTA: the quota root (ours is the empty name, the whole account).
+    GetQuota(String),
+    GetQuotaRoot(String),
+    /// SETQUOTA is refused: the limit comes from the configuration.
+    SetQuota,
     Enable(Vec<String>),
     Namespace,
     Id,
@@ -765,6 +770,12 @@ impl<'a> Parser<'a> {
                         }
                         Command::Enable(caps)
                     }
+                    "GETQUOTA" => Command::GetQuota(self.astring_utf8()?),
+                    "GETQUOTAROOT" => Command::GetQuotaRoot(self.mailbox()?),
+                    "SETQUOTA" => {
+                        self.i = self.s.len();
+                        Command::SetQuota
+                    }
                     "UID" => self.uid_command()?,
                     "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" => self.selected_command(name, false)?,
                     other => return Err(format!("unknown command {other}")),
@@ -892,6 +903,9 @@ mod tests {
         assert_eq!(cmd("a ID NIL"), Command::Id);
         assert_eq!(cmd("a ID (\"name\" \"x\" \"version\" NIL)"), Command::Id);
         assert_eq!(cmd("a ENABLE CONDSTORE"), Command::Enable(vec!["CONDSTORE".into()]));
+        assert_eq!(cmd("a GETQUOTAROOT inbox"), Command::GetQuotaRoot("INBOX".into()));
+        assert_eq!(cmd("a GETQUOTA \"\""), Command::GetQuota("".into()));
+        assert_eq!(cmd("a SETQUOTA \"\" (STORAGE 10)"), Command::SetQuota);
     }
 
     #[test]

@@ -166,6 +166,20 @@ fn store_no(e: &StoreError) -> String {
     }
 }
 
+/// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
+async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
+    if limit == 0 {
+        return false;
+    }
+    match blocking(move || store.usage()).await {
+        Ok(used) => used.saturating_add(adding) > limit,
+        Err(e) => {
+            tracing::warn!("imap: quota usage: {e}");
+            false
+        }
+    }
+}
+
 /// Does `name` match a LIST pattern (`*` anything, `%` anything but the delimiter)?
 fn list_match(pattern: &[u8], name: &[u8]) -> bool {
     match pattern.split_first() {
@@ -233,6 +247,9 @@ impl Session {
             "ESEARCH",
             "CONDSTORE",
         ]);
+        if self.shared.config.imap.quota > 0 {
+            caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
+        }
         format!(
             "{} APPENDLIMIT={}",
             caps.join(" "),
@@ -421,6 +438,15 @@ impl Session {
                 self.ok(tag, "NAMESPACE completed");
             }
             Command::Idle => self.idle(tag).await?,
+            Command::GetQuota(root) => {
+                if root.is_empty() {
+                    self.quota(tag, None).await;
+                } else {
+                    self.line(&format!("{tag} NO [NONEXISTENT] No such quota root"));
+                }
+            }
+            Command::GetQuotaRoot(mailbox) => self.quota(tag, Some(mailbox)).await,
+            Command::SetQuota => self.line(&format!("{tag} NO [CANNOT] Quotas are set in the configuration")),
             _ if !selected => return self.bad(Some(tag), "No mailbox selected"),
             Command::Close | Command::Unselect => {
                 let close = matches!(command, Command::Close);
@@ -828,9 +854,37 @@ impl Session {
         self.ok(tag, "STATUS completed");
     }
 
+    /// GETQUOTA "" / GETQUOTAROOT: one root for the whole account, STORAGE in KiB.
+    async fn quota(&mut self, tag: &str, mailbox: Option<String>) {
+        let limit = self.shared.config.imap.quota;
+        if let Some(name) = &mailbox {
+            let mut line = b"* QUOTAROOT ".to_vec();
+            message::string(&mut line, mutf7::encode(name).as_bytes());
+            line.extend_from_slice(if limit > 0 { b" \"\"\r\n" } else { b"\r\n" });
+            self.out.extend_from_slice(&line);
+        }
+        if limit > 0 {
+            let store = self.store();
+            match blocking(move || store.usage()).await {
+                Ok(used) => self.line(&format!(
+                    "* QUOTA \"\" (STORAGE {} {})",
+                    used.div_ceil(1024),
+                    limit / 1024
+                )),
+                Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            }
+        } else if mailbox.is_none() {
+            return self.line(&format!("{tag} NO [NONEXISTENT] No quota configured"));
+        }
+        self.ok(tag, "GETQUOTA completed");
+    }
+
     async fn append(&mut self, tag: &str, name: String, flags: Vec<String>, date: Option<i64>, data: Vec<u8>) {
         if data.is_empty() {
             return self.line(&format!("{tag} NO Empty message"));
+        }
+        if over_quota(self.shared.config.imap.quota, self.store(), data.len() as u64).await {
+            return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
         }
         let flags = to_flags(&flags);
         let date = date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64));
@@ -1156,6 +1210,11 @@ impl Session {
         if uids.is_empty() {
             return self.ok(tag, "Nothing to do");
         }
+        let adding: u64 = uids.iter().filter_map(|&u| sel.meta(u)).map(|m| m.size).sum();
+        if !remove && over_quota(self.shared.config.imap.quota, self.store(), adding).await {
+            return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
+        }
+        let sel = self.selected();
         let source = Arc::clone(&sel.mailbox);
         let store = self.store();
         let r = blocking(move || {
