@@ -581,3 +581,26 @@ c.logout()
 big NO [OVERQUOTA] Mailbox quota exceeded\nset NO\n"
     );
 }
+
+#[test]
+fn silent_clients_are_logged_out() {
+    let setup = MtaSetup::new();
+    setup.edit("login_timeout = \"1m\"", "login_timeout = \"2s\"");
+    setup.add_user(USER, PASS);
+    let _mta = setup.start();
+    wait_port(setup.imap, Duration::from_secs(10));
+    let out = run(
+        &setup,
+        r#"
+import time
+s = socket.create_connection(("127.0.0.1", imap_port), timeout=15)
+f = s.makefile("rb")
+f.readline()
+start = time.monotonic()
+print(f.readline().decode().strip())
+print("closed", f.readline() == b"", time.monotonic() - start >= 1.5)
+"#,
+        &[],
+    );
+    assert_eq!(out, "* BYE Autologout; idle for too long\nclosed True True\n");
+}
