@@ -604,3 +604,42 @@ print("closed", f.readline() == b"", time.monotonic() - start >= 1.5)
     );
     assert_eq!(out, "* BYE Autologout; idle for too long\nclosed True True\n");
 }
+
+#[test]
+fn list_extended_and_list_status() {
+    let (setup, _mta) = started(2);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+c.create("Lists/rust"); c.subscribe("Lists/rust")
+def show(*args):
+    typ, data = c._simple_command("LIST", *args)
+    lines = [x.decode() for x in c.untagged_responses.pop("LIST", [])]
+    lines += ["STATUS " + x.decode() for x in c.untagged_responses.pop("STATUS", [])]
+    print(typ, lines)
+show("(SUBSCRIBED RECURSIVEMATCH)", '""', "%")
+show('""', "(INBOX Sent)", "RETURN (SUBSCRIBED STATUS (MESSAGES UNSEEN))")
+show("(SPECIAL-USE)", '""', "*", "RETURN (SPECIAL-USE)")
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "OK ['(\\\\HasNoChildren \\\\Subscribed \\\\Archive) \"/\" \"Archive\"', \
+'(\\\\HasNoChildren \\\\Subscribed \\\\Drafts) \"/\" \"Drafts\"', \
+'(\\\\HasNoChildren \\\\Subscribed \\\\Junk) \"/\" \"Junk\"', \
+'(\\\\NonExistent \\\\Noselect \\\\HasChildren) \"/\" \"Lists\" (\"CHILDINFO\" (\"SUBSCRIBED\"))', \
+'(\\\\HasNoChildren \\\\Subscribed \\\\Sent) \"/\" \"Sent\"', \
+'(\\\\HasNoChildren \\\\Subscribed \\\\Trash) \"/\" \"Trash\"']"
+    );
+    assert_eq!(
+        lines[1],
+        "OK ['(\\\\HasNoChildren) \"/\" \"INBOX\"', '(\\\\HasNoChildren \\\\Subscribed \\\\Sent) \"/\" \"Sent\"', \
+'STATUS \"INBOX\" (MESSAGES 2 UNSEEN 2)', 'STATUS \"Sent\" (MESSAGES 0 UNSEEN 0)']"
+    );
+    assert_eq!(lines[2].matches("\"/\"").count(), 5, "{}", lines[2]);
+    assert!(!lines[2].contains("INBOX"), "{}", lines[2]);
+}

@@ -79,6 +79,21 @@ pub enum FetchAttr {
     },
 }
 
+/// LIST-EXTENDED selection and return options (RFC 5258, 6154, 5819).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    /// Selection: only subscribed names.
+    pub subscribed: bool,
+    /// Selection: only special-use folders.
+    pub special_use: bool,
+    /// Selection: also parents of matching children (CHILDINFO).
+    pub recursive: bool,
+    /// Return: mark \Subscribed names.
+    pub return_subscribed: bool,
+    /// Return: STATUS of each selectable name.
+    pub status: Option<Vec<StatusItem>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchReturn {
     Min,
@@ -111,10 +126,12 @@ pub enum Command {
     Rename(String, String),
     Subscribe(String),
     Unsubscribe(String),
+    /// LIST (with the LIST-EXTENDED and LIST-STATUS options) or LSUB.
     List {
         reference: String,
-        pattern: String,
-        subscribed_only: bool,
+        patterns: Vec<String>,
+        lsub: bool,
+        options: ListOptions,
     },
     Status {
         mailbox: String,
@@ -723,13 +740,53 @@ impl<'a> Parser<'a> {
                     "SUBSCRIBE" => Command::Subscribe(self.mailbox()?),
                     "UNSUBSCRIBE" => Command::Unsubscribe(self.mailbox()?),
                     "LIST" | "LSUB" => {
+                        let lsub = name == "LSUB";
+                        let mut options = ListOptions::default();
+                        if !lsub && self.peek() == Some(b'(') {
+                            for o in self.list(Self::keyword)? {
+                                match o.as_str() {
+                                    "SUBSCRIBED" => options.subscribed = true,
+                                    "SPECIAL-USE" => options.special_use = true,
+                                    "RECURSIVEMATCH" => options.recursive = true,
+                                    "REMOTE" => {}
+                                    other => return Err(format!("unknown LIST selection option {other}")),
+                                }
+                            }
+                            if options.recursive && !options.subscribed {
+                                return Err("RECURSIVEMATCH needs another selection option".into());
+                            }
+                            self.sp()?;
+                        }
                         let reference = self.list_mailbox()?;
                         self.sp()?;
-                        let pattern = self.list_mailbox()?;
+                        let patterns = if !lsub && self.peek() == Some(b'(') {
+                            self.list(Self::list_mailbox)?
+                        } else {
+                            vec![self.list_mailbox()?]
+                        };
+                        if !lsub && self.eat(b' ') {
+                            if self.keyword()? != "RETURN" {
+                                return Err("expected RETURN".into());
+                            }
+                            self.sp()?;
+                            self.list(|p| {
+                                match p.keyword()?.as_str() {
+                                    "SUBSCRIBED" => options.return_subscribed = true,
+                                    "CHILDREN" | "SPECIAL-USE" => {}
+                                    "STATUS" => {
+                                        p.sp()?;
+                                        options.status = Some(p.list(Self::status_item)?);
+                                    }
+                                    other => return Err(format!("unknown LIST return option {other}")),
+                                }
+                                Ok(())
+                            })?;
+                        }
                         Command::List {
                             reference,
-                            pattern,
-                            subscribed_only: name == "LSUB",
+                            patterns,
+                            lsub,
+                            options,
                         }
                     }
                     "STATUS" => {
@@ -880,10 +937,27 @@ mod tests {
             cmd("a LIST \"\" *"),
             Command::List {
                 reference: "".into(),
-                pattern: "*".into(),
-                subscribed_only: false
+                patterns: vec!["*".into()],
+                lsub: false,
+                options: ListOptions::default()
             }
         );
+        assert_eq!(
+            cmd("a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (INBOX \"Lists/%\") RETURN (CHILDREN STATUS (MESSAGES))"),
+            Command::List {
+                reference: "".into(),
+                patterns: vec!["INBOX".into(), "Lists/%".into()],
+                lsub: false,
+                options: ListOptions {
+                    subscribed: true,
+                    recursive: true,
+                    status: Some(vec![StatusItem::Messages]),
+                    ..ListOptions::default()
+                }
+            }
+        );
+        assert!(parse(b"a LIST (RECURSIVEMATCH) \"\" *").is_err());
+        assert!(parse(b"a LSUB (SUBSCRIBED) \"\" *").is_err());
         assert_eq!(
             cmd("a STATUS Sent (MESSAGES UIDNEXT)"),
             Command::Status {

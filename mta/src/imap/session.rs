@@ -5,7 +5,9 @@
 //! told the client about and diffs each new store snapshot against them to
 //! send EXISTS, EXPUNGE and FETCH updates.
 
-use super::command::{self, Command, FetchAttr, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged};
+use super::command::{
+    self, Command, FetchAttr, ListOptions, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
+};
 use super::framer::{Frame, Framer, Limits};
 use super::message;
 use super::mutf7;
@@ -246,6 +248,8 @@ impl Session {
             "SPECIAL-USE",
             "ESEARCH",
             "CONDSTORE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -412,9 +416,10 @@ impl Session {
             Command::Unsubscribe(name) => self.subscribe(tag, name, false).await,
             Command::List {
                 reference,
-                pattern,
-                subscribed_only,
-            } => self.list(tag, &reference, &pattern, subscribed_only).await,
+                patterns,
+                lsub,
+                options,
+            } => self.list(tag, &reference, &patterns, lsub, options).await,
             Command::Status { mailbox, items } => self.status(tag, mailbox, items).await,
             Command::Append {
                 mailbox,
@@ -775,9 +780,9 @@ impl Session {
         self.done(tag, r, "completed");
     }
 
-    async fn list(&mut self, tag: &str, reference: &str, pattern: &str, subscribed_only: bool) {
-        let verb = if subscribed_only { "LSUB" } else { "LIST" };
-        if pattern.is_empty() {
+    async fn list(&mut self, tag: &str, reference: &str, patterns: &[String], lsub: bool, options: ListOptions) {
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        if patterns.len() == 1 && patterns[0].is_empty() && options == ListOptions::default() {
             self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
             return self.ok(tag, &format!("{verb} completed"));
         }
@@ -786,29 +791,43 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
-        let full = format!("{reference}{pattern}");
-        for f in folders {
-            let matches = if f.name == "INBOX" {
-                list_match(full.to_ascii_uppercase().as_bytes(), b"INBOX")
-            } else {
-                list_match(full.as_bytes(), f.name.as_bytes())
-            };
-            if !matches || (subscribed_only && !f.subscribed) {
+        let matches = |name: &str| {
+            patterns.iter().any(|p| {
+                let full = format!("{reference}{p}");
+                if name == "INBOX" {
+                    list_match(full.to_ascii_uppercase().as_bytes(), b"INBOX")
+                } else {
+                    list_match(full.as_bytes(), name.as_bytes())
+                }
+            })
+        };
+        let subscribed_child = |name: &str| {
+            let prefix = format!("{name}/");
+            folders.iter().any(|c| c.subscribed && c.name.starts_with(&prefix))
+        };
+        let only_subscribed = lsub || options.subscribed;
+        let mut listed = Vec::new();
+        for f in &folders {
+            if !matches(&f.name) || (options.special_use && f.special_use.is_none()) {
+                continue;
+            }
+            // RECURSIVEMATCH: a parent that is not itself selected shows because of its children.
+            let child_info = options.recursive && subscribed_child(&f.name);
+            if only_subscribed && !f.subscribed && !child_info {
                 continue;
             }
             let mut attrs = Vec::new();
             if !f.exists {
-                attrs.push(if subscribed_only {
-                    "\\Noselect"
-                } else {
-                    "\\NonExistent \\Noselect"
-                });
+                attrs.push(if lsub { "\\Noselect" } else { "\\NonExistent \\Noselect" });
             }
             attrs.push(if f.has_children {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
             });
+            if f.subscribed && !lsub && (options.subscribed || options.return_subscribed) {
+                attrs.push("\\Subscribed");
+            }
             if let Some(u) = f.special_use {
                 attrs.push(match u {
                     SpecialUse::Sent => "\\Sent",
@@ -820,8 +839,24 @@ impl Session {
             }
             let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             message::string(&mut line, mutf7::encode(&f.name).as_bytes());
+            if child_info {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
+            if f.exists {
+                listed.push(f.name.clone());
+            }
+        }
+        if let Some(items) = options.status {
+            for name in listed {
+                let store = self.store();
+                let n = name.clone();
+                match blocking(move || store.mailbox(&n)?.sync()).await {
+                    Ok(snapshot) => self.status_line(&name, &snapshot, &items),
+                    Err(e) => tracing::warn!("imap: LIST-STATUS {name:?}: {e}"),
+                }
+            }
         }
         self.ok(tag, &format!("{verb} completed"));
     }
@@ -829,10 +864,16 @@ impl Session {
     async fn status(&mut self, tag: &str, name: String, items: Vec<StatusItem>) {
         let store = self.store();
         let n = name.clone();
-        let snapshot = match blocking(move || store.mailbox(&n)?.sync()).await {
-            Ok(s) => s,
-            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
-        };
+        match blocking(move || store.mailbox(&n)?.sync()).await {
+            Ok(snapshot) => {
+                self.status_line(&name, &snapshot, &items);
+                self.ok(tag, "STATUS completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    fn status_line(&mut self, name: &str, snapshot: &Snapshot, items: &[StatusItem]) {
         let m = &snapshot.messages;
         let values: Vec<String> = items
             .iter()
@@ -848,10 +889,9 @@ impl Session {
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();
-        message::string(&mut line, mutf7::encode(&name).as_bytes());
+        message::string(&mut line, mutf7::encode(name).as_bytes());
         line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         self.out.extend_from_slice(&line);
-        self.ok(tag, "STATUS completed");
     }
 
     /// GETQUOTA "" / GETQUOTAROOT: one root for the whole account, STORAGE in KiB.
