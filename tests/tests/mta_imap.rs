@@ -643,3 +643,31 @@ c.logout()
     assert_eq!(lines[2].matches("\"/\"").count(), 5, "{}", lines[2]);
     assert!(!lines[2].contains("INBOX"), "{}", lines[2]);
 }
+
+#[test]
+fn sort_by_subject_sender_size_and_date() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+for frm, subj, date, body, arrived in [
+        ("carol@x", "Re: beta", "Tue, 3 Mar 2026 10:00:00 +0000", "a" * 30, '"07-Mar-2026 10:00:00 +0000"'),
+        ("alice@x", "gamma", "Mon, 2 Mar 2026 10:00:00 +0000", "b" * 10, '"06-Mar-2026 10:00:00 +0000"'),
+        ("bob@x", "[list] Fwd: alpha", "Wed, 4 Mar 2026 10:00:00 +0000", "c" * 20, '"05-Mar-2026 10:00:00 +0000"')]:
+    c.append("INBOX", None, arrived, ("From: %s\r\nSubject: %s\r\nDate: %s\r\n\r\n%s\r\n" % (frm, subj, date, body)).encode())
+c.select("INBOX")
+for criteria in ["(SUBJECT)", "(FROM)", "(REVERSE SIZE)", "(DATE)", "(ARRIVAL)"]:
+    typ, data = c.sort(criteria, "UTF-8", "ALL")
+    print(criteria, data[0].decode())
+typ, data = c.uid("SORT", "(SUBJECT)", "UTF-8", "NOT", "FROM", "bob")
+print("uid", data[0].decode())
+c.logout()
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "(SUBJECT) 3 1 2\n(FROM) 2 3 1\n(REVERSE SIZE) 1 3 2\n(DATE) 2 1 3\n(ARRIVAL) 3 2 1\nuid 1 2\n"
+    );
+}

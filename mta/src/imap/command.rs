@@ -7,6 +7,7 @@ use super::date;
 use super::mutf7;
 use super::search::{self, SearchKey};
 use super::sequence::{SequenceError, SequenceSet};
+use super::sort::{Criterion, SortKey};
 
 /// Deepest SEARCH nesting (parentheses, NOT, OR) accepted.
 pub const MAX_SEARCH_DEPTH: usize = 32;
@@ -153,6 +154,11 @@ pub enum Command {
         uid: bool,
         /// `Some` for ESEARCH (`SEARCH RETURN (...)`).
         returns: Option<Vec<SearchReturn>>,
+        key: SearchKey,
+    },
+    Sort {
+        uid: bool,
+        criteria: Vec<Criterion>,
         key: SearchKey,
     },
     Fetch {
@@ -659,6 +665,35 @@ impl<'a> Parser<'a> {
                 }
             }
             "SEARCH" => self.search(uid)?,
+            "SORT" => {
+                let mut reverse = false;
+                let criteria = self.list(|p| {
+                    let mut word = p.keyword()?;
+                    if word == "REVERSE" {
+                        p.sp()?;
+                        word = p.keyword()?;
+                        reverse = true;
+                    }
+                    let key = SortKey::parse(&word).ok_or_else(|| format!("unknown sort key {word}"))?;
+                    let c = Criterion { reverse, key };
+                    reverse = false;
+                    Ok(c)
+                })?;
+                if criteria.is_empty() {
+                    return Err("empty sort criteria".into());
+                }
+                self.sp()?;
+                let charset = self.astring()?;
+                if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
+                    return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+                }
+                self.sp()?;
+                Command::Sort {
+                    uid,
+                    criteria,
+                    key: search::parse_keys(self)?,
+                }
+            }
             "EXPUNGE" if uid => Command::Expunge {
                 uids: Some(self.sequence_set()?),
             },
@@ -834,7 +869,7 @@ impl<'a> Parser<'a> {
                         Command::SetQuota
                     }
                     "UID" => self.uid_command()?,
-                    "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" => self.selected_command(name, false)?,
+                    "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" => self.selected_command(name, false)?,
                     other => return Err(format!("unknown command {other}")),
                 }
             }
@@ -1058,6 +1093,12 @@ mod tests {
                 uids: Some(SequenceSet::parse("3").unwrap())
             }
         );
+        assert!(matches!(
+            cmd("a UID SORT (REVERSE DATE SUBJECT) UTF-8 ALL"),
+            Command::Sort { uid: true, criteria, key: SearchKey::All }
+                if criteria == [Criterion { reverse: true, key: SortKey::Date }, Criterion { reverse: false, key: SortKey::Subject }]
+        ));
+        assert!(parse(b"a SORT () UTF-8 ALL").is_err());
         assert!(matches!(
             cmd("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN"),
             Command::Search { uid: true, returns: Some(r), key: SearchKey::Not(k) } if r == [SearchReturn::Min, SearchReturn::Count] && *k == SearchKey::Flag("\\Seen".into())

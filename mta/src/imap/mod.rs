@@ -12,3 +12,4 @@ pub mod search;
 pub mod sequence;
 pub mod server;
 pub mod session;
+pub mod sort;

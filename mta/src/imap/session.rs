@@ -13,6 +13,7 @@ use super::message;
 use super::mutf7;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
+use super::sort::{self, Criterion};
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
 use crate::smtp::session::Io;
@@ -250,6 +251,7 @@ impl Session {
             "CONDSTORE",
             "LIST-EXTENDED",
             "LIST-STATUS",
+            "SORT",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -468,6 +470,7 @@ impl Session {
             }
             Command::Expunge { uids } => self.expunge(tag, uids).await,
             Command::Search { uid, returns, key } => self.search(tag, uid, returns, key).await,
+            Command::Sort { uid, criteria, key } => self.sort(tag, uid, criteria, key).await,
             Command::Fetch {
                 uid,
                 set,
@@ -957,7 +960,14 @@ impl Session {
         self.done(tag, r.map(drop), "EXPUNGE completed");
     }
 
-    async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
+    /// The messages matching `key` as (number, MODSEQ), by UID or sequence
+    /// number, in mailbox order or sorted by `criteria`.
+    async fn matching(
+        &mut self,
+        uid: bool,
+        key: SearchKey,
+        criteria: Vec<Criterion>,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
         self.update(uid).await;
         let sel = self.selected();
         let ctx = Context {
@@ -972,11 +982,11 @@ impl Session {
             .collect();
         let recent_from = sel.recent_from;
         let mailbox = Arc::clone(&sel.mailbox);
-        let uses_modseq = key.uses_modseq();
-        let found = blocking(move || {
+        blocking(move || {
+            let needs_message = key.needs_message() || criteria.iter().any(|c| c.key.needs_message());
             let mut found = Vec::new();
             for (seq, meta) in candidates {
-                let raw = if key.needs_message() {
+                let raw = if needs_message {
                     match mailbox.read(meta.uid) {
                         Ok(raw) => Some(raw),
                         Err(StoreError::NoSuchMessage(_)) => continue,
@@ -989,6 +999,7 @@ impl Session {
                     .as_deref()
                     .and_then(|r| mail_parser::MessageParser::default().parse(r));
                 let flags = |f: &str| has_flag(&meta.flags, f);
+                let internal_date = epoch_secs(meta.internal_date);
                 let c = Candidate {
                     seq,
                     uid: meta.uid,
@@ -996,17 +1007,38 @@ impl Session {
                     recent: meta.uid >= recent_from,
                     modseq: meta.modseq,
                     size: meta.size,
-                    internal_date: epoch_secs(meta.internal_date),
+                    internal_date,
                     message: parsed.as_ref(),
                 };
                 if key.matches(&c, &ctx) {
-                    found.push((if uid { meta.uid } else { seq }, meta.modseq));
+                    let values: Vec<sort::Value> = criteria
+                        .iter()
+                        .map(|k| sort::value(k.key, internal_date, meta.size, parsed.as_ref()))
+                        .collect();
+                    found.push((if uid { meta.uid } else { seq }, meta.modseq, values));
                 }
             }
-            Ok(found)
+            // Stable: equal values keep sequence order, as RFC 5256 asks.
+            found.sort_by(|a, b| sort::compare(&criteria, &a.2, &b.2));
+            Ok(found.into_iter().map(|(n, m, _)| (n, m)).collect())
         })
-        .await;
-        let found = match found {
+        .await
+    }
+
+    async fn sort(&mut self, tag: &str, uid: bool, criteria: Vec<Criterion>, key: SearchKey) {
+        match self.matching(uid, key, criteria).await {
+            Ok(found) => {
+                let numbers: String = found.iter().map(|f| format!(" {}", f.0)).collect();
+                self.line(&format!("* SORT{numbers}"));
+                self.ok(tag, "SORT completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
+        let uses_modseq = key.uses_modseq();
+        let found = match self.matching(uid, key, Vec::new()).await {
             Ok(f) => f,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
