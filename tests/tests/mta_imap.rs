@@ -671,3 +671,43 @@ c.logout()
         "(SUBJECT) 3 1 2\n(FROM) 2 3 1\n(REVERSE SIZE) 1 3 2\n(DATE) 2 1 3\n(ARRIVAL) 3 2 1\nuid 1 2\n"
     );
 }
+
+#[test]
+fn qresync_reports_vanished_and_changed_messages() {
+    let (setup, _mta) = started(3);
+    let out = run(
+        &setup,
+        r#"
+a = connect("tls")
+a._simple_command("ENABLE", "QRESYNC")
+a.select("INBOX")
+validity = a.untagged_responses.pop("UIDVALIDITY")[0].decode()
+modseq = a.untagged_responses.pop("HIGHESTMODSEQ")[0].decode()
+a.uid("STORE", "1", "+FLAGS", "(\\Seen)")
+a.uid("STORE", "2", "+FLAGS", "(\\Deleted)")
+a.expunge()
+print("a", [x.decode() for x in a.untagged_responses.pop("VANISHED", [])], "EXPUNGE" in a.untagged_responses)
+b = connect("plain")
+b._simple_command("ENABLE", "QRESYNC")
+typ, data = b._simple_command("SELECT", "INBOX", "(QRESYNC (%s %s 1:3))" % (validity, modseq))
+b.state = "SELECTED"
+print("b", typ, [x.decode() for x in b.untagged_responses.pop("VANISHED", [])],
+      [x.decode().split(" MODSEQ")[0] for x in b.untagged_responses.pop("FETCH", [])])
+typ, data = b._simple_command("UID", "FETCH", "1:*", "(FLAGS)", "(CHANGEDSINCE %s VANISHED)" % modseq)
+print("fetch", [x.decode() for x in b.untagged_responses.pop("VANISHED", [])],
+      [x.decode().split(" MODSEQ")[0] for x in b.untagged_responses.pop("FETCH", [])])
+c = connect("tls")
+try:
+    c._simple_command("SELECT", "INBOX", "(QRESYNC (%s %s))" % (validity, modseq)); print("accepted")
+except imaplib.IMAP4.error as e:
+    print("not-enabled", e)
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "a ['2'] False\nb OK ['(EARLIER) 2'] ['1 (UID 1 FLAGS (\\\\Seen)']\n\
+fetch ['(EARLIER) 2'] ['1 (UID 1 FLAGS (\\\\Seen)']\n\
+not-enabled SELECT command error: BAD [b'ENABLE QRESYNC first']\n"
+    );
+}

@@ -80,6 +80,14 @@ pub enum FetchAttr {
     },
 }
 
+/// SELECT's QRESYNC parameter: what the client knew (RFC 7162 §3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
+}
+
 /// LIST-EXTENDED selection and return options (RFC 5258, 6154, 5819).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListOptions {
@@ -121,6 +129,7 @@ pub enum Command {
         mailbox: String,
         read_only: bool,
         condstore: bool,
+        qresync: Option<Qresync>,
     },
     Create(String),
     Delete(String),
@@ -166,6 +175,8 @@ pub enum Command {
         set: SequenceSet,
         attrs: Vec<FetchAttr>,
         changed_since: Option<u64>,
+        /// QRESYNC's VANISHED modifier (UID FETCH with CHANGEDSINCE).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -544,19 +555,60 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `(CHANGEDSINCE n)` / `(UNCHANGEDSINCE n)` modifier, if present.
-    fn modifier(&mut self, name: &str) -> Result<Option<u64>> {
-        if !self.eat(b' ') {
-            return Ok(None);
+    /// FETCH modifiers: `(CHANGEDSINCE n [VANISHED])`, if present.
+    fn fetch_modifiers(&mut self) -> Result<(Option<u64>, bool)> {
+        let mut changed_since = None;
+        let mut vanished = false;
+        if self.eat(b' ') {
+            self.list(|p| {
+                match p.keyword()?.as_str() {
+                    "CHANGEDSINCE" => {
+                        p.sp()?;
+                        changed_since = Some(p.number64()?);
+                    }
+                    "VANISHED" => vanished = true,
+                    other => return Err(format!("unknown FETCH modifier {other}")),
+                }
+                Ok(())
+            })?;
         }
-        self.expect(b'(')?;
-        if self.keyword()? != name {
-            return Err(format!("expected {name}"));
+        if vanished && changed_since.is_none() {
+            return Err("VANISHED needs CHANGEDSINCE".into());
         }
+        Ok((changed_since, vanished))
+    }
+
+    /// `(uidvalidity modseq [known-uids [(seqs uids)]])`
+    fn qresync(&mut self) -> Result<Qresync> {
         self.sp()?;
-        let n = self.number64()?;
+        self.expect(b'(')?;
+        let uid_validity = self.number()?;
+        self.sp()?;
+        let modseq = self.number64()?;
+        let mut known_uids = None;
+        if self.eat(b' ') {
+            if self.peek() != Some(b'(') {
+                known_uids = Some(self.sequence_set()?);
+                self.eat(b' ');
+            }
+            // The sequence-match data only saves round trips: accepted and not used.
+            if self.peek() == Some(b'(') {
+                self.expect(b'(')?;
+                self.sequence_set()?;
+                self.sp()?;
+                self.sequence_set()?;
+                self.expect(b')')?;
+            }
+        }
         self.expect(b')')?;
-        Ok(Some(n))
+        if uid_validity == 0 || modseq == 0 {
+            return Err("bad QRESYNC parameter".into());
+        }
+        Ok(Qresync {
+            uid_validity,
+            modseq,
+            known_uids,
+        })
     }
 
     fn search(&mut self, uid: bool) -> Result<Command> {
@@ -604,12 +656,16 @@ impl<'a> Parser<'a> {
                 let set = self.sequence_set()?;
                 self.sp()?;
                 let attrs = self.fetch_attrs()?;
-                let changed_since = self.modifier("CHANGEDSINCE")?;
+                let (changed_since, vanished) = self.fetch_modifiers()?;
+                if vanished && !uid {
+                    return Err("VANISHED needs UID FETCH".into());
+                }
                 Command::Fetch {
                     uid,
                     set,
                     attrs,
                     changed_since,
+                    vanished,
                 }
             }
             "STORE" => {
@@ -751,18 +807,22 @@ impl<'a> Parser<'a> {
                     "SELECT" | "EXAMINE" => {
                         let mailbox = self.mailbox()?;
                         let mut condstore = false;
+                        let mut qresync = None;
                         if self.eat(b' ') {
-                            for p in self.list(Self::keyword)? {
-                                match p.as_str() {
+                            self.list(|p| {
+                                match p.keyword()?.as_str() {
                                     "CONDSTORE" => condstore = true,
+                                    "QRESYNC" => qresync = Some(p.qresync()?),
                                     other => return Err(format!("unsupported SELECT parameter {other}")),
                                 }
-                            }
+                                Ok(())
+                            })?;
                         }
                         Command::Select {
                             mailbox,
                             read_only: name == "EXAMINE",
                             condstore,
+                            qresync,
                         }
                     }
                     "CREATE" => Command::Create(self.mailbox()?),
@@ -964,9 +1024,33 @@ mod tests {
             Command::Select {
                 mailbox: "INBOX".into(),
                 read_only: false,
-                condstore: true
+                condstore: true,
+                qresync: None
             }
         );
+        assert_eq!(
+            cmd("a SELECT x (QRESYNC (67890007 90060115194045000 41:211,214:541 (1:5 3:7)))"),
+            Command::Select {
+                mailbox: "x".into(),
+                read_only: false,
+                condstore: false,
+                qresync: Some(Qresync {
+                    uid_validity: 67890007,
+                    modseq: 90060115194045000,
+                    known_uids: Some(SequenceSet::parse("41:211,214:541").unwrap())
+                })
+            }
+        );
+        assert!(matches!(
+            cmd("a UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)"),
+            Command::Fetch {
+                changed_since: Some(5),
+                vanished: true,
+                ..
+            }
+        ));
+        assert!(parse(b"a FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)").is_err());
+        assert!(parse(b"a UID FETCH 1:* FLAGS (VANISHED)").is_err());
         assert_eq!(cmd("a CREATE Entw&APw-rfe"), Command::Create("Entwürfe".into()));
         assert_eq!(
             cmd("a LIST \"\" *"),
@@ -1038,7 +1122,8 @@ mod tests {
                         partial: Some((0, 100))
                     }
                 ],
-                changed_since: Some(7)
+                changed_since: Some(7),
+                vanished: false
             }
         );
         assert_eq!(
@@ -1053,7 +1138,8 @@ mod tests {
                     FetchAttr::Envelope,
                     FetchAttr::Body
                 ],
-                changed_since: None
+                changed_since: None,
+                vanished: false
             }
         );
         assert!(

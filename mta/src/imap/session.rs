@@ -6,7 +6,7 @@
 //! send EXISTS, EXPUNGE and FETCH updates.
 
 use super::command::{
-    self, Command, FetchAttr, ListOptions, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
+    self, Command, FetchAttr, ListOptions, Qresync, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
 };
 use super::framer::{Frame, Framer, Limits};
 use super::message;
@@ -206,6 +206,8 @@ pub struct Session {
     user: Option<User>,
     selected: Option<Selected>,
     condstore: bool,
+    /// QRESYNC enabled: expunges are reported as VANISHED.
+    qresync: bool,
 }
 
 impl Session {
@@ -221,6 +223,7 @@ impl Session {
             user: None,
             selected: None,
             condstore: false,
+            qresync: false,
         }
     }
 
@@ -252,6 +255,7 @@ impl Session {
             "LIST-EXTENDED",
             "LIST-STATUS",
             "SORT",
+            "QRESYNC",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -394,7 +398,13 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
-            } => self.select(tag, mailbox, read_only, condstore).await,
+                qresync,
+            } => {
+                if qresync.is_some() && !self.qresync {
+                    return self.bad(Some(tag), "ENABLE QRESYNC first");
+                }
+                self.select(tag, mailbox, read_only, condstore, qresync).await
+            }
             Command::Create(name) => {
                 let store = self.store();
                 let name = name.trim_end_matches('/').to_string();
@@ -432,10 +442,15 @@ impl Session {
             Command::Enable(caps) => {
                 let mut enabled = Vec::new();
                 for c in caps {
-                    if c == "CONDSTORE" {
-                        self.condstore = true;
-                        enabled.push(c);
+                    match c.as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        "QRESYNC" => {
+                            self.condstore = true;
+                            self.qresync = true;
+                        }
+                        _ => continue,
                     }
+                    enabled.push(c);
                 }
                 self.line(format!("* ENABLED {}", enabled.join(" ")).trim_end());
                 self.ok(tag, "ENABLE completed");
@@ -476,7 +491,16 @@ impl Session {
                 set,
                 attrs,
                 changed_since,
-            } => self.fetch(tag, uid, set, attrs, changed_since).await?,
+                vanished,
+            } => {
+                if vanished && !self.qresync {
+                    return self.bad(Some(tag), "ENABLE QRESYNC first");
+                }
+                if vanished {
+                    self.vanished_earlier(&set, changed_since.unwrap_or(0)).await;
+                }
+                self.fetch(tag, uid, set, attrs, changed_since).await?
+            }
             Command::Store {
                 uid,
                 set,
@@ -663,7 +687,7 @@ impl Session {
         Ok(())
     }
 
-    async fn select(&mut self, tag: &str, name: String, read_only: bool, condstore: bool) {
+    async fn select(&mut self, tag: &str, name: String, read_only: bool, condstore: bool, qresync: Option<Qresync>) {
         self.selected = None;
         if condstore {
             self.condstore = true;
@@ -710,8 +734,7 @@ impl Session {
         for l in lines {
             self.line(&l);
         }
-        let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
-        self.ok(tag, &format!("[{mode}] SELECT completed"));
+        let validity = snapshot.uid_validity;
         self.selected = Some(Selected {
             mailbox,
             read_only,
@@ -719,6 +742,47 @@ impl Session {
             snapshot,
             recent_from,
         });
+        if let Some(q) = qresync.filter(|q| q.uid_validity == validity) {
+            let all = SequenceSet::parse("1:*").expect("valid set");
+            let known_uids = q.known_uids.unwrap_or(all);
+            self.vanished_earlier(&known_uids, q.modseq).await;
+            let sel = self.selected();
+            let r = known_uids.resolve(sel.max_uid());
+            let lines: Vec<String> = sel
+                .snapshot
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.modseq > q.modseq && r.contains(m.uid))
+                .map(|(i, m)| {
+                    let flags = render_flags(&m.flags, m.uid >= recent_from);
+                    format!("* {} FETCH (UID {} FLAGS {flags} MODSEQ ({}))", i + 1, m.uid, m.modseq)
+                })
+                .collect();
+            for l in lines {
+                self.line(&l);
+            }
+        }
+        let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        self.ok(tag, &format!("[{mode}] SELECT completed"));
+    }
+
+    /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq` (QRESYNC).
+    async fn vanished_earlier(&mut self, set: &SequenceSet, modseq: u64) {
+        let sel = self.selected();
+        let mailbox = Arc::clone(&sel.mailbox);
+        let largest = sel.snapshot.uid_next.saturating_sub(1);
+        match blocking(move || mailbox.vanished_since(modseq)).await {
+            Ok(mut uids) => {
+                let r = set.resolve(largest);
+                uids.retain(|&u| r.contains(u));
+                uids.sort_unstable();
+                if !uids.is_empty() {
+                    self.line(&format!("* VANISHED (EARLIER) {}", sequence::render(&uids)));
+                }
+            }
+            Err(e) => tracing::warn!("imap: VANISHED: {e}"),
+        }
     }
 
     /// Sync the selected mailbox and tell the client what changed. EXPUNGE
@@ -731,15 +795,25 @@ impl Session {
             Err(e) => return tracing::warn!("imap: sync: {e}"),
         };
         let condstore = self.condstore;
+        let qresync = self.qresync;
         let Some(sel) = &mut self.selected else { return };
         sel.snapshot = snapshot;
         let mut lines = Vec::new();
         if allow_expunge {
+            let mut vanished = Vec::new();
             for i in (0..sel.known.len()).rev() {
                 if sel.meta(sel.known[i].0).is_none() {
-                    lines.push(format!("* {} EXPUNGE", i + 1));
+                    if qresync {
+                        vanished.push(sel.known[i].0);
+                    } else {
+                        lines.push(format!("* {} EXPUNGE", i + 1));
+                    }
                     sel.known.remove(i);
                 }
+            }
+            if !vanished.is_empty() {
+                vanished.reverse();
+                lines.push(format!("* VANISHED {}", sequence::render(&vanished)));
             }
         }
         let recent_from = sel.recent_from;
