@@ -711,3 +711,36 @@ fetch ['(EARLIER) 2'] ['1 (UID 1 FLAGS (\\\\Seen)']\n\
 not-enabled SELECT command error: BAD [b'ENABLE QRESYNC first']\n"
     );
 }
+
+#[test]
+fn compress_deflate_carries_the_session() {
+    let (setup, _mta) = started(1);
+    let out = run(
+        &setup,
+        r#"
+import zlib
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps_port), timeout=15))
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"a LOGIN " + user.encode() + b" " + pw.encode() + b"\r\n")
+print(f.readline().decode().split(" ")[1])
+# The first compressed command rides in the same packet as COMPRESS.
+comp = zlib.compressobj(wbits=-15); decomp = zlib.decompressobj(wbits=-15)
+s.sendall(b"b COMPRESS DEFLATE\r\n" + comp.compress(b"c SELECT INBOX\r\nd FETCH 1 (BODY.PEEK[TEXT])\r\n") + comp.flush(zlib.Z_SYNC_FLUSH))
+print(f.readline().decode().strip())
+text = b""
+while b"d OK" not in text:
+    chunk = f.read1(65536)
+    assert chunk, text
+    text += decomp.decompress(chunk)
+lines = text.decode().split("\r\n")
+print([l for l in lines if "EXISTS" in l or l.startswith(("c ", "d "))])
+print("body" , "Hello number 0." in text.decode())
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "OK\nb OK DEFLATE active\n['* 1 EXISTS', 'c OK [READ-WRITE] SELECT completed', 'd OK FETCH completed']\nbody True\n"
+    );
+}

@@ -193,6 +193,8 @@ pub enum Command {
         remove: bool,
     },
     Idle,
+    /// COMPRESS DEFLATE (the only mechanism).
+    Compress,
     /// GETQUOTA: the quota root (ours is the empty name, the whole account).
     GetQuota(String),
     GetQuotaRoot(String),
@@ -922,6 +924,12 @@ impl<'a> Parser<'a> {
                         }
                         Command::Enable(caps)
                     }
+                    "COMPRESS" => {
+                        if self.keyword()? != "DEFLATE" {
+                            return Err("only COMPRESS DEFLATE is supported".into());
+                        }
+                        Command::Compress
+                    }
                     "GETQUOTA" => Command::GetQuota(self.astring_utf8()?),
                     "GETQUOTAROOT" => Command::GetQuotaRoot(self.mailbox()?),
                     "SETQUOTA" => {
@@ -1098,6 +1106,8 @@ mod tests {
         assert_eq!(cmd("a ENABLE CONDSTORE"), Command::Enable(vec!["CONDSTORE".into()]));
         assert_eq!(cmd("a GETQUOTAROOT inbox"), Command::GetQuotaRoot("INBOX".into()));
         assert_eq!(cmd("a GETQUOTA \"\""), Command::GetQuota("".into()));
+        assert_eq!(cmd("a compress deflate"), Command::Compress);
+        assert!(parse(b"a COMPRESS GZIP").is_err());
         assert_eq!(cmd("a SETQUOTA \"\" (STORAGE 10)"), Command::SetQuota);
     }
 

@@ -89,9 +89,12 @@ impl Framer {
         self.reset();
     }
 
-    /// Whether a literal the client must wait for is in progress.
-    pub fn in_command(&self) -> bool {
-        self.pos > 0
+    /// Hand over everything received but not yet framed (the compressed
+    /// bytes a client pipelined behind COMPRESS).
+    pub fn take(&mut self) -> Vec<u8> {
+        let rest = std::mem::take(&mut self.buf);
+        self.reset();
+        rest
     }
 
     fn reset(&mut self) {

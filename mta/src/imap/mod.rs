@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod date;
+pub mod deflate;
 pub mod framer;
 pub mod message;
 pub mod mutf7;

@@ -8,6 +8,7 @@
 use super::command::{
     self, Command, FetchAttr, ListOptions, Qresync, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
 };
+use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
 use super::message;
 use super::mutf7;
@@ -208,6 +209,7 @@ pub struct Session {
     condstore: bool,
     /// QRESYNC enabled: expunges are reported as VANISHED.
     qresync: bool,
+    deflate: Option<Deflate>,
 }
 
 impl Session {
@@ -224,6 +226,7 @@ impl Session {
             selected: None,
             condstore: false,
             qresync: false,
+            deflate: None,
         }
     }
 
@@ -256,6 +259,7 @@ impl Session {
             "LIST-STATUS",
             "SORT",
             "QRESYNC",
+            "COMPRESS=DEFLATE",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -280,19 +284,46 @@ impl Session {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(d) = &mut self.deflate {
+            out = d.deflate(&out);
+        }
         self.io.write_all(&out).await.map_err(|_| End::Closed)?;
         self.io.flush().await.map_err(|_| End::Closed)
+    }
+
+    /// Give received bytes to the framer (inflated first under COMPRESS).
+    /// `Ok(false)` when compressed input is pending but produced nothing yet.
+    fn take_input(&mut self, bytes: &[u8]) -> Result<bool, End> {
+        let Some(d) = &mut self.deflate else {
+            self.framer.extend(bytes);
+            return Ok(true);
+        };
+        d.push(bytes);
+        match d.inflate() {
+            Ok(plain) => {
+                self.framer.extend(&plain);
+                Ok(!plain.is_empty())
+            }
+            Err(e) => {
+                tracing::info!("imap: {e} from {}", self.peer);
+                Err(End::Closed)
+            }
+        }
     }
 
     /// Read more input (flushing replies first); on timeout say BYE.
     async fn fill(&mut self) -> Flow {
         self.flush().await?;
+        // Compressed input already here is inflated a chunk at a time before reading more.
+        if self.deflate.is_some() && self.take_input(&[])? {
+            return Ok(());
+        }
         let mut buf = vec![0u8; READ_CHUNK];
         match tokio::time::timeout(self.timeout(), self.io.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => Err(End::Closed),
             Ok(Ok(n)) => {
-                self.framer.extend(&buf[..n]);
+                self.take_input(&buf[..n])?;
                 Ok(())
             }
             Err(_) => {
@@ -460,6 +491,18 @@ impl Session {
                 self.ok(tag, "NAMESPACE completed");
             }
             Command::Idle => self.idle(tag).await?,
+            Command::Compress => {
+                if self.deflate.is_some() {
+                    self.line(&format!("{tag} NO [COMPRESSIONACTIVE] Already compressing"));
+                } else {
+                    self.ok(tag, "DEFLATE active");
+                    self.flush().await?;
+                    // Whatever the client sent after COMPRESS is already compressed.
+                    let rest = self.framer.take();
+                    self.deflate = Some(Deflate::new());
+                    self.take_input(&rest)?;
+                }
+            }
             Command::GetQuota(root) => {
                 if root.is_empty() {
                     self.quota(tag, None).await;
@@ -1421,7 +1464,7 @@ impl Session {
             };
             match event {
                 Event::Input(n) => {
-                    self.framer.extend(&buf[..n]);
+                    self.take_input(&buf[..n])?;
                     if let Some(frame) = self.framer.next_frame() {
                         match frame {
                             Frame::Command(line) if line.eq_ignore_ascii_case(b"DONE") => {
