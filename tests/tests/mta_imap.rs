@@ -744,3 +744,33 @@ print("body" , "Hello number 0." in text.decode())
         "OK\nb OK DEFLATE active\n['* 1 EXISTS', 'c OK [READ-WRITE] SELECT completed', 'd OK FETCH completed']\nbody True\n"
     );
 }
+
+#[test]
+fn thread_references_and_ordered_subject() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+msgs = [("<a@x>", "", "plan", 1), ("<b@x>", "<a@x>", "Re: plan", 2), ("<c@x>", "", "other", 3),
+        ("<d@x>", "<a@x> <b@x>", "Re: plan", 4), ("<e@x>", "<a@x>", "Re: plan", 5)]
+for mid, refs, subj, day in msgs:
+    head = "Message-ID: %s\r\nSubject: %s\r\nDate: %d Mar 2026 10:00:00 +0000\r\n" % (mid, subj, day)
+    if refs:
+        head += "References: %s\r\n" % refs
+    c.append("INBOX", None, None, (head + "\r\nbody\r\n").encode())
+c.select("INBOX")
+for alg in ["REFERENCES", "ORDEREDSUBJECT"]:
+    typ, data = c.thread(alg, "UTF-8", "ALL")
+    print(alg, data[0].decode())
+typ, data = c.uid("THREAD", "REFERENCES", "UTF-8", "NOT", "SUBJECT", "other")
+print("uid", data[0].decode())
+c.logout()
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "REFERENCES (1 (2 4)(5))(3)\nORDEREDSUBJECT (1 (2)(4)(5))(3)\nuid (1 (2 4)(5))\n"
+    );
+}

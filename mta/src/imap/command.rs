@@ -8,6 +8,7 @@ use super::mutf7;
 use super::search::{self, SearchKey};
 use super::sequence::{SequenceError, SequenceSet};
 use super::sort::{Criterion, SortKey};
+use super::thread::Algorithm;
 
 /// Deepest SEARCH nesting (parentheses, NOT, OR) accepted.
 pub const MAX_SEARCH_DEPTH: usize = 32;
@@ -168,6 +169,11 @@ pub enum Command {
     Sort {
         uid: bool,
         criteria: Vec<Criterion>,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: Algorithm,
         key: SearchKey,
     },
     Fetch {
@@ -646,6 +652,15 @@ impl<'a> Parser<'a> {
         Ok(Command::Search { uid, returns, key })
     }
 
+    /// A SORT/THREAD charset and the space after it.
+    fn charset(&mut self) -> Result<()> {
+        let charset = self.astring()?;
+        if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
+            return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+        }
+        self.sp()
+    }
+
     fn uid_command(&mut self) -> Result<Command> {
         let name = self.keyword()?;
         self.sp()?;
@@ -723,6 +738,20 @@ impl<'a> Parser<'a> {
                 }
             }
             "SEARCH" => self.search(uid)?,
+            "THREAD" => {
+                let algorithm = match self.keyword()?.as_str() {
+                    "REFERENCES" => Algorithm::References,
+                    "ORDEREDSUBJECT" => Algorithm::OrderedSubject,
+                    other => return Err(format!("unknown THREAD algorithm {other}")),
+                };
+                self.sp()?;
+                self.charset()?;
+                Command::Thread {
+                    uid,
+                    algorithm,
+                    key: search::parse_keys(self)?,
+                }
+            }
             "SORT" => {
                 let mut reverse = false;
                 let criteria = self.list(|p| {
@@ -741,11 +770,7 @@ impl<'a> Parser<'a> {
                     return Err("empty sort criteria".into());
                 }
                 self.sp()?;
-                let charset = self.astring()?;
-                if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
-                    return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
-                }
-                self.sp()?;
+                self.charset()?;
                 Command::Sort {
                     uid,
                     criteria,
@@ -937,7 +962,9 @@ impl<'a> Parser<'a> {
                         Command::SetQuota
                     }
                     "UID" => self.uid_command()?,
-                    "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" => self.selected_command(name, false)?,
+                    "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" | "THREAD" => {
+                        self.selected_command(name, false)?
+                    }
                     other => return Err(format!("unknown command {other}")),
                 }
             }
@@ -1195,6 +1222,15 @@ mod tests {
                 if criteria == [Criterion { reverse: true, key: SortKey::Date }, Criterion { reverse: false, key: SortKey::Subject }]
         ));
         assert!(parse(b"a SORT () UTF-8 ALL").is_err());
+        assert!(matches!(
+            cmd("a UID THREAD REFERENCES UTF-8 ALL"),
+            Command::Thread {
+                uid: true,
+                algorithm: Algorithm::References,
+                key: SearchKey::All
+            }
+        ));
+        assert!(parse(b"a THREAD REFS UTF-8 ALL").is_err());
         assert!(matches!(
             cmd("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN"),
             Command::Search { uid: true, returns: Some(r), key: SearchKey::Not(k) } if r == [SearchReturn::Min, SearchReturn::Count] && *k == SearchKey::Flag("\\Seen".into())

@@ -14,3 +14,4 @@ pub mod sequence;
 pub mod server;
 pub mod session;
 pub mod sort;
+pub mod thread;

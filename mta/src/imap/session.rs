@@ -15,6 +15,7 @@ use super::mutf7;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
 use super::sort::{self, Criterion};
+use super::thread;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
 use crate::smtp::session::Io;
@@ -170,6 +171,31 @@ fn store_no(e: &StoreError) -> String {
     }
 }
 
+/// What THREAD needs of a message: its ids, sent date and base subject.
+fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Message>) -> thread::Item {
+    let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
+        match v {
+            mail_parser::HeaderValue::Text(t) => vec![format!("<{t}>")],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| format!("<{t}>")).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut references = message.map(|m| ids(m.references())).unwrap_or_default();
+    if references.is_empty() {
+        references = message.map(|m| ids(m.in_reply_to())).unwrap_or_default();
+        references.truncate(1);
+    }
+    thread::Item {
+        number,
+        date: message
+            .and_then(|m| m.date())
+            .map_or(internal_date, |d| d.to_timestamp()),
+        base_subject: sort::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
+        message_id: message.and_then(|m| m.message_id()).map(|id| format!("<{id}>")),
+        references,
+    }
+}
+
 /// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
 async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
     if limit == 0 {
@@ -260,6 +286,8 @@ impl Session {
             "SORT",
             "QRESYNC",
             "COMPRESS=DEFLATE",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -529,6 +557,7 @@ impl Session {
             Command::Expunge { uids } => self.expunge(tag, uids).await,
             Command::Search { uid, returns, key } => self.search(tag, uid, returns, key).await,
             Command::Sort { uid, criteria, key } => self.sort(tag, uid, criteria, key).await,
+            Command::Thread { uid, algorithm, key } => self.thread(tag, uid, algorithm, key).await,
             Command::Fetch {
                 uid,
                 set,
@@ -1077,14 +1106,15 @@ impl Session {
         self.done(tag, r.map(drop), "EXPUNGE completed");
     }
 
-    /// The messages matching `key` as (number, MODSEQ), by UID or sequence
-    /// number, in mailbox order or sorted by `criteria`.
+    /// The messages matching `key` as (number, MODSEQ, what THREAD needs if
+    /// `threading`), by UID or sequence number, in mailbox order or sorted by `criteria`.
     async fn matching(
         &mut self,
         uid: bool,
         key: SearchKey,
         criteria: Vec<Criterion>,
-    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        threading: bool,
+    ) -> Result<Vec<(u32, u64, Option<thread::Item>)>, StoreError> {
         self.update(uid).await;
         let sel = self.selected();
         let ctx = Context {
@@ -1100,7 +1130,7 @@ impl Session {
         let recent_from = sel.recent_from;
         let mailbox = Arc::clone(&sel.mailbox);
         blocking(move || {
-            let needs_message = key.needs_message() || criteria.iter().any(|c| c.key.needs_message());
+            let needs_message = threading || key.needs_message() || criteria.iter().any(|c| c.key.needs_message());
             let mut found = Vec::new();
             for (seq, meta) in candidates {
                 let raw = if needs_message {
@@ -1132,18 +1162,20 @@ impl Session {
                         .iter()
                         .map(|k| sort::value(k.key, internal_date, meta.size, parsed.as_ref()))
                         .collect();
-                    found.push((if uid { meta.uid } else { seq }, meta.modseq, values));
+                    let number = if uid { meta.uid } else { seq };
+                    let item = threading.then(|| thread_item(number, internal_date, parsed.as_ref()));
+                    found.push((number, meta.modseq, values, item));
                 }
             }
             // Stable: equal values keep sequence order, as RFC 5256 asks.
             found.sort_by(|a, b| sort::compare(&criteria, &a.2, &b.2));
-            Ok(found.into_iter().map(|(n, m, _)| (n, m)).collect())
+            Ok(found.into_iter().map(|(n, m, _, t)| (n, m, t)).collect())
         })
         .await
     }
 
     async fn sort(&mut self, tag: &str, uid: bool, criteria: Vec<Criterion>, key: SearchKey) {
-        match self.matching(uid, key, criteria).await {
+        match self.matching(uid, key, criteria, false).await {
             Ok(found) => {
                 let numbers: String = found.iter().map(|f| format!(" {}", f.0)).collect();
                 self.line(&format!("* SORT{numbers}"));
@@ -1153,9 +1185,23 @@ impl Session {
         }
     }
 
+    async fn thread(&mut self, tag: &str, uid: bool, algorithm: thread::Algorithm, key: SearchKey) {
+        match self.matching(uid, key, Vec::new(), true).await {
+            Ok(found) => {
+                let items: Vec<thread::Item> = found.into_iter().filter_map(|f| f.2).collect();
+                let threads = tokio::task::spawn_blocking(move || thread::thread(algorithm, &items))
+                    .await
+                    .unwrap_or_default();
+                self.line(format!("* THREAD {threads}").trim_end());
+                self.ok(tag, "THREAD completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
     async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
         let uses_modseq = key.uses_modseq();
-        let found = match self.matching(uid, key, Vec::new()).await {
+        let found = match self.matching(uid, key, Vec::new(), false).await {
             Ok(f) => f,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
