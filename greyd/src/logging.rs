@@ -1,5 +1,6 @@
-//! Log output: tracing lines to stderr in the foreground (-d), to syslog
-//! (facility mail, like spamd's maillog lines) when daemonized.
+//! Log output: tracing lines to stderr in the foreground, to syslog
+//! (facility mail, like spamd's and sendmail's maillog lines) otherwise.
+//! Shared by greyd and mta.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -26,10 +27,11 @@ impl Write for Syslog {
     }
 }
 
-/// Install the global subscriber. `RUST_LOG` overrides the level.
-pub fn init(ident: &'static std::ffi::CStr, foreground: bool, verbose: bool) {
+/// Install the global subscriber. The environment variable `filter_env`
+/// (`RUST_LOG` for greyd) overrides the level.
+pub fn init(ident: &'static std::ffi::CStr, filter_env: &str, foreground: bool, verbose: bool) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if verbose { "debug" } else { "info" }));
+        EnvFilter::try_from_env(filter_env).unwrap_or_else(|_| EnvFilter::new(if verbose { "debug" } else { "info" }));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if foreground {
         use std::io::IsTerminal;

@@ -1,14 +1,15 @@
 //! The sendmail-compatible front ends: `sendmail` (submit from stdin or
 //! speak SMTP on stdio), `mailq` (list the queue) and `newaliases`
 //! (validate the aliases file; we read it as text, so there is no database
-//! to rebuild). `sendmail` writes straight into the queue directory, so it
-//! needs write access to it (root, or the user running mta); the daemon
-//! picks new files up within `queue.scan_interval`.
+//! to rebuild). `sendmail` hands messages to the daemon through the local
+//! submission socket (`submit`), so any user can send; when no daemon runs
+//! it writes straight into the queue directory (which needs write access)
+//! and the daemon picks the files up within `queue.scan_interval`.
 
 use crate::config::{Config, ConfigError};
-use crate::queue::{Client, QueueError, RcptStatus};
-use crate::service::{Accepted, Shared};
-use crate::smtp::command::Mailbox;
+use crate::queue::{QueueError, RcptStatus};
+use crate::service::Shared;
+use crate::submit::{Submission, SubmitError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,13 +30,17 @@ pub enum FrontendError {
     Queue(#[from] QueueError),
     #[error("reading the message: {0}")]
     Input(std::io::Error),
+    #[error("the mta daemon: {0}")]
+    Daemon(String),
 }
 
 impl FrontendError {
     pub fn exit_code(&self) -> i32 {
         match self {
             FrontendError::Usage(_) => EX_USAGE,
-            FrontendError::Config(_) | FrontendError::Queue(_) | FrontendError::Input(_) => EX_TEMPFAIL,
+            FrontendError::Config(_) | FrontendError::Queue(_) | FrontendError::Input(_) | FrontendError::Daemon(_) => {
+                EX_TEMPFAIL
+            }
         }
     }
 }
@@ -203,11 +208,41 @@ pub fn addresses(value: &str) -> Vec<String> {
     out
 }
 
-/// `sendmail` (-bm): read the message, add missing headers, queue it.
+/// `sendmail` (-bm): read the message, add missing headers, and hand it to
+/// the daemon's submission socket; without a daemon, queue it directly
+/// (which needs write access to the spool).
 pub fn submit(opts: &Options, input: &[u8]) -> Result<i32, FrontendError> {
     let config = Config::load(&opts.config)?;
-    let shared = Shared::new(config, None, None)?;
-    let host = shared.config.hostname.clone();
+    let sub = prepare(opts, input, &config.hostname)?;
+    let response = match crate::submit::send(&config.queue.submit_socket, &sub) {
+        Ok(r) => r,
+        Err(SubmitError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            let shared = Shared::new(config, None, None)?;
+            crate::submit::enqueue(&shared, &sub, nix::unistd::getuid().as_raw(), &current_user())?
+        }
+        Err(e) => return Err(FrontendError::Daemon(e.to_string())),
+    };
+    for (rcpt, reply) in &response.rejected {
+        eprintln!("sendmail: {rcpt}: {reply}");
+    }
+    match (&response.id, &response.error) {
+        (Some(_), _) if response.rejected.is_empty() => Ok(0),
+        (Some(_), _) => Ok(EX_NOUSER),
+        (None, _) if !response.rejected.is_empty() => Ok(EX_NOUSER),
+        (None, error) => Err(FrontendError::Daemon(
+            error.clone().unwrap_or_else(|| "nothing queued".into()),
+        )),
+    }
+}
+
+/// Complete the headers (From:, Date:, Message-ID:, Bcc: removed) and
+/// collect the recipients (-t adds To:, Cc: and Bcc:).
+fn prepare(opts: &Options, input: &[u8], host: &str) -> Result<Submission, FrontendError> {
     let user = current_user();
     let sender = opts.sender.clone().unwrap_or_else(|| format!("{user}@{host}"));
     let sender = if sender.contains('@') || sender.is_empty() {
@@ -218,16 +253,19 @@ pub fn submit(opts: &Options, input: &[u8]) -> Result<i32, FrontendError> {
     let msg = normalize_input(input, opts.ignore_dots);
     let (headers, body_at) = split_headers(&msg);
     let fields = header_fields(headers);
-    let mut rcpts = opts.recipients.clone();
+    let mut recipients = opts.recipients.clone();
     let mut new_headers: Vec<u8> = Vec::new();
     for (name, value, raw) in &fields {
         if opts.from_headers && matches!(name.as_str(), "to" | "cc" | "bcc") {
-            rcpts.extend(addresses(value));
+            recipients.extend(addresses(value));
         }
         // Bcc: recipients must not see each other (Postfix and sendmail drop the field).
         if name != "bcc" {
             new_headers.extend_from_slice(raw);
         }
+    }
+    if recipients.is_empty() {
+        return Err(FrontendError::Usage("no recipients given".into()));
     }
     let has = |n: &str| fields.iter().any(|(name, _, _)| name == n);
     let mut added = String::new();
@@ -250,54 +288,15 @@ pub fn submit(opts: &Options, input: &[u8]) -> Result<i32, FrontendError> {
             .collect();
         added.push_str(&format!("Message-ID: <{}.{rnd}@{host}>\r\n", crate::queue::now()));
     }
-    if rcpts.is_empty() {
-        return Err(FrontendError::Usage("no recipients given".into()));
-    }
-    let mut accepted = Vec::new();
-    let mut code = 0;
-    for r in rcpts {
-        let full = if r.contains('@') {
-            r.clone()
-        } else {
-            format!("{r}@{host}")
-        };
-        let routed = Mailbox::parse(&full, true)
-            .map_err(|_| "553 5.1.3 Bad address syntax".to_string())
-            .and_then(|mb| shared.route(&mb.local, &mb.domain, true));
-        match routed {
-            Ok(relay) => accepted.push(Accepted {
-                address: full,
-                params: Default::default(),
-                relay,
-            }),
-            Err(reply) => {
-                eprintln!("sendmail: {r}: {reply}");
-                code = EX_NOUSER;
-            }
-        }
-    }
-    if accepted.is_empty() {
-        return Ok(EX_NOUSER);
-    }
     let mut content = added.into_bytes();
     // Headers without a blank line after them: the whole input was headers (or no headers at all).
     content.extend_from_slice(&new_headers);
     content.extend_from_slice(&msg[body_at.min(msg.len())..]);
-    let uid = nix::unistd::getuid();
-    let received = |id: &str| {
-        format!(
-            "Received: by {host} (mta sendmail, from userid {uid}) id {id};\r\n\t{}\r\n",
-            crate::datetime::rfc5322(crate::queue::now())
-        )
-    };
-    let client = Client {
-        addr: None,
-        helo: None,
-        auth: Some(user),
-    };
-    let sender = (!sender.is_empty()).then_some(sender);
-    shared.accept_message(sender, Default::default(), &accepted, client, received, &content)?;
-    Ok(code)
+    Ok(Submission {
+        sender,
+        recipients,
+        content,
+    })
 }
 
 /// `sendmail -bs`: an SMTP session on stdin/stdout.

@@ -17,5 +17,6 @@ pub mod runner;
 pub mod service;
 pub mod smtp;
 pub mod store;
+pub mod submit;
 pub mod tls;
 pub mod virtusertable;

@@ -268,3 +268,65 @@ fn etrn_retries_deferred_mail_at_once() {
     let text = String::from_utf8(wait_file(&later.join("mbox"))).unwrap();
     assert!(text.contains("Subject: etrn"), "{text}");
 }
+
+#[test]
+fn forward_file_of_a_system_user_is_followed() {
+    if !greyd_tests::netns::have_root("forward_file_of_a_system_user_is_followed") {
+        return;
+    }
+    let user = SystemUser::create("fwd");
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    // A copy to alice, and one kept in the user's own Maildir (the backslash stops aliasing).
+    user.write(
+        ".forward",
+        &format!("# forwarding\nalice@example.test, \\{}\n", user.name),
+    );
+    let _mta = setup.start();
+    send(
+        setup.smtp,
+        "bob@remote.test",
+        &[&format!("{}@{HOST}", user.name)],
+        "Subject: fwd\r\n\r\nhello\r\n",
+    );
+    let forwarded = wait_messages(&setup.maildir("alice@example.test"), 1);
+    let kept = wait_messages(&user.home.join("Maildir"), 1);
+    for msg in [&forwarded[0], &kept[0]] {
+        let (_, content) = strip_trace(msg, "bob@remote.test");
+        assert_eq!(content, b"Subject: fwd\n\nhello\n");
+    }
+    let new = user.home.join("Maildir/new");
+    let file = std::fs::read_dir(&new).unwrap().next().unwrap().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(user.home.join("Maildir")).unwrap().uid();
+    assert_eq!(file.metadata().unwrap().uid(), owner, "delivered as the user");
+    assert_ne!(owner, 0);
+}
+
+#[test]
+fn mta_runs_as_the_configured_user_after_binding() {
+    if !greyd_tests::netns::have_root("mta_runs_as_the_configured_user_after_binding") {
+        return;
+    }
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    setup.edit("user = \"\"", "user = \"nobody\"");
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(setup.dir.path()),
+    );
+    let mta = setup.start();
+    mta.wait_log("running as nobody", Duration::from_secs(10));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", mta.pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
+    let nobody = run_ok(std::process::Command::new("id").args(["-u", "nobody"]));
+    assert_eq!(uid_line.split_whitespace().nth(1), Some(nobody.trim()), "{uid_line}");
+    send(
+        setup.smtp,
+        "bob@remote.test",
+        &["alice@example.test"],
+        "Subject: x\r\n\r\ny\r\n",
+    );
+    wait_messages(&setup.maildir("alice@example.test"), 1);
+}

@@ -151,3 +151,54 @@ fn newaliases_reports_errors_with_line_numbers() {
     let out = run_ok(&mut setup.command("newaliases"));
     assert_eq!(out, format!("{}: 2 aliases\n", aliases.display()));
 }
+
+#[test]
+fn unprivileged_users_send_through_the_submission_socket() {
+    if !greyd_tests::netns::have_root("unprivileged_users_send_through_the_submission_socket") {
+        return;
+    }
+    let user = SystemUser::create("snd");
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    // The user may read the configuration, but not write the spool or read the users file.
+    std::fs::set_permissions(setup.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let as_user = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("runuser");
+        cmd.args(["-u", &user.name, "--"]).args(args);
+        cmd
+    };
+    let queue = setup.root().join("queue");
+    let probe = as_user(&["test", "-w", queue.to_str().unwrap()]).status().unwrap();
+    assert!(
+        !probe.success(),
+        "the spool must not be writable by the user for this test"
+    );
+    let _mta = setup.start();
+    let sendmail = greyd_tests::bin("sendmail");
+    let config = setup.config.to_str().unwrap().to_string();
+    let out = run_with_input(
+        &mut as_user(&[sendmail.to_str().unwrap(), "-C", &config, "alice@example.test"]),
+        b"Subject: from a user\n\nhello\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let msgs = wait_messages(&setup.maildir("alice@example.test"), 1);
+    let sender = format!("{}@{HOST}", user.name);
+    let (received, rest) = strip_trace(&msgs[0], &sender);
+    let uid = run_ok(std::process::Command::new("id").args(["-u", &user.name]));
+    assert!(
+        received.starts_with(&format!(
+            "Received: by {HOST} (mta sendmail, from userid {})",
+            uid.trim()
+        )),
+        "{received}"
+    );
+    let text = String::from_utf8(rest).unwrap();
+    assert!(text.starts_with(&format!("From: <{sender}>\n")), "{text}");
+    // Refused recipients come back as sendmail's exit code and message.
+    let out = run_with_input(
+        &mut as_user(&[sendmail.to_str().unwrap(), "-C", &config, "nobody-here@example.test"]),
+        b"x\n",
+    );
+    assert_eq!(out.status.code(), Some(67), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("550 5.1.1"));
+}

@@ -215,3 +215,39 @@ fn idle_clients_are_timed_out_and_smtputf8_is_honoured() {
     assert_eq!(r.code, 421, "{r:?}");
     assert!(r.text().contains("4.4.2"), "{r:?}");
 }
+
+#[test]
+fn help_names_the_commands() {
+    let setup = MtaSetup::new();
+    let _mta = setup.start();
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    let help = c.cmd("HELP").unwrap();
+    assert_eq!(help.code, 214, "{help:?}");
+    for command in ["EHLO", "MAIL", "RCPT", "DATA", "BDAT", "STARTTLS", "AUTH"] {
+        assert!(help.text().contains(command), "{command} missing: {help:?}");
+    }
+}
+
+#[test]
+fn a_stalled_data_phase_times_out() {
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    setup.edit("data_timeout = \"10m\"", "data_timeout = \"2s\"");
+    let _mta = setup.start();
+    let mut c = smtp(setup.smtp);
+    send_envelope(&mut c, "alice@example.test");
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    c.send_raw(b"Subject: half a message\r\n").unwrap();
+    let r = c.reply().unwrap();
+    assert_eq!(r.code, 421, "{r:?}");
+    assert!(c.read_to_end().unwrap().is_empty(), "connection closed after 421");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        std::fs::read_dir(setup.maildir("alice@example.test").join("new"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing delivered"
+    );
+}

@@ -20,6 +20,9 @@ struct Cli {
     /// Configuration file.
     #[arg(long, short = 'c', default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
     config: PathBuf,
+    /// Log to syslog (facility mail, the maillog lines) instead of stderr.
+    #[arg(long, short = 's')]
+    syslog: bool,
     #[command(subcommand)]
     helper: Option<Helper>,
 }
@@ -52,12 +55,7 @@ fn main() -> Result<()> {
     if let Some(Helper::DeliverAsUser(args)) = cli.helper {
         return deliver_as_user(&cli.config, args);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MTA_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    greyd::logging::init(c"mta", "MTA_LOG", !cli.syslog, false);
     let config = Config::load(&cli.config)?;
     tokio::runtime::Runtime::new()?.block_on(daemon(config))
 }
@@ -86,6 +84,26 @@ fn deliver_as_user(config: &std::path::Path, args: DeliverArgs) -> Result<()> {
         eprintln!("{e}");
         std::process::exit(if e.temporary { deliver::pipe::EX_TEMPFAIL } else { 1 });
     }
+    Ok(())
+}
+
+/// Become `config.user` (if set and we are root): every listener is bound by now.
+fn drop_privileges(config: &Config) -> Result<()> {
+    if config.user.is_empty() || !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let user = nix::unistd::User::from_name(&config.user)?
+        .with_context(|| format!("user {} (the `user` setting) does not exist", config.user))?;
+    if config.auth.system_users {
+        tracing::warn!(
+            "with user = {:?}, system users can neither log in nor get mail delivered as themselves",
+            config.user
+        );
+    }
+    nix::unistd::setgroups(&[user.gid])?;
+    nix::unistd::setgid(user.gid)?;
+    nix::unistd::setuid(user.uid)?;
+    tracing::info!("running as {}", config.user);
     Ok(())
 }
 
@@ -129,6 +147,11 @@ async fn daemon(config: Config) -> Result<()> {
             tokio::spawn(mta::imap::server::serve(listener, implicit_tls, Arc::clone(&shared)));
         }
     }
+    let submit_socket = &shared.config.queue.submit_socket;
+    let submissions =
+        mta::submit::bind(submit_socket).with_context(|| format!("binding {}", submit_socket.display()))?;
+    tokio::spawn(mta::submit::serve(submissions, Arc::clone(&shared)));
+    drop_privileges(&shared.config)?;
     tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;

@@ -207,6 +207,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.files.local_host_names = root.join("local-host-names");
     c.files.relay_domains = root.join("relay-domains");
     c.queue.dir = root.join("queue");
+    c.queue.submit_socket = root.join("submit.sock");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
     // Programs and files named in this aliases file run as whoever runs mta.

@@ -21,6 +21,11 @@ pub struct Config {
     pub hostname: String,
     /// Domains delivered locally besides the local-host-names file and `hostname`.
     pub domains: Vec<String>,
+    /// User to become once the listeners are bound, when started as root.
+    /// Empty keeps root, which logins of system users (/etc/shadow) and
+    /// delivery into their files need; a virtual-users-only server can run
+    /// as e.g. `_mta`, owning the queue and virtual mail directories. Default "".
+    pub user: String,
     pub smtp: SmtpConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
@@ -118,6 +123,9 @@ pub struct QueueConfig {
     /// How long a message may stay undeliverable before it bounces. Default "5d".
     #[serde(with = "duration")]
     pub lifetime: Duration,
+    /// The local submission socket `sendmail` hands messages to (any user
+    /// may connect; the daemon takes their uid from the socket). Default "/run/mta/submit.sock".
+    pub submit_socket: PathBuf,
     /// How often the queue directory is scanned for messages dropped by `sendmail`. Default "1s".
     #[serde(with = "duration")]
     pub scan_interval: Duration,
@@ -195,6 +203,7 @@ impl Default for Config {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into()),
             domains: Vec::new(),
+            user: String::new(),
             smtp: SmtpConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
@@ -294,6 +303,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             dir: "/var/spool/mta".into(),
+            submit_socket: "/run/mta/submit.sock".into(),
             retry_interval: Duration::from_secs(300),
             lifetime: Duration::from_secs(5 * 86400),
             scan_interval: Duration::from_secs(1),

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 const KEYWORDS_FILE: &str = "dovecot-keywords";
@@ -67,7 +67,12 @@ struct State {
     keywords: KeywordTable,
     log: File,
     log_records: usize,
-    stamp: Option<DirStamp>,
+    /// How new/ and cur/ looked after the last scan, or after our own
+    /// changes since then.
+    known: Option<DirStamp>,
+    /// `known` is old enough that no change can hide behind equal timestamps.
+    settled: bool,
+    last_scan: Instant,
     snapshot: Option<Snapshot>,
     /// The folder was deleted or renamed away.
     gone: bool,
@@ -114,7 +119,9 @@ impl Mailbox {
                 keywords,
                 log,
                 log_records,
-                stamp: None,
+                known: None,
+                settled: false,
+                last_scan: Instant::now(),
                 snapshot: None,
                 gone: false,
             }),
@@ -182,7 +189,7 @@ impl Mailbox {
 
     fn sync_locked(&self, st: &mut State) -> Result<(), StoreError> {
         let stamp = self.stamp()?;
-        if st.stamp == Some(stamp) {
+        if st.known == Some(stamp) && (st.settled || st.last_scan.elapsed() < RECHECK) {
             return Ok(());
         }
         let moved = self.move_new_to_cur()?;
@@ -247,15 +254,28 @@ impl Mailbox {
             records.push(add_entry(st, entry));
         }
         self.persist(st, &records)?;
-        // A stamp taken within the file system's timestamp granularity may
-        // not reflect a change made in the same tick: rescan next time.
-        let settled = !moved
-            && SystemTime::now()
-                .duration_since(stamp.0.max(stamp.1))
-                .unwrap_or_default()
-                > SETTLE;
-        st.stamp = settled.then_some(stamp);
+        // Files moved out of new/ changed both directories after `stamp`.
+        st.known = (!moved).then_some(stamp);
+        // A stamp within the file system's timestamp granularity of now may
+        // hide a change made in the same tick: it is rechecked until settled.
+        st.settled = SystemTime::now()
+            .duration_since(stamp.0.max(stamp.1))
+            .unwrap_or_default()
+            > SETTLE;
+        st.last_scan = Instant::now();
         Ok(())
+    }
+
+    /// Before we change cur/ ourselves: whether we knew its state.
+    fn in_step(&self, st: &State) -> bool {
+        st.known.is_some() && self.stamp().ok() == st.known
+    }
+
+    /// After our own change: if we were in step, the new look of the
+    /// directories is known too, and no rescan is needed for it.
+    fn note_own_change(&self, st: &mut State, in_step: bool) {
+        st.known = if in_step { self.stamp().ok() } else { None };
+        st.settled = false;
     }
 
     fn stamp(&self) -> Result<DirStamp, StoreError> {
@@ -330,7 +350,7 @@ impl Mailbox {
             let path = {
                 let mut st = self.lock()?;
                 if attempt > 0 {
-                    st.stamp = None;
+                    st.known = None;
                     self.sync_locked(&mut st)?;
                 }
                 let e = st.index.messages.get(&uid).ok_or(StoreError::NoSuchMessage(uid))?;
@@ -356,6 +376,7 @@ impl Mailbox {
         unchanged_since: Option<u64>,
     ) -> Result<StoreOutcome, StoreError> {
         let mut st = self.lock()?;
+        let mut in_step = self.in_step(&st);
         let mut out = StoreOutcome::default();
         let mut records = Vec::new();
         for &uid in uids {
@@ -385,7 +406,7 @@ impl Mailbox {
                 Ok(()) => {}
                 // Gone or renamed by another tool: the next sync sorts it out.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    st.stamp = None;
+                    in_step = false;
                     continue;
                 }
                 Err(e) => return Err(io_err(from, e)),
@@ -398,6 +419,9 @@ impl Mailbox {
             records.push(Record::Message(e).line());
             out.changed.push((uid, wanted, modseq));
         }
+        if !records.is_empty() || !in_step {
+            self.note_own_change(&mut st, in_step);
+        }
         self.persist(&mut st, &records)?;
         Ok(out)
     }
@@ -407,7 +431,9 @@ impl Mailbox {
     pub fn append(&self, data: &[u8], flags: &Flags, date: Option<SystemTime>) -> Result<(u32, u32), StoreError> {
         let tmp = self.write_tmp(&to_lf(data), date)?;
         let mut st = self.lock()?;
+        let in_step = self.in_step(&st);
         let result = self.admit(&mut st, &tmp, flags, date);
+        self.note_own_change(&mut st, in_step);
         if result.is_err() {
             let _ = fs::remove_file(&tmp.0);
         }
@@ -494,6 +520,10 @@ impl Mailbox {
 
     /// Unlink the files of `uids` and record their expunge.
     fn remove(&self, st: &mut State, uids: &[u32]) -> Result<(), StoreError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let in_step = self.in_step(st);
         let mut records = Vec::new();
         for &uid in uids {
             let Some(e) = st.index.messages.get(&uid) else {
@@ -507,6 +537,7 @@ impl Mailbox {
             }
             records.push(expunge_entry(st, uid));
         }
+        self.note_own_change(st, in_step);
         self.persist(st, &records)
     }
 
@@ -541,6 +572,7 @@ impl Mailbox {
             }
         }
         let mut st = dest.lock()?;
+        let in_step = dest.in_step(&st);
         let mut pairs = Vec::new();
         let mut records = Vec::new();
         for (i, (uid, tmp, flags, date)) in staged.iter().enumerate() {
@@ -553,11 +585,13 @@ impl Mailbox {
                     for (_, tmp, _, _) in &staged[i..] {
                         let _ = fs::remove_file(&tmp.0);
                     }
+                    dest.note_own_change(&mut st, in_step);
                     dest.persist(&mut st, &records)?;
                     return Err(e);
                 }
             }
         }
+        dest.note_own_change(&mut st, in_step);
         dest.persist(&mut st, &records)?;
         Ok((st.index.uid_validity, pairs))
     }
@@ -612,8 +646,12 @@ impl Mailbox {
 }
 
 /// Timestamps are coarse (a kernel tick): a directory changed less than
-/// this long ago is rescanned on the next sync.
+/// this long ago is not trusted to be unchanged when its mtime is.
 const SETTLE: Duration = Duration::from_secs(1);
+
+/// How often an unsettled directory is rescanned anyway, so a change by
+/// another tool in the same tick as ours is seen within this time.
+pub(crate) const RECHECK: Duration = Duration::from_millis(200);
 
 fn add_entry(st: &mut State, mut entry: IndexEntry) -> String {
     st.index.highest_modseq += 1;

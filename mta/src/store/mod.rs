@@ -399,6 +399,21 @@ pub fn split_folder_name(name: &str) -> Result<Vec<String>, StoreError> {
     Ok(parts)
 }
 
+/// Mail was just delivered into the Maildir `dir` (or its `folder`): sessions
+/// of this process with it open sync now, so IDLE reports it at once rather
+/// than at its next poll.
+pub fn delivered(dir: &Path, folder: Option<&str>) {
+    let boxes = [Some(dir.to_path_buf()), folder.map(|f| dir.join(format!(".{f}")))];
+    for path in boxes.into_iter().flatten() {
+        let open = open_mailboxes().get(&path).and_then(Weak::upgrade);
+        if let Some(mailbox) = open
+            && let Err(e) = mailbox.sync()
+        {
+            tracing::warn!("{}: {e}", path.display());
+        }
+    }
+}
+
 /// Sessions holding a mailbox that moved or vanished learn it is gone.
 fn forget(dir: &Path) {
     let gone: Vec<Arc<Mailbox>> = {
@@ -547,6 +562,41 @@ mod tests {
         // A file someone drops in later never takes a used UID.
         maildir::deliver(&root, None, b"n: 4\n", "h").unwrap();
         assert_eq!(inbox.sync().unwrap().messages.last().unwrap().uid, 4);
+    }
+
+    #[test]
+    fn a_change_by_another_tool_right_after_ours_is_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        for _ in 0..3 {
+            let (_, uid) = inbox.append(b"ours\r\n", &Flags::default(), None).unwrap();
+            let name = cur_files(tmp.path()).into_iter().find(|f| !f.ends_with('S')).unwrap();
+            fs::rename(
+                tmp.path().join("cur").join(&name),
+                tmp.path().join("cur").join(format!("{name}S")),
+            )
+            .unwrap();
+            std::thread::sleep(mailbox::RECHECK + std::time::Duration::from_millis(50));
+            let snap = inbox.sync().unwrap();
+            assert!(
+                snap.messages.iter().all(|m| m.flags.seen),
+                "uid {uid}: {:?}",
+                snap.messages
+            );
+        }
+    }
+
+    #[test]
+    fn delivery_wakes_sessions_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        let mut changes = inbox.changes();
+        changes.mark_unchanged();
+        maildir::deliver(tmp.path(), None, b"x\n", "h").unwrap();
+        delivered(tmp.path(), Some("nofolder"));
+        assert!(changes.has_changed().unwrap());
     }
 
     #[test]
