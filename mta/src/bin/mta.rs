@@ -135,6 +135,18 @@ async fn daemon(config: Config) -> Result<()> {
             tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&counts)));
         }
     }
+    let imap = &shared.config.imap;
+    for (addrs, implicit_tls) in [(&imap.listen, false), (&imap.tls_listen, true)] {
+        for &addr in addrs {
+            if implicit_tls && shared.tls.is_none() {
+                tracing::warn!("not listening on {addr}: IMAPS needs a certificate");
+                continue;
+            }
+            let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
+            tracing::info!("listening on {addr} (IMAP{})", if implicit_tls { "S" } else { "" });
+            tokio::spawn(mta::imap::server::serve(listener, implicit_tls, Arc::clone(&shared)));
+        }
+    }
     let submit_socket = &shared.config.queue.submit_socket;
     let submissions =
         mta::submit::bind(submit_socket).with_context(|| format!("binding {}", submit_socket.display()))?;
