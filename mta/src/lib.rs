@@ -10,6 +10,7 @@ pub mod datetime;
 pub mod deliver;
 pub mod frontend;
 pub mod imap;
+pub mod pop3;
 pub mod queue;
 pub mod recipient;
 pub mod reload;

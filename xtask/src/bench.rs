@@ -7,7 +7,8 @@
 //!   the durable (fsynced) database;
 //! - `lists`: greyd-setup fetching, merging and loading a million entries.
 //! - `steer`, `xdp`: the kernel filters (tests/examples/bench_firewall.rs);
-//! - `smtp`: mta against a private Postfix with smtp-source (`bench_smtp`).
+//! - `smtp`: mta against a private Postfix with smtp-source (`bench_smtp`);
+//! - `imap`: mta's IMAP against a private Dovecot with our load generator (`bench_imap`).
 //!
 //! There is no spamd on Linux to compare with in the same run, so these
 //! print absolute figures only.
@@ -69,6 +70,20 @@ pub enum Bench {
         #[arg(long, default_value_t = 4096)]
         size: usize,
     },
+    /// mta's IMAP against a loopback Dovecot: ops/s and memory per idle connection.
+    Imap {
+        /// Messages in the generated Maildir.
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        /// Concurrent clients in the throughput run.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Idle connections (LOGIN, SELECT, IDLE) for the memory figure.
+        #[arg(long, default_value_t = 500)]
+        idle: usize,
+    },
 }
 
 pub fn run_bench(b: Bench) -> Result<()> {
@@ -85,6 +100,12 @@ pub fn run_bench(b: Bench) -> Result<()> {
             sessions,
             size,
         } => crate::bench_smtp::smtp(messages, sessions, size),
+        Bench::Imap {
+            messages,
+            clients,
+            seconds,
+            idle,
+        } => crate::bench_imap::imap(messages, clients, seconds, idle),
         Bench::Lists => {
             run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd-setup", "--bins"]))?;
             bench_example("bench_lists", &[])
@@ -190,7 +211,7 @@ impl Drop for Greyd {
 
 /// Raise this process's descriptor limit (greyd inherits it) towards `want`;
 /// returns the limit obtained, which may be lower where the hard limit cannot move.
-fn raise_nofile(want: u64) -> u64 {
+pub(crate) fn raise_nofile(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

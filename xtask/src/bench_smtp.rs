@@ -15,13 +15,13 @@ use anyhow::{Context, Result, bail};
 use crate::{root, run};
 
 const DOMAIN: &str = "example.test";
-const RCPT: &str = "alice@example.test";
+pub(crate) const RCPT: &str = "alice@example.test";
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_port(port: u16) -> Result<()> {
+pub(crate) fn wait_port(port: u16) -> Result<()> {
     let end = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > end {
@@ -66,7 +66,7 @@ fn load(port: u16, maildir_new: &Path, messages: usize, sessions: usize, size: u
 }
 
 /// A child process killed (by PID) on drop.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -75,9 +75,10 @@ impl Drop for Running {
     }
 }
 
-fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+/// `mtactl init` in `dir` with every port moved by `offset`, the bench user
+/// (password "bench"), and the daemon (release build) started.
+pub(crate) fn start_mta(dir: &Path, offset: u16) -> Result<Running> {
     let bin = root().join("target/release");
-    let port = free_port()?;
     run(Command::new(bin.join("mtactl"))
         .args(["init", "--root"])
         .arg(dir)
@@ -87,7 +88,7 @@ fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64>
             "--domain",
             DOMAIN,
             "--port-offset",
-            &(port - 25).to_string(),
+            &offset.to_string(),
         ]))?;
     let config = dir.join("mta.toml");
     let mut child = Command::new(bin.join("mtactl"))
@@ -100,22 +101,26 @@ fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64>
     if !child.wait()?.success() {
         bail!("mtactl user add failed");
     }
-    let _mta = Running(
+    Ok(Running(
         Command::new(bin.join("mta"))
             .arg("--config")
             .arg(&config)
             .env("MTA_LOG", "warn")
             .spawn()
             .context("start mta")?,
-    );
+    ))
+}
+
+/// The Maildir of the bench user under an mta root.
+pub(crate) fn mta_maildir(dir: &Path) -> PathBuf {
+    dir.join("mail").join(DOMAIN).join("alice")
+}
+
+fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+    let port = free_port()?;
+    let _mta = start_mta(dir, port - 25)?;
     wait_port(port)?;
-    load(
-        port,
-        &dir.join("mail").join(DOMAIN).join("alice/new"),
-        messages,
-        sessions,
-        size,
-    )
+    load(port, &mta_maildir(dir).join("new"), messages, sessions, size)
 }
 
 fn postconf(dir: &Path, settings: &[String]) -> Result<()> {

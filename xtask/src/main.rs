@@ -9,6 +9,7 @@
 //! - `bench …`: the benchmarks.
 
 mod bench;
+mod bench_imap;
 mod bench_smtp;
 mod demo;
 mod deps;

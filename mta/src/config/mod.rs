@@ -186,6 +186,10 @@ pub struct Pop3Config {
     /// Idle time allowed once authenticated (RFC 1939 asks for at least 10 minutes). Default "10m".
     #[serde(with = "duration")]
     pub idle_timeout: Duration,
+    /// Failed commands (bad syntax, overlong lines, refused logins) before the session is closed. Default 10.
+    pub max_errors: u32,
+    /// Simultaneous POP3 connections from one client address. Default 20.
+    pub max_connections_per_client: usize,
 }
 
 fn both(port: u16) -> Vec<SocketAddr> {
@@ -237,6 +241,8 @@ impl Default for Pop3Config {
             tls_listen: both(995),
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(600),
+            max_errors: 10,
+            max_connections_per_client: 20,
         }
     }
 }

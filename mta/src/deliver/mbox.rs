@@ -14,14 +14,17 @@ use std::time::{Duration, Instant, SystemTime};
 const STALE_LOCK: Duration = Duration::from_secs(300);
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
-struct DotLock(PathBuf);
+/// `MBOX.lock`, removed on drop. Delivery and the POP3 server both take it.
+pub struct DotLock(PathBuf);
 
 impl DotLock {
-    fn acquire(mbox: &Path) -> Result<DotLock, DeliveryError> {
+    /// Create the lock file, waiting up to `wait` for another holder to
+    /// finish; `ErrorKind::WouldBlock` if it is still locked then.
+    pub fn acquire(mbox: &Path, wait: Duration) -> std::io::Result<DotLock> {
         let mut name = mbox.as_os_str().to_owned();
         name.push(".lock");
         let lock = PathBuf::from(name);
-        let end = Instant::now() + LOCK_WAIT;
+        let end = Instant::now() + wait;
         loop {
             match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&lock) {
                 Ok(_) => return Ok(DotLock(lock)),
@@ -34,12 +37,12 @@ impl DotLock {
                     if stale {
                         let _ = std::fs::remove_file(&lock);
                     } else if Instant::now() > end {
-                        return Err(DeliveryError::temp(format!("{} is locked", mbox.display())));
+                        return Err(std::io::ErrorKind::WouldBlock.into());
                     } else {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                Err(e) => return Err(DeliveryError::io(&format!("locking {}", mbox.display()), e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -51,14 +54,15 @@ impl Drop for DotLock {
     }
 }
 
-/// Blocking fcntl(F_SETLKW) write lock on the whole file; released on close.
-fn fcntl_lock(file: &File) -> std::io::Result<()> {
+/// An fcntl write lock on the whole file, released on close: F_SETLKW if
+/// `wait`, else F_SETLK (an error if another process holds a lock).
+pub fn fcntl_lock(file: &File, wait: bool) -> std::io::Result<()> {
     // SAFETY: a zeroed flock is valid; the fields we need are set below.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as _;
     fl.l_whence = libc::SEEK_SET as _;
     // SAFETY: fcntl on a file descriptor we own, with a valid flock pointer.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLKW, &fl) } == -1 {
+    if unsafe { libc::fcntl(file.as_raw_fd(), if wait { libc::F_SETLKW } else { libc::F_SETLK }, &fl) } == -1 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
@@ -87,7 +91,10 @@ pub fn format(msg: &Message<'_>) -> Vec<u8> {
 }
 
 pub fn deliver(path: &Path, msg: &Message<'_>) -> Result<(), DeliveryError> {
-    let _dotlock = DotLock::acquire(path)?;
+    let _dotlock = DotLock::acquire(path, LOCK_WAIT).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => DeliveryError::temp(format!("{} is locked", path.display())),
+        _ => DeliveryError::io(&format!("locking {}", path.display()), e),
+    })?;
     let err = |e| DeliveryError::io(&format!("appending to {}", path.display()), e);
     let mut file = OpenOptions::new()
         .append(true)
@@ -95,7 +102,7 @@ pub fn deliver(path: &Path, msg: &Message<'_>) -> Result<(), DeliveryError> {
         .mode(0o600)
         .open(path)
         .map_err(err)?;
-    fcntl_lock(&file).map_err(err)?;
+    fcntl_lock(&file, true).map_err(err)?;
     let start = file.metadata().map_err(err)?.len();
     let data = format(msg);
     if let Err(e) = file.write_all(&data).and_then(|_| file.sync_data()) {

@@ -1,0 +1,340 @@
+//! The POP3 listeners and the tokio shell around [`Machine`]: accept,
+//! implicit TLS on 995, line framing, timeouts, STLS, password checks and
+//! SASL exchanges, and the maildrop calls (off the reactor).
+
+use super::command::MAX_LINE;
+use super::machine::{self, Action, Machine, Refusal};
+use super::maildrop::{Maildrop, MaildropError};
+use crate::auth::sasl::{self, Exchange, Step};
+use crate::service::Shared;
+use crate::smtp::lines::{LineBuffer, LineError};
+use crate::smtp::server::ConnectionCounts;
+use crate::smtp::session::Io;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const READ_CHUNK: usize = 4096;
+/// Replies buffered beyond this are written out before the next command runs.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Accept connections on `listener` forever; `implicit_tls` for POP3S.
+pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>, counts: Arc<ConnectionCounts>) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let shared = Arc::clone(&shared);
+                let counts = Arc::clone(&counts);
+                tokio::spawn(async move { connection(sock, peer, implicit_tls, shared, counts).await });
+            }
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    shared: Arc<Shared>,
+    counts: Arc<ConnectionCounts>,
+) {
+    let _ = sock.set_nodelay(true);
+    let Some(_guard) = counts.enter(peer.ip(), shared.config.pop3.max_connections_per_client) else {
+        tracing::info!("pop3: too many connections from {}", peer.ip());
+        let _ = sock
+            .write_all(b"-ERR [SYS/TEMP] Too many connections from your address\r\n")
+            .await;
+        return;
+    };
+    let io: Box<dyn Io> = if implicit_tls {
+        let Some(tls) = &shared.tls else { return };
+        match tokio::time::timeout(shared.config.pop3.login_timeout, tls.acceptor().accept(sock)).await {
+            Ok(Ok(stream)) => Box::new(stream),
+            _ => return tracing::info!("pop3: TLS handshake with {peer} failed"),
+        }
+    } else {
+        Box::new(sock)
+    };
+    let machine = Machine::new(implicit_tls, shared.tls.is_some(), shared.config.pop3.max_errors);
+    let mut session = Session {
+        io,
+        shared,
+        peer,
+        lines: LineBuffer::new(MAX_LINE - 2),
+        out: Vec::new(),
+        machine,
+        maildrop: None,
+    };
+    session.run().await;
+}
+
+/// Why the session ends.
+enum End {
+    /// Send what is buffered, then close.
+    Quit,
+    /// The client went away.
+    Closed,
+}
+
+type Flow = Result<(), End>;
+
+struct Session {
+    io: Box<dyn Io>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    lines: LineBuffer,
+    out: Vec<u8>,
+    machine: Machine,
+    maildrop: Option<Arc<Maildrop>>,
+}
+
+impl Session {
+    async fn run(&mut self) {
+        self.reply(&Machine::greeting(&self.shared.config.hostname));
+        if let Err(End::Quit) = self.serve().await {
+            let _ = self.flush().await;
+        }
+        let _ = self.io.shutdown().await;
+        tracing::debug!("pop3: session from {} ended", self.peer);
+    }
+
+    async fn serve(&mut self) -> Flow {
+        loop {
+            let action = match self.next_line().await? {
+                Ok(line) => self.machine.line(&line),
+                Err(e) => self.machine.bad_line(e),
+            };
+            self.act(action).await?;
+        }
+    }
+
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush(&mut self) -> Flow {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        self.io.write_all(&out).await.map_err(|_| End::Closed)?;
+        self.io.flush().await.map_err(|_| End::Closed)
+    }
+
+    /// The next line, flushing replies whenever the client's input runs dry.
+    async fn next_line(&mut self) -> Result<Result<Vec<u8>, LineError>, End> {
+        let pop3 = &self.shared.config.pop3;
+        let timeout = if self.machine.authenticated() {
+            pop3.idle_timeout
+        } else {
+            pop3.login_timeout
+        };
+        loop {
+            if let Some(line) = self.lines.next_line() {
+                return Ok(line);
+            }
+            self.flush().await?;
+            let mut buf = [0u8; READ_CHUNK];
+            match tokio::time::timeout(timeout, self.io.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(End::Closed),
+                Ok(Ok(n)) => self.lines.extend(&buf[..n]),
+                Err(_) => {
+                    self.reply("-ERR Autologout; idle for too long");
+                    return Err(End::Quit);
+                }
+            }
+        }
+    }
+
+    async fn act(&mut self, action: Action) -> Flow {
+        match action {
+            Action::Reply(text) => self.reply(&text),
+            Action::Listing(status, lines) => {
+                self.reply(&status);
+                for line in lines {
+                    self.reply(&line);
+                }
+                self.reply(".");
+            }
+            Action::StartTls => return self.starttls().await,
+            Action::Login { user, password } => {
+                let ok = self.check_password(&user, password).await;
+                let action = self.login(ok.then_some(user), Refusal::Credentials).await;
+                return Box::pin(self.act(action)).await;
+            }
+            Action::Authenticate { mechanism, initial } => {
+                let action = self.authenticate(&mechanism, initial).await?;
+                return Box::pin(self.act(action)).await;
+            }
+            Action::Retrieve { index, top } => {
+                let size = self.machine.size(index);
+                match self.blocking(move |m| m.read(index, top.is_none())).await {
+                    Ok(message) => {
+                        self.reply(&format!("+OK {size} octets"));
+                        machine::stuffed(&message, top, &mut self.out);
+                        if self.out.len() > FLUSH_AT {
+                            self.flush().await?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("pop3: reading message {} for {}: {e}", index + 1, self.peer);
+                        self.reply("-ERR [SYS/TEMP] Message cannot be read now");
+                    }
+                }
+            }
+            Action::Update { deleted } => {
+                let result = self.blocking(move |m| m.remove(&deleted)).await;
+                if let Err(e) = &result {
+                    tracing::error!("pop3: removing deleted messages for {}: {e}", self.peer);
+                }
+                let action = self.machine.updated(result.is_ok());
+                return Box::pin(self.act(action)).await;
+            }
+            Action::Close(text) => {
+                self.reply(&text);
+                return Err(End::Quit);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run a maildrop call on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Maildrop) -> Result<T, MaildropError> + Send + 'static,
+    ) -> Result<T, MaildropError> {
+        let Some(maildrop) = self.maildrop.clone() else {
+            return Err(MaildropError::Temporary("no maildrop open".into()));
+        };
+        tokio::task::spawn_blocking(move || f(&maildrop))
+            .await
+            .unwrap_or_else(|e| Err(MaildropError::Temporary(e.to_string())))
+    }
+
+    async fn starttls(&mut self) -> Flow {
+        let Some(tls) = self.shared.tls.clone() else {
+            return Err(End::Closed);
+        };
+        self.reply("+OK Begin TLS negotiation");
+        self.flush().await?;
+        // Anything pipelined after STLS was sent in plaintext: discard it.
+        self.lines.clear();
+        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
+        let timeout = self.shared.config.pop3.login_timeout;
+        match tokio::time::timeout(timeout, tls.acceptor().accept(io)).await {
+            Ok(Ok(stream)) => {
+                self.io = Box::new(stream);
+                self.machine.tls_started();
+                Ok(())
+            }
+            _ => {
+                tracing::info!("pop3: TLS handshake with {} failed", self.peer);
+                Err(End::Closed)
+            }
+        }
+    }
+
+    async fn check_password(&mut self, user: &str, password: String) -> bool {
+        if self.shared.auth.throttled(self.peer.ip()) {
+            return false;
+        }
+        let auth = Arc::clone(&self.shared.auth);
+        let user = user.to_string();
+        tokio::task::spawn_blocking(move || auth.verify_password(&user, &password))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// After a password check or SASL exchange: `user` if it proved itself.
+    /// Opens the maildrop and enters TRANSACTION, or refuses with `failure`.
+    async fn login(&mut self, user: Option<String>, failure: Refusal) -> Action {
+        let ip = self.peer.ip();
+        let Some(user) = user else {
+            if self.shared.auth.throttled(ip) {
+                return self.machine.refused(Refusal::Throttled);
+            }
+            self.shared.auth.record_failure(ip);
+            tracing::warn!("pop3: authentication failed from {ip}");
+            return self.machine.refused(failure);
+        };
+        self.shared.auth.record_success(ip);
+        let config = Arc::clone(&self.shared.config);
+        let u = user.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let location = crate::store::locate(&config, &u)
+                .ok_or_else(|| MaildropError::Temporary(format!("no mailbox for {u:?}")))?;
+            Maildrop::open(&location)
+        })
+        .await
+        .unwrap_or_else(|e| Err(MaildropError::Temporary(e.to_string())));
+        match opened {
+            Ok((maildrop, entries)) => {
+                tracing::info!("pop3: {user:?} logged in from {ip} ({} messages)", entries.len());
+                self.maildrop = Some(Arc::new(maildrop));
+                self.machine.logged_in(entries)
+            }
+            Err(MaildropError::InUse) => {
+                tracing::info!("pop3: maildrop of {user:?} is in use");
+                self.machine.refused(Refusal::InUse)
+            }
+            Err(e) => {
+                tracing::error!("pop3: opening the maildrop of {user:?}: {e}");
+                self.machine.refused(Refusal::Temporary)
+            }
+        }
+    }
+
+    /// One client response in a SASL exchange: `None` for `*` or garbage.
+    async fn sasl_response(&mut self) -> Result<Option<Vec<u8>>, End> {
+        match self.next_line().await? {
+            Ok(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// RFC 5034 AUTH: "+ base64" challenges, an optional initial response.
+    async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Result<Action, End> {
+        if self.shared.auth.throttled(self.peer.ip()) {
+            return Ok(self.machine.refused(Refusal::Throttled));
+        }
+        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
+            return Ok(self.machine.refused(Refusal::Cancelled));
+        };
+        let mut response = match initial {
+            Some(init) if exchange.accepts_initial() => sasl::decode(&init),
+            Some(_) => None,
+            None => {
+                self.reply(&format!("+ {}", B64.encode(challenge.unwrap_or_default())));
+                self.sasl_response().await?
+            }
+        };
+        let users = self.shared.auth.users();
+        loop {
+            let Some(resp) = response else {
+                return Ok(self.machine.refused(Refusal::Cancelled));
+            };
+            match exchange.step(&resp, users.as_ref()) {
+                Step::Challenge(c) => {
+                    self.reply(&format!("+ {}", B64.encode(c)));
+                    response = self.sasl_response().await?;
+                }
+                Step::CheckPassword { user, password } => {
+                    let ok = self.check_password(&user, password).await;
+                    return Ok(self.login(ok.then_some(user), Refusal::Credentials).await);
+                }
+                Step::Success { user } => return Ok(self.login(Some(user), Refusal::Credentials).await),
+                Step::Failure => return Ok(self.login(None, Refusal::Credentials).await),
+                Step::Malformed => return Ok(self.machine.refused(Refusal::Cancelled)),
+            }
+        }
+    }
+}
