@@ -1,5 +1,5 @@
-//! Date formats mail needs, in UTC: RFC 5322 (`Date:`, `Received:`) and
-//! asctime (mbox From_ lines). Small enough to not pull in a date crate.
+//! Date formats mail needs, in UTC: RFC 5322 (`Date:`, `Received:`),
+//! asctime (mbox From_ lines) and IMAP's INTERNALDATE. Small enough to not pull in a date crate.
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
@@ -49,6 +49,15 @@ pub fn rfc5322(secs: u64) -> String {
     )
 }
 
+/// `28-Nov-2026 00:45:31 +0000` (IMAP INTERNALDATE)
+pub fn imap(secs: u64) -> String {
+    let c = civil(secs);
+    format!(
+        "{:2}-{}-{} {:02}:{:02}:{:02} +0000",
+        c.day, MONTHS[c.month], c.year, c.hour, c.min, c.sec
+    )
+}
+
 /// `Sat Nov 28 00:45:31 2026`
 pub fn asctime(secs: u64) -> String {
     let c = civil(secs);
@@ -65,5 +74,7 @@ mod tests {
         assert_eq!(super::rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(super::rfc5322(1_795_833_931), "Sat, 28 Nov 2026 02:45:31 +0000");
         assert_eq!(super::asctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(super::imap(951_782_400), "29-Feb-2000 00:00:00 +0000");
+        assert_eq!(super::imap(0), " 1-Jan-1970 00:00:00 +0000");
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod datetime;
 pub mod deliver;
 pub mod frontend;
+pub mod imap;
 pub mod pop3;
 pub mod queue;
 pub mod recipient;

@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the whole stack on loopback, without root: mta (from
 //! `mtactl init`, with a user alice@example.org) behind greyd in proxy mode,
-//! so a new user sees greylisting happen and then mail arrive in a Maildir.
+//! so a new user sees greylisting happen, mail arrive in a Maildir, and
+//! reads it back over IMAPS and POP3S.
 
 use std::process::{Child, Command};
 
@@ -67,8 +68,12 @@ pub fn run_demo() -> Result<()> {
          \x20 sleep 30; swaks --server 127.0.0.1:{GREYD_PORT} --to alice@example.org   # retried: whitelisted\n\
          \x20 swaks --server 127.0.0.1:{GREYD_PORT} --to alice@example.org     # delivered by mta\n\
          \x20 ls {maildir}\n\
+         \x20 curl -k imaps://127.0.0.1:{imaps}/INBOX -u alice@example.org:secret -X 'FETCH 1:* (FLAGS ENVELOPE)'   # over IMAPS\n\
+         \x20 curl -k pop3s://127.0.0.1:{pop3s}/1 -u alice@example.org:secret   # the first message over POP3S\n\
          Ctrl-C stops the demo.\n",
         25 + PORT_OFFSET,
+        imaps = 993 + PORT_OFFSET,
+        pop3s = 995 + PORT_OFFSET,
         control = control.display(),
         greydb = bin("greydb").display(),
         maildir = mta_dir.join("mail/example.org/alice/new").display(),

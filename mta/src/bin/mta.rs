@@ -87,6 +87,26 @@ fn deliver_as_user(config: &std::path::Path, args: DeliverArgs) -> Result<()> {
     Ok(())
 }
 
+/// Bind the listeners of one service; implicit-TLS ones are skipped (with a
+/// warning) when there is no certificate.
+fn bind_all(
+    addrs: &[std::net::SocketAddr],
+    service: &str,
+    implicit_tls: bool,
+    has_tls: bool,
+) -> Result<Vec<tokio::net::TcpListener>> {
+    let mut listeners = Vec::new();
+    for &addr in addrs {
+        if implicit_tls && !has_tls {
+            tracing::warn!("not listening on {addr}: {service} needs a certificate");
+            continue;
+        }
+        listeners.push(server::bind(addr).with_context(|| format!("binding {addr}"))?);
+        tracing::info!("listening on {addr} ({service})");
+    }
+    Ok(listeners)
+}
+
 /// Become `config.user` (if set and we are root): every listener is bound by now.
 fn drop_privileges(config: &Config) -> Result<()> {
     if config.user.is_empty() || !nix::unistd::geteuid().is_root() {
@@ -117,34 +137,33 @@ async fn daemon(config: Config) -> Result<()> {
     };
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared::new(config, tls, Some(wake_tx))?);
-    let counts = Arc::new(ConnectionCounts::default());
+    let has_tls = shared.tls.is_some();
+    let smtp_counts = Arc::new(ConnectionCounts::default());
     let smtp = &shared.config.smtp;
-    let listeners = [
+    for (addrs, port) in [
         (&smtp.listen, Port::Mx),
         (&smtp.submission, Port::Submission),
         (&smtp.smtps, Port::Smtps),
-    ];
-    for (addrs, port) in listeners {
-        for &addr in addrs {
-            if port == Port::Smtps && shared.tls.is_none() {
-                tracing::warn!("not listening on {addr}: implicit TLS needs a certificate");
-                continue;
-            }
-            let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
-            tracing::info!("listening on {addr} ({port:?})");
-            tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&counts)));
+    ] {
+        for listener in bind_all(addrs, &format!("{port:?}"), port == Port::Smtps, has_tls)? {
+            tokio::spawn(server::serve(
+                listener,
+                port,
+                Arc::clone(&shared),
+                Arc::clone(&smtp_counts),
+            ));
+        }
+    }
+    let imap = &shared.config.imap;
+    for (addrs, implicit_tls, name) in [(&imap.listen, false, "IMAP"), (&imap.tls_listen, true, "IMAPS")] {
+        for listener in bind_all(addrs, name, implicit_tls, has_tls)? {
+            tokio::spawn(mta::imap::server::serve(listener, implicit_tls, Arc::clone(&shared)));
         }
     }
     let pop3_counts = Arc::new(ConnectionCounts::default());
     let pop3 = &shared.config.pop3;
-    for (addrs, implicit_tls) in [(&pop3.listen, false), (&pop3.tls_listen, true)] {
-        for &addr in addrs {
-            if implicit_tls && shared.tls.is_none() {
-                tracing::warn!("not listening on {addr}: POP3S needs a certificate");
-                continue;
-            }
-            let listener = server::bind(addr).with_context(|| format!("binding {addr}"))?;
-            tracing::info!("listening on {addr} (POP3{})", if implicit_tls { "S" } else { "" });
+    for (addrs, implicit_tls, name) in [(&pop3.listen, false, "POP3"), (&pop3.tls_listen, true, "POP3S")] {
+        for listener in bind_all(addrs, name, implicit_tls, has_tls)? {
             let (shared, counts) = (Arc::clone(&shared), Arc::clone(&pop3_counts));
             tokio::spawn(mta::pop3::server::serve(listener, implicit_tls, shared, counts));
         }

@@ -1,0 +1,25 @@
+//! IMAP command framing and parsing: arbitrary bytes through the framer (in
+//! two pieces, as a client might send them) and every framed command through
+//! the parser. Nothing over the limits is held or handed out.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mta::imap::command;
+use mta::imap::framer::{Frame, Framer, Limits};
+
+fuzz_target!(|data: &[u8]| {
+    let split = data.first().map_or(0, |&b| b as usize).min(data.len());
+    let limits = Limits { text: 256, literals: 128 };
+    let mut framer = Framer::new(limits);
+    for piece in [&data[..split], &data[split..]] {
+        framer.extend(piece);
+        while let Some(frame) = framer.next_frame() {
+            if let Frame::Command(c) = frame {
+                assert!(c.len() <= 256 + 128);
+                let _ = command::parse(&c);
+            }
+        }
+        assert!(framer.buffered() <= 256 + 128 + piece.len());
+    }
+    let _ = command::parse(data);
+});

@@ -1,0 +1,1277 @@
+//! Client commands: a framed command (see `framer`) parsed into a typed
+//! [`Command`]. Pure; every failure is a [`ParseError`] the session turns
+//! into `BAD`. SEARCH nesting is capped so a hostile client cannot recurse
+//! deeply.
+
+use super::date;
+use super::mutf7;
+use super::search::{self, SearchKey};
+use super::sequence::{SequenceError, SequenceSet};
+use super::sort::{Criterion, SortKey};
+use super::thread::Algorithm;
+
+/// Deepest SEARCH nesting (parentheses, NOT, OR) accepted.
+pub const MAX_SEARCH_DEPTH: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// The command's tag, when it had a valid one.
+    pub tag: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    pub tag: String,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreMode {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Size,
+    HighestModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields { not: bool, fields: Vec<String> },
+    Text,
+    Mime,
+}
+
+/// `BODY[1.2.HEADER]`: part path (empty for the whole message) and what of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAttr {
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Envelope,
+    /// BODY (non-extensible BODYSTRUCTURE).
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    Section {
+        peek: bool,
+        section: Section,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+/// SELECT's QRESYNC parameter: what the client knew (RFC 7162 §3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
+}
+
+/// LIST-EXTENDED selection and return options (RFC 5258, 6154, 5819).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    /// Selection: only subscribed names.
+    pub subscribed: bool,
+    /// Selection: only special-use folders.
+    pub special_use: bool,
+    /// Selection: also parents of matching children (CHILDINFO).
+    pub recursive: bool,
+    /// Return: mark \Subscribed names.
+    pub return_subscribed: bool,
+    /// Return: STATUS of each selectable name.
+    pub status: Option<Vec<StatusItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login {
+        user: String,
+        password: String,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    Select {
+        mailbox: String,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<Qresync>,
+    },
+    Create(String),
+    Delete(String),
+    Rename(String, String),
+    Subscribe(String),
+    Unsubscribe(String),
+    /// LIST (with the LIST-EXTENDED and LIST-STATUS options) or LSUB.
+    List {
+        reference: String,
+        patterns: Vec<String>,
+        lsub: bool,
+        options: ListOptions,
+    },
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<String>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        uids: Option<SequenceSet>,
+    },
+    Search {
+        uid: bool,
+        /// `Some` for ESEARCH (`SEARCH RETURN (...)`).
+        returns: Option<Vec<SearchReturn>>,
+        key: SearchKey,
+    },
+    Sort {
+        uid: bool,
+        criteria: Vec<Criterion>,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: Algorithm,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        attrs: Vec<FetchAttr>,
+        changed_since: Option<u64>,
+        /// QRESYNC's VANISHED modifier (UID FETCH with CHANGEDSINCE).
+        vanished: bool,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: String,
+        remove: bool,
+    },
+    Idle,
+    /// COMPRESS DEFLATE (the only mechanism).
+    Compress,
+    /// GETQUOTA: the quota root (ours is the empty name, the whole account).
+    GetQuota(String),
+    GetQuotaRoot(String),
+    /// SETQUOTA is refused: the limit comes from the configuration.
+    SetQuota,
+    Enable(Vec<String>),
+    Namespace,
+    Id,
+}
+
+/// `tag = 1*<any ASTRING-CHAR except "+">`
+pub fn is_tag(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| is_atom_char(b) && b != b'+' || b == b']')
+}
+
+fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+}
+
+pub struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+impl<'a> Parser<'a> {
+    pub fn new(s: &'a [u8]) -> Parser<'a> {
+        Parser { s, i: 0 }
+    }
+
+    pub fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.i == self.s.len()
+    }
+
+    pub fn expect(&mut self, b: u8) -> Result<()> {
+        if self.peek() == Some(b) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?}", b as char))
+        }
+    }
+
+    pub fn sp(&mut self) -> Result<()> {
+        self.expect(b' ')
+    }
+
+    pub fn eat(&mut self, b: u8) -> bool {
+        let hit = self.peek() == Some(b);
+        if hit {
+            self.i += 1;
+        }
+        hit
+    }
+
+    pub fn end(&self) -> Result<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err("unexpected text at end of command".into())
+        }
+    }
+
+    /// Characters while `ok`, at least one.
+    fn run(&mut self, ok: impl Fn(u8) -> bool) -> Result<&'a str> {
+        let start = self.i;
+        while self.peek().is_some_and(&ok) {
+            self.i += 1;
+        }
+        if start == self.i {
+            return Err("missing argument".into());
+        }
+        // All accepted characters are ASCII.
+        std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "non-ASCII atom".to_string())
+    }
+
+    pub fn atom(&mut self) -> Result<&'a str> {
+        self.run(is_atom_char)
+    }
+
+    /// An atom, uppercased (command names, keywords).
+    fn keyword(&mut self) -> Result<String> {
+        Ok(self.atom()?.to_ascii_uppercase())
+    }
+
+    pub fn number(&mut self) -> Result<u32> {
+        self.run(|b| b.is_ascii_digit())?
+            .parse()
+            .map_err(|_| "number out of range".into())
+    }
+
+    pub fn number64(&mut self) -> Result<u64> {
+        self.run(|b| b.is_ascii_digit())?
+            .parse()
+            .map_err(|_| "number out of range".into())
+    }
+
+    fn quoted(&mut self) -> Result<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r' | b'\n' | 0) => return Err("unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => out.push(c),
+                        _ => return Err("bad escape in quoted string".into()),
+                    }
+                    self.i += 1;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self) -> Result<Vec<u8>> {
+        self.expect(b'{')?;
+        let n = self.number64()?;
+        self.eat(b'+');
+        self.expect(b'}')?;
+        self.eat(b'\r');
+        self.expect(b'\n')?;
+        let n = usize::try_from(n).map_err(|_| "literal too large")?;
+        let end = self
+            .i
+            .checked_add(n)
+            .filter(|&e| e <= self.s.len())
+            .ok_or("short literal")?;
+        let data = self.s[self.i..end].to_vec();
+        self.i = end;
+        Ok(data)
+    }
+
+    pub fn string(&mut self) -> Result<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(),
+            _ => Err("expected a string".into()),
+        }
+    }
+
+    pub fn astring(&mut self) -> Result<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => Ok(self.run(|b| is_atom_char(b) || b == b']')?.as_bytes().to_vec()),
+        }
+    }
+
+    fn astring_utf8(&mut self) -> Result<String> {
+        String::from_utf8(self.astring()?).map_err(|_| "not UTF-8".into())
+    }
+
+    fn mailbox(&mut self) -> Result<String> {
+        let raw = self.astring()?;
+        mailbox_name(&raw)
+    }
+
+    /// LIST patterns: astring plus the wildcards.
+    fn list_mailbox(&mut self) -> Result<String> {
+        let raw = match self.peek() {
+            Some(b'"' | b'{') => self.string()?,
+            _ => self
+                .run(|b| is_atom_char(b) || b"%*]".contains(&b))?
+                .as_bytes()
+                .to_vec(),
+        };
+        mutf7::decode(&raw).ok_or_else(|| "bad mailbox name encoding".into())
+    }
+
+    /// `( item SP item ... )` with `item` parsed by `f`.
+    fn list<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<Vec<T>> {
+        self.expect(b'(')?;
+        let mut items = Vec::new();
+        if self.eat(b')') {
+            return Ok(items);
+        }
+        loop {
+            items.push(f(self)?);
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    fn flag(&mut self) -> Result<String> {
+        let backslash = self.eat(b'\\');
+        let name = self.atom()?;
+        if !backslash {
+            return Ok(name.to_string());
+        }
+        let system = ["Seen", "Answered", "Flagged", "Deleted", "Draft", "Recent"]
+            .into_iter()
+            .find(|f| f.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("unknown flag \\{name}"))?;
+        Ok(format!("\\{system}"))
+    }
+
+    fn flags(&mut self) -> Result<Vec<String>> {
+        if self.peek() == Some(b'(') {
+            self.list(Self::flag)
+        } else {
+            let mut flags = vec![self.flag()?];
+            while self.eat(b' ') {
+                flags.push(self.flag()?);
+            }
+            Ok(flags)
+        }
+    }
+
+    pub fn sequence_set(&mut self) -> Result<SequenceSet> {
+        let text = self.run(|b| b.is_ascii_digit() || b":,*".contains(&b))?;
+        SequenceSet::parse(text).map_err(|e: SequenceError| e.to_string())
+    }
+
+    /// `"17-Jul-1996 02:44:25 -0700"`, as seconds since the epoch.
+    fn date_time(&mut self) -> Result<i64> {
+        let raw = self.quoted()?;
+        let text = std::str::from_utf8(&raw).map_err(|_| "bad date")?;
+        date::parse_date_time(text).ok_or_else(|| "bad date-time".into())
+    }
+
+    /// `1-Feb-1994` (quoted or not), as days since the epoch.
+    pub fn date(&mut self) -> Result<i64> {
+        let raw = if self.peek() == Some(b'"') {
+            self.quoted()?
+        } else {
+            self.atom()?.as_bytes().to_vec()
+        };
+        let text = std::str::from_utf8(&raw).map_err(|_| "bad date")?;
+        date::parse_date(text).ok_or_else(|| "bad date".into())
+    }
+
+    fn section(&mut self) -> Result<Section> {
+        self.expect(b'[')?;
+        let mut section = Section::default();
+        if self.eat(b']') {
+            return Ok(section);
+        }
+        loop {
+            if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                let n = self.number()?;
+                if n == 0 || section.part.len() == 32 {
+                    return Err("bad section part".into());
+                }
+                section.part.push(n);
+                if self.eat(b'.') {
+                    continue;
+                }
+                break;
+            }
+            let word = self.run(|b| b.is_ascii_alphabetic() || b == b'.')?.to_ascii_uppercase();
+            section.text = Some(match word.as_str() {
+                "HEADER" => SectionText::Header,
+                "TEXT" => SectionText::Text,
+                "MIME" if !section.part.is_empty() => SectionText::Mime,
+                "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+                    self.sp()?;
+                    let fields = self.list(|p| {
+                        let f = p.astring()?;
+                        String::from_utf8(f).map_err(|_| "bad header field name".to_string())
+                    })?;
+                    if fields.is_empty() {
+                        return Err("empty header field list".into());
+                    }
+                    SectionText::HeaderFields {
+                        not: word.ends_with(".NOT"),
+                        fields,
+                    }
+                }
+                _ => return Err(format!("bad section {word}")),
+            });
+            break;
+        }
+        self.expect(b']')?;
+        Ok(section)
+    }
+
+    fn fetch_attr(&mut self) -> Result<FetchAttr> {
+        let name = self
+            .run(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'8')?
+            .to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "FLAGS" => FetchAttr::Flags,
+            "INTERNALDATE" => FetchAttr::InternalDate,
+            "RFC822.SIZE" => FetchAttr::Rfc822Size,
+            "ENVELOPE" => FetchAttr::Envelope,
+            "BODYSTRUCTURE" => FetchAttr::BodyStructure,
+            "UID" => FetchAttr::Uid,
+            "MODSEQ" => FetchAttr::ModSeq,
+            "RFC822" => FetchAttr::Rfc822,
+            "RFC822.HEADER" => FetchAttr::Rfc822Header,
+            "RFC822.TEXT" => FetchAttr::Rfc822Text,
+            "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
+            "BODY" | "BODY.PEEK" => {
+                let section = self.section()?;
+                let partial = if self.eat(b'<') {
+                    let origin = self.number()?;
+                    self.expect(b'.')?;
+                    let length = self.number()?;
+                    if length == 0 {
+                        return Err("zero-length partial".into());
+                    }
+                    self.expect(b'>')?;
+                    Some((origin, length))
+                } else {
+                    None
+                };
+                FetchAttr::Section {
+                    peek: name == "BODY.PEEK",
+                    section,
+                    partial,
+                }
+            }
+            _ => return Err(format!("unknown FETCH item {name}")),
+        })
+    }
+
+    fn fetch_attrs(&mut self) -> Result<Vec<FetchAttr>> {
+        use FetchAttr::*;
+        if self.peek() == Some(b'(') {
+            return self.list(Self::fetch_attr);
+        }
+        let save = self.i;
+        let word = self.atom().map(str::to_ascii_uppercase).unwrap_or_default();
+        Ok(match word.as_str() {
+            "ALL" => vec![Flags, InternalDate, Rfc822Size, Envelope],
+            "FAST" => vec![Flags, InternalDate, Rfc822Size],
+            "FULL" => vec![Flags, InternalDate, Rfc822Size, Envelope, Body],
+            _ => {
+                self.i = save;
+                vec![self.fetch_attr()?]
+            }
+        })
+    }
+
+    fn status_item(&mut self) -> Result<StatusItem> {
+        Ok(match self.keyword()?.as_str() {
+            "MESSAGES" => StatusItem::Messages,
+            "RECENT" => StatusItem::Recent,
+            "UIDNEXT" => StatusItem::UidNext,
+            "UIDVALIDITY" => StatusItem::UidValidity,
+            "UNSEEN" => StatusItem::Unseen,
+            "SIZE" => StatusItem::Size,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            other => return Err(format!("unknown STATUS item {other}")),
+        })
+    }
+
+    /// FETCH modifiers: `(CHANGEDSINCE n [VANISHED])`, if present.
+    fn fetch_modifiers(&mut self) -> Result<(Option<u64>, bool)> {
+        let mut changed_since = None;
+        let mut vanished = false;
+        if self.eat(b' ') {
+            self.list(|p| {
+                match p.keyword()?.as_str() {
+                    "CHANGEDSINCE" => {
+                        p.sp()?;
+                        changed_since = Some(p.number64()?);
+                    }
+                    "VANISHED" => vanished = true,
+                    other => return Err(format!("unknown FETCH modifier {other}")),
+                }
+                Ok(())
+            })?;
+        }
+        if vanished && changed_since.is_none() {
+            return Err("VANISHED needs CHANGEDSINCE".into());
+        }
+        Ok((changed_since, vanished))
+    }
+
+    /// `(uidvalidity modseq [known-uids [(seqs uids)]])`
+    fn qresync(&mut self) -> Result<Qresync> {
+        self.sp()?;
+        self.expect(b'(')?;
+        let uid_validity = self.number()?;
+        self.sp()?;
+        let modseq = self.number64()?;
+        let mut known_uids = None;
+        if self.eat(b' ') {
+            if self.peek() != Some(b'(') {
+                known_uids = Some(self.sequence_set()?);
+                self.eat(b' ');
+            }
+            // The sequence-match data only saves round trips: accepted and not used.
+            if self.peek() == Some(b'(') {
+                self.expect(b'(')?;
+                self.sequence_set()?;
+                self.sp()?;
+                self.sequence_set()?;
+                self.expect(b')')?;
+            }
+        }
+        self.expect(b')')?;
+        if uid_validity == 0 || modseq == 0 {
+            return Err("bad QRESYNC parameter".into());
+        }
+        Ok(Qresync {
+            uid_validity,
+            modseq,
+            known_uids,
+        })
+    }
+
+    fn search(&mut self, uid: bool) -> Result<Command> {
+        let mut returns = None;
+        let save = self.i;
+        if self.keyword().as_deref() == Ok("RETURN") {
+            self.sp()?;
+            returns = Some(self.list(|p| {
+                Ok(match p.keyword()?.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    other => return Err(format!("unknown RETURN option {other}")),
+                })
+            })?);
+            self.sp()?;
+        } else {
+            self.i = save;
+        }
+        let save = self.i;
+        if self.keyword().as_deref() == Ok("CHARSET") {
+            self.sp()?;
+            let charset = self.astring()?;
+            if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
+                return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+            }
+            self.sp()?;
+        } else {
+            self.i = save;
+        }
+        let key = search::parse_keys(self)?;
+        Ok(Command::Search { uid, returns, key })
+    }
+
+    /// A SORT/THREAD charset and the space after it.
+    fn charset(&mut self) -> Result<()> {
+        let charset = self.astring()?;
+        if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
+            return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+        }
+        self.sp()
+    }
+
+    fn uid_command(&mut self) -> Result<Command> {
+        let name = self.keyword()?;
+        self.sp()?;
+        self.selected_command(&name, true)
+    }
+
+    fn selected_command(&mut self, name: &str, uid: bool) -> Result<Command> {
+        Ok(match name {
+            "FETCH" => {
+                let set = self.sequence_set()?;
+                self.sp()?;
+                let attrs = self.fetch_attrs()?;
+                let (changed_since, vanished) = self.fetch_modifiers()?;
+                if vanished && !uid {
+                    return Err("VANISHED needs UID FETCH".into());
+                }
+                Command::Fetch {
+                    uid,
+                    set,
+                    attrs,
+                    changed_since,
+                    vanished,
+                }
+            }
+            "STORE" => {
+                let set = self.sequence_set()?;
+                self.sp()?;
+                let save = self.i;
+                let unchanged_since = if self.peek() == Some(b'(') {
+                    let m = self.list(|p| {
+                        if p.keyword()? != "UNCHANGEDSINCE" {
+                            return Err("expected UNCHANGEDSINCE".into());
+                        }
+                        p.sp()?;
+                        p.number64()
+                    })?;
+                    self.sp()?;
+                    m.first().copied()
+                } else {
+                    self.i = save;
+                    None
+                };
+                let item = self
+                    .run(|b| b.is_ascii_alphabetic() || b"+-.".contains(&b))?
+                    .to_ascii_uppercase();
+                let (mode, rest) = match item.as_bytes().first() {
+                    Some(b'+') => (StoreMode::Add, &item[1..]),
+                    Some(b'-') => (StoreMode::Remove, &item[1..]),
+                    _ => (StoreMode::Replace, &item[..]),
+                };
+                let silent = match rest {
+                    "FLAGS" => false,
+                    "FLAGS.SILENT" => true,
+                    _ => return Err(format!("unknown STORE item {item}")),
+                };
+                self.sp()?;
+                let flags = self.flags()?;
+                Command::Store {
+                    uid,
+                    set,
+                    mode,
+                    silent,
+                    flags,
+                    unchanged_since,
+                }
+            }
+            "COPY" | "MOVE" => {
+                let set = self.sequence_set()?;
+                self.sp()?;
+                Command::Copy {
+                    uid,
+                    set,
+                    mailbox: self.mailbox()?,
+                    remove: name == "MOVE",
+                }
+            }
+            "SEARCH" => self.search(uid)?,
+            "THREAD" => {
+                let algorithm = match self.keyword()?.as_str() {
+                    "REFERENCES" => Algorithm::References,
+                    "ORDEREDSUBJECT" => Algorithm::OrderedSubject,
+                    other => return Err(format!("unknown THREAD algorithm {other}")),
+                };
+                self.sp()?;
+                self.charset()?;
+                Command::Thread {
+                    uid,
+                    algorithm,
+                    key: search::parse_keys(self)?,
+                }
+            }
+            "SORT" => {
+                let mut reverse = false;
+                let criteria = self.list(|p| {
+                    let mut word = p.keyword()?;
+                    if word == "REVERSE" {
+                        p.sp()?;
+                        word = p.keyword()?;
+                        reverse = true;
+                    }
+                    let key = SortKey::parse(&word).ok_or_else(|| format!("unknown sort key {word}"))?;
+                    let c = Criterion { reverse, key };
+                    reverse = false;
+                    Ok(c)
+                })?;
+                if criteria.is_empty() {
+                    return Err("empty sort criteria".into());
+                }
+                self.sp()?;
+                self.charset()?;
+                Command::Sort {
+                    uid,
+                    criteria,
+                    key: search::parse_keys(self)?,
+                }
+            }
+            "EXPUNGE" if uid => Command::Expunge {
+                uids: Some(self.sequence_set()?),
+            },
+            other => return Err(format!("unknown command UID {other}")),
+        })
+    }
+
+    fn command(&mut self, name: &str) -> Result<Command> {
+        let no_args = |p: &mut Self, c: Command| -> Result<Command> {
+            p.end()?;
+            Ok(c)
+        };
+        let command = match name {
+            "CAPABILITY" => return no_args(self, Command::Capability),
+            "NOOP" => return no_args(self, Command::Noop),
+            "LOGOUT" => return no_args(self, Command::Logout),
+            "STARTTLS" => return no_args(self, Command::StartTls),
+            "CHECK" => return no_args(self, Command::Check),
+            "CLOSE" => return no_args(self, Command::Close),
+            "UNSELECT" => return no_args(self, Command::Unselect),
+            "EXPUNGE" => return no_args(self, Command::Expunge { uids: None }),
+            "IDLE" => return no_args(self, Command::Idle),
+            "NAMESPACE" => return no_args(self, Command::Namespace),
+            "ID" => {
+                // The client's identification is only logged by other servers; accept NIL or a list.
+                self.sp()?;
+                if self.peek() == Some(b'(') {
+                    self.list(|p| p.nstring().map(drop))?;
+                } else if self.keyword()? != "NIL" {
+                    return Err("expected NIL or a list".into());
+                }
+                Command::Id
+            }
+            _ => {
+                self.sp()?;
+                match name {
+                    "LOGIN" => {
+                        let user = self.astring_utf8()?;
+                        self.sp()?;
+                        let password = self.astring_utf8()?;
+                        Command::Login { user, password }
+                    }
+                    "AUTHENTICATE" => {
+                        let mechanism = self.keyword()?;
+                        let initial = if self.eat(b' ') {
+                            Some(
+                                self.run(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))?
+                                    .to_string(),
+                            )
+                        } else {
+                            None
+                        };
+                        Command::Authenticate { mechanism, initial }
+                    }
+                    "SELECT" | "EXAMINE" => {
+                        let mailbox = self.mailbox()?;
+                        let mut condstore = false;
+                        let mut qresync = None;
+                        if self.eat(b' ') {
+                            self.list(|p| {
+                                match p.keyword()?.as_str() {
+                                    "CONDSTORE" => condstore = true,
+                                    "QRESYNC" => qresync = Some(p.qresync()?),
+                                    other => return Err(format!("unsupported SELECT parameter {other}")),
+                                }
+                                Ok(())
+                            })?;
+                        }
+                        Command::Select {
+                            mailbox,
+                            read_only: name == "EXAMINE",
+                            condstore,
+                            qresync,
+                        }
+                    }
+                    "CREATE" => Command::Create(self.mailbox()?),
+                    "DELETE" => Command::Delete(self.mailbox()?),
+                    "RENAME" => {
+                        let from = self.mailbox()?;
+                        self.sp()?;
+                        Command::Rename(from, self.mailbox()?)
+                    }
+                    "SUBSCRIBE" => Command::Subscribe(self.mailbox()?),
+                    "UNSUBSCRIBE" => Command::Unsubscribe(self.mailbox()?),
+                    "LIST" | "LSUB" => {
+                        let lsub = name == "LSUB";
+                        let mut options = ListOptions::default();
+                        if !lsub && self.peek() == Some(b'(') {
+                            for o in self.list(Self::keyword)? {
+                                match o.as_str() {
+                                    "SUBSCRIBED" => options.subscribed = true,
+                                    "SPECIAL-USE" => options.special_use = true,
+                                    "RECURSIVEMATCH" => options.recursive = true,
+                                    "REMOTE" => {}
+                                    other => return Err(format!("unknown LIST selection option {other}")),
+                                }
+                            }
+                            if options.recursive && !options.subscribed {
+                                return Err("RECURSIVEMATCH needs another selection option".into());
+                            }
+                            self.sp()?;
+                        }
+                        let reference = self.list_mailbox()?;
+                        self.sp()?;
+                        let patterns = if !lsub && self.peek() == Some(b'(') {
+                            self.list(Self::list_mailbox)?
+                        } else {
+                            vec![self.list_mailbox()?]
+                        };
+                        if !lsub && self.eat(b' ') {
+                            if self.keyword()? != "RETURN" {
+                                return Err("expected RETURN".into());
+                            }
+                            self.sp()?;
+                            self.list(|p| {
+                                match p.keyword()?.as_str() {
+                                    "SUBSCRIBED" => options.return_subscribed = true,
+                                    "CHILDREN" | "SPECIAL-USE" => {}
+                                    "STATUS" => {
+                                        p.sp()?;
+                                        options.status = Some(p.list(Self::status_item)?);
+                                    }
+                                    other => return Err(format!("unknown LIST return option {other}")),
+                                }
+                                Ok(())
+                            })?;
+                        }
+                        Command::List {
+                            reference,
+                            patterns,
+                            lsub,
+                            options,
+                        }
+                    }
+                    "STATUS" => {
+                        let mailbox = self.mailbox()?;
+                        self.sp()?;
+                        let items = self.list(Self::status_item)?;
+                        Command::Status { mailbox, items }
+                    }
+                    "APPEND" => {
+                        let mailbox = self.mailbox()?;
+                        self.sp()?;
+                        let flags = if self.peek() == Some(b'(') {
+                            let f = self.list(Self::flag)?;
+                            self.sp()?;
+                            f
+                        } else {
+                            Vec::new()
+                        };
+                        let date = if self.peek() == Some(b'"') {
+                            let d = self.date_time()?;
+                            self.sp()?;
+                            Some(d)
+                        } else {
+                            None
+                        };
+                        let message = self.literal()?;
+                        Command::Append {
+                            mailbox,
+                            flags,
+                            date,
+                            message,
+                        }
+                    }
+                    "ENABLE" => {
+                        let mut caps = vec![self.keyword()?];
+                        while self.eat(b' ') {
+                            caps.push(self.keyword()?);
+                        }
+                        Command::Enable(caps)
+                    }
+                    "COMPRESS" => {
+                        if self.keyword()? != "DEFLATE" {
+                            return Err("only COMPRESS DEFLATE is supported".into());
+                        }
+                        Command::Compress
+                    }
+                    "GETQUOTA" => Command::GetQuota(self.astring_utf8()?),
+                    "GETQUOTAROOT" => Command::GetQuotaRoot(self.mailbox()?),
+                    "SETQUOTA" => {
+                        self.i = self.s.len();
+                        Command::SetQuota
+                    }
+                    "UID" => self.uid_command()?,
+                    "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" | "THREAD" => {
+                        self.selected_command(name, false)?
+                    }
+                    other => return Err(format!("unknown command {other}")),
+                }
+            }
+        };
+        self.end()?;
+        Ok(command)
+    }
+
+    fn nstring(&mut self) -> Result<Option<Vec<u8>>> {
+        if matches!(self.peek(), Some(b'"' | b'{')) {
+            return self.string().map(Some);
+        }
+        if self.keyword()? == "NIL" {
+            Ok(None)
+        } else {
+            Err("expected a string or NIL".into())
+        }
+    }
+}
+
+/// A mailbox name from the wire (modified UTF-7) as the store's UTF-8.
+fn mailbox_name(raw: &[u8]) -> Result<String> {
+    let name = mutf7::decode(raw).ok_or("bad mailbox name encoding")?;
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Ok("INBOX".into());
+    }
+    Ok(name)
+}
+
+/// Parse one framed command.
+pub fn parse(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
+    let mut p = Parser::new(input);
+    let tag = match p.run(|b| is_atom_char(b) && b != b'+' || b == b']') {
+        Ok(t) => t.to_string(),
+        Err(_) => {
+            return Err(ParseError {
+                tag: None,
+                message: "missing tag".into(),
+            });
+        }
+    };
+    let fail = |message: String| ParseError {
+        tag: Some(tag.clone()),
+        message,
+    };
+    p.sp().map_err(fail)?;
+    let name = p.keyword().map_err(fail)?;
+    let command = p.command(&name).map_err(fail)?;
+    Ok(Tagged { tag, command })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cmd(s: &str) -> Command {
+        parse(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}")).command
+    }
+
+    fn bad(s: &str) -> ParseError {
+        parse(s.as_bytes()).expect_err(s)
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(cmd("a CAPABILITY"), Command::Capability);
+        assert_eq!(cmd("a noop"), Command::Noop);
+        assert_eq!(
+            cmd("a LOGIN bob \"p a\\\"ss\""),
+            Command::Login {
+                user: "bob".into(),
+                password: "p a\"ss".into()
+            }
+        );
+        assert_eq!(
+            cmd("a LOGIN {3}\r\nbob {4+}\r\n{}\"x"),
+            Command::Login {
+                user: "bob".into(),
+                password: "{}\"x".into()
+            }
+        );
+        assert_eq!(
+            cmd("a AUTHENTICATE plain AGJvYgBwdw=="),
+            Command::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGJvYgBwdw==".into())
+            }
+        );
+        assert_eq!(
+            cmd("a select inbox (CONDSTORE)"),
+            Command::Select {
+                mailbox: "INBOX".into(),
+                read_only: false,
+                condstore: true,
+                qresync: None
+            }
+        );
+        assert_eq!(
+            cmd("a SELECT x (QRESYNC (67890007 90060115194045000 41:211,214:541 (1:5 3:7)))"),
+            Command::Select {
+                mailbox: "x".into(),
+                read_only: false,
+                condstore: false,
+                qresync: Some(Qresync {
+                    uid_validity: 67890007,
+                    modseq: 90060115194045000,
+                    known_uids: Some(SequenceSet::parse("41:211,214:541").unwrap())
+                })
+            }
+        );
+        assert!(matches!(
+            cmd("a UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)"),
+            Command::Fetch {
+                changed_since: Some(5),
+                vanished: true,
+                ..
+            }
+        ));
+        assert!(parse(b"a FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)").is_err());
+        assert!(parse(b"a UID FETCH 1:* FLAGS (VANISHED)").is_err());
+        assert_eq!(cmd("a CREATE Entw&APw-rfe"), Command::Create("Entwürfe".into()));
+        assert_eq!(
+            cmd("a LIST \"\" *"),
+            Command::List {
+                reference: "".into(),
+                patterns: vec!["*".into()],
+                lsub: false,
+                options: ListOptions::default()
+            }
+        );
+        assert_eq!(
+            cmd("a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (INBOX \"Lists/%\") RETURN (CHILDREN STATUS (MESSAGES))"),
+            Command::List {
+                reference: "".into(),
+                patterns: vec!["INBOX".into(), "Lists/%".into()],
+                lsub: false,
+                options: ListOptions {
+                    subscribed: true,
+                    recursive: true,
+                    status: Some(vec![StatusItem::Messages]),
+                    ..ListOptions::default()
+                }
+            }
+        );
+        assert!(parse(b"a LIST (RECURSIVEMATCH) \"\" *").is_err());
+        assert!(parse(b"a LSUB (SUBSCRIBED) \"\" *").is_err());
+        assert_eq!(
+            cmd("a STATUS Sent (MESSAGES UIDNEXT)"),
+            Command::Status {
+                mailbox: "Sent".into(),
+                items: vec![StatusItem::Messages, StatusItem::UidNext]
+            }
+        );
+        assert_eq!(
+            cmd("a APPEND Drafts (\\Seen \\draft) \"17-Jul-1996 02:44:25 -0700\" {5}\r\nhello"),
+            Command::Append {
+                mailbox: "Drafts".into(),
+                flags: vec!["\\Seen".into(), "\\Draft".into()],
+                date: Some(837596665),
+                message: b"hello".to_vec()
+            }
+        );
+        assert_eq!(cmd("a ID NIL"), Command::Id);
+        assert_eq!(cmd("a ID (\"name\" \"x\" \"version\" NIL)"), Command::Id);
+        assert_eq!(cmd("a ENABLE CONDSTORE"), Command::Enable(vec!["CONDSTORE".into()]));
+        assert_eq!(cmd("a GETQUOTAROOT inbox"), Command::GetQuotaRoot("INBOX".into()));
+        assert_eq!(cmd("a GETQUOTA \"\""), Command::GetQuota("".into()));
+        assert_eq!(cmd("a compress deflate"), Command::Compress);
+        assert!(parse(b"a COMPRESS GZIP").is_err());
+        assert_eq!(cmd("a SETQUOTA \"\" (STORAGE 10)"), Command::SetQuota);
+    }
+
+    #[test]
+    fn selected_commands() {
+        assert_eq!(
+            cmd("a UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (From To)]<0.100>) (CHANGEDSINCE 7)"),
+            Command::Fetch {
+                uid: true,
+                set: SequenceSet::parse("1:*").unwrap(),
+                attrs: vec![
+                    FetchAttr::Flags,
+                    FetchAttr::Section {
+                        peek: true,
+                        section: Section {
+                            part: vec![1],
+                            text: Some(SectionText::HeaderFields {
+                                not: false,
+                                fields: vec!["From".into(), "To".into()]
+                            })
+                        },
+                        partial: Some((0, 100))
+                    }
+                ],
+                changed_since: Some(7),
+                vanished: false
+            }
+        );
+        assert_eq!(
+            cmd("a FETCH 2 full"),
+            Command::Fetch {
+                uid: false,
+                set: SequenceSet::parse("2").unwrap(),
+                attrs: vec![
+                    FetchAttr::Flags,
+                    FetchAttr::InternalDate,
+                    FetchAttr::Rfc822Size,
+                    FetchAttr::Envelope,
+                    FetchAttr::Body
+                ],
+                changed_since: None,
+                vanished: false
+            }
+        );
+        assert!(
+            matches!(cmd("a FETCH 1 BODY[]"), Command::Fetch { attrs, .. } if attrs == [FetchAttr::Section { peek: false, section: Section::default(), partial: None }])
+        );
+        assert_eq!(
+            cmd("a STORE 1,3 +FLAGS.SILENT (\\Deleted $Junk)"),
+            Command::Store {
+                uid: false,
+                set: SequenceSet::parse("1,3").unwrap(),
+                mode: StoreMode::Add,
+                silent: true,
+                flags: vec!["\\Deleted".into(), "$Junk".into()],
+                unchanged_since: None
+            }
+        );
+        assert!(matches!(
+            cmd("a UID STORE 5 (UNCHANGEDSINCE 9) FLAGS \\Seen"),
+            Command::Store {
+                unchanged_since: Some(9),
+                mode: StoreMode::Replace,
+                ..
+            }
+        ));
+        assert_eq!(
+            cmd("a UID MOVE 4:5 Trash"),
+            Command::Copy {
+                uid: true,
+                set: SequenceSet::parse("4:5").unwrap(),
+                mailbox: "Trash".into(),
+                remove: true
+            }
+        );
+        assert_eq!(
+            cmd("a UID EXPUNGE 3"),
+            Command::Expunge {
+                uids: Some(SequenceSet::parse("3").unwrap())
+            }
+        );
+        assert!(matches!(
+            cmd("a UID SORT (REVERSE DATE SUBJECT) UTF-8 ALL"),
+            Command::Sort { uid: true, criteria, key: SearchKey::All }
+                if criteria == [Criterion { reverse: true, key: SortKey::Date }, Criterion { reverse: false, key: SortKey::Subject }]
+        ));
+        assert!(parse(b"a SORT () UTF-8 ALL").is_err());
+        assert!(matches!(
+            cmd("a UID THREAD REFERENCES UTF-8 ALL"),
+            Command::Thread {
+                uid: true,
+                algorithm: Algorithm::References,
+                key: SearchKey::All
+            }
+        ));
+        assert!(parse(b"a THREAD REFS UTF-8 ALL").is_err());
+        assert!(matches!(
+            cmd("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN"),
+            Command::Search { uid: true, returns: Some(r), key: SearchKey::Not(k) } if r == [SearchReturn::Min, SearchReturn::Count] && *k == SearchKey::Flag("\\Seen".into())
+        ));
+    }
+
+    #[test]
+    fn errors_keep_the_tag() {
+        assert_eq!(bad("a17 FROB").tag.as_deref(), Some("a17"));
+        assert_eq!(bad("").tag, None);
+        assert_eq!(bad("+x NOOP").tag, None);
+        for s in [
+            "a NOOP extra",
+            "a LOGIN bob",
+            "a FETCH 0 FLAGS",
+            "a FETCH 1 (FLAGS",
+            "a FETCH 1 BODY[0]",
+            "a FETCH 1 BODY[]<1.0>",
+            "a STORE 1 FLAGS (\\Bogus)",
+            "a APPEND INBOX {10}\r\nshort",
+            "a SEARCH CHARSET KOI8-R ALL",
+            "a SELECT &Jjo",
+            "a LOGIN \"unterminated",
+            "a UID FROB 1",
+        ] {
+            assert!(parse(s.as_bytes()).is_err(), "{s}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse(&b);
+        }
+
+        #[test]
+        fn never_panics_on_plausible_commands(
+            name in prop::sample::select(vec!["FETCH 1:* ", "UID SEARCH ", "STORE 1 +FLAGS ", "APPEND x ", "LIST ", "SEARCH OR "]),
+            rest in "[ ()\\[\\]<>.*:,0-9A-Za-z\\\\\"{}+\r\n-]{0,60}",
+        ) {
+            let _ = parse(format!("t {name}{rest}").as_bytes());
+        }
+    }
+}

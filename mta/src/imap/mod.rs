@@ -1,0 +1,17 @@
+//! The IMAP server (IMAP4rev1, RFC 3501, with IMAP4rev2 basics and the
+//! common extensions) over the mail store. The wire grammar is our own
+//! bounded, sans-I/O parser (`framer`, `command`, `search`); `session` is the
+//! state machine with its tokio shell, `server` the listeners.
+
+pub mod command;
+pub mod date;
+pub mod deflate;
+pub mod framer;
+pub mod message;
+pub mod mutf7;
+pub mod search;
+pub mod sequence;
+pub mod server;
+pub mod session;
+pub mod sort;
+pub mod thread;

@@ -1,0 +1,1665 @@
+//! One IMAP session: the state machine (not authenticated, authenticated,
+//! selected) with its tokio shell. Commands come from the bounded framer
+//! and parser; mailbox work goes to the store on the blocking pool. The
+//! session owns sequence numbers: it keeps the UIDs (and MODSEQs) it last
+//! told the client about and diffs each new store snapshot against them to
+//! send EXISTS, EXPUNGE and FETCH updates.
+
+use super::command::{
+    self, Command, FetchAttr, ListOptions, Qresync, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
+};
+use super::deflate::Deflate;
+use super::framer::{Frame, Framer, Limits};
+use super::message;
+use super::mutf7;
+use super::search::{Candidate, Context, SearchKey};
+use super::sequence::{self, SequenceSet};
+use super::sort::{self, Criterion};
+use super::thread;
+use crate::auth::sasl::{self, Exchange, Step};
+use crate::service::Shared;
+use crate::smtp::session::Io;
+use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, Snapshot, SpecialUse, Store, StoreError};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const READ_CHUNK: usize = 16 << 10;
+/// Protocol errors (BAD) before the session is closed.
+const MAX_ERRORS: u32 = 20;
+/// How often IDLE looks at the Maildir for changes made by other processes.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Replies are flushed once this much is buffered (long FETCH responses).
+const FLUSH_AT: usize = 256 << 10;
+
+/// Why the session ends.
+pub enum End {
+    Logout,
+    Closed,
+}
+
+type Flow = Result<(), End>;
+
+struct User {
+    name: String,
+    store: Arc<Store>,
+}
+
+struct Selected {
+    mailbox: Arc<Mailbox>,
+    read_only: bool,
+    /// What the client knows: UID and reported MODSEQ, by sequence number - 1.
+    known: Vec<(u32, u64)>,
+    snapshot: Snapshot,
+    /// UIDs from here on are \Recent for this session.
+    recent_from: u32,
+}
+
+impl Selected {
+    fn meta(&self, uid: u32) -> Option<&MessageMeta> {
+        let m = &self.snapshot.messages;
+        m.binary_search_by_key(&uid, |m| m.uid).ok().map(|i| &m[i])
+    }
+
+    fn max_uid(&self) -> u32 {
+        self.known.last().map_or(0, |k| k.0)
+    }
+
+    /// (sequence number, UID) of the messages a set names.
+    fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
+        if uid {
+            // `*` is the highest UID the client knows; `n:*` includes it even when n is above (RFC 3501 §6.4.8).
+            let r = set.resolve(self.max_uid());
+            self.known
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| r.contains(k.0))
+                .map(|(i, k)| (i as u32 + 1, k.0))
+                .collect()
+        } else {
+            let r = set.resolve(self.known.len() as u32);
+            self.known
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| r.contains(*i as u32 + 1))
+                .map(|(i, k)| (i as u32 + 1, k.0))
+                .collect()
+        }
+    }
+}
+
+fn epoch_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// `(\Seen \Flagged $Junk)`
+fn render_flags(flags: &Flags, recent: bool) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (on, name) in [
+        (flags.seen, "\\Seen"),
+        (flags.answered, "\\Answered"),
+        (flags.flagged, "\\Flagged"),
+        (flags.deleted, "\\Deleted"),
+        (flags.draft, "\\Draft"),
+        (recent, "\\Recent"),
+    ] {
+        if on {
+            names.push(name);
+        }
+    }
+    names.extend(flags.keywords.iter().map(String::as_str));
+    format!("({})", names.join(" "))
+}
+
+fn has_flag(flags: &Flags, name: &str) -> bool {
+    match name.to_ascii_lowercase().as_str() {
+        "\\seen" => flags.seen,
+        "\\answered" => flags.answered,
+        "\\flagged" => flags.flagged,
+        "\\deleted" => flags.deleted,
+        "\\draft" => flags.draft,
+        _ => flags.keywords.iter().any(|k| k.eq_ignore_ascii_case(name)),
+    }
+}
+
+/// Parsed flag names as store flags (`\Recent` cannot be set and is ignored).
+fn to_flags(names: &[String]) -> Flags {
+    let mut flags = Flags::default();
+    for n in names {
+        match n.as_str() {
+            "\\Seen" => flags.seen = true,
+            "\\Answered" => flags.answered = true,
+            "\\Flagged" => flags.flagged = true,
+            "\\Deleted" => flags.deleted = true,
+            "\\Draft" => flags.draft = true,
+            "\\Recent" => {}
+            keyword => {
+                flags.keywords.insert(keyword.to_string());
+            }
+        }
+    }
+    flags
+}
+
+/// Run store work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io("(task)".into(), std::io::Error::other(e))))
+}
+
+/// The response code and text for a store error.
+fn store_no(e: &StoreError) -> String {
+    match e {
+        StoreError::NoSuchMailbox(_) => format!("NO [NONEXISTENT] {e}"),
+        StoreError::Exists(_) => format!("NO [ALREADYEXISTS] {e}"),
+        StoreError::BadName(_) | StoreError::Inbox => format!("NO [CANNOT] {e}"),
+        StoreError::NoSuchMessage(_) => format!("NO {e}"),
+        StoreError::TooManyKeywords => format!("NO [LIMIT] {e}"),
+        StoreError::Io(..) => {
+            tracing::error!("imap: store: {e}");
+            "NO [UNAVAILABLE] Temporary mailbox error".into()
+        }
+    }
+}
+
+/// Check a password off the reactor (it is slow on purpose).
+async fn verify(auth: Arc<crate::auth::Authenticator>, user: &str, password: String) -> bool {
+    let user = user.to_string();
+    tokio::task::spawn_blocking(move || auth.verify_password(&user, &password))
+        .await
+        .unwrap_or(false)
+}
+
+/// What THREAD needs of a message: its ids, sent date and base subject.
+fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Message>) -> thread::Item {
+    let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
+        match v {
+            mail_parser::HeaderValue::Text(t) => vec![format!("<{t}>")],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| format!("<{t}>")).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut references = message.map(|m| ids(m.references())).unwrap_or_default();
+    if references.is_empty() {
+        references = message.map(|m| ids(m.in_reply_to())).unwrap_or_default();
+        references.truncate(1);
+    }
+    thread::Item {
+        number,
+        date: message
+            .and_then(|m| m.date())
+            .map_or(internal_date, |d| d.to_timestamp()),
+        base_subject: sort::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
+        message_id: message.and_then(|m| m.message_id()).map(|id| format!("<{id}>")),
+        references,
+    }
+}
+
+/// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
+async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
+    if limit == 0 {
+        return false;
+    }
+    match blocking(move || store.usage()).await {
+        Ok(used) => used.saturating_add(adding) > limit,
+        Err(e) => {
+            tracing::warn!("imap: quota usage: {e}");
+            false
+        }
+    }
+}
+
+/// Does `name` match a LIST pattern (`*` anything, `%` anything but the delimiter)?
+fn list_match(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| list_match(rest, &name[i..])),
+        Some((b'%', rest)) => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != b'/')
+            .any(|i| list_match(rest, &name[i..])),
+        Some((&c, rest)) => name.first() == Some(&c) && list_match(rest, &name[1..]),
+    }
+}
+
+pub struct Session {
+    io: Box<dyn Io>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tls: bool,
+    framer: Framer,
+    out: Vec<u8>,
+    errors: u32,
+    user: Option<User>,
+    selected: Option<Selected>,
+    condstore: bool,
+    /// QRESYNC enabled: expunges are reported as VANISHED.
+    qresync: bool,
+    deflate: Option<Deflate>,
+}
+
+impl Session {
+    pub fn new(io: Box<dyn Io>, shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Session {
+        Session {
+            io,
+            shared,
+            peer,
+            tls,
+            framer: Framer::new(Limits::UNAUTHENTICATED),
+            out: Vec::new(),
+            errors: 0,
+            user: None,
+            selected: None,
+            condstore: false,
+            qresync: false,
+            deflate: None,
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
+        if self.user.is_none() {
+            if !self.tls {
+                caps.extend(["STARTTLS", "LOGINDISABLED"]);
+            } else {
+                caps.extend(["AUTH=PLAIN", "AUTH=LOGIN", "AUTH=SCRAM-SHA-256"]);
+            }
+            return caps.join(" ");
+        }
+        caps.extend([
+            "IDLE",
+            "UIDPLUS",
+            "MOVE",
+            "NAMESPACE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "ESEARCH",
+            "CONDSTORE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "SORT",
+            "QRESYNC",
+            "COMPRESS=DEFLATE",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+        ]);
+        if self.shared.config.imap.quota > 0 {
+            caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
+        }
+        format!(
+            "{} APPENDLIMIT={}",
+            caps.join(" "),
+            self.shared.config.imap.max_message_size
+        )
+    }
+
+    fn timeout(&self) -> Duration {
+        let c = &self.shared.config.imap;
+        if self.user.is_some() {
+            c.idle_timeout
+        } else {
+            c.login_timeout
+        }
+    }
+
+    async fn flush(&mut self) -> Flow {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(d) = &mut self.deflate {
+            out = d.deflate(&out);
+        }
+        self.io.write_all(&out).await.map_err(|_| End::Closed)?;
+        self.io.flush().await.map_err(|_| End::Closed)
+    }
+
+    /// Give received bytes to the framer (inflated first under COMPRESS).
+    /// `Ok(false)` when compressed input is pending but produced nothing yet.
+    fn take_input(&mut self, bytes: &[u8]) -> Result<bool, End> {
+        let Some(d) = &mut self.deflate else {
+            self.framer.extend(bytes);
+            return Ok(true);
+        };
+        d.push(bytes);
+        match d.inflate() {
+            Ok(plain) => {
+                self.framer.extend(&plain);
+                Ok(!plain.is_empty())
+            }
+            Err(e) => {
+                tracing::info!("imap: {e} from {}", self.peer);
+                Err(End::Closed)
+            }
+        }
+    }
+
+    /// Read more input (flushing replies first); on timeout say BYE.
+    async fn fill(&mut self) -> Flow {
+        self.flush().await?;
+        // Compressed input already here is inflated a chunk at a time before reading more.
+        if self.deflate.is_some() && self.take_input(&[])? {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; READ_CHUNK];
+        match tokio::time::timeout(self.timeout(), self.io.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Closed),
+            Ok(Ok(n)) => {
+                self.take_input(&buf[..n])?;
+                Ok(())
+            }
+            Err(_) => {
+                self.line("* BYE Autologout; idle for too long");
+                let _ = self.flush().await;
+                Err(End::Closed)
+            }
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<Frame, End> {
+        loop {
+            if let Some(frame) = self.framer.next_frame() {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    pub async fn run(mut self) {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} IMAP ready",
+            self.capabilities(),
+            self.shared.config.hostname
+        );
+        self.line(&greeting);
+        let end = self.serve().await;
+        let _ = self.flush().await;
+        if let Some(user) = &self.user {
+            let how = if matches!(end, Err(End::Logout)) {
+                "logout"
+            } else {
+                "disconnect"
+            };
+            tracing::info!("imap: {:?} {how} from {}", user.name, self.peer);
+        }
+    }
+
+    async fn serve(&mut self) -> Flow {
+        loop {
+            match self.next_frame().await? {
+                Frame::Continue => self.line("+ Ready for literal data"),
+                Frame::TooLong { tag } => self.bad(tag.as_deref(), "Command line too long")?,
+                Frame::TooBig { tag, fatal } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    let limit = self.framer.limits.literals;
+                    self.line(&format!("{tag} NO [TOOBIG] Literal larger than {limit} bytes"));
+                    if fatal {
+                        self.line("* BYE Non-synchronizing literal too large");
+                        return Err(End::Closed);
+                    }
+                }
+                Frame::Command(bytes) => match command::parse(&bytes) {
+                    Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
+                    Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
+                },
+            }
+            if self.out.len() > FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+    }
+
+    fn bad(&mut self, tag: Option<&str>, text: &str) -> Flow {
+        self.errors += 1;
+        self.line(&format!("{} BAD {text}", tag.unwrap_or("*")));
+        if self.errors >= MAX_ERRORS {
+            self.line("* BYE Too many errors");
+            return Err(End::Closed);
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, tag: &str, command: Command) -> Flow {
+        let authenticated = self.user.is_some();
+        let selected = self.selected.is_some();
+        match command {
+            Command::Capability => {
+                let caps = self.capabilities();
+                self.line(&format!("* CAPABILITY {caps}"));
+                self.ok(tag, "CAPABILITY completed");
+            }
+            Command::Noop | Command::Check => {
+                if selected {
+                    self.update(true).await;
+                }
+                self.ok(tag, "completed");
+            }
+            Command::Logout => {
+                self.line("* BYE Logging out");
+                self.ok(tag, "LOGOUT completed");
+                return Err(End::Logout);
+            }
+            Command::StartTls => return self.starttls(tag).await,
+            Command::Login { user, password } => self.login(tag, user, password).await?,
+            Command::Authenticate { mechanism, initial } => self.authenticate(tag, &mechanism, initial).await?,
+            Command::Id => {
+                self.line("* ID (\"name\" \"greyd-mta\")");
+                self.ok(tag, "ID completed");
+            }
+            _ if !authenticated => return self.bad(Some(tag), "Log in first"),
+            Command::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => {
+                if qresync.is_some() && !self.qresync {
+                    return self.bad(Some(tag), "ENABLE QRESYNC first");
+                }
+                self.select(tag, mailbox, read_only, condstore, qresync).await
+            }
+            Command::Create(name) => {
+                let store = self.store();
+                let name = name.trim_end_matches('/').to_string();
+                let r = blocking(move || store.create_folder(&name)).await;
+                self.done(tag, r.map(drop), "CREATE completed");
+            }
+            Command::Delete(name) => {
+                if self.selected.as_ref().is_some_and(|s| s.mailbox.name() == name) {
+                    self.selected = None;
+                }
+                let store = self.store();
+                let r = blocking(move || store.delete_folder(&name)).await;
+                self.done(tag, r, "DELETE completed");
+            }
+            Command::Rename(from, to) => {
+                let store = self.store();
+                let r = blocking(move || store.rename_folder(&from, &to)).await;
+                self.done(tag, r, "RENAME completed");
+            }
+            Command::Subscribe(name) => self.subscribe(tag, name, true).await,
+            Command::Unsubscribe(name) => self.subscribe(tag, name, false).await,
+            Command::List {
+                reference,
+                patterns,
+                lsub,
+                options,
+            } => self.list(tag, &reference, &patterns, lsub, options).await,
+            Command::Status { mailbox, items } => self.status(tag, mailbox, items).await,
+            Command::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(tag, mailbox, flags, date, message).await,
+            Command::Enable(caps) => {
+                let mut enabled = Vec::new();
+                for c in caps {
+                    match c.as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        "QRESYNC" => {
+                            self.condstore = true;
+                            self.qresync = true;
+                        }
+                        _ => continue,
+                    }
+                    enabled.push(c);
+                }
+                self.line(format!("* ENABLED {}", enabled.join(" ")).trim_end());
+                self.ok(tag, "ENABLE completed");
+            }
+            Command::Namespace => {
+                self.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.ok(tag, "NAMESPACE completed");
+            }
+            Command::Idle => self.idle(tag).await?,
+            Command::Compress => {
+                if self.deflate.is_some() {
+                    self.line(&format!("{tag} NO [COMPRESSIONACTIVE] Already compressing"));
+                } else {
+                    self.ok(tag, "DEFLATE active");
+                    self.flush().await?;
+                    // Whatever the client sent after COMPRESS is already compressed.
+                    let rest = self.framer.take();
+                    self.deflate = Some(Deflate::new());
+                    self.take_input(&rest)?;
+                }
+            }
+            Command::GetQuota(root) => {
+                if root.is_empty() {
+                    self.quota(tag, None).await;
+                } else {
+                    self.line(&format!("{tag} NO [NONEXISTENT] No such quota root"));
+                }
+            }
+            Command::GetQuotaRoot(mailbox) => self.quota(tag, Some(mailbox)).await,
+            Command::SetQuota => self.line(&format!("{tag} NO [CANNOT] Quotas are set in the configuration")),
+            _ if !selected => return self.bad(Some(tag), "No mailbox selected"),
+            Command::Close | Command::Unselect => {
+                let close = matches!(command, Command::Close);
+                if let Some(sel) = self.selected.take()
+                    && close
+                    && !sel.read_only
+                {
+                    let mailbox = sel.mailbox;
+                    if let Err(e) = blocking(move || mailbox.expunge(None)).await {
+                        tracing::warn!("imap: CLOSE expunge: {e}");
+                    }
+                }
+                self.ok(tag, "completed");
+            }
+            Command::Expunge { uids } => self.expunge(tag, uids).await,
+            Command::Search { uid, returns, key } => self.search(tag, uid, returns, key).await,
+            Command::Sort { uid, criteria, key } => self.sort(tag, uid, criteria, key).await,
+            Command::Thread { uid, algorithm, key } => self.thread(tag, uid, algorithm, key).await,
+            Command::Fetch {
+                uid,
+                set,
+                attrs,
+                changed_since,
+                vanished,
+            } => {
+                if vanished && !self.qresync {
+                    return self.bad(Some(tag), "ENABLE QRESYNC first");
+                }
+                if vanished {
+                    self.vanished_earlier(&set, changed_since.unwrap_or(0)).await;
+                }
+                self.fetch(tag, uid, set, attrs, changed_since).await?
+            }
+            Command::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                self.store_flags(tag, uid, set, mode, silent, flags, unchanged_since)
+                    .await
+            }
+            Command::Copy {
+                uid,
+                set,
+                mailbox,
+                remove,
+            } => self.copy(tag, uid, set, mailbox, remove).await,
+        }
+        Ok(())
+    }
+
+    fn ok(&mut self, tag: &str, text: &str) {
+        self.line(&format!("{tag} OK {text}"));
+    }
+
+    fn done(&mut self, tag: &str, r: Result<(), StoreError>, text: &str) {
+        match r {
+            Ok(()) => self.ok(tag, text),
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.user.as_ref().expect("authenticated").store)
+    }
+
+    async fn starttls(&mut self, tag: &str) -> Flow {
+        let tls = match (&self.shared.tls, self.tls) {
+            (_, true) => return self.bad(Some(tag), "TLS already active"),
+            (None, _) => {
+                self.line(&format!("{tag} NO TLS not available"));
+                return Ok(());
+            }
+            (Some(tls), false) => Arc::clone(tls),
+        };
+        self.ok(tag, "Begin TLS negotiation now");
+        self.flush().await?;
+        // Anything pipelined after STARTTLS came in plaintext: discard it.
+        self.framer.clear();
+        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
+        match tokio::time::timeout(self.timeout(), tls.acceptor().accept(io)).await {
+            Ok(Ok(stream)) => {
+                self.io = Box::new(stream);
+                self.tls = true;
+                Ok(())
+            }
+            _ => {
+                tracing::info!("imap: TLS handshake with {} failed", self.peer);
+                Err(End::Closed)
+            }
+        }
+    }
+
+    /// Refuse a login for a reason; `Some(reply)` when refused.
+    fn login_refusal(&self, tag: &str) -> Option<String> {
+        if self.user.is_some() {
+            return Some(format!("{tag} BAD Already authenticated"));
+        }
+        if !self.tls {
+            return Some(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first"));
+        }
+        if self.shared.auth.throttled(self.peer.ip()) {
+            return Some(format!(
+                "{tag} NO [UNAVAILABLE] Too many failed logins; try again later"
+            ));
+        }
+        None
+    }
+
+    async fn login(&mut self, tag: &str, user: String, password: String) -> Flow {
+        if let Some(reply) = self.login_refusal(tag) {
+            self.line(&reply);
+            return Ok(());
+        }
+        let ok = verify(Arc::clone(&self.shared.auth), &user, password).await;
+        self.login_result(tag, ok.then_some(user), "LOGIN").await
+    }
+
+    async fn authenticate(&mut self, tag: &str, mechanism: &str, initial: Option<String>) -> Flow {
+        if let Some(reply) = self.login_refusal(tag) {
+            self.line(&reply);
+            return Ok(());
+        }
+        if mechanism == "CRAM-MD5" {
+            // Offered by SMTP, but not advertised here: it needs plaintext secrets.
+            self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+            return Ok(());
+        }
+        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
+            self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+            return Ok(());
+        };
+        let mut response = match initial {
+            Some(init) if exchange.accepts_initial() => sasl::decode(&init),
+            _ => {
+                let c = challenge.unwrap_or_default();
+                self.line(&format!("+ {}", B64.encode(c)));
+                self.read_sasl_line().await?
+            }
+        };
+        let users = self.shared.auth.users();
+        loop {
+            let Some(r) = response else {
+                return self.bad(Some(tag), "Authentication cancelled or malformed");
+            };
+            match exchange.step(&r, users.as_ref()) {
+                Step::Challenge(c) => {
+                    self.line(&format!("+ {}", B64.encode(c)));
+                    response = self.read_sasl_line().await?;
+                }
+                Step::CheckPassword { user, password } => {
+                    let ok = verify(Arc::clone(&self.shared.auth), &user, password).await;
+                    return self.login_result(tag, ok.then_some(user), mechanism).await;
+                }
+                Step::Success { user } => return self.login_result(tag, Some(user), mechanism).await,
+                Step::Failure => return self.login_result(tag, None, mechanism).await,
+                Step::Malformed => return self.bad(Some(tag), "Malformed authentication response"),
+            }
+        }
+    }
+
+    async fn read_sasl_line(&mut self) -> Result<Option<Vec<u8>>, End> {
+        match self.next_frame().await? {
+            Frame::Command(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn login_result(&mut self, tag: &str, user: Option<String>, how: &str) -> Flow {
+        let ip = self.peer.ip();
+        let Some(user) = user else {
+            self.shared.auth.record_failure(ip);
+            tracing::warn!("imap: {how} failed from {}", self.peer);
+            self.line(&format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials"));
+            return Ok(());
+        };
+        self.shared.auth.record_success(ip);
+        let location = store::locate(&self.shared.config, &user);
+        let opened = match location {
+            Some(loc) if loc.format == crate::config::MailboxFormat::Maildir => blocking(move || {
+                let store = Store::open(&loc.path, loc.owner.as_ref())?;
+                store.ensure_special_folders()?;
+                Ok(store)
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!("imap: opening the mail of {user:?}: {e}");
+                "Mailbox unavailable"
+            }),
+            Some(_) => Err("This account's mail is in mbox format: use POP3"),
+            None => Err("No mailbox for this account"),
+        };
+        match opened {
+            Ok(store) => {
+                tracing::info!("imap: {user:?} logged in from {} with {how}", self.peer);
+                self.user = Some(User {
+                    name: user,
+                    store: Arc::new(store),
+                });
+                self.framer.limits = Limits::authenticated(self.shared.config.imap.max_message_size);
+                let caps = self.capabilities();
+                self.ok(tag, &format!("[CAPABILITY {caps}] Logged in"));
+            }
+            Err(why) => self.line(&format!("{tag} NO [UNAVAILABLE] {why}")),
+        }
+        Ok(())
+    }
+
+    async fn select(&mut self, tag: &str, name: String, read_only: bool, condstore: bool, qresync: Option<Qresync>) {
+        self.selected = None;
+        if condstore {
+            self.condstore = true;
+        }
+        let store = self.store();
+        let opened = blocking(move || {
+            let mailbox = store.mailbox(&name)?;
+            let snapshot = mailbox.sync()?;
+            let recent_from = if read_only { u32::MAX } else { mailbox.claim_recent() };
+            Ok((mailbox, snapshot, recent_from))
+        })
+        .await;
+        let (mailbox, snapshot, recent_from) = match opened {
+            Ok(o) => o,
+            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+        };
+        let known: Vec<(u32, u64)> = snapshot.messages.iter().map(|m| (m.uid, m.modseq)).collect();
+        let recent = known.iter().filter(|k| k.0 >= recent_from).count();
+        let mut keywords: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for m in snapshot.messages.iter() {
+            keywords.extend(m.flags.keywords.iter().map(String::as_str));
+        }
+        let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
+        let first_unseen = snapshot.messages.iter().position(|m| !m.flags.seen);
+        let mut lines = vec![
+            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})"),
+            format!(
+                "* OK [PERMANENTFLAGS ({})] Limited",
+                if read_only {
+                    ""
+                } else {
+                    "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
+                }
+            ),
+            format!("* {} EXISTS", known.len()),
+            format!("* {recent} RECENT"),
+        ];
+        if let Some(i) = first_unseen {
+            lines.push(format!("* OK [UNSEEN {}] First unseen", i + 1));
+        }
+        lines.push(format!("* OK [UIDVALIDITY {}] UIDs valid", snapshot.uid_validity));
+        lines.push(format!("* OK [UIDNEXT {}] Predicted next UID", snapshot.uid_next));
+        lines.push(format!("* OK [HIGHESTMODSEQ {}] Highest", snapshot.highest_modseq));
+        for l in lines {
+            self.line(&l);
+        }
+        let validity = snapshot.uid_validity;
+        self.selected = Some(Selected {
+            mailbox,
+            read_only,
+            known,
+            snapshot,
+            recent_from,
+        });
+        if let Some(q) = qresync.filter(|q| q.uid_validity == validity) {
+            let all = SequenceSet::parse("1:*").expect("valid set");
+            let known_uids = q.known_uids.unwrap_or(all);
+            self.vanished_earlier(&known_uids, q.modseq).await;
+            let sel = self.selected();
+            let r = known_uids.resolve(sel.max_uid());
+            let lines: Vec<String> = sel
+                .snapshot
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.modseq > q.modseq && r.contains(m.uid))
+                .map(|(i, m)| {
+                    let flags = render_flags(&m.flags, m.uid >= recent_from);
+                    format!("* {} FETCH (UID {} FLAGS {flags} MODSEQ ({}))", i + 1, m.uid, m.modseq)
+                })
+                .collect();
+            for l in lines {
+                self.line(&l);
+            }
+        }
+        let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        self.ok(tag, &format!("[{mode}] SELECT completed"));
+    }
+
+    /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq` (QRESYNC).
+    async fn vanished_earlier(&mut self, set: &SequenceSet, modseq: u64) {
+        let sel = self.selected();
+        let mailbox = Arc::clone(&sel.mailbox);
+        let largest = sel.snapshot.uid_next.saturating_sub(1);
+        match blocking(move || mailbox.vanished_since(modseq)).await {
+            Ok(mut uids) => {
+                let r = set.resolve(largest);
+                uids.retain(|&u| r.contains(u));
+                uids.sort_unstable();
+                if !uids.is_empty() {
+                    self.line(&format!("* VANISHED (EARLIER) {}", sequence::render(&uids)));
+                }
+            }
+            Err(e) => tracing::warn!("imap: VANISHED: {e}"),
+        }
+    }
+
+    /// Sync the selected mailbox and tell the client what changed. EXPUNGE
+    /// is held back during FETCH, STORE and SEARCH by sequence number.
+    async fn update(&mut self, allow_expunge: bool) {
+        let Some(sel) = &self.selected else { return };
+        let mailbox = Arc::clone(&sel.mailbox);
+        let snapshot = match blocking(move || mailbox.sync()).await {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!("imap: sync: {e}"),
+        };
+        let condstore = self.condstore;
+        let qresync = self.qresync;
+        let Some(sel) = &mut self.selected else { return };
+        sel.snapshot = snapshot;
+        let mut lines = Vec::new();
+        if allow_expunge {
+            let mut vanished = Vec::new();
+            for i in (0..sel.known.len()).rev() {
+                if sel.meta(sel.known[i].0).is_none() {
+                    if qresync {
+                        vanished.push(sel.known[i].0);
+                    } else {
+                        lines.push(format!("* {} EXPUNGE", i + 1));
+                    }
+                    sel.known.remove(i);
+                }
+            }
+            if !vanished.is_empty() {
+                vanished.reverse();
+                lines.push(format!("* VANISHED {}", sequence::render(&vanished)));
+            }
+        }
+        let recent_from = sel.recent_from;
+        for i in 0..sel.known.len() {
+            let (uid, reported) = sel.known[i];
+            if let Some(m) = sel.meta(uid)
+                && m.modseq > reported
+            {
+                let modseq = if condstore {
+                    format!(" MODSEQ ({})", m.modseq)
+                } else {
+                    String::new()
+                };
+                let flags = render_flags(&m.flags, uid >= recent_from);
+                lines.push(format!("* {} FETCH (UID {uid} FLAGS {flags}{modseq})", i + 1));
+                sel.known[i].1 = m.modseq;
+            }
+        }
+        let last = sel.max_uid();
+        let fresh: Vec<(u32, u64)> = sel
+            .snapshot
+            .messages
+            .iter()
+            .filter(|m| m.uid > last)
+            .map(|m| (m.uid, m.modseq))
+            .collect();
+        if !fresh.is_empty() {
+            sel.known.extend(fresh);
+            lines.push(format!("* {} EXISTS", sel.known.len()));
+            let recent = sel.known.iter().filter(|k| k.0 >= recent_from).count();
+            lines.push(format!("* {recent} RECENT"));
+        }
+        for l in lines {
+            self.line(&l);
+        }
+    }
+
+    async fn subscribe(&mut self, tag: &str, name: String, on: bool) {
+        let store = self.store();
+        let r = blocking(move || store.set_subscribed(&name, on)).await;
+        self.done(tag, r, "completed");
+    }
+
+    async fn list(&mut self, tag: &str, reference: &str, patterns: &[String], lsub: bool, options: ListOptions) {
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        if patterns.len() == 1 && patterns[0].is_empty() && options == ListOptions::default() {
+            self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
+            return self.ok(tag, &format!("{verb} completed"));
+        }
+        let store = self.store();
+        let folders = match blocking(move || store.folders()).await {
+            Ok(f) => f,
+            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+        };
+        let matches = |name: &str| {
+            patterns.iter().any(|p| {
+                let full = format!("{reference}{p}");
+                if name == "INBOX" {
+                    list_match(full.to_ascii_uppercase().as_bytes(), b"INBOX")
+                } else {
+                    list_match(full.as_bytes(), name.as_bytes())
+                }
+            })
+        };
+        let subscribed_child = |name: &str| {
+            let prefix = format!("{name}/");
+            folders.iter().any(|c| c.subscribed && c.name.starts_with(&prefix))
+        };
+        let only_subscribed = lsub || options.subscribed;
+        let mut listed = Vec::new();
+        for f in &folders {
+            if !matches(&f.name) || (options.special_use && f.special_use.is_none()) {
+                continue;
+            }
+            // RECURSIVEMATCH: a parent that is not itself selected shows because of its children.
+            let child_info = options.recursive && subscribed_child(&f.name);
+            if only_subscribed && !f.subscribed && !child_info {
+                continue;
+            }
+            let mut attrs = Vec::new();
+            if !f.exists {
+                attrs.push(if lsub { "\\Noselect" } else { "\\NonExistent \\Noselect" });
+            }
+            attrs.push(if f.has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if f.subscribed && !lsub && (options.subscribed || options.return_subscribed) {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(u) = f.special_use {
+                attrs.push(match u {
+                    SpecialUse::Sent => "\\Sent",
+                    SpecialUse::Drafts => "\\Drafts",
+                    SpecialUse::Trash => "\\Trash",
+                    SpecialUse::Junk => "\\Junk",
+                    SpecialUse::Archive => "\\Archive",
+                });
+            }
+            let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            message::string(&mut line, mutf7::encode(&f.name).as_bytes());
+            if child_info {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+            if f.exists {
+                listed.push(f.name.clone());
+            }
+        }
+        if let Some(items) = options.status {
+            for name in listed {
+                let store = self.store();
+                let n = name.clone();
+                match blocking(move || store.mailbox(&n)?.sync()).await {
+                    Ok(snapshot) => self.status_line(&name, &snapshot, &items),
+                    Err(e) => tracing::warn!("imap: LIST-STATUS {name:?}: {e}"),
+                }
+            }
+        }
+        self.ok(tag, &format!("{verb} completed"));
+    }
+
+    async fn status(&mut self, tag: &str, name: String, items: Vec<StatusItem>) {
+        let store = self.store();
+        let n = name.clone();
+        match blocking(move || store.mailbox(&n)?.sync()).await {
+            Ok(snapshot) => {
+                self.status_line(&name, &snapshot, &items);
+                self.ok(tag, "STATUS completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    fn status_line(&mut self, name: &str, snapshot: &Snapshot, items: &[StatusItem]) {
+        let m = &snapshot.messages;
+        let values: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                StatusItem::Messages => format!("MESSAGES {}", m.len()),
+                // Only a SELECT claims \Recent; STATUS reports none rather than guess.
+                StatusItem::Recent => "RECENT 0".into(),
+                StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
+                StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),
+                StatusItem::Size => format!("SIZE {}", m.iter().map(|m| m.size).sum::<u64>()),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", snapshot.highest_modseq),
+            })
+            .collect();
+        let mut line = b"* STATUS ".to_vec();
+        message::string(&mut line, mutf7::encode(name).as_bytes());
+        line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        self.out.extend_from_slice(&line);
+    }
+
+    /// GETQUOTA "" / GETQUOTAROOT: one root for the whole account, STORAGE in KiB.
+    async fn quota(&mut self, tag: &str, mailbox: Option<String>) {
+        let limit = self.shared.config.imap.quota;
+        if let Some(name) = &mailbox {
+            let mut line = b"* QUOTAROOT ".to_vec();
+            message::string(&mut line, mutf7::encode(name).as_bytes());
+            line.extend_from_slice(if limit > 0 { b" \"\"\r\n" } else { b"\r\n" });
+            self.out.extend_from_slice(&line);
+        }
+        if limit > 0 {
+            let store = self.store();
+            match blocking(move || store.usage()).await {
+                Ok(used) => self.line(&format!(
+                    "* QUOTA \"\" (STORAGE {} {})",
+                    used.div_ceil(1024),
+                    limit / 1024
+                )),
+                Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            }
+        } else if mailbox.is_none() {
+            return self.line(&format!("{tag} NO [NONEXISTENT] No quota configured"));
+        }
+        self.ok(tag, "GETQUOTA completed");
+    }
+
+    async fn append(&mut self, tag: &str, name: String, flags: Vec<String>, date: Option<i64>, data: Vec<u8>) {
+        if data.is_empty() {
+            return self.line(&format!("{tag} NO Empty message"));
+        }
+        if over_quota(self.shared.config.imap.quota, self.store(), data.len() as u64).await {
+            return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
+        }
+        let flags = to_flags(&flags);
+        let date = date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64));
+        let store = self.store();
+        let r = blocking(move || store.mailbox(&name)?.append(&data, &flags, date)).await;
+        match r {
+            Ok((validity, uid)) => self.ok(tag, &format!("[APPENDUID {validity} {uid}] APPEND completed")),
+            Err(StoreError::NoSuchMailbox(m)) => {
+                self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}"));
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+        if self.selected.is_some() {
+            self.update(true).await;
+        }
+    }
+
+    fn selected(&self) -> &Selected {
+        self.selected.as_ref().expect("selected")
+    }
+
+    async fn expunge(&mut self, tag: &str, uids: Option<SequenceSet>) {
+        if self.selected().read_only {
+            return self.line(&format!("{tag} NO [READ-ONLY] Mailbox is read-only"));
+        }
+        let only: Option<Vec<u32>> = uids.map(|set| self.selected().resolve(&set, true).iter().map(|p| p.1).collect());
+        let mailbox = Arc::clone(&self.selected().mailbox);
+        let r = blocking(move || mailbox.expunge(only.as_deref())).await;
+        self.update(true).await;
+        self.done(tag, r.map(drop), "EXPUNGE completed");
+    }
+
+    /// The messages matching `key` as (number, MODSEQ, what THREAD needs if
+    /// `threading`), by UID or sequence number, in mailbox order or sorted by `criteria`.
+    async fn matching(
+        &mut self,
+        uid: bool,
+        key: SearchKey,
+        criteria: Vec<Criterion>,
+        threading: bool,
+    ) -> Result<Vec<(u32, u64, Option<thread::Item>)>, StoreError> {
+        self.update(uid).await;
+        let sel = self.selected();
+        let ctx = Context {
+            max_seq: sel.known.len() as u32,
+            max_uid: sel.max_uid(),
+        };
+        let candidates: Vec<(u32, MessageMeta)> = sel
+            .known
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| sel.meta(k.0).map(|m| (i as u32 + 1, m.clone())))
+            .collect();
+        let recent_from = sel.recent_from;
+        let mailbox = Arc::clone(&sel.mailbox);
+        blocking(move || {
+            let needs_message = threading || key.needs_message() || criteria.iter().any(|c| c.key.needs_message());
+            let mut found = Vec::new();
+            for (seq, meta) in candidates {
+                let raw = if needs_message {
+                    match mailbox.read(meta.uid) {
+                        Ok(raw) => Some(raw),
+                        Err(StoreError::NoSuchMessage(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    None
+                };
+                let parsed = raw
+                    .as_deref()
+                    .and_then(|r| mail_parser::MessageParser::default().parse(r));
+                let flags = |f: &str| has_flag(&meta.flags, f);
+                let internal_date = epoch_secs(meta.internal_date);
+                let c = Candidate {
+                    seq,
+                    uid: meta.uid,
+                    has_flag: &flags,
+                    recent: meta.uid >= recent_from,
+                    modseq: meta.modseq,
+                    size: meta.size,
+                    internal_date,
+                    message: parsed.as_ref(),
+                };
+                if key.matches(&c, &ctx) {
+                    let values: Vec<sort::Value> = criteria
+                        .iter()
+                        .map(|k| sort::value(k.key, internal_date, meta.size, parsed.as_ref()))
+                        .collect();
+                    let number = if uid { meta.uid } else { seq };
+                    let item = threading.then(|| thread_item(number, internal_date, parsed.as_ref()));
+                    found.push((number, meta.modseq, values, item));
+                }
+            }
+            // Stable: equal values keep sequence order, as RFC 5256 asks.
+            found.sort_by(|a, b| sort::compare(&criteria, &a.2, &b.2));
+            Ok(found.into_iter().map(|(n, m, _, t)| (n, m, t)).collect())
+        })
+        .await
+    }
+
+    async fn sort(&mut self, tag: &str, uid: bool, criteria: Vec<Criterion>, key: SearchKey) {
+        match self.matching(uid, key, criteria, false).await {
+            Ok(found) => {
+                let numbers: String = found.iter().map(|f| format!(" {}", f.0)).collect();
+                self.line(&format!("* SORT{numbers}"));
+                self.ok(tag, "SORT completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    async fn thread(&mut self, tag: &str, uid: bool, algorithm: thread::Algorithm, key: SearchKey) {
+        match self.matching(uid, key, Vec::new(), true).await {
+            Ok(found) => {
+                let items: Vec<thread::Item> = found.into_iter().filter_map(|f| f.2).collect();
+                let threads = tokio::task::spawn_blocking(move || thread::thread(algorithm, &items))
+                    .await
+                    .unwrap_or_default();
+                self.line(format!("* THREAD {threads}").trim_end());
+                self.ok(tag, "THREAD completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
+        let uses_modseq = key.uses_modseq();
+        let found = match self.matching(uid, key, Vec::new(), false).await {
+            Ok(f) => f,
+            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+        };
+        let numbers: Vec<u32> = found.iter().map(|f| f.0).collect();
+        let top_modseq = found.iter().map(|f| f.1).max();
+        match returns {
+            None => {
+                let mut line = String::from("* SEARCH");
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if uses_modseq && let Some(m) = top_modseq {
+                    line.push_str(&format!(" (MODSEQ {m})"));
+                }
+                self.line(&line);
+            }
+            Some(mut returns) => {
+                if returns.is_empty() {
+                    returns.push(SearchReturn::All);
+                }
+                let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    line.push_str(" UID");
+                }
+                for r in returns {
+                    match r {
+                        SearchReturn::Min if !numbers.is_empty() => line.push_str(&format!(" MIN {}", numbers[0])),
+                        SearchReturn::Max if !numbers.is_empty() => {
+                            line.push_str(&format!(" MAX {}", numbers[numbers.len() - 1]))
+                        }
+                        SearchReturn::All if !numbers.is_empty() => {
+                            line.push_str(&format!(" ALL {}", sequence::render(&numbers)))
+                        }
+                        SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+                        _ => {}
+                    }
+                }
+                if uses_modseq && let Some(m) = top_modseq {
+                    line.push_str(&format!(" MODSEQ {m}"));
+                }
+                self.line(&line);
+            }
+        }
+        self.ok(tag, "SEARCH completed");
+    }
+
+    async fn fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: SequenceSet,
+        mut attrs: Vec<FetchAttr>,
+        changed_since: Option<u64>,
+    ) -> Flow {
+        self.update(uid).await;
+        if uid && !attrs.contains(&FetchAttr::Uid) {
+            attrs.insert(0, FetchAttr::Uid);
+        }
+        if changed_since.is_some() {
+            self.condstore = true;
+        }
+        if self.condstore && changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
+            attrs.push(FetchAttr::ModSeq);
+        }
+        let sel = self.selected();
+        let targets: Vec<(u32, MessageMeta)> = sel
+            .resolve(&set, uid)
+            .into_iter()
+            .filter_map(|(seq, u)| sel.meta(u).map(|m| (seq, m.clone())))
+            .filter(|(_, m)| changed_since.is_none_or(|c| m.modseq > c))
+            .collect();
+        let sets_seen = !sel.read_only
+            && attrs.iter().any(|a| {
+                matches!(
+                    a,
+                    FetchAttr::Section { peek: false, .. } | FetchAttr::Rfc822 | FetchAttr::Rfc822Text
+                )
+            });
+        let mailbox = Arc::clone(&sel.mailbox);
+        let recent_from = sel.recent_from;
+        let mut targets = targets;
+        if sets_seen {
+            let unseen: Vec<u32> = targets.iter().filter(|t| !t.1.flags.seen).map(|t| t.1.uid).collect();
+            if !unseen.is_empty() {
+                let seen = Flags {
+                    seen: true,
+                    ..Flags::default()
+                };
+                let mb = Arc::clone(&mailbox);
+                match blocking(move || mb.store_flags(&unseen, FlagOp::Add, &seen, None)).await {
+                    Ok(outcome) => {
+                        for (u, flags, modseq) in outcome.changed {
+                            if let Some(t) = targets.iter_mut().find(|t| t.1.uid == u) {
+                                t.1.flags = flags;
+                                t.1.modseq = modseq;
+                            }
+                        }
+                        if !attrs.contains(&FetchAttr::Flags) {
+                            attrs.push(FetchAttr::Flags);
+                        }
+                    }
+                    Err(e) => tracing::warn!("imap: setting \\Seen: {e}"),
+                }
+            }
+        }
+        let needs_message = attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttr::Envelope
+                    | FetchAttr::Body
+                    | FetchAttr::BodyStructure
+                    | FetchAttr::Section { .. }
+                    | FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+            )
+        });
+        let attrs = Arc::new(attrs);
+        for (seq, meta) in targets {
+            let mb = Arc::clone(&mailbox);
+            let a = Arc::clone(&attrs);
+            let u = meta.uid;
+            let modseq = meta.modseq;
+            let reports_flags = a.contains(&FetchAttr::Flags);
+            let rendered = blocking(move || {
+                let raw = if needs_message { Some(mb.read(meta.uid)?) } else { None };
+                Ok(render_fetch(seq, &meta, meta.uid >= recent_from, raw.as_deref(), &a))
+            })
+            .await;
+            match rendered {
+                Ok(bytes) => {
+                    self.out.extend_from_slice(&bytes);
+                    if reports_flags
+                        && let Some(sel) = &mut self.selected
+                        && let Some(k) = sel.known.get_mut(seq as usize - 1)
+                    {
+                        k.1 = k.1.max(modseq);
+                    }
+                }
+                // Expunged by another session meanwhile: nothing to show.
+                Err(StoreError::NoSuchMessage(_)) => {}
+                Err(e) => {
+                    tracing::warn!("imap: FETCH UID {u}: {e}");
+                }
+            }
+            if self.out.len() > FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+        self.ok(tag, "FETCH completed");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store_flags(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) {
+        self.update(uid).await;
+        let sel = self.selected();
+        if sel.read_only {
+            return self.line(&format!("{tag} NO [READ-ONLY] Mailbox is read-only"));
+        }
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let sel = self.selected();
+        let targets = sel.resolve(&set, uid);
+        let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
+        let op = match mode {
+            StoreMode::Add => FlagOp::Add,
+            StoreMode::Remove => FlagOp::Remove,
+            StoreMode::Replace => FlagOp::Replace,
+        };
+        let flags = to_flags(&flags);
+        let mailbox = Arc::clone(&sel.mailbox);
+        let outcome = match blocking(move || mailbox.store_flags(&uids, op, &flags, unchanged_since)).await {
+            Ok(o) => o,
+            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+        };
+        let condstore = self.condstore;
+        let sel = self.selected.as_mut().expect("selected");
+        let mut lines = Vec::new();
+        for (u, flags, modseq) in &outcome.changed {
+            let Some(&(seq, _)) = targets.iter().find(|t| t.1 == *u) else {
+                continue;
+            };
+            if let Some(k) = sel.known.get_mut(seq as usize - 1) {
+                k.1 = *modseq;
+            }
+            let mut items = Vec::new();
+            if uid {
+                items.push(format!("UID {u}"));
+            }
+            if !silent {
+                items.push(format!("FLAGS {}", render_flags(flags, *u >= sel.recent_from)));
+            }
+            if condstore {
+                items.push(format!("MODSEQ ({modseq})"));
+            }
+            if !silent || condstore {
+                lines.push(format!("* {seq} FETCH ({})", items.join(" ")));
+            }
+        }
+        for l in lines {
+            self.line(&l);
+        }
+        if outcome.modified.is_empty() {
+            self.ok(tag, "STORE completed");
+        } else {
+            let mut modified: Vec<u32> = if uid {
+                outcome.modified.clone()
+            } else {
+                targets
+                    .iter()
+                    .filter(|t| outcome.modified.contains(&t.1))
+                    .map(|t| t.0)
+                    .collect()
+            };
+            modified.sort_unstable();
+            self.ok(
+                tag,
+                &format!("[MODIFIED {}] Conditional STORE failed", sequence::render(&modified)),
+            );
+        }
+    }
+
+    async fn copy(&mut self, tag: &str, uid: bool, set: SequenceSet, dest: String, remove: bool) {
+        self.update(uid).await;
+        let sel = self.selected();
+        if remove && sel.read_only {
+            return self.line(&format!("{tag} NO [READ-ONLY] Mailbox is read-only"));
+        }
+        let uids: Vec<u32> = sel.resolve(&set, uid).iter().map(|t| t.1).collect();
+        if uids.is_empty() {
+            return self.ok(tag, "Nothing to do");
+        }
+        let adding: u64 = uids.iter().filter_map(|&u| sel.meta(u)).map(|m| m.size).sum();
+        if !remove && over_quota(self.shared.config.imap.quota, self.store(), adding).await {
+            return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
+        }
+        let sel = self.selected();
+        let source = Arc::clone(&sel.mailbox);
+        let store = self.store();
+        let r = blocking(move || {
+            let dest = store.mailbox(&dest)?;
+            if remove {
+                source.move_to(&uids, &dest)
+            } else {
+                source.copy_to(&uids, &dest)
+            }
+        })
+        .await;
+        match r {
+            Ok((validity, pairs)) => {
+                let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+                let dst: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+                let code = format!(
+                    "[COPYUID {validity} {} {}]",
+                    sequence::render(&src),
+                    sequence::render(&dst)
+                );
+                if remove {
+                    self.line(&format!("* OK {code} Moved"));
+                    self.update(true).await;
+                    self.ok(tag, "MOVE completed");
+                } else {
+                    self.ok(tag, &format!("{code} COPY completed"));
+                }
+            }
+            Err(StoreError::NoSuchMailbox(m)) => self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}")),
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    async fn idle(&mut self, tag: &str) -> Flow {
+        self.line("+ idling");
+        if self.selected.is_some() {
+            self.update(true).await;
+        }
+        self.flush().await?;
+        let mut changes = self.selected.as_ref().map(|s| s.mailbox.changes());
+        let deadline = tokio::time::Instant::now() + self.shared.config.imap.idle_timeout;
+        let mut poll = tokio::time::interval(IDLE_POLL);
+        let mut buf = vec![0u8; 1024];
+        enum Event {
+            Input(usize),
+            Change,
+            Timeout,
+        }
+        loop {
+            let event = tokio::select! {
+                r = self.io.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return Err(End::Closed),
+                    Ok(n) => Event::Input(n),
+                },
+                Some(_) = async { match &mut changes { Some(c) => c.changed().await.ok(), None => std::future::pending().await } } => Event::Change,
+                _ = poll.tick() => Event::Change,
+                _ = tokio::time::sleep_until(deadline) => Event::Timeout,
+            };
+            match event {
+                Event::Input(n) => {
+                    self.take_input(&buf[..n])?;
+                    if let Some(frame) = self.framer.next_frame() {
+                        match frame {
+                            Frame::Command(line) if line.eq_ignore_ascii_case(b"DONE") => {
+                                self.ok(tag, "IDLE terminated");
+                            }
+                            _ => {
+                                self.bad(Some(tag), "Expected DONE")?;
+                            }
+                        }
+                        return Ok(());
+                    }
+                }
+                Event::Change => {
+                    if self.selected.is_some() {
+                        self.update(true).await;
+                    }
+                }
+                Event::Timeout => {
+                    self.line("* BYE Autologout; idle for too long");
+                    return Err(End::Closed);
+                }
+            }
+            self.flush().await?;
+        }
+    }
+}
+
+/// One `* n FETCH (...)` response.
+fn render_fetch(seq: u32, meta: &MessageMeta, recent: bool, raw: Option<&[u8]>, attrs: &[FetchAttr]) -> Vec<u8> {
+    let parsed = raw.and_then(|r| mail_parser::MessageParser::default().parse(r));
+    let raw = raw.unwrap_or(&[]);
+    let mut out = format!("* {seq} FETCH (").into_bytes();
+    for (i, attr) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        match attr {
+            FetchAttr::Uid => out.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
+            FetchAttr::Flags => {
+                out.extend_from_slice(format!("FLAGS {}", render_flags(&meta.flags, recent)).as_bytes())
+            }
+            FetchAttr::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes()),
+            FetchAttr::InternalDate => {
+                let secs = epoch_secs(meta.internal_date).max(0) as u64;
+                out.extend_from_slice(format!("INTERNALDATE \"{}\"", crate::datetime::imap(secs)).as_bytes());
+            }
+            FetchAttr::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes()),
+            FetchAttr::Envelope => {
+                out.extend_from_slice(b"ENVELOPE ");
+                match &parsed {
+                    Some(m) => message::envelope(&mut out, m),
+                    None => out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                }
+            }
+            FetchAttr::Body | FetchAttr::BodyStructure => {
+                let extended = *attr == FetchAttr::BodyStructure;
+                out.extend_from_slice(if extended { b"BODYSTRUCTURE " } else { b"BODY " });
+                match &parsed {
+                    Some(m) => message::body_structure(&mut out, m, extended),
+                    None => out.extend_from_slice(
+                        format!("(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" {} 0)", raw.len()).as_bytes(),
+                    ),
+                }
+            }
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                let (name, text) = match attr {
+                    FetchAttr::Rfc822 => ("RFC822", None),
+                    FetchAttr::Rfc822Header => ("RFC822.HEADER", Some(SectionText::Header)),
+                    _ => ("RFC822.TEXT", Some(SectionText::Text)),
+                };
+                let section = Section { part: Vec::new(), text };
+                let bytes = message::section(raw, parsed.as_ref(), &section).unwrap_or_default();
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                message::string(&mut out, &bytes);
+            }
+            FetchAttr::Section { section, partial, .. } => {
+                let bytes = message::section(raw, parsed.as_ref(), section);
+                let mut name = message::section_name(section);
+                let bytes = match (bytes, partial) {
+                    (Some(b), Some((origin, length))) => {
+                        name.push_str(&format!("<{origin}>"));
+                        let start = (*origin as usize).min(b.len());
+                        let end = start.saturating_add(*length as usize).min(b.len());
+                        Some(b[start..end].to_vec())
+                    }
+                    (b, _) => b,
+                };
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                match bytes {
+                    Some(b) => message::string(&mut out, &b),
+                    None => out.extend_from_slice(b"NIL"),
+                }
+            }
+        }
+    }
+    out.extend_from_slice(b")\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns() {
+        assert!(list_match(b"*", b"Lists/rust"));
+        assert!(list_match(b"%", b"Sent"));
+        assert!(!list_match(b"%", b"Lists/rust"));
+        assert!(list_match(b"Lists/%", b"Lists/rust"));
+        assert!(list_match(b"L*t", b"Lists/rust"));
+        assert!(!list_match(b"Sent", b"Sent2"));
+    }
+
+    #[test]
+    fn flags_round_trip() {
+        let f = to_flags(&["\\Seen".into(), "\\Recent".into(), "$Junk".into()]);
+        assert!(f.seen && !f.deleted);
+        assert_eq!(render_flags(&f, true), "(\\Seen \\Recent $Junk)");
+        assert!(has_flag(&f, "$junk"));
+        assert!(has_flag(&f, "\\SEEN"));
+        assert!(!has_flag(&f, "\\Draft"));
+    }
+
+    #[test]
+    fn fetch_rendering() {
+        let raw = b"Subject: hi\r\n\r\nbody\r\n";
+        let meta = MessageMeta {
+            uid: 7,
+            flags: Flags::default(),
+            modseq: 3,
+            size: raw.len() as u64,
+            internal_date: UNIX_EPOCH,
+        };
+        let attrs = [
+            FetchAttr::Uid,
+            FetchAttr::Rfc822Size,
+            FetchAttr::Section {
+                peek: true,
+                section: Section::default(),
+                partial: Some((2, 5)),
+            },
+            FetchAttr::InternalDate,
+        ];
+        let out = render_fetch(1, &meta, false, Some(raw), &attrs);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 1 FETCH (UID 7 RFC822.SIZE 21 BODY[]<2> \"bject\" INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! SORT (RFC 5256): sort criteria, the base subject of a message, and the
+//! value each criterion compares.
+
+use mail_parser::{Address, Message};
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Criterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+impl SortKey {
+    pub fn parse(name: &str) -> Option<SortKey> {
+        Some(match name {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            _ => return None,
+        })
+    }
+
+    /// Whether the value comes from the message rather than its metadata.
+    pub fn needs_message(self) -> bool {
+        !matches!(self, SortKey::Arrival | SortKey::Size)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Value {
+    Number(i64),
+    Text(String),
+}
+
+/// RFC 5256 §2.1 base subject, simplified: encoded words decoded (by
+/// mail-parser), `Re:`/`Fw:`/`Fwd:` and `[blob]` prefixes and `(fwd)`
+/// trailers removed, whitespace collapsed, case folded.
+pub fn base_subject(subject: &str) -> String {
+    let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    loop {
+        let before = s.clone();
+        while let Some(t) = s.strip_suffix("(fwd)").or_else(|| s.strip_suffix("(FWD)")) {
+            s = t.trim_end().to_string();
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with('[')
+            && let Some(end) = s.find(']')
+            && !s[end + 1..].trim().is_empty()
+        {
+            s = s[end + 1..].trim_start().to_string();
+        }
+        let lower = s.to_ascii_lowercase();
+        for prefix in ["re:", "fwd:", "fw:"] {
+            if lower.starts_with(prefix) {
+                s = s[prefix.len()..].trim_start().to_string();
+                break;
+            }
+        }
+        if s.starts_with("[fwd:") && s.ends_with(']') {
+            s = s[5..s.len() - 1].trim().to_string();
+        }
+        if s == before {
+            return s.to_lowercase();
+        }
+    }
+}
+
+fn first_mailbox(a: Option<&Address>) -> String {
+    a.and_then(|a| a.first())
+        .and_then(|a| a.address.as_deref())
+        .map(|e| e.split('@').next().unwrap_or("").to_lowercase())
+        .unwrap_or_default()
+}
+
+/// The value `key` sorts a message by.
+pub fn value(key: SortKey, internal_date: i64, size: u64, message: Option<&Message>) -> Value {
+    match key {
+        SortKey::Arrival => Value::Number(internal_date),
+        SortKey::Size => Value::Number(size as i64),
+        SortKey::Date => Value::Number(
+            message
+                .and_then(|m| m.date())
+                .map_or(internal_date, |d| d.to_timestamp()),
+        ),
+        SortKey::Subject => Value::Text(base_subject(message.and_then(|m| m.subject()).unwrap_or(""))),
+        SortKey::From => Value::Text(first_mailbox(message.and_then(|m| m.from()))),
+        SortKey::To => Value::Text(first_mailbox(message.and_then(|m| m.to()))),
+        SortKey::Cc => Value::Text(first_mailbox(message.and_then(|m| m.cc()))),
+    }
+}
+
+/// Compare two messages' values under the criteria; ties go to sequence order.
+pub fn compare(criteria: &[Criterion], a: &[Value], b: &[Value]) -> Ordering {
+    for (i, c) in criteria.iter().enumerate() {
+        let o = a[i].cmp(&b[i]);
+        let o = if c.reverse { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_subjects() {
+        assert_eq!(base_subject("Re: Fwd:  Hello   World"), "hello world");
+        assert_eq!(base_subject("[rust-list] RE: plan (fwd)"), "plan");
+        assert_eq!(base_subject("[fwd: note]"), "note");
+        assert_eq!(base_subject("[only]"), "[only]");
+        assert_eq!(base_subject(""), "");
+    }
+
+    #[test]
+    fn values_and_order() {
+        let m = mail_parser::MessageParser::default()
+            .parse(b"From: Zed <zed@x>\r\nTo: amy@x\r\nSubject: Re: b\r\nDate: Thu, 1 Jan 1970 00:01:40 +0000\r\n\r\n")
+            .unwrap();
+        assert_eq!(value(SortKey::From, 0, 0, Some(&m)), Value::Text("zed".into()));
+        assert_eq!(value(SortKey::To, 0, 0, Some(&m)), Value::Text("amy".into()));
+        assert_eq!(value(SortKey::Cc, 0, 0, Some(&m)), Value::Text("".into()));
+        assert_eq!(value(SortKey::Date, 5, 0, Some(&m)), Value::Number(100));
+        assert_eq!(value(SortKey::Subject, 0, 0, Some(&m)), Value::Text("b".into()));
+        let rev = [Criterion {
+            reverse: true,
+            key: SortKey::Size,
+        }];
+        assert_eq!(
+            compare(&rev, &[Value::Number(1)], &[Value::Number(2)]),
+            Ordering::Greater
+        );
+    }
+}
