@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Barrier;
+use tokio_rustls::client::TlsStream;
 
 use crate::bench_smtp::{Running, free_port, mta_maildir, start_mta, wait_port};
 use crate::run;
@@ -53,19 +53,72 @@ fn generate_maildir(dir: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// One IMAP client connection: tagged commands, literals in responses.
+/// Accepts any certificate: both servers run on loopback with a
+/// self-signed one, and the bench measures IMAP, not PKI.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_connector() -> Result<tokio_rustls::TlsConnector> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// One IMAPS client connection: tagged commands, literals in responses.
 struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf<TlsStream<TcpStream>>>,
+    writer: WriteHalf<TlsStream<TcpStream>>,
     tag: u32,
     line: Vec<u8>,
 }
 
 impl Client {
     async fn connect(port: u16) -> Result<Client> {
+        static CONNECTOR: std::sync::OnceLock<tokio_rustls::TlsConnector> = std::sync::OnceLock::new();
+        let connector = CONNECTOR.get_or_init(|| tls_connector().expect("a TLS client configuration"));
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
+        let name = rustls_pki_types::ServerName::try_from("localhost")?;
+        let (r, w) = tokio::io::split(connector.connect(name, stream).await?);
         let mut c = Client {
             reader: BufReader::new(r),
             writer: w,
@@ -97,6 +150,7 @@ impl Client {
 
     async fn send(&mut self, bytes: &[u8]) -> Result<()> {
         self.writer.write_all(bytes).await?;
+        self.writer.flush().await?;
         Ok(())
     }
 
@@ -355,7 +409,8 @@ fn ensure_dovecot() -> Result<()> {
     result
 }
 
-/// Dovecot as `nobody` with everything under `dir`, IMAP on 127.0.0.1:`port`.
+/// Dovecot as `nobody` with everything under `dir` (its certificate too),
+/// IMAPS on 127.0.0.1:`port`.
 fn start_dovecot(dir: &Path, port: u16) -> Result<Running> {
     let id = |flag: &str| -> Result<String> {
         let out = Command::new("id").arg(flag).arg("nobody").output()?;
@@ -377,8 +432,9 @@ listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/log
-ssl = no
-disable_plaintext_auth = no
+ssl = required
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
 default_login_user = nobody
 default_internal_user = nobody
 default_internal_group = {group}
@@ -400,10 +456,11 @@ protocol imap {{
 service imap-login {{
   chroot =
   inet_listener imap {{
-    port = {port}
+    port = 0
   }}
   inet_listener imaps {{
-    port = 0
+    port = {port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -449,15 +506,16 @@ pub fn imap(messages: usize, clients: usize, seconds: u64, idle: usize) -> Resul
     let imap_port = free_port()?;
     let mta = start_mta(&mta_dir, imap_port - 143)?;
     wait_port(imap_port - 143 + 25)?;
+    // Both servers are driven over IMAPS, with the certificate mtactl made.
+    let imaps_port = imap_port - 143 + 993;
     run(Command::new("cp")
         .args(["-a", "--"])
         .arg(seed.join("cur"))
         .arg(mta_maildir(&mta_dir)))?;
-    let ours = if std::net::TcpStream::connect(("127.0.0.1", imap_port)).is_ok() {
-        // The generator speaks plaintext IMAP; mta refuses LOGIN before TLS.
+    let ours = if std::net::TcpStream::connect(("127.0.0.1", imaps_port)).is_ok() {
         let measured = rt.block_on(async {
-            let (ops, latencies) = throughput(imap_port, clients, seconds).await?;
-            let kb = idle_cost(imap_port, mta.0.id(), idle).await?;
+            let (ops, latencies) = throughput(imaps_port, clients, seconds).await?;
+            let kb = idle_cost(imaps_port, mta.0.id(), idle).await?;
             anyhow::Ok((ops, latencies, kb))
         });
         match measured {
@@ -471,7 +529,7 @@ pub fn imap(messages: usize, clients: usize, seconds: u64, idle: usize) -> Resul
             }
         }
     } else {
-        println!("mta:     not available (this build has no IMAP listener on 127.0.0.1:{imap_port})");
+        println!("mta:     not available (nothing listens on 127.0.0.1:{imaps_port})");
         None
     };
     drop(mta);
@@ -483,6 +541,9 @@ pub fn imap(messages: usize, clients: usize, seconds: u64, idle: usize) -> Resul
             .args(["-a", "--"])
             .arg(seed.join(sub))
             .arg(dovecot_dir.join("Maildir")))?;
+    }
+    for pem in ["cert.pem", "key.pem"] {
+        std::fs::copy(mta_dir.join(pem), dovecot_dir.join(pem))?;
     }
     let port = free_port()?;
     let dovecot = start_dovecot(&dovecot_dir, port)?;

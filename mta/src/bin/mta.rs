@@ -57,7 +57,13 @@ fn main() -> Result<()> {
     }
     greyd::logging::init(c"mta", "MTA_LOG", !cli.syslog, false);
     let config = Config::load(&cli.config)?;
-    tokio::runtime::Runtime::new()?.block_on(daemon(config))
+    // Store and queue work runs on the blocking pool; a bounded pool keeps a
+    // burst of logins from growing hundreds of threads (and their memory).
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()?
+        .block_on(daemon(config))
 }
 
 fn deliver_as_user(config: &std::path::Path, args: DeliverArgs) -> Result<()> {
