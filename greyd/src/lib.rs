@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod control;
+pub mod datetime;
 pub mod db;
 pub mod firewall;
 pub mod grey;

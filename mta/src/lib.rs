@@ -6,7 +6,7 @@
 pub mod aliases;
 pub mod auth;
 pub mod config;
-pub mod datetime;
+pub use greyd::datetime;
 pub mod deliver;
 pub mod frontend;
 pub mod imap;

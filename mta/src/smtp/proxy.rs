@@ -81,31 +81,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Encode a v2 PROXY header, as greyd sends it.
-    pub fn encode(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
-        let mut out = SIGNATURE.to_vec();
-        out.push(0x21);
-        match (source.ip(), destination.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                out.extend_from_slice(&[0x11, 0, 12]);
-                out.extend_from_slice(&s.octets());
-                out.extend_from_slice(&d.octets());
-            }
-            (s, d) => {
-                let v6 = |ip: IpAddr| match ip {
-                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                    IpAddr::V6(v6) => v6,
-                };
-                out.extend_from_slice(&[0x21, 0, 36]);
-                out.extend_from_slice(&v6(s).octets());
-                out.extend_from_slice(&v6(d).octets());
-            }
-        }
-        out.extend_from_slice(&source.port().to_be_bytes());
-        out.extend_from_slice(&destination.port().to_be_bytes());
-        out
-    }
+    use greyd::proxy::header as encode;
 
     #[test]
     fn roundtrip_and_partial() {

@@ -1,5 +1,6 @@
 //! Date formats mail needs, in UTC: RFC 5322 (`Date:`, `Received:`),
-//! asctime (mbox From_ lines) and IMAP's INTERNALDATE. Small enough to not pull in a date crate.
+//! asctime (greyd's banner, mbox From_ lines) and IMAP's INTERNALDATE.
+//! Shared by greyd and mta; small enough to not pull in a date crate.
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
@@ -73,6 +74,7 @@ mod tests {
     fn known_dates() {
         assert_eq!(super::rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(super::rfc5322(1_795_833_931), "Sat, 28 Nov 2026 02:45:31 +0000");
+        assert_eq!(super::asctime(0), "Thu Jan  1 00:00:00 1970");
         assert_eq!(super::asctime(951_782_400), "Tue Feb 29 00:00:00 2000");
         assert_eq!(super::imap(951_782_400), "29-Feb-2000 00:00:00 +0000");
         assert_eq!(super::imap(0), " 1-Jan-1970 00:00:00 +0000");
