@@ -43,6 +43,8 @@ pub enum StatusItem {
     Unseen,
     Size,
     HighestModSeq,
+    /// Messages with \Deleted (IMAP4rev2).
+    Deleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,32 @@ pub enum FetchAttr {
         section: Section,
         partial: Option<(u32, u32)>,
     },
+    /// `BINARY[part]<partial>` (RFC 3516): the part with its transfer encoding undone.
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// `BINARY.SIZE[part]`: the size of that decoded content.
+    BinarySize {
+        part: Vec<u32>,
+    },
+}
+
+/// The messages a command acts on: a sequence set, or `$`, the result
+/// the last `SEARCH RETURN (SAVE)` saved (RFC 5182).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageSet {
+    Set(SequenceSet),
+    Saved,
+}
+
+/// One message of an APPEND (several with MULTIAPPEND, RFC 3502).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    pub date: Option<i64>,
+    pub data: Vec<u8>,
 }
 
 /// SELECT's QRESYNC parameter: what the client knew (RFC 7162 §3.2.5).
@@ -110,6 +138,8 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// SEARCHRES: keep the result for `$`.
+    Save,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,15 +180,13 @@ pub enum Command {
     },
     Append {
         mailbox: String,
-        flags: Vec<String>,
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Check,
     Close,
     Unselect,
     Expunge {
-        uids: Option<SequenceSet>,
+        uids: Option<MessageSet>,
     },
     Search {
         uid: bool,
@@ -178,7 +206,7 @@ pub enum Command {
     },
     Fetch {
         uid: bool,
-        set: SequenceSet,
+        set: MessageSet,
         attrs: Vec<FetchAttr>,
         changed_since: Option<u64>,
         /// QRESYNC's VANISHED modifier (UID FETCH with CHANGEDSINCE).
@@ -186,7 +214,7 @@ pub enum Command {
     },
     Store {
         uid: bool,
-        set: SequenceSet,
+        set: MessageSet,
         mode: StoreMode,
         silent: bool,
         flags: Vec<String>,
@@ -194,7 +222,7 @@ pub enum Command {
     },
     Copy {
         uid: bool,
-        set: SequenceSet,
+        set: MessageSet,
         mailbox: String,
         remove: bool,
     },
@@ -331,6 +359,20 @@ impl<'a> Parser<'a> {
 
     fn literal(&mut self) -> Result<Vec<u8>> {
         self.expect(b'{')?;
+        self.literal_rest()
+    }
+
+    /// A literal or, where BINARY allows it (APPEND), a literal8 `~{n}`.
+    fn literal_or_literal8(&mut self) -> Result<Vec<u8>> {
+        if self.eat(b'~') {
+            self.expect(b'{')?;
+            return self.literal_rest();
+        }
+        self.literal()
+    }
+
+    /// A literal after its `{`.
+    fn literal_rest(&mut self) -> Result<Vec<u8>> {
         let n = self.number64()?;
         self.eat(b'+');
         self.expect(b'}')?;
@@ -424,6 +466,14 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A sequence set or `$` (SEARCHRES), which stands alone.
+    pub fn message_set(&mut self) -> Result<MessageSet> {
+        if self.eat(b'$') {
+            return Ok(MessageSet::Saved);
+        }
+        self.sequence_set().map(MessageSet::Set)
+    }
+
     pub fn sequence_set(&mut self) -> Result<SequenceSet> {
         let text = self.run(|b| b.is_ascii_digit() || b":,*".contains(&b))?;
         SequenceSet::parse(text).map_err(|e: SequenceError| e.to_string())
@@ -492,6 +542,30 @@ impl<'a> Parser<'a> {
         Ok(section)
     }
 
+    /// `<origin.length>` after a section, if present.
+    fn partial(&mut self) -> Result<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let origin = self.number()?;
+        self.expect(b'.')?;
+        let length = self.number()?;
+        if length == 0 {
+            return Err("zero-length partial".into());
+        }
+        self.expect(b'>')?;
+        Ok(Some((origin, length)))
+    }
+
+    /// `[1.2]` of BINARY: part numbers only (RFC 3516 section-binary).
+    fn binary_section(&mut self) -> Result<Vec<u32>> {
+        let section = self.section()?;
+        if section.text.is_some() {
+            return Err("BINARY takes part numbers only".into());
+        }
+        Ok(section.part)
+    }
+
     fn fetch_attr(&mut self) -> Result<FetchAttr> {
         let name = self
             .run(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'8')?
@@ -510,24 +584,23 @@ impl<'a> Parser<'a> {
             "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
-                let partial = if self.eat(b'<') {
-                    let origin = self.number()?;
-                    self.expect(b'.')?;
-                    let length = self.number()?;
-                    if length == 0 {
-                        return Err("zero-length partial".into());
-                    }
-                    self.expect(b'>')?;
-                    Some((origin, length))
-                } else {
-                    None
-                };
                 FetchAttr::Section {
                     peek: name == "BODY.PEEK",
                     section,
-                    partial,
+                    partial: self.partial()?,
                 }
             }
+            "BINARY" | "BINARY.PEEK" => {
+                let part = self.binary_section()?;
+                FetchAttr::Binary {
+                    peek: name == "BINARY.PEEK",
+                    part,
+                    partial: self.partial()?,
+                }
+            }
+            "BINARY.SIZE" => FetchAttr::BinarySize {
+                part: self.binary_section()?,
+            },
             _ => return Err(format!("unknown FETCH item {name}")),
         })
     }
@@ -559,6 +632,7 @@ impl<'a> Parser<'a> {
             "UNSEEN" => StatusItem::Unseen,
             "SIZE" => StatusItem::Size,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            "DELETED" => StatusItem::Deleted,
             other => return Err(format!("unknown STATUS item {other}")),
         })
     }
@@ -630,6 +704,7 @@ impl<'a> Parser<'a> {
                     "MAX" => SearchReturn::Max,
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
                     other => return Err(format!("unknown RETURN option {other}")),
                 })
             })?);
@@ -670,7 +745,7 @@ impl<'a> Parser<'a> {
     fn selected_command(&mut self, name: &str, uid: bool) -> Result<Command> {
         Ok(match name {
             "FETCH" => {
-                let set = self.sequence_set()?;
+                let set = self.message_set()?;
                 self.sp()?;
                 let attrs = self.fetch_attrs()?;
                 let (changed_since, vanished) = self.fetch_modifiers()?;
@@ -686,7 +761,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "STORE" => {
-                let set = self.sequence_set()?;
+                let set = self.message_set()?;
                 self.sp()?;
                 let save = self.i;
                 let unchanged_since = if self.peek() == Some(b'(') {
@@ -728,7 +803,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "COPY" | "MOVE" => {
-                let set = self.sequence_set()?;
+                let set = self.message_set()?;
                 self.sp()?;
                 Command::Copy {
                     uid,
@@ -778,7 +853,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "EXPUNGE" if uid => Command::Expunge {
-                uids: Some(self.sequence_set()?),
+                uids: Some(self.message_set()?),
             },
             other => return Err(format!("unknown command UID {other}")),
         })
@@ -920,27 +995,12 @@ impl<'a> Parser<'a> {
                     "APPEND" => {
                         let mailbox = self.mailbox()?;
                         self.sp()?;
-                        let flags = if self.peek() == Some(b'(') {
-                            let f = self.list(Self::flag)?;
-                            self.sp()?;
-                            f
-                        } else {
-                            Vec::new()
-                        };
-                        let date = if self.peek() == Some(b'"') {
-                            let d = self.date_time()?;
-                            self.sp()?;
-                            Some(d)
-                        } else {
-                            None
-                        };
-                        let message = self.literal()?;
-                        Command::Append {
-                            mailbox,
-                            flags,
-                            date,
-                            message,
+                        let mut messages = vec![self.append_message()?];
+                        // MULTIAPPEND: more messages follow, each after a space.
+                        while self.eat(b' ') {
+                            messages.push(self.append_message()?);
                         }
+                        Command::Append { mailbox, messages }
                     }
                     "ENABLE" => {
                         let mut caps = vec![self.keyword()?];
@@ -971,6 +1031,26 @@ impl<'a> Parser<'a> {
         };
         self.end()?;
         Ok(command)
+    }
+
+    /// `SP [flag-list SP] [date-time SP] (literal / literal8)`, the space before it already read.
+    fn append_message(&mut self) -> Result<AppendMessage> {
+        let flags = if self.peek() == Some(b'(') {
+            let f = self.list(Self::flag)?;
+            self.sp()?;
+            f
+        } else {
+            Vec::new()
+        };
+        let date = if self.peek() == Some(b'"') {
+            let d = self.date_time()?;
+            self.sp()?;
+            Some(d)
+        } else {
+            None
+        };
+        let data = self.literal_or_literal8()?;
+        Ok(AppendMessage { flags, date, data })
     }
 
     fn nstring(&mut self) -> Result<Option<Vec<u8>>> {
@@ -1123,9 +1203,11 @@ mod tests {
             cmd("a APPEND Drafts (\\Seen \\draft) \"17-Jul-1996 02:44:25 -0700\" {5}\r\nhello"),
             Command::Append {
                 mailbox: "Drafts".into(),
-                flags: vec!["\\Seen".into(), "\\Draft".into()],
-                date: Some(837596665),
-                message: b"hello".to_vec()
+                messages: vec![AppendMessage {
+                    flags: vec!["\\Seen".into(), "\\Draft".into()],
+                    date: Some(837596665),
+                    data: b"hello".to_vec()
+                }]
             }
         );
         assert_eq!(cmd("a ID NIL"), Command::Id);
@@ -1144,7 +1226,7 @@ mod tests {
             cmd("a UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (From To)]<0.100>) (CHANGEDSINCE 7)"),
             Command::Fetch {
                 uid: true,
-                set: SequenceSet::parse("1:*").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("1:*").unwrap()),
                 attrs: vec![
                     FetchAttr::Flags,
                     FetchAttr::Section {
@@ -1167,7 +1249,7 @@ mod tests {
             cmd("a FETCH 2 full"),
             Command::Fetch {
                 uid: false,
-                set: SequenceSet::parse("2").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("2").unwrap()),
                 attrs: vec![
                     FetchAttr::Flags,
                     FetchAttr::InternalDate,
@@ -1186,7 +1268,7 @@ mod tests {
             cmd("a STORE 1,3 +FLAGS.SILENT (\\Deleted $Junk)"),
             Command::Store {
                 uid: false,
-                set: SequenceSet::parse("1,3").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("1,3").unwrap()),
                 mode: StoreMode::Add,
                 silent: true,
                 flags: vec!["\\Deleted".into(), "$Junk".into()],
@@ -1205,7 +1287,7 @@ mod tests {
             cmd("a UID MOVE 4:5 Trash"),
             Command::Copy {
                 uid: true,
-                set: SequenceSet::parse("4:5").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("4:5").unwrap()),
                 mailbox: "Trash".into(),
                 remove: true
             }
@@ -1213,7 +1295,7 @@ mod tests {
         assert_eq!(
             cmd("a UID EXPUNGE 3"),
             Command::Expunge {
-                uids: Some(SequenceSet::parse("3").unwrap())
+                uids: Some(MessageSet::Set(SequenceSet::parse("3").unwrap()))
             }
         );
         assert!(matches!(
@@ -1235,6 +1317,85 @@ mod tests {
             cmd("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN"),
             Command::Search { uid: true, returns: Some(r), key: SearchKey::Not(k) } if r == [SearchReturn::Min, SearchReturn::Count] && *k == SearchKey::Flag("\\Seen".into())
         ));
+    }
+
+    #[test]
+    fn rev2_grammar() {
+        assert_eq!(
+            cmd("a APPEND x (\\Seen) {1+}\r\nA ~{2}\r\nB\0 \"17-Jul-1996 02:44:25 -0700\" {1}\r\nC"),
+            Command::Append {
+                mailbox: "x".into(),
+                messages: vec![
+                    AppendMessage {
+                        flags: vec!["\\Seen".into()],
+                        date: None,
+                        data: b"A".to_vec()
+                    },
+                    AppendMessage {
+                        flags: vec![],
+                        date: None,
+                        data: b"B\0".to_vec()
+                    },
+                    AppendMessage {
+                        flags: vec![],
+                        date: Some(837596665),
+                        data: b"C".to_vec()
+                    },
+                ]
+            }
+        );
+        assert!(matches!(
+            cmd("a UID FETCH $ (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[1] BINARY[])"),
+            Command::Fetch { uid: true, set: MessageSet::Saved, attrs, .. } if attrs == [
+                FetchAttr::Uid,
+                FetchAttr::Binary { peek: true, part: vec![1, 2], partial: Some((0, 10)) },
+                FetchAttr::BinarySize { part: vec![1] },
+                FetchAttr::Binary { peek: false, part: vec![], partial: None },
+            ][1..]
+        ));
+        assert!(matches!(
+            cmd("a STORE $ +FLAGS \\Seen"),
+            Command::Store {
+                set: MessageSet::Saved,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a MOVE $ Trash"),
+            Command::Copy {
+                set: MessageSet::Saved,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a UID EXPUNGE $"),
+            Command::Expunge {
+                uids: Some(MessageSet::Saved)
+            }
+        ));
+        assert!(matches!(
+            cmd("a SEARCH RETURN (SAVE MIN) OR $ UID $"),
+            Command::Search { returns: Some(r), key: SearchKey::Or(a, b), .. }
+                if r == [SearchReturn::Save, SearchReturn::Min] && *a == SearchKey::Saved && *b == SearchKey::Saved
+        ));
+        assert_eq!(
+            cmd("a STATUS x (DELETED SIZE)"),
+            Command::Status {
+                mailbox: "x".into(),
+                items: vec![StatusItem::Deleted, StatusItem::Size]
+            }
+        );
+        for s in [
+            "a FETCH $,1 FLAGS",
+            "a FETCH 1:$ FLAGS",
+            "a FETCH 1 BINARY[1.HEADER]",
+            "a FETCH 1 BINARY[1]<0.0>",
+            "a LOGIN ~{3}\r\nbob pw",
+            "a APPEND x {1}\r\nA ",
+            "a APPEND x ~{5}\r\nAB",
+        ] {
+            assert!(parse(s.as_bytes()).is_err(), "{s}");
+        }
     }
 
     #[test]
@@ -1266,10 +1427,32 @@ mod tests {
             let _ = parse(&b);
         }
 
+        /// Any number of messages, as literals or literal8s, come back as they were sent.
+        #[test]
+        fn multiappend_round_trips(
+            messages in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 1..40), any::<bool>()), 1..5)
+        ) {
+            let mut command = b"t APPEND INBOX".to_vec();
+            for (data, literal8) in &messages {
+                let tilde = if *literal8 { "~" } else { "" };
+                command.extend_from_slice(format!(" {tilde}{{{}}}\r\n", data.len()).as_bytes());
+                command.extend_from_slice(data);
+            }
+            let Command::Append { messages: parsed, .. } = parse(&command).unwrap().command else {
+                panic!("not an APPEND");
+            };
+            let sent: Vec<&Vec<u8>> = messages.iter().map(|m| &m.0).collect();
+            let got: Vec<&Vec<u8>> = parsed.iter().map(|m| &m.data).collect();
+            prop_assert_eq!(got, sent);
+        }
+
         #[test]
         fn never_panics_on_plausible_commands(
-            name in prop::sample::select(vec!["FETCH 1:* ", "UID SEARCH ", "STORE 1 +FLAGS ", "APPEND x ", "LIST ", "SEARCH OR "]),
-            rest in "[ ()\\[\\]<>.*:,0-9A-Za-z\\\\\"{}+\r\n-]{0,60}",
+            name in prop::sample::select(vec![
+                "FETCH 1:* ", "UID SEARCH ", "STORE 1 +FLAGS ", "APPEND x ", "LIST ", "SEARCH OR ",
+                "FETCH $ ", "FETCH 1 BINARY", "SEARCH RETURN (SAVE) ", "STATUS x ",
+            ]),
+            rest in "[ ()\\[\\]<>.*:,$~0-9A-Za-z\\\\\"{}+\r\n-]{0,60}",
         ) {
             let _ = parse(format!("t {name}{rest}").as_bytes());
         }

@@ -5,8 +5,10 @@
 //! told the client about and diffs each new store snapshot against them to
 //! send EXISTS, EXPUNGE and FETCH updates.
 
+use super::binary::{self, UnknownCte};
 use super::command::{
-    self, Command, FetchAttr, ListOptions, Qresync, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
+    self, AppendMessage, Command, FetchAttr, ListOptions, MessageSet, Qresync, SearchReturn, Section, SectionText,
+    StatusItem, StoreMode, Tagged,
 };
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
@@ -218,6 +220,17 @@ async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
     }
 }
 
+/// The LIST attribute of a special-use folder (RFC 6154).
+fn special_use_attribute(u: SpecialUse) -> &'static str {
+    match u {
+        SpecialUse::Sent => "\\Sent",
+        SpecialUse::Drafts => "\\Drafts",
+        SpecialUse::Trash => "\\Trash",
+        SpecialUse::Junk => "\\Junk",
+        SpecialUse::Archive => "\\Archive",
+    }
+}
+
 /// Does `name` match a LIST pattern (`*` anything, `%` anything but the delimiter)?
 fn list_match(pattern: &[u8], name: &[u8]) -> bool {
     match pattern.split_first() {
@@ -243,6 +256,11 @@ pub struct Session {
     condstore: bool,
     /// QRESYNC enabled: expunges are reported as VANISHED.
     qresync: bool,
+    /// ENABLE IMAP4rev2: RFC 9051's response rules (no \Recent, ESEARCH, ...).
+    rev2: bool,
+    /// SEARCHRES: the UIDs `SEARCH RETURN (SAVE)` kept for `$`; empty
+    /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
+    saved: Vec<u32>,
     deflate: Option<Deflate>,
 }
 
@@ -260,6 +278,8 @@ impl Session {
             selected: None,
             condstore: false,
             qresync: false,
+            rev2: false,
+            saved: Vec::new(),
             deflate: None,
         }
     }
@@ -270,7 +290,8 @@ impl Session {
     }
 
     fn capabilities(&self) -> String {
-        let mut caps = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
+        // LITERAL+ and not LITERAL-: the former is the superset (RFC 7888 §4), so it serves IMAP4rev2 as well.
+        let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
         if self.user.is_none() {
             if !self.tls {
                 caps.extend(["STARTTLS", "LOGINDISABLED"]);
@@ -296,6 +317,10 @@ impl Session {
             "COMPRESS=DEFLATE",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "SEARCHRES",
+            "BINARY",
+            "MULTIAPPEND",
+            "STATUS=SIZE",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -500,12 +525,7 @@ impl Session {
                 options,
             } => self.list(tag, &reference, &patterns, lsub, options).await,
             Command::Status { mailbox, items } => self.status(tag, mailbox, items).await,
-            Command::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(tag, mailbox, flags, date, message).await,
+            Command::Append { mailbox, messages } => self.append(tag, mailbox, messages).await,
             Command::Enable(caps) => {
                 let mut enabled = Vec::new();
                 for c in caps {
@@ -514,6 +534,11 @@ impl Session {
                         "QRESYNC" => {
                             self.condstore = true;
                             self.qresync = true;
+                        }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            enabled.push("IMAP4rev2".into());
+                            continue;
                         }
                         _ => continue,
                     }
@@ -550,6 +575,7 @@ impl Session {
             Command::SetQuota => self.line(&format!("{tag} NO [CANNOT] Quotas are set in the configuration")),
             _ if !selected => return self.bad(Some(tag), "No mailbox selected"),
             Command::Close | Command::Unselect => {
+                self.saved.clear();
                 let close = matches!(command, Command::Close);
                 if let Some(sel) = self.selected.take()
                     && close
@@ -562,10 +588,22 @@ impl Session {
                 }
                 self.ok(tag, "completed");
             }
-            Command::Expunge { uids } => self.expunge(tag, uids).await,
-            Command::Search { uid, returns, key } => self.search(tag, uid, returns, key).await,
-            Command::Sort { uid, criteria, key } => self.sort(tag, uid, criteria, key).await,
-            Command::Thread { uid, algorithm, key } => self.thread(tag, uid, algorithm, key).await,
+            Command::Expunge { uids } => {
+                let uids = uids.map(|set| self.sequence_set(set, true));
+                self.expunge(tag, uids).await
+            }
+            Command::Search { uid, returns, key } => {
+                let key = key.with_saved(&self.saved);
+                self.search(tag, uid, returns, key).await
+            }
+            Command::Sort { uid, criteria, key } => {
+                let key = key.with_saved(&self.saved);
+                self.sort(tag, uid, criteria, key).await
+            }
+            Command::Thread { uid, algorithm, key } => {
+                let key = key.with_saved(&self.saved);
+                self.thread(tag, uid, algorithm, key).await
+            }
             Command::Fetch {
                 uid,
                 set,
@@ -576,6 +614,7 @@ impl Session {
                 if vanished && !self.qresync {
                     return self.bad(Some(tag), "ENABLE QRESYNC first");
                 }
+                let set = self.sequence_set(set, uid);
                 if vanished {
                     self.vanished_earlier(&set, changed_since.unwrap_or(0)).await;
                 }
@@ -589,6 +628,7 @@ impl Session {
                 flags,
                 unchanged_since,
             } => {
+                let set = self.sequence_set(set, uid);
                 self.store_flags(tag, uid, set, mode, silent, flags, unchanged_since)
                     .await
             }
@@ -597,9 +637,27 @@ impl Session {
                 set,
                 mailbox,
                 remove,
-            } => self.copy(tag, uid, set, mailbox, remove).await,
+            } => {
+                let set = self.sequence_set(set, uid);
+                self.copy(tag, uid, set, mailbox, remove).await
+            }
         }
         Ok(())
+    }
+
+    /// A command's message set as numbers of its kind: `$` becomes the
+    /// saved UIDs, or for a command by sequence number, the numbers those
+    /// messages have now. Messages expunged since the SAVE drop out.
+    fn sequence_set(&self, set: MessageSet, uid: bool) -> SequenceSet {
+        match set {
+            MessageSet::Set(set) => set,
+            MessageSet::Saved if uid => SequenceSet::from_numbers(&self.saved),
+            MessageSet::Saved => {
+                let saved = SequenceSet::from_numbers(&self.saved);
+                let numbers: Vec<u32> = self.selected().resolve(&saved, true).iter().map(|p| p.0).collect();
+                SequenceSet::from_numbers(&numbers)
+            }
+        }
     }
 
     fn ok(&mut self, tag: &str, text: &str) {
@@ -760,7 +818,11 @@ impl Session {
     }
 
     async fn select(&mut self, tag: &str, name: String, read_only: bool, condstore: bool, qresync: Option<Qresync>) {
-        self.selected = None;
+        self.saved.clear();
+        if self.selected.take().is_some() && (self.rev2 || self.qresync) {
+            self.line("* OK [CLOSED] Previous mailbox closed");
+        }
+        let rev2 = self.rev2;
         if condstore {
             self.condstore = true;
         }
@@ -768,7 +830,12 @@ impl Session {
         let opened = blocking(move || {
             let mailbox = store.mailbox(&name)?;
             let snapshot = mailbox.sync()?;
-            let recent_from = if read_only { u32::MAX } else { mailbox.claim_recent() };
+            // IMAP4rev2 has no \Recent: leave the claim to IMAP4rev1 sessions.
+            let recent_from = if read_only || rev2 {
+                u32::MAX
+            } else {
+                mailbox.claim_recent()
+            };
             Ok((mailbox, snapshot, recent_from))
         })
         .await;
@@ -795,16 +862,22 @@ impl Session {
                 }
             ),
             format!("* {} EXISTS", known.len()),
-            format!("* {recent} RECENT"),
         ];
-        if let Some(i) = first_unseen {
-            lines.push(format!("* OK [UNSEEN {}] First unseen", i + 1));
+        // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 Appendix E).
+        if !rev2 {
+            lines.push(format!("* {recent} RECENT"));
+            if let Some(i) = first_unseen {
+                lines.push(format!("* OK [UNSEEN {}] First unseen", i + 1));
+            }
         }
         lines.push(format!("* OK [UIDVALIDITY {}] UIDs valid", snapshot.uid_validity));
         lines.push(format!("* OK [UIDNEXT {}] Predicted next UID", snapshot.uid_next));
         lines.push(format!("* OK [HIGHESTMODSEQ {}] Highest", snapshot.highest_modseq));
         for l in lines {
             self.line(&l);
+        }
+        if rev2 {
+            self.select_list(mailbox.name()).await;
         }
         let validity = snapshot.uid_validity;
         self.selected = Some(Selected {
@@ -837,6 +910,29 @@ impl Session {
         }
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         self.ok(tag, &format!("[{mode}] SELECT completed"));
+    }
+
+    /// IMAP4rev2's SELECT names the mailbox in a LIST response with its
+    /// attributes (RFC 9051 §6.3.2).
+    async fn select_list(&mut self, name: &str) {
+        let store = self.store();
+        let folders = match blocking(move || store.folders()).await {
+            Ok(f) => f,
+            Err(e) => return tracing::warn!("imap: folders for SELECT: {e}"),
+        };
+        let Some(f) = folders.iter().find(|f| f.name == name) else {
+            return;
+        };
+        let mut attrs = vec![if f.has_children {
+            "\\HasChildren"
+        } else {
+            "\\HasNoChildren"
+        }];
+        attrs.extend(f.special_use.map(special_use_attribute));
+        let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
+        message::string(&mut line, mutf7::encode(name).as_bytes());
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
     }
 
     /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq` (QRESYNC).
@@ -915,8 +1011,10 @@ impl Session {
         if !fresh.is_empty() {
             sel.known.extend(fresh);
             lines.push(format!("* {} EXISTS", sel.known.len()));
-            let recent = sel.known.iter().filter(|k| k.0 >= recent_from).count();
-            lines.push(format!("* {recent} RECENT"));
+            if !self.rev2 {
+                let recent = sel.known.iter().filter(|k| k.0 >= recent_from).count();
+                lines.push(format!("* {recent} RECENT"));
+            }
         }
         for l in lines {
             self.line(&l);
@@ -977,15 +1075,7 @@ impl Session {
             if f.subscribed && !lsub && (options.subscribed || options.return_subscribed) {
                 attrs.push("\\Subscribed");
             }
-            if let Some(u) = f.special_use {
-                attrs.push(match u {
-                    SpecialUse::Sent => "\\Sent",
-                    SpecialUse::Drafts => "\\Drafts",
-                    SpecialUse::Trash => "\\Trash",
-                    SpecialUse::Junk => "\\Junk",
-                    SpecialUse::Archive => "\\Archive",
-                });
-            }
+            attrs.extend(f.special_use.map(special_use_attribute));
             let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             message::string(&mut line, mutf7::encode(&f.name).as_bytes());
             if child_info {
@@ -1035,6 +1125,7 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),
                 StatusItem::Size => format!("SIZE {}", m.iter().map(|m| m.size).sum::<u64>()),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", snapshot.highest_modseq),
+                StatusItem::Deleted => format!("DELETED {}", m.iter().filter(|m| m.flags.deleted).count()),
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();
@@ -1068,19 +1159,44 @@ impl Session {
         self.ok(tag, "GETQUOTA completed");
     }
 
-    async fn append(&mut self, tag: &str, name: String, flags: Vec<String>, date: Option<i64>, data: Vec<u8>) {
-        if data.is_empty() {
+    /// APPEND of one message or, with MULTIAPPEND, several: all are saved or
+    /// none (a failure discards those already saved, RFC 3502 §6.3.11).
+    async fn append(&mut self, tag: &str, name: String, messages: Vec<AppendMessage>) {
+        if messages.iter().any(|m| m.data.is_empty()) {
             return self.line(&format!("{tag} NO Empty message"));
         }
-        if over_quota(self.shared.config.imap.quota, self.store(), data.len() as u64).await {
+        let adding = messages.iter().map(|m| m.data.len() as u64).sum();
+        if over_quota(self.shared.config.imap.quota, self.store(), adding).await {
             return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
         }
-        let flags = to_flags(&flags);
-        let date = date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64));
         let store = self.store();
-        let r = blocking(move || store.mailbox(&name)?.append(&data, &flags, date)).await;
+        let r = blocking(move || {
+            let mailbox = store.mailbox(&name)?;
+            let mut validity = 0;
+            let mut uids = Vec::with_capacity(messages.len());
+            for m in &messages {
+                let date = m.date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64));
+                match mailbox.append(&m.data, &to_flags(&m.flags), date) {
+                    Ok((v, uid)) => {
+                        validity = v;
+                        uids.push(uid);
+                    }
+                    Err(e) => {
+                        if let Err(undo) = mailbox.discard(&uids) {
+                            tracing::error!("imap: undoing a failed MULTIAPPEND: {undo}");
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok((validity, uids))
+        })
+        .await;
         match r {
-            Ok((validity, uid)) => self.ok(tag, &format!("[APPENDUID {validity} {uid}] APPEND completed")),
+            Ok((validity, uids)) => self.ok(
+                tag,
+                &format!("[APPENDUID {validity} {}] APPEND completed", sequence::render(&uids)),
+            ),
             Err(StoreError::NoSuchMailbox(m)) => {
                 self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}"));
             }
@@ -1201,12 +1317,34 @@ impl Session {
 
     async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
         let uses_modseq = key.uses_modseq();
+        let save = returns.as_ref().is_some_and(|r| r.contains(&SearchReturn::Save));
         let found = match self.matching(uid, key, Vec::new(), false).await {
             Ok(f) => f,
-            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => {
+                if save {
+                    self.saved.clear();
+                }
+                return self.line(&format!("{tag} {}", store_no(&e)));
+            }
         };
         let numbers: Vec<u32> = found.iter().map(|f| f.0).collect();
         let top_modseq = found.iter().map(|f| f.1).max();
+        if save {
+            self.save_result(uid, &numbers, returns.as_deref().unwrap_or_default());
+        }
+        // IMAP4rev2 answers every SEARCH in the ESEARCH form (RFC 9051 §6.4.4).
+        let returns = match returns {
+            None if self.rev2 => Some(Vec::new()),
+            Some(r) if save => {
+                let rest: Vec<SearchReturn> = r.into_iter().filter(|r| *r != SearchReturn::Save).collect();
+                if rest.is_empty() {
+                    // SAVE alone asks for no ESEARCH response (RFC 5182 §2.1).
+                    return self.ok(tag, "SEARCH completed, result saved");
+                }
+                Some(rest)
+            }
+            r => r,
+        };
         match returns {
             None => {
                 let mut line = String::from("* SEARCH");
@@ -1236,7 +1374,7 @@ impl Session {
                             line.push_str(&format!(" ALL {}", sequence::render(&numbers)))
                         }
                         SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
-                        _ => {}
+                        SearchReturn::Min | SearchReturn::Max | SearchReturn::All | SearchReturn::Save => {}
                     }
                 }
                 if uses_modseq && let Some(m) = top_modseq {
@@ -1246,6 +1384,33 @@ impl Session {
             }
         }
         self.ok(tag, "SEARCH completed");
+    }
+
+    /// Keep a SEARCH result for `$` as UIDs. With MIN or MAX but neither ALL
+    /// nor COUNT, only those messages are kept (RFC 5182 §2.4).
+    fn save_result(&mut self, uid: bool, numbers: &[u32], returns: &[SearchReturn]) {
+        let has = |r: SearchReturn| returns.contains(&r);
+        let kept: Vec<u32> = if !has(SearchReturn::All) && !has(SearchReturn::Count) {
+            let mut ends = Vec::new();
+            if has(SearchReturn::Min) {
+                ends.extend(numbers.first());
+            }
+            if has(SearchReturn::Max) {
+                ends.extend(numbers.last());
+            }
+            if ends.is_empty() { numbers.to_vec() } else { ends }
+        } else {
+            numbers.to_vec()
+        };
+        let mut uids: Vec<u32> = if uid {
+            kept
+        } else {
+            let set = SequenceSet::from_numbers(&kept);
+            self.selected().resolve(&set, false).iter().map(|p| p.1).collect()
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        self.saved = uids;
     }
 
     async fn fetch(
@@ -1277,7 +1442,10 @@ impl Session {
             && attrs.iter().any(|a| {
                 matches!(
                     a,
-                    FetchAttr::Section { peek: false, .. } | FetchAttr::Rfc822 | FetchAttr::Rfc822Text
+                    FetchAttr::Section { peek: false, .. }
+                        | FetchAttr::Binary { peek: false, .. }
+                        | FetchAttr::Rfc822
+                        | FetchAttr::Rfc822Text
                 )
             });
         let mailbox = Arc::clone(&sel.mailbox);
@@ -1314,11 +1482,14 @@ impl Session {
                     | FetchAttr::Body
                     | FetchAttr::BodyStructure
                     | FetchAttr::Section { .. }
+                    | FetchAttr::Binary { .. }
+                    | FetchAttr::BinarySize { .. }
                     | FetchAttr::Rfc822
                     | FetchAttr::Rfc822Header
                     | FetchAttr::Rfc822Text
             )
         });
+        let mut undecodable = None;
         let attrs = Arc::new(attrs);
         for (seq, meta) in targets {
             let mb = Arc::clone(&mailbox);
@@ -1332,7 +1503,8 @@ impl Session {
             })
             .await;
             match rendered {
-                Ok(bytes) => {
+                Ok(Err(e)) => undecodable = Some(e),
+                Ok(Ok(bytes)) => {
                     self.out.extend_from_slice(&bytes);
                     if reports_flags
                         && let Some(sel) = &mut self.selected
@@ -1351,7 +1523,10 @@ impl Session {
                 self.flush().await?;
             }
         }
-        self.ok(tag, "FETCH completed");
+        match undecodable {
+            Some(e) => self.line(&format!("{tag} NO [UNKNOWN-CTE] {e}")),
+            None => self.ok(tag, "FETCH completed"),
+        }
         Ok(())
     }
 
@@ -1538,8 +1713,14 @@ impl Session {
     }
 }
 
-/// One `* n FETCH (...)` response.
-fn render_fetch(seq: u32, meta: &MessageMeta, recent: bool, raw: Option<&[u8]>, attrs: &[FetchAttr]) -> Vec<u8> {
+/// One `* n FETCH (...)` response, or the encoding that kept a BINARY item from being decoded.
+fn render_fetch(
+    seq: u32,
+    meta: &MessageMeta,
+    recent: bool,
+    raw: Option<&[u8]>,
+    attrs: &[FetchAttr],
+) -> Result<Vec<u8>, UnknownCte> {
     let parsed = raw.and_then(|r| mail_parser::MessageParser::default().parse(r));
     let raw = raw.unwrap_or(&[]);
     let mut out = format!("* {seq} FETCH (").into_bytes();
@@ -1606,10 +1787,34 @@ fn render_fetch(seq: u32, meta: &MessageMeta, recent: bool, raw: Option<&[u8]>, 
                     None => out.extend_from_slice(b"NIL"),
                 }
             }
+            FetchAttr::Binary { part, partial, .. } => {
+                out.extend_from_slice(format!("BINARY[{}]", binary::part_name(part)).as_bytes());
+                match binary::part(raw, parsed.as_ref(), part).transpose()? {
+                    Some(b) => {
+                        let b = match partial {
+                            Some((origin, length)) => {
+                                out.extend_from_slice(format!("<{origin}>").as_bytes());
+                                let start = (*origin as usize).min(b.len());
+                                &b[start..start.saturating_add(*length as usize).min(b.len())]
+                            }
+                            None => &b[..],
+                        };
+                        out.push(b' ');
+                        binary::string(&mut out, b);
+                    }
+                    None => out.extend_from_slice(b" NIL"),
+                }
+            }
+            FetchAttr::BinarySize { part } => {
+                let size = binary::part(raw, parsed.as_ref(), part)
+                    .transpose()?
+                    .map_or(0, |b| b.len());
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", binary::part_name(part)).as_bytes());
+            }
         }
     }
     out.extend_from_slice(b")\r\n");
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1656,7 +1861,7 @@ mod tests {
             },
             FetchAttr::InternalDate,
         ];
-        let out = render_fetch(1, &meta, false, Some(raw), &attrs);
+        let out = render_fetch(1, &meta, false, Some(raw), &attrs).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* 1 FETCH (UID 7 RFC822.SIZE 21 BODY[]<2> \"bject\" INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n"

@@ -518,6 +518,13 @@ impl Mailbox {
         Ok(doomed)
     }
 
+    /// Remove `uids` whatever their flags: undoes an APPEND that must not
+    /// stay (MULTIAPPEND is all or nothing).
+    pub fn discard(&self, uids: &[u32]) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        self.remove(&mut st, uids)
+    }
+
     /// Unlink the files of `uids` and record their expunge.
     fn remove(&self, st: &mut State, uids: &[u32]) -> Result<(), StoreError> {
         if uids.is_empty() {
