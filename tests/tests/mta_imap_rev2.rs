@@ -125,7 +125,18 @@ c.noop()
 print("new-mail", pop(c, "EXISTS"), pop(c, "RECENT"))
 c.select("Sent")
 print("closed", "CLOSED" in c.untagged_responses)
-c.logout(); old.logout()
+old.create("Entw&APw-rfe")
+typ, data = c.list('""', "Entw*")
+def text(data):
+    return b"".join(x if isinstance(x, bytes) else x[1] for x in data).decode("utf-8")
+print("utf8-list", [x[1].decode("utf-8") for x in data if isinstance(x, tuple)], old.list('""', "Entw*")[1][0].decode().split()[-1])
+r = Raw()
+r.cmd(b"ENABLE IMAP4rev2")
+print("utf8-select", r.cmd('SELECT "Entwürfe"'.encode())[1].split()[1].decode())
+u = connect()
+u.enable("UTF8=ACCEPT")
+print("utf8-accept", u.select('"Entwürfe"')[0], text(u.status('"Entwürfe"', "(MESSAGES)")[1]))
+c.logout(); old.logout(); u.logout()
 "#,
     );
     let lines: Vec<&str> = out.lines().collect();
@@ -141,6 +152,15 @@ c.logout(); old.logout()
     assert_eq!(lines[9], "list-status True");
     assert_eq!(lines[10], "new-mail ['4'] []");
     assert_eq!(lines[11], "closed True");
+    assert_eq!(
+        lines[12], "utf8-list ['Entwürfe'] \"Entw&APw-rfe\"",
+        "UTF-8 names under IMAP4rev2 only"
+    );
+    assert_eq!(lines[13], "utf8-select OK");
+    assert_eq!(
+        lines[14], "utf8-accept OK Entwürfe (MESSAGES 0)",
+        "and after ENABLE UTF8=ACCEPT"
+    );
 }
 
 #[test]

@@ -248,16 +248,44 @@ fn is_atom_char(b: u8) -> bool {
     b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
 }
 
+/// How mailbox names travel: modified UTF-7 (IMAP4rev1), or UTF-8 once the
+/// client enabled IMAP4rev2 or UTF8=ACCEPT (RFC 9051 §5.1, RFC 6855 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameEncoding {
+    #[default]
+    ModifiedUtf7,
+    Utf8,
+}
+
+impl NameEncoding {
+    /// A mailbox name from the wire as the store's UTF-8.
+    fn decode(self, raw: &[u8]) -> Result<String> {
+        match self {
+            NameEncoding::ModifiedUtf7 => mutf7::decode(raw).ok_or_else(|| "bad mailbox name encoding".into()),
+            NameEncoding::Utf8 => String::from_utf8(raw.to_vec()).map_err(|_| "mailbox name is not UTF-8".into()),
+        }
+    }
+
+    /// A store name as the wire carries it.
+    pub fn encode(self, name: &str) -> String {
+        match self {
+            NameEncoding::ModifiedUtf7 => mutf7::encode(name),
+            NameEncoding::Utf8 => name.to_string(),
+        }
+    }
+}
+
 pub struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    names: NameEncoding,
 }
 
 type Result<T> = std::result::Result<T, String>;
 
 impl<'a> Parser<'a> {
-    pub fn new(s: &'a [u8]) -> Parser<'a> {
-        Parser { s, i: 0 }
+    pub fn new(s: &'a [u8], names: NameEncoding) -> Parser<'a> {
+        Parser { s, i: 0, names }
     }
 
     pub fn peek(&self) -> Option<u8> {
@@ -410,7 +438,11 @@ impl<'a> Parser<'a> {
 
     fn mailbox(&mut self) -> Result<String> {
         let raw = self.astring()?;
-        mailbox_name(&raw)
+        let name = self.names.decode(&raw)?;
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Ok("INBOX".into());
+        }
+        Ok(name)
     }
 
     /// LIST patterns: astring plus the wildcards.
@@ -422,7 +454,7 @@ impl<'a> Parser<'a> {
                 .as_bytes()
                 .to_vec(),
         };
-        mutf7::decode(&raw).ok_or_else(|| "bad mailbox name encoding".into())
+        self.names.decode(&raw)
     }
 
     /// `( item SP item ... )` with `item` parsed by `f`.
@@ -1049,7 +1081,21 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        let data = self.literal_or_literal8()?;
+        // UTF8=ACCEPT's `UTF8 (~{n} ...)` form (RFC 6855 §4): a message with UTF-8 headers.
+        let data = if matches!(self.peek(), Some(b'U' | b'u')) {
+            if self.keyword()? != "UTF8" {
+                return Err("expected a literal or UTF8".into());
+            }
+            self.sp()?;
+            self.expect(b'(')?;
+            self.expect(b'~')?;
+            self.expect(b'{')?;
+            let data = self.literal_rest()?;
+            self.expect(b')')?;
+            data
+        } else {
+            self.literal_or_literal8()?
+        };
         Ok(AppendMessage { flags, date, data })
     }
 
@@ -1065,18 +1111,14 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// A mailbox name from the wire (modified UTF-7) as the store's UTF-8.
-fn mailbox_name(raw: &[u8]) -> Result<String> {
-    let name = mutf7::decode(raw).ok_or("bad mailbox name encoding")?;
-    if name.eq_ignore_ascii_case("INBOX") {
-        return Ok("INBOX".into());
-    }
-    Ok(name)
+/// Parse one framed command of an IMAP4rev1 session (modified UTF-7 names).
+pub fn parse(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
+    parse_with(input, NameEncoding::ModifiedUtf7)
 }
 
-/// Parse one framed command.
-pub fn parse(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
-    let mut p = Parser::new(input);
+/// Parse one framed command, mailbox names in `names`.
+pub fn parse_with(input: &[u8], names: NameEncoding) -> std::result::Result<Tagged, ParseError> {
+    let mut p = Parser::new(input, names);
     let tag = match p.run(|b| is_atom_char(b) && b != b'+' || b == b']') {
         Ok(t) => t.to_string(),
         Err(_) => {
@@ -1385,6 +1427,22 @@ mod tests {
                 items: vec![StatusItem::Deleted, StatusItem::Size]
             }
         );
+        assert!(matches!(
+            cmd("a APPEND x UTF8 (~{2+}\r\nhi)"),
+            Command::Append { messages, .. } if messages[0].data == b"hi"
+        ));
+        assert_eq!(
+            parse_with("a SELECT \"Entwürfe&\"".as_bytes(), NameEncoding::Utf8)
+                .unwrap()
+                .command,
+            cmd("a SELECT Entw&APw-rfe&-")
+        );
+        assert_eq!(
+            parse_with(b"a LIST \"\" \"&*\"", NameEncoding::Utf8).unwrap().command,
+            cmd("a LIST \"\" \"&-*\"")
+        );
+        assert!(parse_with(b"a SELECT \"\xff\"", NameEncoding::Utf8).is_err());
+        assert!(parse(b"a SELECT \"\xc3\xbc\"").is_err(), "IMAP4rev1 names are 7-bit");
         for s in [
             "a FETCH $,1 FLAGS",
             "a FETCH 1:$ FLAGS",
@@ -1393,6 +1451,8 @@ mod tests {
             "a LOGIN ~{3}\r\nbob pw",
             "a APPEND x {1}\r\nA ",
             "a APPEND x ~{5}\r\nAB",
+            "a APPEND x UTF8 ({2}\r\nhi)",
+            "a APPEND x UTF9 (~{2}\r\nhi)",
         ] {
             assert!(parse(s.as_bytes()).is_err(), "{s}");
         }

@@ -7,13 +7,12 @@
 
 use super::binary::{self, UnknownCte};
 use super::command::{
-    self, AppendMessage, Command, FetchAttr, ListOptions, MessageSet, Qresync, SearchReturn, Section, SectionText,
-    StatusItem, StoreMode, Tagged,
+    self, AppendMessage, Command, FetchAttr, ListOptions, MessageSet, NameEncoding, Qresync, SearchReturn, Section,
+    SectionText, StatusItem, StoreMode, Tagged,
 };
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
 use super::message;
-use super::mutf7;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
 use super::sort::{self, Criterion};
@@ -258,6 +257,8 @@ pub struct Session {
     qresync: bool,
     /// ENABLE IMAP4rev2: RFC 9051's response rules (no \Recent, ESEARCH, ...).
     rev2: bool,
+    /// Mailbox names in UTF-8 after ENABLE IMAP4rev2 or UTF8=ACCEPT, else modified UTF-7.
+    names: NameEncoding,
     /// SEARCHRES: the UIDs `SEARCH RETURN (SAVE)` kept for `$`; empty
     /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
     saved: Vec<u32>,
@@ -279,6 +280,7 @@ impl Session {
             condstore: false,
             qresync: false,
             rev2: false,
+            names: NameEncoding::ModifiedUtf7,
             saved: Vec::new(),
             deflate: None,
         }
@@ -321,6 +323,7 @@ impl Session {
             "BINARY",
             "MULTIAPPEND",
             "STATUS=SIZE",
+            "UTF8=ACCEPT",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -437,7 +440,7 @@ impl Session {
                         return Err(End::Closed);
                     }
                 }
-                Frame::Command(bytes) => match command::parse(&bytes) {
+                Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
                     Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
                 },
@@ -537,9 +540,11 @@ impl Session {
                         }
                         "IMAP4REV2" => {
                             self.rev2 = true;
+                            self.names = NameEncoding::Utf8;
                             enabled.push("IMAP4rev2".into());
                             continue;
                         }
+                        "UTF8=ACCEPT" => self.names = NameEncoding::Utf8,
                         _ => continue,
                     }
                     enabled.push(c);
@@ -930,7 +935,7 @@ impl Session {
         }];
         attrs.extend(f.special_use.map(special_use_attribute));
         let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-        message::string(&mut line, mutf7::encode(name).as_bytes());
+        message::string(&mut line, self.names.encode(name).as_bytes());
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
     }
@@ -1077,7 +1082,7 @@ impl Session {
             }
             attrs.extend(f.special_use.map(special_use_attribute));
             let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            message::string(&mut line, mutf7::encode(&f.name).as_bytes());
+            message::string(&mut line, self.names.encode(&f.name).as_bytes());
             if child_info {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -1129,7 +1134,7 @@ impl Session {
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();
-        message::string(&mut line, mutf7::encode(name).as_bytes());
+        message::string(&mut line, self.names.encode(name).as_bytes());
         line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         self.out.extend_from_slice(&line);
     }
@@ -1139,7 +1144,7 @@ impl Session {
         let limit = self.shared.config.imap.quota;
         if let Some(name) = &mailbox {
             let mut line = b"* QUOTAROOT ".to_vec();
-            message::string(&mut line, mutf7::encode(name).as_bytes());
+            message::string(&mut line, self.names.encode(name).as_bytes());
             line.extend_from_slice(if limit > 0 { b" \"\"\r\n" } else { b"\r\n" });
             self.out.extend_from_slice(&line);
         }
