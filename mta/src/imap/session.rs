@@ -52,8 +52,11 @@ struct User {
 struct Selected {
     mailbox: Arc<Mailbox>,
     read_only: bool,
-    /// The UIDs the client knows, by sequence number - 1.
-    known: Vec<u32>,
+    /// The UIDs the client knows, by sequence number - 1, when they differ
+    /// from `snapshot`'s (an expunge held back during FETCH, STORE or SEARCH
+    /// by sequence number). Usually `None`: the session then shares the
+    /// folder's snapshot and an idle session costs no list of its own.
+    held: Option<Vec<u32>>,
     /// Flag changes up to this MODSEQ have been shown to the client (or
     /// predate SELECT): one number instead of a MODSEQ per message keeps an
     /// idle session on a large folder small.
@@ -71,8 +74,16 @@ impl Selected {
         meta_in(&self.snapshot, uid)
     }
 
+    /// The UIDs the client knows, by sequence number - 1.
+    fn known(&self) -> Uids<'_> {
+        match &self.held {
+            Some(list) => Uids::Own(list),
+            None => Uids::Of(&self.snapshot.messages),
+        }
+    }
+
     fn max_uid(&self) -> u32 {
-        self.known.last().copied().unwrap_or(0)
+        self.known().last()
     }
 
     /// The client has now seen the flags of `uid` as of `modseq`.
@@ -88,20 +99,11 @@ impl Selected {
         if uid {
             // `*` is the highest UID the client knows; `n:*` includes it even when n is above (RFC 3501 §6.4.8).
             let r = set.resolve(self.max_uid());
-            self.known
-                .iter()
-                .enumerate()
-                .filter(|&(_, &k)| r.contains(k))
-                .map(|(i, &k)| (i as u32 + 1, k))
-                .collect()
+            self.known().numbered().filter(|&(_, k)| r.contains(k)).collect()
         } else {
-            let r = set.resolve(self.known.len() as u32);
-            self.known
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| r.contains(*i as u32 + 1))
-                .map(|(i, &k)| (i as u32 + 1, k))
-                .collect()
+            let known = self.known();
+            let r = set.resolve(known.len() as u32);
+            known.numbered().filter(|&(seq, _)| r.contains(seq)).collect()
         }
     }
 }
@@ -121,7 +123,10 @@ impl Need {
             FetchAttr::Envelope | FetchAttr::Rfc822Header => Need::Header,
             FetchAttr::Section { section, .. }
                 if section.part.is_empty()
-                    && matches!(section.text, Some(SectionText::Header | SectionText::HeaderFields { .. })) =>
+                    && matches!(
+                        section.text,
+                        Some(SectionText::Header | SectionText::HeaderFields { .. })
+                    ) =>
             {
                 Need::Header
             }
@@ -160,6 +165,39 @@ impl std::ops::Deref for Loaded {
             Loaded::Header(h) => h,
             Loaded::Whole(w) => w,
         }
+    }
+}
+
+/// A list of UIDs by sequence number - 1: a session's own or a snapshot's.
+#[derive(Clone, Copy)]
+enum Uids<'a> {
+    Own(&'a [u32]),
+    Of(&'a [MessageMeta]),
+}
+
+impl Uids<'_> {
+    fn len(self) -> usize {
+        match self {
+            Uids::Own(l) => l.len(),
+            Uids::Of(m) => m.len(),
+        }
+    }
+
+    fn get(self, i: usize) -> u32 {
+        match self {
+            Uids::Own(l) => l[i],
+            Uids::Of(m) => m[i].uid,
+        }
+    }
+
+    /// The highest, or 0 when empty.
+    fn last(self) -> u32 {
+        self.len().checked_sub(1).map_or(0, |i| self.get(i))
+    }
+
+    /// (sequence number, UID) pairs.
+    fn numbered(self) -> impl Iterator<Item = (u32, u32)> {
+        (0..self.len()).map(move |i| (i as u32 + 1, self.get(i)))
     }
 }
 
@@ -853,8 +891,8 @@ impl Session {
             Ok(o) => o,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
-        let known: Vec<u32> = snapshot.messages.iter().map(|m| m.uid).collect();
-        let recent = known.iter().filter(|&&u| u >= recent_from).count();
+        let exists = snapshot.messages.len();
+        let recent = snapshot.messages.iter().filter(|m| m.uid >= recent_from).count();
         let mut keywords: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
         for m in snapshot.messages.iter() {
             keywords.extend(m.flags.keywords.iter().map(String::as_str));
@@ -871,7 +909,7 @@ impl Session {
                     "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
                 }
             ),
-            format!("* {} EXISTS", known.len()),
+            format!("* {exists} EXISTS"),
             format!("* {recent} RECENT"),
         ];
         if let Some(i) = first_unseen {
@@ -887,7 +925,7 @@ impl Session {
         self.selected = Some(Selected {
             mailbox,
             read_only,
-            known,
+            held: None,
             reported: snapshot.highest_modseq,
             shown_above: HashMap::new(),
             snapshot,
@@ -948,32 +986,35 @@ impl Session {
         let condstore = self.condstore;
         let qresync = self.qresync;
         let Some(sel) = &mut self.selected else { return };
-        sel.snapshot = snapshot;
+        let old = std::mem::replace(&mut sel.snapshot, snapshot);
+        let held = sel.held.take();
+        let before = match &held {
+            Some(list) => Uids::Own(list),
+            None => Uids::Of(&old.messages),
+        };
+        let now = &sel.snapshot;
+        let last = before.last();
+        // UIDs are handed out in ascending order and never again, so what is
+        // in `now` up to `last` is what the client knows, less `gone`.
+        let gone: Vec<(u32, u32)> = before.numbered().filter(|&(_, u)| meta_in(now, u).is_none()).collect();
         let mut lines = Vec::new();
-        if allow_expunge {
-            let mut gone = Vec::new();
-            let mut seq = 0;
-            let snapshot = &sel.snapshot;
-            sel.known.retain(|&uid| {
-                seq += 1;
-                let kept = meta_in(snapshot, uid).is_some();
-                if !kept {
-                    gone.push((seq, uid));
-                }
-                kept
-            });
-            if qresync && !gone.is_empty() {
-                let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
-                lines.push(format!("* VANISHED {}", sequence::render(&uids)));
-            } else {
-                // Highest first, so each number is still right when the client applies it.
-                lines.extend(gone.iter().rev().map(|(seq, _)| format!("* {seq} EXPUNGE")));
-            }
+        if allow_expunge && qresync && !gone.is_empty() {
+            let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
+            lines.push(format!("* VANISHED {}", sequence::render(&uids)));
+        } else if allow_expunge {
+            // Highest first, so each number is still right when the client applies it.
+            lines.extend(gone.iter().rev().map(|(seq, _)| format!("* {seq} EXPUNGE")));
         }
+        let holding = !allow_expunge && !gone.is_empty();
+        let told = if holding {
+            before
+        } else {
+            Uids::Of(&now.messages[..now.messages.partition_point(|m| m.uid <= last)])
+        };
         let recent_from = sel.recent_from;
-        if sel.snapshot.highest_modseq > sel.reported {
-            for (i, &uid) in sel.known.iter().enumerate() {
-                let Some(m) = meta_in(&sel.snapshot, uid) else { continue };
+        if now.highest_modseq > sel.reported {
+            for (seq, uid) in told.numbered() {
+                let Some(m) = meta_in(now, uid) else { continue };
                 let shown = sel.shown_above.get(&uid).copied().unwrap_or(sel.reported);
                 if m.modseq > shown {
                     let modseq = if condstore {
@@ -982,19 +1023,22 @@ impl Session {
                         String::new()
                     };
                     let flags = render_flags(&m.flags, uid >= recent_from);
-                    lines.push(format!("* {} FETCH (UID {uid} FLAGS {flags}{modseq})", i + 1));
+                    lines.push(format!("* {seq} FETCH (UID {uid} FLAGS {flags}{modseq})"));
                 }
             }
-            sel.reported = sel.snapshot.highest_modseq;
+            sel.reported = now.highest_modseq;
             sel.shown_above.clear();
         }
-        let last = sel.max_uid();
-        let fresh = sel.snapshot.messages.iter().filter(|m| m.uid > last).map(|m| m.uid);
-        let before = sel.known.len();
-        sel.known.extend(fresh);
-        if sel.known.len() > before {
-            lines.push(format!("* {} EXISTS", sel.known.len()));
-            let recent = sel.known.iter().filter(|&&u| u >= recent_from).count();
+        let fresh = &now.messages[now.messages.partition_point(|m| m.uid <= last)..];
+        let total = told.len() + fresh.len();
+        if holding {
+            let mut list: Vec<u32> = told.numbered().map(|(_, u)| u).collect();
+            list.extend(fresh.iter().map(|m| m.uid));
+            sel.held = Some(list);
+        }
+        if !fresh.is_empty() {
+            lines.push(format!("* {total} EXISTS"));
+            let recent = sel.known().numbered().filter(|&(_, u)| u >= recent_from).count();
             lines.push(format!("* {recent} RECENT"));
         }
         for l in lines {
@@ -1197,14 +1241,13 @@ impl Session {
         self.update(uid).await;
         let sel = self.selected();
         let ctx = Context {
-            max_seq: sel.known.len() as u32,
+            max_seq: sel.known().len() as u32,
             max_uid: sel.max_uid(),
         };
         let candidates: Vec<(u32, MessageMeta)> = sel
-            .known
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &k)| sel.meta(k).map(|m| (i as u32 + 1, m.clone())))
+            .known()
+            .numbered()
+            .filter_map(|(seq, uid)| sel.meta(uid).map(|m| (seq, m.clone())))
             .collect();
         let recent_from = sel.recent_from;
         let mailbox = Arc::clone(&sel.mailbox);
