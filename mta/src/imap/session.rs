@@ -409,7 +409,7 @@ impl Session {
     }
 
     fn capabilities(&self) -> String {
-        // LITERAL+ and not LITERAL-: the former is the superset (RFC 7888 §4), so it serves IMAP4rev2 as well.
+        // LITERAL+ and not LITERAL-: LITERAL+ is the superset (RFC 7888), so it serves IMAP4rev2 too.
         let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
         if self.user.is_none() {
             if !self.tls {
