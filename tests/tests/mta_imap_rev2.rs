@@ -4,30 +4,12 @@
 //! say it (literal8, several messages in one APPEND).
 
 use greyd_tests::mta::*;
-use greyd_tests::wait_port;
-use std::time::Duration;
 
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
 
-/// A daemon with one user and `n` messages ("note 0", "note 1", ...) delivered over SMTP.
 fn started(n: usize) -> (MtaSetup, greyd_tests::Daemon) {
-    let setup = MtaSetup::new();
-    setup.add_user(USER, PASS);
-    let mta = setup.start();
-    wait_port(setup.imaps, Duration::from_secs(10));
-    for i in 0..n {
-        let mut c = smtp(setup.smtp);
-        assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-        assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
-        assert_eq!(c.cmd(&format!("RCPT TO:<{USER}>")).unwrap().code, 250);
-        assert_eq!(c.cmd("DATA").unwrap().code, 354);
-        let body = format!("From: Bob <bob@remote.test>\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n");
-        c.send_raw(body.as_bytes()).unwrap();
-        assert_eq!(c.cmd(".").unwrap().code, 250);
-    }
-    wait_messages(&setup.maildir(USER), n);
-    (setup, mta)
+    imap_daemon(USER, PASS, n)
 }
 
 /// Common Python: `connect()` is a logged-in imaplib IMAP4_SSL; `Raw()` a
