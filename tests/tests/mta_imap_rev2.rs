@@ -115,6 +115,7 @@ print("utf8-list", [x[1].decode("utf-8") for x in data if isinstance(x, tuple)],
 r = Raw()
 r.cmd(b"ENABLE IMAP4rev2")
 print("utf8-select", r.cmd('SELECT "Entwürfe"'.encode())[1].split()[1].decode())
+print("enable-selected", r.cmd(b"ENABLE CONDSTORE")[1].split()[1].decode())
 big = b"Subject: big\r\n\r\n" + b"y" * 6000 + b"\r\n"
 untagged, tagged = r.cmd(b"APPEND INBOX {%d+}\r\n" % len(big) + big)
 print("literal-plus", tagged.split()[1].decode())
@@ -142,12 +143,13 @@ c.logout(); old.logout(); u.logout()
         "UTF-8 names under IMAP4rev2 only"
     );
     assert_eq!(lines[13], "utf8-select OK");
+    assert_eq!(lines[14], "enable-selected BAD", "ENABLE only before SELECT");
     assert_eq!(
-        lines[14], "literal-plus OK",
+        lines[15], "literal-plus OK",
         "LITERAL+ still holds under IMAP4rev2: a non-synchronizing literal over 4096 octets"
     );
     assert_eq!(
-        lines[15], "utf8-accept OK Entwürfe (MESSAGES 0)",
+        lines[16], "utf8-accept OK Entwürfe (MESSAGES 0)",
         "and after ENABLE UTF8=ACCEPT"
     );
 }

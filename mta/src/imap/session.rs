@@ -646,6 +646,8 @@ impl Session {
             } => self.list(tag, &reference, &patterns, lsub, options).await,
             Command::Status { mailbox, items } => self.status(tag, mailbox, items).await,
             Command::Append { mailbox, messages } => self.append(tag, mailbox, messages).await,
+            // RFC 5161 §3.1: the response rules must not change under an open mailbox.
+            Command::Enable(_) if selected => return self.bad(Some(tag), "ENABLE is only valid before SELECT"),
             Command::Enable(caps) => {
                 let mut enabled = Vec::new();
                 for c in caps {
