@@ -286,14 +286,6 @@ fn store_no(e: &StoreError) -> String {
     }
 }
 
-/// Check a password off the reactor (it is slow on purpose).
-async fn verify(auth: Arc<crate::auth::Authenticator>, user: &str, password: String) -> bool {
-    let user = user.to_string();
-    tokio::task::spawn_blocking(move || auth.verify_password(&user, &password))
-        .await
-        .unwrap_or(false)
-}
-
 /// What THREAD needs of a message: its ids, sent date and base subject.
 fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Message>) -> thread::Item {
     let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
@@ -780,7 +772,7 @@ impl Session {
             self.line(&reply);
             return Ok(());
         }
-        let ok = verify(Arc::clone(&self.shared.auth), &user, password).await;
+        let ok = self.shared.auth.check_password(&user, password).await;
         self.login_result(tag, ok.then_some(user), "LOGIN").await
     }
 
@@ -817,7 +809,7 @@ impl Session {
                     response = self.read_sasl_line().await?;
                 }
                 Step::CheckPassword { user, password } => {
-                    let ok = verify(Arc::clone(&self.shared.auth), &user, password).await;
+                    let ok = self.shared.auth.check_password(&user, password).await;
                     return self.login_result(tag, ok.then_some(user), mechanism).await;
                 }
                 Step::Success { user } => return self.login_result(tag, Some(user), mechanism).await,
