@@ -1948,18 +1948,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Unflagged, MODSEQ 3, dated the epoch.
+    fn meta(uid: u32, size: usize) -> MessageMeta {
+        MessageMeta {
+            uid,
+            flags: Flags::default(),
+            modseq: 3,
+            size: size as u64,
+            internal_date: UNIX_EPOCH,
+        }
+    }
+
     proptest! {
         #[test]
         fn a_walk_finds_what_a_lookup_finds(
             present in proptest::collection::btree_set(1u32..200, 0..50),
             asked in proptest::collection::btree_set(1u32..200, 0..50),
         ) {
-            let meta = |uid| MessageMeta { uid, flags: Flags::default(), modseq: 1, size: 0, internal_date: UNIX_EPOCH };
             let snapshot = Snapshot {
                 uid_validity: 1,
                 uid_next: 200,
                 highest_modseq: 1,
-                messages: Arc::new(present.iter().map(|&u| meta(u)).collect()),
+                messages: Arc::new(present.iter().map(|&u| meta(u, 0)).collect()),
             };
             let mut walk = Walk(&snapshot.messages);
             for uid in asked {
@@ -1992,13 +2002,7 @@ mod tests {
     fn header_attributes_render_the_same_from_the_cached_header() {
         let raw = b"From: A <a@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nTo: b@example.org\r\n\r\nbody\r\n";
         let header = &raw[..raw.len() - 6];
-        let meta = MessageMeta {
-            uid: 7,
-            flags: Flags::default(),
-            modseq: 3,
-            size: raw.len() as u64,
-            internal_date: UNIX_EPOCH,
-        };
+        let meta = meta(7, raw.len());
         let parsed = super::super::command::parse(
             b"1 FETCH 1 (ENVELOPE RFC822.HEADER BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] \
               BODY.PEEK[HEADER.FIELDS.NOT (TO)] RFC822.SIZE)",
@@ -2017,13 +2021,7 @@ mod tests {
     #[test]
     fn fetch_rendering() {
         let raw = b"Subject: hi\r\n\r\nbody\r\n";
-        let meta = MessageMeta {
-            uid: 7,
-            flags: Flags::default(),
-            modseq: 3,
-            size: raw.len() as u64,
-            internal_date: UNIX_EPOCH,
-        };
+        let meta = meta(7, raw.len());
         let attrs = [
             FetchAttr::Uid,
             FetchAttr::Rfc822Size,
