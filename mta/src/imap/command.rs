@@ -1389,11 +1389,10 @@ mod tests {
         assert!(matches!(
             cmd("a UID FETCH $ (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[1] BINARY[])"),
             Command::Fetch { uid: true, set: MessageSet::Saved, attrs, .. } if attrs == [
-                FetchAttr::Uid,
                 FetchAttr::Binary { peek: true, part: vec![1, 2], partial: Some((0, 10)) },
                 FetchAttr::BinarySize { part: vec![1] },
                 FetchAttr::Binary { peek: false, part: vec![], partial: None },
-            ][1..]
+            ]
         ));
         assert!(matches!(
             cmd("a STORE $ +FLAGS \\Seen"),
