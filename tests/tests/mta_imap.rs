@@ -185,6 +185,49 @@ a.logout(); b.logout()
     assert_eq!(lines[4], "a-noop ['2 (UID 3 FLAGS (\\\\Seen \\\\Recent))']", "{out}");
 }
 
+/// A keyword set by one session is announced to the other with new FLAGS
+/// and PERMANENTFLAGS lists, and lasts in dovecot-keywords.
+#[test]
+fn a_new_keyword_is_announced_to_other_sessions() {
+    let (setup, _mta) = started(1);
+    let out = run(
+        &setup,
+        r#"
+a = connect("tls"); b = connect("tls")
+a.select("INBOX"); b.select("INBOX")
+print("b-select", b.untagged_responses.pop("FLAGS", [b""])[-1].decode())
+b.untagged_responses.pop("OK", None)
+a.store("1", "+FLAGS", "($Label1)")
+b.noop()
+print("b-flags", b.untagged_responses.pop("FLAGS", [b""])[-1].decode())
+print("b-permanent", [x.decode() for x in b.untagged_responses.pop("OK", []) if b"PERMANENTFLAGS" in x])
+a.logout(); b.logout()
+c = connect("tls"); c.select("INBOX")
+print("c-select", c.untagged_responses.pop("FLAGS", [b""])[-1].decode())
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], r"b-select (\Answered \Flagged \Deleted \Seen \Draft)",
+        "{out}"
+    );
+    assert_eq!(
+        lines[1], r"b-flags (\Answered \Flagged \Deleted \Seen \Draft $Label1)",
+        "{out}"
+    );
+    assert_eq!(
+        lines[2],
+        r"b-permanent ['[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Limited']",
+        "{out}"
+    );
+    assert_eq!(
+        lines[3], r"c-select (\Answered \Flagged \Deleted \Seen \Draft $Label1)",
+        "{out}"
+    );
+}
+
 #[test]
 fn idle_is_woken_by_smtp_delivery() {
     let (setup, _mta) = started(1);

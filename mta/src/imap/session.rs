@@ -171,6 +171,22 @@ impl std::ops::Deref for Loaded {
     }
 }
 
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder with `keywords`: sent
+/// at SELECT and again when a new keyword appears (RFC 3501 §7.2.6).
+fn flag_lines(keywords: &[String], read_only: bool) -> [String; 2] {
+    let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
+    let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    let permanent = if read_only {
+        String::new()
+    } else {
+        format!("{system}{keywords} \\*")
+    };
+    [
+        format!("* FLAGS ({system}{keywords})"),
+        format!("* OK [PERMANENTFLAGS ({permanent})] Limited"),
+    ]
+}
+
 /// A list of UIDs by sequence number - 1: a session's own or a snapshot's.
 #[derive(Clone, Copy)]
 enum Uids<'a> {
@@ -973,24 +989,9 @@ impl Session {
         };
         let exists = snapshot.messages.len();
         let recent = snapshot.messages.iter().filter(|m| m.uid >= recent_from).count();
-        let mut keywords: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        for m in snapshot.messages.iter() {
-            keywords.extend(m.flags.keywords.iter().map(String::as_str));
-        }
-        let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
         let first_unseen = snapshot.messages.iter().position(|m| !m.flags.seen);
-        let mut lines = vec![
-            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})"),
-            format!(
-                "* OK [PERMANENTFLAGS ({})] Limited",
-                if read_only {
-                    ""
-                } else {
-                    "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
-                }
-            ),
-            format!("* {exists} EXISTS"),
-        ];
+        let mut lines = flag_lines(&snapshot.keywords, read_only).to_vec();
+        lines.push(format!("* {exists} EXISTS"));
         // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 Appendix E).
         if !rev2 {
             lines.push(format!("* {recent} RECENT"));
@@ -1117,6 +1118,9 @@ impl Session {
             before.numbered().filter(|&(_, u)| walk.find(u).is_none()).collect()
         };
         let mut lines = Vec::new();
+        if now.keywords != old.keywords {
+            lines.extend(flag_lines(&now.keywords, sel.read_only));
+        }
         if allow_expunge && qresync && !gone.is_empty() {
             let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
             lines.push(format!("* VANISHED {}", sequence::render(&uids)));
@@ -1970,6 +1974,7 @@ mod tests {
                 uid_next: 200,
                 highest_modseq: 1,
                 messages: Arc::new(present.iter().map(|&u| meta(u, 0)).collect()),
+                keywords: Arc::default(),
             };
             let mut walk = Walk(&snapshot.messages);
             for uid in asked {

@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub highest_modseq: u64,
     /// Ascending UID.
     pub messages: Arc<Vec<MessageMeta>>,
+    /// The keywords defined in the folder (`dovecot-keywords`), sorted.
+    pub keywords: Arc<Vec<String>>,
 }
 
 /// What a STORE did.
@@ -212,6 +214,7 @@ impl Mailbox {
             uid_next: st.index.uid_next,
             highest_modseq: st.index.highest_modseq,
             messages: Arc::new(messages),
+            keywords: Arc::new(st.keywords.names()),
         };
         st.snapshot = Some(snap.clone());
         snap
