@@ -20,7 +20,7 @@ use super::thread;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
 use crate::smtp::session::Io;
-use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, Snapshot, SpecialUse, Store, StoreError};
+use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, NewMessage, Snapshot, SpecialUse, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
@@ -1307,7 +1307,7 @@ impl Session {
     }
 
     /// APPEND of one message or, with MULTIAPPEND, several: all are saved or
-    /// none (a failure discards those already saved, RFC 3502 §6.3.11).
+    /// none (RFC 3502 §6.3.11).
     async fn append(&mut self, tag: &str, name: String, messages: Vec<AppendMessage>) {
         if messages.iter().any(|m| m.data.is_empty()) {
             return self.line(&format!("{tag} NO Empty message"));
@@ -1319,24 +1319,17 @@ impl Session {
         let store = self.store();
         let r = blocking(move || {
             let mailbox = store.mailbox(&name)?;
-            let mut validity = 0;
-            let mut uids = Vec::with_capacity(messages.len());
-            for m in &messages {
-                let date = m.date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64));
-                match mailbox.append(&m.data, &to_flags(&m.flags), date) {
-                    Ok((v, uid)) => {
-                        validity = v;
-                        uids.push(uid);
-                    }
-                    Err(e) => {
-                        if let Err(undo) = mailbox.discard(&uids) {
-                            tracing::error!("imap: undoing a failed MULTIAPPEND: {undo}");
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            Ok((validity, uids))
+            let flags: Vec<Flags> = messages.iter().map(|m| to_flags(&m.flags)).collect();
+            let new: Vec<NewMessage> = messages
+                .iter()
+                .zip(&flags)
+                .map(|(m, flags)| NewMessage {
+                    data: &m.data,
+                    flags,
+                    date: m.date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64)),
+                })
+                .collect();
+            mailbox.append_all(&new)
         })
         .await;
         match r {
