@@ -138,8 +138,9 @@ fn temporary_failures_are_retried_and_permanent_ones_bounce() {
         &format!("slow: {}/mbox\nbroken: \"|exit 1\"\n", later.display()),
     );
     setup.edit("retry_interval = \"5m\"", "retry_interval = \"1s\"");
+    // A file stands where the mbox's directory should be: a temporary failure.
+    std::fs::write(&later, "").unwrap();
     let mta = setup.start();
-    // The directory does not exist yet: a temporary failure.
     let id = send(
         setup.smtp,
         "alice@example.test",
@@ -150,6 +151,7 @@ fn temporary_failures_are_retried_and_permanent_ones_bounce() {
         &format!("{id}: to=<slow@example.test>, relay=local, status=deferred"),
         Duration::from_secs(10),
     );
+    std::fs::remove_file(&later).unwrap();
     std::fs::create_dir(&later).unwrap();
     let text = String::from_utf8(wait_file(&later.join("mbox"))).unwrap();
     assert!(text.contains("Subject: retry"));
@@ -249,6 +251,8 @@ fn etrn_retries_deferred_mail_at_once() {
     let setup = MtaSetup::new();
     let later = setup.root().join("later");
     setup.write("aliases", &format!("slow: {}/mbox\n", later.display()));
+    // A file stands where the mbox's directory should be: a temporary failure.
+    std::fs::write(&later, "").unwrap();
     let mta = setup.start();
     let id = send(
         setup.smtp,
@@ -260,6 +264,7 @@ fn etrn_retries_deferred_mail_at_once() {
         &format!("{id}: to=<slow@example.test>, relay=local, status=deferred"),
         Duration::from_secs(10),
     );
+    std::fs::remove_file(&later).unwrap();
     std::fs::create_dir(&later).unwrap();
     // The next retry is 5 minutes away; ETRN asks for it now.
     let mut c = smtp(setup.smtp);
