@@ -14,4 +14,5 @@ pub mod sequence;
 pub mod server;
 pub mod session;
 pub mod sort;
+pub mod subject;
 pub mod thread;

@@ -15,6 +15,7 @@ use super::mutf7;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
 use super::sort::{self, Criterion};
+use super::subject;
 use super::thread;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
@@ -198,7 +199,7 @@ fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Me
         date: message
             .and_then(|m| m.date())
             .map_or(internal_date, |d| d.to_timestamp()),
-        base_subject: sort::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
+        subject: subject::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
         message_id: message.and_then(|m| m.message_id()).map(|id| format!("<{id}>")),
         references,
     }
