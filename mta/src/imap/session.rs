@@ -205,6 +205,14 @@ fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Me
     }
 }
 
+/// What STATUS reports on: the synced folder and the lowest UID no session
+/// has claimed as \Recent, read without claiming it.
+fn status_data(store: &Store, name: &str) -> Result<(Snapshot, u32), StoreError> {
+    let mailbox = store.mailbox(name)?;
+    let snapshot = mailbox.sync()?;
+    Ok((snapshot, mailbox.unclaimed_recent_from()?))
+}
+
 /// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
 async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
     if limit == 0 {
@@ -1002,8 +1010,8 @@ impl Session {
             for name in listed {
                 let store = self.store();
                 let n = name.clone();
-                match blocking(move || store.mailbox(&n)?.sync()).await {
-                    Ok(snapshot) => self.status_line(&name, &snapshot, &items),
+                match blocking(move || status_data(&store, &n)).await {
+                    Ok((snapshot, recent_from)) => self.status_line(&name, &snapshot, recent_from, &items),
                     Err(e) => tracing::warn!("imap: LIST-STATUS {name:?}: {e}"),
                 }
             }
@@ -1014,23 +1022,23 @@ impl Session {
     async fn status(&mut self, tag: &str, name: String, items: Vec<StatusItem>) {
         let store = self.store();
         let n = name.clone();
-        match blocking(move || store.mailbox(&n)?.sync()).await {
-            Ok(snapshot) => {
-                self.status_line(&name, &snapshot, &items);
+        match blocking(move || status_data(&store, &n)).await {
+            Ok((snapshot, recent_from)) => {
+                self.status_line(&name, &snapshot, recent_from, &items);
                 self.ok(tag, "STATUS completed");
             }
             Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
         }
     }
 
-    fn status_line(&mut self, name: &str, snapshot: &Snapshot, items: &[StatusItem]) {
+    /// `recent_from`: the lowest UID still \Recent (see `status_data`).
+    fn status_line(&mut self, name: &str, snapshot: &Snapshot, recent_from: u32, items: &[StatusItem]) {
         let m = &snapshot.messages;
         let values: Vec<String> = items
             .iter()
             .map(|item| match item {
                 StatusItem::Messages => format!("MESSAGES {}", m.len()),
-                // Only a SELECT claims \Recent; STATUS reports none rather than guess.
-                StatusItem::Recent => "RECENT 0".into(),
+                StatusItem::Recent => format!("RECENT {}", m.iter().filter(|m| m.uid >= recent_from).count()),
                 StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),

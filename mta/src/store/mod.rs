@@ -752,7 +752,11 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let first = b.claim_recent();
         a.append(b"z\r\n", &Flags::default(), None).unwrap();
+        // Looking does not claim: STATUS can ask as often as it likes.
+        assert_eq!(a.unclaimed_recent_from().unwrap(), first);
+        assert_eq!(a.unclaimed_recent_from().unwrap(), first);
         assert_eq!(a.claim_recent(), first);
+        assert_eq!(b.unclaimed_recent_from().unwrap(), 2);
         assert_eq!(b.claim_recent(), 2);
     }
 }
