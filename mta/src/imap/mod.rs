@@ -7,6 +7,7 @@ pub mod command;
 pub mod date;
 pub mod deflate;
 pub mod framer;
+pub mod listing;
 pub mod message;
 pub mod mutf7;
 pub mod search;

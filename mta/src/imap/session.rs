@@ -10,6 +10,7 @@ use super::command::{
 };
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
+use super::listing;
 use super::message;
 use super::mutf7;
 use super::search::{Candidate, Context, SearchKey};
@@ -20,7 +21,7 @@ use super::thread;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
 use crate::smtp::session::Io;
-use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, Snapshot, SpecialUse, Store, StoreError};
+use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, Snapshot, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::net::SocketAddr;
@@ -945,7 +946,7 @@ impl Session {
             return self.ok(tag, &format!("{verb} completed"));
         }
         let store = self.store();
-        let folders = match blocking(move || store.folders()).await {
+        let (folders, subscriptions) = match blocking(move || Ok((store.folders()?, store.subscriptions()?))).await {
             Ok(f) => f,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
@@ -959,51 +960,17 @@ impl Session {
                 }
             })
         };
-        let subscribed_child = |name: &str| {
-            let prefix = format!("{name}/");
-            folders.iter().any(|c| c.subscribed && c.name.starts_with(&prefix))
-        };
-        let only_subscribed = lsub || options.subscribed;
         let mut listed = Vec::new();
-        for f in &folders {
-            if !matches(&f.name) || (options.special_use && f.special_use.is_none()) {
-                continue;
-            }
-            // RECURSIVEMATCH: a parent that is not itself selected shows because of its children.
-            let child_info = options.recursive && subscribed_child(&f.name);
-            if only_subscribed && !f.subscribed && !child_info {
-                continue;
-            }
-            let mut attrs = Vec::new();
-            if !f.exists {
-                attrs.push(if lsub { "\\Noselect" } else { "\\NonExistent \\Noselect" });
-            }
-            attrs.push(if f.has_children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            });
-            if f.subscribed && !lsub && (options.subscribed || options.return_subscribed) {
-                attrs.push("\\Subscribed");
-            }
-            if let Some(u) = f.special_use {
-                attrs.push(match u {
-                    SpecialUse::Sent => "\\Sent",
-                    SpecialUse::Drafts => "\\Drafts",
-                    SpecialUse::Trash => "\\Trash",
-                    SpecialUse::Junk => "\\Junk",
-                    SpecialUse::Archive => "\\Archive",
-                });
-            }
-            let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            message::string(&mut line, mutf7::encode(&f.name).as_bytes());
-            if child_info {
+        for entry in listing::entries(&folders, &subscriptions, matches, lsub, &options) {
+            let mut line = format!("* {verb} ({}) \"/\" ", entry.attrs.join(" ")).into_bytes();
+            message::string(&mut line, mutf7::encode(&entry.name).as_bytes());
+            if entry.child_info {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
-            if f.exists {
-                listed.push(f.name.clone());
+            if entry.exists {
+                listed.push(entry.name);
             }
         }
         if let Some(items) = options.status {

@@ -310,7 +310,8 @@ impl Store {
         Ok(())
     }
 
-    fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
+    /// The subscribed names, which need not exist.
+    pub fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
         let path = self.root.join(SUBSCRIPTIONS);
         match fs::read_to_string(&path) {
             Ok(text) => Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()),
