@@ -12,6 +12,7 @@ pub mod message;
 pub mod mutf7;
 pub mod search;
 pub mod sequence;
+pub mod sequence_match;
 pub mod server;
 pub mod session;
 pub mod sort;

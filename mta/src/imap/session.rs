@@ -587,7 +587,7 @@ impl Session {
                     return self.bad(Some(tag), "ENABLE QRESYNC first");
                 }
                 if vanished {
-                    self.vanished_earlier(&set, changed_since.unwrap_or(0)).await;
+                    self.vanished_earlier(&set, changed_since.unwrap_or(0), 0).await;
                 }
                 self.fetch(tag, uid, set, attrs, changed_since).await?
             }
@@ -827,7 +827,11 @@ impl Session {
         if let Some(q) = qresync.filter(|q| q.uid_validity == validity) {
             let all = SequenceSet::parse("1:*").expect("valid set");
             let known_uids = q.known_uids.unwrap_or(all);
-            self.vanished_earlier(&known_uids, q.modseq).await;
+            let messages = &self.selected().snapshot.messages;
+            let known_through = q.sequence_match.map_or(0, |m| {
+                m.known_through(|seq| messages.get(seq as usize - 1).map(|m| m.uid))
+            });
+            self.vanished_earlier(&known_uids, q.modseq, known_through).await;
             let sel = self.selected();
             let r = known_uids.resolve(sel.max_uid());
             let lines: Vec<String> = sel
@@ -849,15 +853,17 @@ impl Session {
         self.ok(tag, &format!("[{mode}] SELECT completed"));
     }
 
-    /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq` (QRESYNC).
-    async fn vanished_earlier(&mut self, set: &SequenceSet, modseq: u64) {
+    /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq`
+    /// (QRESYNC), leaving out those up to `known_through`, which the client's
+    /// sequence match data shows it knows of.
+    async fn vanished_earlier(&mut self, set: &SequenceSet, modseq: u64, known_through: u32) {
         let sel = self.selected();
         let mailbox = Arc::clone(&sel.mailbox);
         let largest = sel.snapshot.uid_next.saturating_sub(1);
         match blocking(move || mailbox.vanished_since(modseq)).await {
             Ok(mut uids) => {
                 let r = set.resolve(largest);
-                uids.retain(|&u| r.contains(u));
+                uids.retain(|&u| u > known_through && r.contains(u));
                 uids.sort_unstable();
                 if !uids.is_empty() {
                     self.line(&format!("* VANISHED (EARLIER) {}", sequence::render(&uids)));
