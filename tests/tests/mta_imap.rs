@@ -170,6 +170,43 @@ a.logout(); b.logout()
     assert_eq!(read_cur(&setup).len(), 1);
 }
 
+/// RFC 3501 §7.4.1: no EXPUNGE while the client uses sequence numbers
+/// (FETCH, STORE, SEARCH), so its numbers stay right until the next NOOP.
+#[test]
+fn expunges_wait_while_the_client_uses_sequence_numbers() {
+    let (setup, _mta) = started(3);
+    let out = run(
+        &setup,
+        r#"
+a = connect("tls"); b = connect("tls")
+a.select("INBOX"); b.select("INBOX")
+b.untagged_responses.pop("EXISTS")
+a.store("1", "+FLAGS", "(\\Deleted)")
+a.expunge()
+a.append("INBOX", None, None, b"Subject: later\r\n\r\nlate\r\n")
+typ, data = b.fetch("2", "(UID)")
+print("b-fetch", data[0].decode(), b.untagged_responses.pop("EXISTS", []), "EXPUNGE" in b.untagged_responses)
+typ, data = b.store("3", "+FLAGS", "(\\Seen)")
+print("b-store", data[0].decode())
+b.noop()
+print("b-noop", b.untagged_responses.pop("EXPUNGE", []), b.untagged_responses.pop("EXISTS", []))
+typ, data = b.fetch("3", "(UID)")
+print("b-after", data[0].decode())
+a.noop()
+print("a-noop", [x.decode() for x in a.untagged_responses.pop("FETCH", [])])
+a.logout(); b.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "b-fetch 2 (UID 2) [b'4'] False", "{out}");
+    assert_eq!(lines[1], "b-store 3 (FLAGS (\\Seen))", "{out}");
+    assert_eq!(lines[2], "b-noop [b'1'] []", "{out}");
+    assert_eq!(lines[3], "b-after 3 (UID 4)", "{out}");
+    // a learns of b's \Seen once, by its UID; nothing of its own changes.
+    assert_eq!(lines[4], "a-noop ['2 (UID 3 FLAGS (\\\\Seen \\\\Recent))']", "{out}");
+}
+
 #[test]
 fn idle_is_woken_by_smtp_delivery() {
     let (setup, _mta) = started(1);

@@ -1,12 +1,14 @@
 //! mbox delivery: dotlock (`FILE.lock`) plus an fcntl write lock, a From_
 //! line, mboxrd `>From` quoting, a blank line after each message, fsync; on
-//! failure the file is truncated back so no partial message remains.
+//! failure the file is truncated back so no partial message remains. A
+//! missing parent directory (a new virtual domain's) is created, as
+//! Postfix's virtual(8) does.
 
 use super::{DeliveryError, Message};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,6 +93,13 @@ pub fn format(msg: &Message<'_>) -> Vec<u8> {
 }
 
 pub fn deliver(path: &Path, msg: &Message<'_>) -> Result<(), DeliveryError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| DeliveryError::io(&format!("creating {}", parent.display()), e))?;
+    }
     let _dotlock = DotLock::acquire(path, LOCK_WAIT).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => DeliveryError::temp(format!("{} is locked", path.display())),
         _ => DeliveryError::io(&format!("locking {}", path.display()), e),
@@ -125,7 +134,8 @@ mod tests {
             arrived: 0,
         };
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("mbox");
+        // A new virtual domain's directory does not exist yet.
+        let p = dir.path().join("example.org/mbox");
         deliver(&p, &msg).unwrap();
         deliver(
             &p,
@@ -144,6 +154,6 @@ mod tests {
                 one.replace("<a@b.example>", "<>")
             )
         );
-        assert!(!dir.path().join("mbox.lock").exists());
+        assert!(!dir.path().join("example.org/mbox.lock").exists());
     }
 }

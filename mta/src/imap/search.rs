@@ -170,6 +170,17 @@ impl SearchKey {
         }
     }
 
+    /// Whether evaluating needs the body too, not just the header.
+    pub fn needs_body(&self) -> bool {
+        match self {
+            SearchKey::Body(_) | SearchKey::Text(_) => true,
+            SearchKey::Not(k) => k.needs_body(),
+            SearchKey::Or(a, b) => a.needs_body() || b.needs_body(),
+            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_body),
+            _ => false,
+        }
+    }
+
     /// Whether the key mentions MODSEQ (CONDSTORE then adds `(MODSEQ n)` to the result).
     pub fn uses_modseq(&self) -> bool {
         match self {

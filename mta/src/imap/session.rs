@@ -24,6 +24,7 @@ use crate::smtp::session::Io;
 use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, Snapshot, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,8 +54,18 @@ struct User {
 struct Selected {
     mailbox: Arc<Mailbox>,
     read_only: bool,
-    /// What the client knows: UID and reported MODSEQ, by sequence number - 1.
-    known: Vec<(u32, u64)>,
+    /// The UIDs the client knows, by sequence number - 1, when they differ
+    /// from `snapshot`'s (an expunge held back during FETCH, STORE or SEARCH
+    /// by sequence number). Usually `None`: the session then shares the
+    /// folder's snapshot and an idle session costs no list of its own.
+    held: Option<Vec<u32>>,
+    /// Flag changes up to this MODSEQ have been shown to the client (or
+    /// predate SELECT): one number instead of a MODSEQ per message keeps an
+    /// idle session on a large folder small.
+    reported: u64,
+    /// Changes above `reported` this session has already shown (its own
+    /// STORE, FETCH FLAGS): UID → MODSEQ shown. Emptied by `update`.
+    shown_above: HashMap<u32, u64>,
     snapshot: Snapshot,
     /// UIDs from here on are \Recent for this session.
     recent_from: u32,
@@ -62,12 +73,27 @@ struct Selected {
 
 impl Selected {
     fn meta(&self, uid: u32) -> Option<&MessageMeta> {
-        let m = &self.snapshot.messages;
-        m.binary_search_by_key(&uid, |m| m.uid).ok().map(|i| &m[i])
+        meta_in(&self.snapshot, uid)
+    }
+
+    /// The UIDs the client knows, by sequence number - 1.
+    fn known(&self) -> Uids<'_> {
+        match &self.held {
+            Some(list) => Uids::Own(list),
+            None => Uids::Of(&self.snapshot.messages),
+        }
     }
 
     fn max_uid(&self) -> u32 {
-        self.known.last().map_or(0, |k| k.0)
+        self.known().last()
+    }
+
+    /// The client has now seen the flags of `uid` as of `modseq`.
+    fn shown(&mut self, uid: u32, modseq: u64) {
+        if modseq > self.reported {
+            let m = self.shown_above.entry(uid).or_default();
+            *m = (*m).max(modseq);
+        }
     }
 
     /// (sequence number, UID) of the messages a set names.
@@ -75,22 +101,111 @@ impl Selected {
         if uid {
             // `*` is the highest UID the client knows; `n:*` includes it even when n is above (RFC 3501 §6.4.8).
             let r = set.resolve(self.max_uid());
-            self.known
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| r.contains(k.0))
-                .map(|(i, k)| (i as u32 + 1, k.0))
-                .collect()
+            self.known().numbered().filter(|&(_, k)| r.contains(k)).collect()
         } else {
-            let r = set.resolve(self.known.len() as u32);
-            self.known
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| r.contains(*i as u32 + 1))
-                .map(|(i, k)| (i as u32 + 1, k.0))
-                .collect()
+            let known = self.known();
+            let r = set.resolve(known.len() as u32);
+            known.numbered().filter(|&(seq, _)| r.contains(seq)).collect()
         }
     }
+}
+
+/// How much of each message a command reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    Nothing,
+    /// The header block, from the folder's header cache.
+    Header,
+    Whole,
+}
+
+impl Need {
+    fn of_fetch(attr: &FetchAttr) -> Need {
+        match attr {
+            FetchAttr::Envelope | FetchAttr::Rfc822Header => Need::Header,
+            FetchAttr::Section { section, .. }
+                if section.part.is_empty()
+                    && matches!(
+                        section.text,
+                        Some(SectionText::Header | SectionText::HeaderFields { .. })
+                    ) =>
+            {
+                Need::Header
+            }
+            FetchAttr::Body
+            | FetchAttr::BodyStructure
+            | FetchAttr::Section { .. }
+            | FetchAttr::Rfc822
+            | FetchAttr::Rfc822Text => Need::Whole,
+            FetchAttr::Flags | FetchAttr::InternalDate | FetchAttr::Rfc822Size | FetchAttr::Uid | FetchAttr::ModSeq => {
+                Need::Nothing
+            }
+        }
+    }
+
+    /// Read what is needed of `uid` (CRLF form).
+    fn load(self, mailbox: &Mailbox, uid: u32) -> Result<Option<Loaded>, StoreError> {
+        Ok(match self {
+            Need::Nothing => None,
+            Need::Header => Some(Loaded::Header(mailbox.header(uid)?)),
+            Need::Whole => Some(Loaded::Whole(mailbox.read(uid)?)),
+        })
+    }
+}
+
+/// A message or its header, as [`Need::load`] read it.
+enum Loaded {
+    Header(Arc<[u8]>),
+    Whole(Vec<u8>),
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Loaded::Header(h) => h,
+            Loaded::Whole(w) => w,
+        }
+    }
+}
+
+/// A list of UIDs by sequence number - 1: a session's own or a snapshot's.
+#[derive(Clone, Copy)]
+enum Uids<'a> {
+    Own(&'a [u32]),
+    Of(&'a [MessageMeta]),
+}
+
+impl Uids<'_> {
+    fn len(self) -> usize {
+        match self {
+            Uids::Own(l) => l.len(),
+            Uids::Of(m) => m.len(),
+        }
+    }
+
+    fn get(self, i: usize) -> u32 {
+        match self {
+            Uids::Own(l) => l[i],
+            Uids::Of(m) => m[i].uid,
+        }
+    }
+
+    /// The highest, or 0 when empty.
+    fn last(self) -> u32 {
+        self.len().checked_sub(1).map_or(0, |i| self.get(i))
+    }
+
+    /// (sequence number, UID) pairs.
+    fn numbered(self) -> impl Iterator<Item = (u32, u32)> {
+        (0..self.len()).map(move |i| (i as u32 + 1, self.get(i)))
+    }
+}
+
+fn meta_in(snapshot: &Snapshot, uid: u32) -> Option<&MessageMeta> {
+    let m = &snapshot.messages;
+    m.binary_search_by_key(&uid, |m| m.uid).ok().map(|i| &m[i])
 }
 
 fn epoch_secs(t: SystemTime) -> i64 {
@@ -786,8 +901,8 @@ impl Session {
             Ok(o) => o,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
-        let known: Vec<(u32, u64)> = snapshot.messages.iter().map(|m| (m.uid, m.modseq)).collect();
-        let recent = known.iter().filter(|k| k.0 >= recent_from).count();
+        let exists = snapshot.messages.len();
+        let recent = snapshot.messages.iter().filter(|m| m.uid >= recent_from).count();
         let mut keywords: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
         for m in snapshot.messages.iter() {
             keywords.extend(m.flags.keywords.iter().map(String::as_str));
@@ -804,7 +919,7 @@ impl Session {
                     "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
                 }
             ),
-            format!("* {} EXISTS", known.len()),
+            format!("* {exists} EXISTS"),
             format!("* {recent} RECENT"),
         ];
         if let Some(i) = first_unseen {
@@ -820,7 +935,9 @@ impl Session {
         self.selected = Some(Selected {
             mailbox,
             read_only,
-            known,
+            held: None,
+            reported: snapshot.highest_modseq,
+            shown_above: HashMap::new(),
             snapshot,
             recent_from,
         });
@@ -885,53 +1002,59 @@ impl Session {
         let condstore = self.condstore;
         let qresync = self.qresync;
         let Some(sel) = &mut self.selected else { return };
-        sel.snapshot = snapshot;
+        let old = std::mem::replace(&mut sel.snapshot, snapshot);
+        let held = sel.held.take();
+        let before = match &held {
+            Some(list) => Uids::Own(list),
+            None => Uids::Of(&old.messages),
+        };
+        let now = &sel.snapshot;
+        let last = before.last();
+        // UIDs are handed out in ascending order and never again, so what is
+        // in `now` up to `last` is what the client knows, less `gone`.
+        let gone: Vec<(u32, u32)> = before.numbered().filter(|&(_, u)| meta_in(now, u).is_none()).collect();
         let mut lines = Vec::new();
-        if allow_expunge {
-            let mut vanished = Vec::new();
-            for i in (0..sel.known.len()).rev() {
-                if sel.meta(sel.known[i].0).is_none() {
-                    if qresync {
-                        vanished.push(sel.known[i].0);
+        if allow_expunge && qresync && !gone.is_empty() {
+            let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
+            lines.push(format!("* VANISHED {}", sequence::render(&uids)));
+        } else if allow_expunge {
+            // Highest first, so each number is still right when the client applies it.
+            lines.extend(gone.iter().rev().map(|(seq, _)| format!("* {seq} EXPUNGE")));
+        }
+        let holding = !allow_expunge && !gone.is_empty();
+        let told = if holding {
+            before
+        } else {
+            Uids::Of(&now.messages[..now.messages.partition_point(|m| m.uid <= last)])
+        };
+        let recent_from = sel.recent_from;
+        if now.highest_modseq > sel.reported {
+            for (seq, uid) in told.numbered() {
+                let Some(m) = meta_in(now, uid) else { continue };
+                let shown = sel.shown_above.get(&uid).copied().unwrap_or(sel.reported);
+                if m.modseq > shown {
+                    let modseq = if condstore {
+                        format!(" MODSEQ ({})", m.modseq)
                     } else {
-                        lines.push(format!("* {} EXPUNGE", i + 1));
-                    }
-                    sel.known.remove(i);
+                        String::new()
+                    };
+                    let flags = render_flags(&m.flags, uid >= recent_from);
+                    lines.push(format!("* {seq} FETCH (UID {uid} FLAGS {flags}{modseq})"));
                 }
             }
-            if !vanished.is_empty() {
-                vanished.reverse();
-                lines.push(format!("* VANISHED {}", sequence::render(&vanished)));
-            }
+            sel.reported = now.highest_modseq;
+            sel.shown_above.clear();
         }
-        let recent_from = sel.recent_from;
-        for i in 0..sel.known.len() {
-            let (uid, reported) = sel.known[i];
-            if let Some(m) = sel.meta(uid)
-                && m.modseq > reported
-            {
-                let modseq = if condstore {
-                    format!(" MODSEQ ({})", m.modseq)
-                } else {
-                    String::new()
-                };
-                let flags = render_flags(&m.flags, uid >= recent_from);
-                lines.push(format!("* {} FETCH (UID {uid} FLAGS {flags}{modseq})", i + 1));
-                sel.known[i].1 = m.modseq;
-            }
+        let fresh = &now.messages[now.messages.partition_point(|m| m.uid <= last)..];
+        let total = told.len() + fresh.len();
+        if holding {
+            let mut list: Vec<u32> = told.numbered().map(|(_, u)| u).collect();
+            list.extend(fresh.iter().map(|m| m.uid));
+            sel.held = Some(list);
         }
-        let last = sel.max_uid();
-        let fresh: Vec<(u32, u64)> = sel
-            .snapshot
-            .messages
-            .iter()
-            .filter(|m| m.uid > last)
-            .map(|m| (m.uid, m.modseq))
-            .collect();
         if !fresh.is_empty() {
-            sel.known.extend(fresh);
-            lines.push(format!("* {} EXISTS", sel.known.len()));
-            let recent = sel.known.iter().filter(|k| k.0 >= recent_from).count();
+            lines.push(format!("* {total} EXISTS"));
+            let recent = sel.known().numbered().filter(|&(_, u)| u >= recent_from).count();
             lines.push(format!("* {recent} RECENT"));
         }
         for l in lines {
@@ -1100,29 +1223,30 @@ impl Session {
         self.update(uid).await;
         let sel = self.selected();
         let ctx = Context {
-            max_seq: sel.known.len() as u32,
+            max_seq: sel.known().len() as u32,
             max_uid: sel.max_uid(),
         };
         let candidates: Vec<(u32, MessageMeta)> = sel
-            .known
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| sel.meta(k.0).map(|m| (i as u32 + 1, m.clone())))
+            .known()
+            .numbered()
+            .filter_map(|(seq, uid)| sel.meta(uid).map(|m| (seq, m.clone())))
             .collect();
         let recent_from = sel.recent_from;
         let mailbox = Arc::clone(&sel.mailbox);
         blocking(move || {
-            let needs_message = threading || key.needs_message() || criteria.iter().any(|c| c.key.needs_message());
+            let need = if key.needs_body() {
+                Need::Whole
+            } else if threading || key.needs_message() || criteria.iter().any(|c| c.key.needs_message()) {
+                Need::Header
+            } else {
+                Need::Nothing
+            };
             let mut found = Vec::new();
             for (seq, meta) in candidates {
-                let raw = if needs_message {
-                    match mailbox.read(meta.uid) {
-                        Ok(raw) => Some(raw),
-                        Err(StoreError::NoSuchMessage(_)) => continue,
-                        Err(e) => return Err(e),
-                    }
-                } else {
-                    None
+                let raw = match need.load(&mailbox, meta.uid) {
+                    Ok(raw) => raw,
+                    Err(StoreError::NoSuchMessage(_)) => continue,
+                    Err(e) => return Err(e),
                 };
                 let parsed = raw
                     .as_deref()
@@ -1289,18 +1413,7 @@ impl Session {
                 }
             }
         }
-        let needs_message = attrs.iter().any(|a| {
-            matches!(
-                a,
-                FetchAttr::Envelope
-                    | FetchAttr::Body
-                    | FetchAttr::BodyStructure
-                    | FetchAttr::Section { .. }
-                    | FetchAttr::Rfc822
-                    | FetchAttr::Rfc822Header
-                    | FetchAttr::Rfc822Text
-            )
-        });
+        let need = attrs.iter().map(Need::of_fetch).max().unwrap_or(Need::Nothing);
         let attrs = Arc::new(attrs);
         for (seq, meta) in targets {
             let mb = Arc::clone(&mailbox);
@@ -1309,18 +1422,15 @@ impl Session {
             let modseq = meta.modseq;
             let reports_flags = a.contains(&FetchAttr::Flags);
             let rendered = blocking(move || {
-                let raw = if needs_message { Some(mb.read(meta.uid)?) } else { None };
+                let raw = need.load(&mb, meta.uid)?;
                 Ok(render_fetch(seq, &meta, meta.uid >= recent_from, raw.as_deref(), &a))
             })
             .await;
             match rendered {
                 Ok(bytes) => {
                     self.out.extend_from_slice(&bytes);
-                    if reports_flags
-                        && let Some(sel) = &mut self.selected
-                        && let Some(k) = sel.known.get_mut(seq as usize - 1)
-                    {
-                        k.1 = k.1.max(modseq);
+                    if reports_flags && let Some(sel) = &mut self.selected {
+                        sel.shown(u, modseq);
                     }
                 }
                 // Expunged by another session meanwhile: nothing to show.
@@ -1377,9 +1487,7 @@ impl Session {
             let Some(&(seq, _)) = targets.iter().find(|t| t.1 == *u) else {
                 continue;
             };
-            if let Some(k) = sel.known.get_mut(seq as usize - 1) {
-                k.1 = *modseq;
-            }
+            sel.shown(*u, *modseq);
             let mut items = Vec::new();
             if uid {
                 items.push(format!("UID {u}"));
@@ -1616,6 +1724,32 @@ mod tests {
         assert!(has_flag(&f, "$junk"));
         assert!(has_flag(&f, "\\SEEN"));
         assert!(!has_flag(&f, "\\Draft"));
+    }
+
+    #[test]
+    fn header_attributes_render_the_same_from_the_cached_header() {
+        let raw = b"From: A <a@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nTo: b@example.org\r\n\r\nbody\r\n";
+        let header = &raw[..raw.len() - 6];
+        let meta = MessageMeta {
+            uid: 7,
+            flags: Flags::default(),
+            modseq: 3,
+            size: raw.len() as u64,
+            internal_date: UNIX_EPOCH,
+        };
+        let parsed = super::super::command::parse(
+            b"1 FETCH 1 (ENVELOPE RFC822.HEADER BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] \
+              BODY.PEEK[HEADER.FIELDS.NOT (TO)] RFC822.SIZE)",
+        )
+        .unwrap();
+        let Command::Fetch { attrs, .. } = parsed.command else {
+            panic!("not a FETCH")
+        };
+        assert_eq!(attrs.iter().map(Need::of_fetch).max(), Some(Need::Header));
+        assert_eq!(
+            render_fetch(1, &meta, false, Some(header), &attrs),
+            render_fetch(1, &meta, false, Some(raw), &attrs)
+        );
     }
 
     #[test]

@@ -74,8 +74,37 @@ struct State {
     settled: bool,
     last_scan: Instant,
     snapshot: Option<Snapshot>,
+    headers: HeaderCache,
     /// The folder was deleted or renamed away.
     gone: bool,
+}
+
+/// Header blocks already read, by UID, so SEARCH, SORT, THREAD and header
+/// FETCHes over a large folder do not reread every file. A message's header
+/// never changes and UIDs are never reused, so entries stay valid until
+/// expunge; past the budget new headers are simply not kept.
+#[derive(Default)]
+struct HeaderCache {
+    by_uid: HashMap<u32, Arc<[u8]>>,
+    bytes: usize,
+}
+
+/// Bytes of headers kept per folder: 10k messages with 3 kB headers.
+const HEADER_CACHE_BUDGET: usize = 32 << 20;
+
+impl HeaderCache {
+    fn insert(&mut self, uid: u32, header: &Arc<[u8]>) {
+        if self.bytes + header.len() <= HEADER_CACHE_BUDGET && !self.by_uid.contains_key(&uid) {
+            self.bytes += header.len();
+            self.by_uid.insert(uid, Arc::clone(header));
+        }
+    }
+
+    fn remove(&mut self, uid: u32) {
+        if let Some(h) = self.by_uid.remove(&uid) {
+            self.bytes -= h.len();
+        }
+    }
 }
 
 impl Mailbox {
@@ -123,6 +152,7 @@ impl Mailbox {
                 settled: false,
                 last_scan: Instant::now(),
                 snapshot: None,
+                headers: HeaderCache::default(),
                 gone: false,
             }),
             changes: watch::Sender::new(0),
@@ -346,6 +376,24 @@ impl Mailbox {
 
     /// The message in CRLF form.
     pub fn read(&self, uid: u32) -> Result<Vec<u8>, StoreError> {
+        self.with_file(uid, |path| fs::read(path).map(|data| to_crlf(&data)))
+    }
+
+    /// The header of a message up to and including the empty line that ends
+    /// it, in CRLF form: what SEARCH, SORT, THREAD, ENVELOPE and header
+    /// FETCHes need, without reading the body.
+    pub fn header(&self, uid: u32) -> Result<Arc<[u8]>, StoreError> {
+        if let Some(h) = self.lock()?.headers.by_uid.get(&uid) {
+            return Ok(Arc::clone(h));
+        }
+        let header: Arc<[u8]> = self.with_file(uid, read_header)?.into();
+        self.lock()?.headers.insert(uid, &header);
+        Ok(header)
+    }
+
+    /// Run `f` on the file of `uid`, rescanning once if another tool renamed
+    /// it (a flag change) since the last scan.
+    fn with_file<T>(&self, uid: u32, f: impl Fn(&Path) -> std::io::Result<T>) -> Result<T, StoreError> {
         for attempt in 0..2 {
             let path = {
                 let mut st = self.lock()?;
@@ -356,9 +404,8 @@ impl Mailbox {
                 let e = st.index.messages.get(&uid).ok_or(StoreError::NoSuchMessage(uid))?;
                 self.file_path(e)
             };
-            match fs::read(&path) {
-                Ok(data) => return Ok(to_crlf(&data)),
-                // Renamed by another tool (a flag change): rescan once.
+            match f(&path) {
+                Ok(v) => return Ok(v),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err(path, e)),
             }
@@ -675,6 +722,7 @@ fn expunge_entry(st: &mut State, uid: u32) -> String {
     if let Some(e) = st.index.messages.remove(&uid) {
         st.by_base.remove(&e.base);
     }
+    st.headers.remove(uid);
     st.index.expunged.push((uid, modseq));
     Record::Expunged(uid, modseq).line()
 }
@@ -719,6 +767,49 @@ pub fn crlf_size(data: &[u8]) -> u64 {
     (data.len() + bare) as u64
 }
 
+/// The header block of the file at `path` (through the empty line, or the
+/// whole file if it has none), in CRLF form, without reading the body of a
+/// large message.
+fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
+    header_from(File::open(path)?, 8192)
+}
+
+fn header_from(mut source: impl std::io::Read, chunk: usize) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let scanned = data.len();
+        let n = source.read(&mut buf)?;
+        data.extend_from_slice(&buf[..n]);
+        // An empty line may straddle two reads.
+        if let Some(end) = header_end(&data, scanned.saturating_sub(2)) {
+            data.truncate(end);
+            break;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(to_crlf(&data))
+}
+
+/// Where the header ends (just past the empty line), searching from `from`.
+fn header_end(data: &[u8], from: usize) -> Option<usize> {
+    if from == 0 {
+        if data.starts_with(b"\n") {
+            return Some(1);
+        }
+        if data.starts_with(b"\r\n") {
+            return Some(2);
+        }
+    }
+    (from..data.len()).find_map(|i| match &data[i..] {
+        [b'\n', b'\n', ..] => Some(i + 2),
+        [b'\n', b'\r', b'\n', ..] => Some(i + 3),
+        _ => None,
+    })
+}
+
 /// Bare LF → CRLF (what the wire protocols want).
 pub fn to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(crlf_size(data) as usize);
@@ -761,6 +852,24 @@ mod tests {
             let crlf = to_crlf(&data);
             prop_assert_eq!(crlf.len() as u64, crlf_size(&data));
             prop_assert_eq!(to_crlf(&crlf), crlf);
+        }
+
+        #[test]
+        fn header_is_the_part_before_the_first_empty_line(
+            data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..64),
+            chunk in 1usize..9,
+        ) {
+            let header = header_from(&data[..], chunk).unwrap();
+            prop_assert_eq!(&header, &header_from(&data[..], 8192).unwrap());
+            let whole = to_crlf(&data);
+            prop_assert!(whole.starts_with(&header));
+            if header.len() < whole.len() {
+                prop_assert!(header == b"\r\n" || header.ends_with(b"\r\n\r\n"));
+            }
+            // No empty line before the end.
+            let inner = &header[..header.len().saturating_sub(2)];
+            prop_assert!(!inner.starts_with(b"\r\n") || inner.is_empty());
+            prop_assert!(inner.windows(4).all(|w| w != b"\r\n\r\n"));
         }
 
         #[test]
