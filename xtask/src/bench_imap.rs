@@ -29,12 +29,23 @@ use crate::run;
 const USER: &str = crate::bench_smtp::RCPT;
 const PASSWORD: &str = "bench";
 
-/// Write `n` messages into `dir/cur` (half of them seen) as a Maildir.
+/// Write `n` messages into `dir/cur` (half of them seen) as a Maildir, named
+/// as mta's delivery names them (time, microseconds, pid, counter, host).
+/// Names must vary as real ones do: near-identical synthetic names collide
+/// in Dovecot's filename hash and made each of its syncs take seconds.
 fn generate_maildir(dir: &Path, n: usize) -> Result<()> {
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |below: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % below
+    };
+    let mut time = 1_700_000_000;
     for i in 0..n {
         let body = filler.repeat(5 + i % 40);
         let text = format!(
@@ -44,11 +55,13 @@ fn generate_maildir(dir: &Path, n: usize) -> Result<()> {
             t = i % 100,
         );
         let flags = if i % 2 == 0 { "S" } else { "" };
-        std::fs::write(
-            dir.join("cur")
-                .join(format!("{}.M{i}P1.bench:2,{flags}", 1_700_000_000 + i)),
-            text,
-        )?;
+        time += 1 + next(600);
+        let name = format!(
+            "{time}.M{}P{}Q{i}.mx.bench.test:2,{flags}",
+            next(1_000_000),
+            1000 + next(60_000)
+        );
+        std::fs::write(dir.join("cur").join(name), text)?;
     }
     Ok(())
 }

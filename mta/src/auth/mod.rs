@@ -28,6 +28,10 @@ pub struct Authenticator {
     config: AuthConfig,
     users: Reloading<Users>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Password checks running at once. An argon2 check takes 19 MiB and a
+    /// core: more at once than there are cores only adds memory, which a
+    /// burst of logins (or an attacker's wrong passwords) would multiply.
+    checks: tokio::sync::Semaphore,
 }
 
 impl Authenticator {
@@ -36,7 +40,21 @@ impl Authenticator {
             config: config.clone(),
             users: Reloading::new(&config.users_file, |p| Users::load(p).map_err(|e| e.to_string())),
             failures: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         }
+    }
+
+    /// [`Authenticator::verify_password`] off the reactor, at most one
+    /// check per core at a time; the others wait their turn here.
+    pub async fn check_password(self: &Arc<Self>, user: &str, password: String) -> bool {
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
+        let auth = Arc::clone(self);
+        let user = user.to_string();
+        tokio::task::spawn_blocking(move || auth.verify_password(&user, &password))
+            .await
+            .unwrap_or(false)
     }
 
     /// The current virtual users (empty if the file cannot be read).

@@ -203,6 +203,18 @@ impl Uids<'_> {
     }
 }
 
+/// Looks up ascending UIDs in a UID-ordered slice in one pass.
+struct Walk<'a>(&'a [MessageMeta]);
+
+impl<'a> Walk<'a> {
+    /// `uid`'s message, given UIDs asked for in ascending order.
+    fn find(&mut self, uid: u32) -> Option<&'a MessageMeta> {
+        let skip = self.0.partition_point(|m| m.uid < uid);
+        self.0 = &self.0[skip..];
+        self.0.first().filter(|m| m.uid == uid)
+    }
+}
+
 fn meta_in(snapshot: &Snapshot, uid: u32) -> Option<&MessageMeta> {
     let m = &snapshot.messages;
     m.binary_search_by_key(&uid, |m| m.uid).ok().map(|i| &m[i])
@@ -286,14 +298,6 @@ fn store_no(e: &StoreError) -> String {
             "NO [UNAVAILABLE] Temporary mailbox error".into()
         }
     }
-}
-
-/// Check a password off the reactor (it is slow on purpose).
-async fn verify(auth: Arc<crate::auth::Authenticator>, user: &str, password: String) -> bool {
-    let user = user.to_string();
-    tokio::task::spawn_blocking(move || auth.verify_password(&user, &password))
-        .await
-        .unwrap_or(false)
 }
 
 /// What THREAD needs of a message: its ids, sent date and base subject.
@@ -790,7 +794,7 @@ impl Session {
             self.line(&reply);
             return Ok(());
         }
-        let ok = verify(Arc::clone(&self.shared.auth), &user, password).await;
+        let ok = self.shared.auth.check_password(&user, password).await;
         self.login_result(tag, ok.then_some(user), "LOGIN").await
     }
 
@@ -827,7 +831,7 @@ impl Session {
                     response = self.read_sasl_line().await?;
                 }
                 Step::CheckPassword { user, password } => {
-                    let ok = verify(Arc::clone(&self.shared.auth), &user, password).await;
+                    let ok = self.shared.auth.check_password(&user, password).await;
                     return self.login_result(tag, ok.then_some(user), mechanism).await;
                 }
                 Step::Success { user } => return self.login_result(tag, Some(user), mechanism).await,
@@ -1002,6 +1006,10 @@ impl Session {
         let condstore = self.condstore;
         let qresync = self.qresync;
         let Some(sel) = &mut self.selected else { return };
+        if sel.held.is_none() && Arc::ptr_eq(&sel.snapshot.messages, &snapshot.messages) {
+            // The folder's view has not changed since the last update.
+            return;
+        }
         let old = std::mem::replace(&mut sel.snapshot, snapshot);
         let held = sel.held.take();
         let before = match &held {
@@ -1012,7 +1020,13 @@ impl Session {
         let last = before.last();
         // UIDs are handed out in ascending order and never again, so what is
         // in `now` up to `last` is what the client knows, less `gone`.
-        let gone: Vec<(u32, u32)> = before.numbered().filter(|&(_, u)| meta_in(now, u).is_none()).collect();
+        let still = &now.messages[..now.messages.partition_point(|m| m.uid <= last)];
+        let gone: Vec<(u32, u32)> = if still.len() == before.len() {
+            Vec::new()
+        } else {
+            let mut walk = Walk(still);
+            before.numbered().filter(|&(_, u)| walk.find(u).is_none()).collect()
+        };
         let mut lines = Vec::new();
         if allow_expunge && qresync && !gone.is_empty() {
             let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
@@ -1022,15 +1036,12 @@ impl Session {
             lines.extend(gone.iter().rev().map(|(seq, _)| format!("* {seq} EXPUNGE")));
         }
         let holding = !allow_expunge && !gone.is_empty();
-        let told = if holding {
-            before
-        } else {
-            Uids::Of(&now.messages[..now.messages.partition_point(|m| m.uid <= last)])
-        };
+        let told = if holding { before } else { Uids::Of(still) };
         let recent_from = sel.recent_from;
         if now.highest_modseq > sel.reported {
+            let mut walk = Walk(still);
             for (seq, uid) in told.numbered() {
-                let Some(m) = meta_in(now, uid) else { continue };
+                let Some(m) = walk.find(uid) else { continue };
                 let shown = sel.shown_above.get(&uid).copied().unwrap_or(sel.reported);
                 if m.modseq > shown {
                     let modseq = if condstore {
@@ -1045,7 +1056,7 @@ impl Session {
             sel.reported = now.highest_modseq;
             sel.shown_above.clear();
         }
-        let fresh = &now.messages[now.messages.partition_point(|m| m.uid <= last)..];
+        let fresh = &now.messages[still.len()..];
         let total = told.len() + fresh.len();
         if holding {
             let mut list: Vec<u32> = told.numbered().map(|(_, u)| u).collect();
@@ -1705,6 +1716,27 @@ fn render_fetch(seq: u32, meta: &MessageMeta, recent: bool, raw: Option<&[u8]>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_walk_finds_what_a_lookup_finds(
+            present in proptest::collection::btree_set(1u32..200, 0..50),
+            asked in proptest::collection::btree_set(1u32..200, 0..50),
+        ) {
+            let meta = |uid| MessageMeta { uid, flags: Flags::default(), modseq: 1, size: 0, internal_date: UNIX_EPOCH };
+            let snapshot = Snapshot {
+                uid_validity: 1,
+                uid_next: 200,
+                highest_modseq: 1,
+                messages: Arc::new(present.iter().map(|&u| meta(u)).collect()),
+            };
+            let mut walk = Walk(&snapshot.messages);
+            for uid in asked {
+                prop_assert_eq!(walk.find(uid).map(|m| m.uid), meta_in(&snapshot, uid).map(|m| m.uid));
+            }
+        }
+    }
 
     #[test]
     fn list_patterns() {

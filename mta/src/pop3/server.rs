@@ -247,11 +247,7 @@ impl Session {
         if self.shared.auth.throttled(self.peer.ip()) {
             return false;
         }
-        let auth = Arc::clone(&self.shared.auth);
-        let user = user.to_string();
-        tokio::task::spawn_blocking(move || auth.verify_password(&user, &password))
-            .await
-            .unwrap_or(false)
+        self.shared.auth.check_password(user, password).await
     }
 
     /// After a password check or SASL exchange: `user` if it proved itself.

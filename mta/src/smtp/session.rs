@@ -549,11 +549,7 @@ impl Session {
                     response = self.read_response().await?;
                 }
                 Step::CheckPassword { user, password } => {
-                    let auth = Arc::clone(&self.shared.auth);
-                    let u = user.clone();
-                    let ok = tokio::task::spawn_blocking(move || auth.verify_password(&u, &password))
-                        .await
-                        .unwrap_or(false);
+                    let ok = self.shared.auth.check_password(&user, password).await;
                     return self.auth_result(ok.then_some(user), mechanism);
                 }
                 Step::Success { user } => return self.auth_result(Some(user), mechanism),
