@@ -164,6 +164,34 @@ pub fn wait_messages(maildir: &Path, n: usize) -> Vec<Vec<u8>> {
     }
 }
 
+/// A started daemon with one user, its IMAP and IMAPS ports open, and `n`
+/// messages delivered to the user (see [`deliver_notes`]).
+pub fn imap_daemon(user: &str, password: &str, n: usize) -> (MtaSetup, Daemon) {
+    let setup = MtaSetup::new();
+    setup.add_user(user, password);
+    let mta = setup.start();
+    wait_port(setup.imap, Duration::from_secs(10));
+    wait_port(setup.imaps, Duration::from_secs(10));
+    deliver_notes(&setup, user, n);
+    (setup, mta)
+}
+
+/// Deliver `n` messages to `user` over SMTP ("note 0", "note 1", ... from
+/// bob@remote.test) and wait until they are in its Maildir.
+pub fn deliver_notes(setup: &MtaSetup, user: &str, n: usize) {
+    for i in 0..n {
+        let mut c = smtp(setup.smtp);
+        assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+        assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{user}>")).unwrap().code, 250);
+        assert_eq!(c.cmd("DATA").unwrap().code, 354);
+        let body = format!("From: Bob <bob@remote.test>\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n");
+        c.send_raw(body.as_bytes()).unwrap();
+        assert_eq!(c.cmd(".").unwrap().code, 250);
+    }
+    wait_messages(&setup.maildir(user), n);
+}
+
 /// Wait until `path` exists and is non-empty; returns its contents.
 pub fn wait_file(path: &Path) -> Vec<u8> {
     let end = Instant::now() + Duration::from_secs(15);

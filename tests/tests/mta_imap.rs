@@ -8,30 +8,8 @@ use std::time::Duration;
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
 
-/// A daemon with one user, IMAP ports open, and `n` messages delivered over SMTP.
 fn started(n: usize) -> (MtaSetup, greyd_tests::Daemon) {
-    let setup = MtaSetup::new();
-    setup.add_user(USER, PASS);
-    let mta = setup.start();
-    wait_port(setup.imap, Duration::from_secs(10));
-    wait_port(setup.imaps, Duration::from_secs(10));
-    for i in 0..n {
-        deliver(&setup, i);
-    }
-    wait_messages(&setup.maildir(USER), n);
-    (setup, mta)
-}
-
-/// Message "note {i}" from Bob to the user, over SMTP.
-fn deliver(setup: &MtaSetup, i: usize) {
-    let mut c = smtp(setup.smtp);
-    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-    assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
-    assert_eq!(c.cmd(&format!("RCPT TO:<{USER}>")).unwrap().code, 250);
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
-    let body = format!("From: Bob <bob@remote.test>\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n");
-    c.send_raw(body.as_bytes()).unwrap();
-    assert_eq!(c.cmd(".").unwrap().code, 250);
+    imap_daemon(USER, PASS, n)
 }
 
 fn py(script: &str, args: &[&str]) -> String {
@@ -205,6 +183,49 @@ a.logout(); b.logout()
     assert_eq!(lines[3], "b-after 3 (UID 4)", "{out}");
     // a learns of b's \Seen once, by its UID; nothing of its own changes.
     assert_eq!(lines[4], "a-noop ['2 (UID 3 FLAGS (\\\\Seen \\\\Recent))']", "{out}");
+}
+
+/// A keyword set by one session is announced to the other with new FLAGS
+/// and PERMANENTFLAGS lists, and lasts in dovecot-keywords.
+#[test]
+fn a_new_keyword_is_announced_to_other_sessions() {
+    let (setup, _mta) = started(1);
+    let out = run(
+        &setup,
+        r#"
+a = connect("tls"); b = connect("tls")
+a.select("INBOX"); b.select("INBOX")
+print("b-select", b.untagged_responses.pop("FLAGS", [b""])[-1].decode())
+b.untagged_responses.pop("OK", None)
+a.store("1", "+FLAGS", "($Label1)")
+b.noop()
+print("b-flags", b.untagged_responses.pop("FLAGS", [b""])[-1].decode())
+print("b-permanent", [x.decode() for x in b.untagged_responses.pop("OK", []) if b"PERMANENTFLAGS" in x])
+a.logout(); b.logout()
+c = connect("tls"); c.select("INBOX")
+print("c-select", c.untagged_responses.pop("FLAGS", [b""])[-1].decode())
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], r"b-select (\Answered \Flagged \Deleted \Seen \Draft)",
+        "{out}"
+    );
+    assert_eq!(
+        lines[1], r"b-flags (\Answered \Flagged \Deleted \Seen \Draft $Label1)",
+        "{out}"
+    );
+    assert_eq!(
+        lines[2],
+        r"b-permanent ['[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Limited']",
+        "{out}"
+    );
+    assert_eq!(
+        lines[3], r"c-select (\Answered \Flagged \Deleted \Seen \Draft $Label1)",
+        "{out}"
+    );
 }
 
 #[test]
@@ -869,9 +890,8 @@ print("after EXAMINE", recent(a))
         out,
         "RECENT 2 MESSAGES 2 | RECENT 2 MESSAGES 2\nafter EXAMINE RECENT 2 MESSAGES 2\nafter SELECT RECENT 0 MESSAGES 2\n"
     );
-    deliver(&setup, 2);
-    // SELECT moved the first two to cur/; the new one waits in new/.
-    wait_messages(&setup.maildir(USER), 1);
+    // SELECT moved the first two to cur/; the new one waits alone in new/.
+    deliver_notes(&setup, USER, 1);
     let out = run(&setup, &format!("{status}print('new', recent(a))\n"), &[]);
     assert_eq!(
         out,

@@ -1,10 +1,12 @@
 //! IMAP command framing and parsing: arbitrary bytes through the framer (in
 //! two pieces, as a client might send them) and every framed command through
-//! the parser. Nothing over the limits is held or handed out.
+//! the parser (literal8 `~{n}` and `$` included). Nothing over the limits is
+//! held or handed out. The same bytes as message content go through BINARY's
+//! transfer decoding, which never grows them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mta::imap::command;
+use mta::imap::{binary, command};
 use mta::imap::framer::{Frame, Framer, Limits};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,4 +24,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(framer.buffered() <= 256 + 128 + piece.len());
     }
     let _ = command::parse(data);
+    for cte in ["base64", "quoted-printable"] {
+        let decoded = binary::decode(cte, data).expect("a known encoding");
+        assert!(decoded.len() <= data.len());
+    }
 });

@@ -44,6 +44,8 @@ pub enum StatusItem {
     Unseen,
     Size,
     HighestModSeq,
+    /// Messages with \Deleted (IMAP4rev2).
+    Deleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,32 @@ pub enum FetchAttr {
         section: Section,
         partial: Option<(u32, u32)>,
     },
+    /// `BINARY[part]<partial>` (RFC 3516): the part with its transfer encoding undone.
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// `BINARY.SIZE[part]`: the size of that decoded content.
+    BinarySize {
+        part: Vec<u32>,
+    },
+}
+
+/// The messages a command acts on: a sequence set, or `$`, the result
+/// the last `SEARCH RETURN (SAVE)` saved (RFC 5182).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageSet {
+    Set(SequenceSet),
+    Saved,
+}
+
+/// One message of an APPEND (several with MULTIAPPEND, RFC 3502).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    pub date: Option<i64>,
+    pub data: Vec<u8>,
 }
 
 /// SELECT's QRESYNC parameter: what the client knew (RFC 7162 §3.2.5).
@@ -113,6 +141,8 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// SEARCHRES: keep the result for `$`.
+    Save,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,15 +183,13 @@ pub enum Command {
     },
     Append {
         mailbox: String,
-        flags: Vec<String>,
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Check,
     Close,
     Unselect,
     Expunge {
-        uids: Option<SequenceSet>,
+        uids: Option<MessageSet>,
     },
     Search {
         uid: bool,
@@ -181,7 +209,7 @@ pub enum Command {
     },
     Fetch {
         uid: bool,
-        set: SequenceSet,
+        set: MessageSet,
         attrs: Vec<FetchAttr>,
         changed_since: Option<u64>,
         /// QRESYNC's VANISHED modifier (UID FETCH with CHANGEDSINCE).
@@ -189,7 +217,7 @@ pub enum Command {
     },
     Store {
         uid: bool,
-        set: SequenceSet,
+        set: MessageSet,
         mode: StoreMode,
         silent: bool,
         flags: Vec<String>,
@@ -197,7 +225,7 @@ pub enum Command {
     },
     Copy {
         uid: bool,
-        set: SequenceSet,
+        set: MessageSet,
         mailbox: String,
         remove: bool,
     },
@@ -223,16 +251,44 @@ fn is_atom_char(b: u8) -> bool {
     b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
 }
 
+/// How mailbox names travel: modified UTF-7 (IMAP4rev1), or UTF-8 once the
+/// client enabled IMAP4rev2 or UTF8=ACCEPT (RFC 9051 §5.1, RFC 6855 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameEncoding {
+    #[default]
+    ModifiedUtf7,
+    Utf8,
+}
+
+impl NameEncoding {
+    /// A mailbox name from the wire as the store's UTF-8.
+    fn decode(self, raw: &[u8]) -> Result<String> {
+        match self {
+            NameEncoding::ModifiedUtf7 => mutf7::decode(raw).ok_or_else(|| "bad mailbox name encoding".into()),
+            NameEncoding::Utf8 => String::from_utf8(raw.to_vec()).map_err(|_| "mailbox name is not UTF-8".into()),
+        }
+    }
+
+    /// A store name as the wire carries it.
+    pub fn encode(self, name: &str) -> String {
+        match self {
+            NameEncoding::ModifiedUtf7 => mutf7::encode(name),
+            NameEncoding::Utf8 => name.to_string(),
+        }
+    }
+}
+
 pub struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    names: NameEncoding,
 }
 
 type Result<T> = std::result::Result<T, String>;
 
 impl<'a> Parser<'a> {
-    pub fn new(s: &'a [u8]) -> Parser<'a> {
-        Parser { s, i: 0 }
+    pub fn new(s: &'a [u8], names: NameEncoding) -> Parser<'a> {
+        Parser { s, i: 0, names }
     }
 
     pub fn peek(&self) -> Option<u8> {
@@ -334,6 +390,20 @@ impl<'a> Parser<'a> {
 
     fn literal(&mut self) -> Result<Vec<u8>> {
         self.expect(b'{')?;
+        self.literal_rest()
+    }
+
+    /// A literal or, where BINARY allows it (APPEND), a literal8 `~{n}`.
+    fn literal_or_literal8(&mut self) -> Result<Vec<u8>> {
+        if self.eat(b'~') {
+            self.expect(b'{')?;
+            return self.literal_rest();
+        }
+        self.literal()
+    }
+
+    /// A literal after its `{`.
+    fn literal_rest(&mut self) -> Result<Vec<u8>> {
         let n = self.number64()?;
         self.eat(b'+');
         self.expect(b'}')?;
@@ -371,7 +441,11 @@ impl<'a> Parser<'a> {
 
     fn mailbox(&mut self) -> Result<String> {
         let raw = self.astring()?;
-        mailbox_name(&raw)
+        let name = self.names.decode(&raw)?;
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Ok("INBOX".into());
+        }
+        Ok(name)
     }
 
     /// LIST patterns: astring plus the wildcards.
@@ -383,7 +457,7 @@ impl<'a> Parser<'a> {
                 .as_bytes()
                 .to_vec(),
         };
-        mutf7::decode(&raw).ok_or_else(|| "bad mailbox name encoding".into())
+        self.names.decode(&raw)
     }
 
     /// `( item SP item ... )` with `item` parsed by `f`.
@@ -425,6 +499,14 @@ impl<'a> Parser<'a> {
             }
             Ok(flags)
         }
+    }
+
+    /// A sequence set or `$` (SEARCHRES), which stands alone.
+    pub fn message_set(&mut self) -> Result<MessageSet> {
+        if self.eat(b'$') {
+            return Ok(MessageSet::Saved);
+        }
+        self.sequence_set().map(MessageSet::Set)
     }
 
     pub fn sequence_set(&mut self) -> Result<SequenceSet> {
@@ -495,6 +577,30 @@ impl<'a> Parser<'a> {
         Ok(section)
     }
 
+    /// `<origin.length>` after a section, if present.
+    fn partial(&mut self) -> Result<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let origin = self.number()?;
+        self.expect(b'.')?;
+        let length = self.number()?;
+        if length == 0 {
+            return Err("zero-length partial".into());
+        }
+        self.expect(b'>')?;
+        Ok(Some((origin, length)))
+    }
+
+    /// `[1.2]` of BINARY: part numbers only (RFC 3516 section-binary).
+    fn binary_section(&mut self) -> Result<Vec<u32>> {
+        let section = self.section()?;
+        if section.text.is_some() {
+            return Err("BINARY takes part numbers only".into());
+        }
+        Ok(section.part)
+    }
+
     fn fetch_attr(&mut self) -> Result<FetchAttr> {
         let name = self
             .run(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'8')?
@@ -513,24 +619,23 @@ impl<'a> Parser<'a> {
             "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
-                let partial = if self.eat(b'<') {
-                    let origin = self.number()?;
-                    self.expect(b'.')?;
-                    let length = self.number()?;
-                    if length == 0 {
-                        return Err("zero-length partial".into());
-                    }
-                    self.expect(b'>')?;
-                    Some((origin, length))
-                } else {
-                    None
-                };
                 FetchAttr::Section {
                     peek: name == "BODY.PEEK",
                     section,
-                    partial,
+                    partial: self.partial()?,
                 }
             }
+            "BINARY" | "BINARY.PEEK" => {
+                let part = self.binary_section()?;
+                FetchAttr::Binary {
+                    peek: name == "BINARY.PEEK",
+                    part,
+                    partial: self.partial()?,
+                }
+            }
+            "BINARY.SIZE" => FetchAttr::BinarySize {
+                part: self.binary_section()?,
+            },
             _ => return Err(format!("unknown FETCH item {name}")),
         })
     }
@@ -562,6 +667,7 @@ impl<'a> Parser<'a> {
             "UNSEEN" => StatusItem::Unseen,
             "SIZE" => StatusItem::Size,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            "DELETED" => StatusItem::Deleted,
             other => return Err(format!("unknown STATUS item {other}")),
         })
     }
@@ -635,6 +741,7 @@ impl<'a> Parser<'a> {
                     "MAX" => SearchReturn::Max,
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
                     other => return Err(format!("unknown RETURN option {other}")),
                 })
             })?);
@@ -675,7 +782,7 @@ impl<'a> Parser<'a> {
     fn selected_command(&mut self, name: &str, uid: bool) -> Result<Command> {
         Ok(match name {
             "FETCH" => {
-                let set = self.sequence_set()?;
+                let set = self.message_set()?;
                 self.sp()?;
                 let attrs = self.fetch_attrs()?;
                 let (changed_since, vanished) = self.fetch_modifiers()?;
@@ -691,7 +798,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "STORE" => {
-                let set = self.sequence_set()?;
+                let set = self.message_set()?;
                 self.sp()?;
                 let save = self.i;
                 let unchanged_since = if self.peek() == Some(b'(') {
@@ -733,7 +840,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "COPY" | "MOVE" => {
-                let set = self.sequence_set()?;
+                let set = self.message_set()?;
                 self.sp()?;
                 Command::Copy {
                     uid,
@@ -783,7 +890,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "EXPUNGE" if uid => Command::Expunge {
-                uids: Some(self.sequence_set()?),
+                uids: Some(self.message_set()?),
             },
             other => return Err(format!("unknown command UID {other}")),
         })
@@ -925,27 +1032,12 @@ impl<'a> Parser<'a> {
                     "APPEND" => {
                         let mailbox = self.mailbox()?;
                         self.sp()?;
-                        let flags = if self.peek() == Some(b'(') {
-                            let f = self.list(Self::flag)?;
-                            self.sp()?;
-                            f
-                        } else {
-                            Vec::new()
-                        };
-                        let date = if self.peek() == Some(b'"') {
-                            let d = self.date_time()?;
-                            self.sp()?;
-                            Some(d)
-                        } else {
-                            None
-                        };
-                        let message = self.literal()?;
-                        Command::Append {
-                            mailbox,
-                            flags,
-                            date,
-                            message,
+                        let mut messages = vec![self.append_message()?];
+                        // MULTIAPPEND: more messages follow, each after a space.
+                        while self.eat(b' ') {
+                            messages.push(self.append_message()?);
                         }
+                        Command::Append { mailbox, messages }
                     }
                     "ENABLE" => {
                         let mut caps = vec![self.keyword()?];
@@ -978,6 +1070,40 @@ impl<'a> Parser<'a> {
         Ok(command)
     }
 
+    /// `SP [flag-list SP] [date-time SP] (literal / literal8)`, the space before it already read.
+    fn append_message(&mut self) -> Result<AppendMessage> {
+        let flags = if self.peek() == Some(b'(') {
+            let f = self.list(Self::flag)?;
+            self.sp()?;
+            f
+        } else {
+            Vec::new()
+        };
+        let date = if self.peek() == Some(b'"') {
+            let d = self.date_time()?;
+            self.sp()?;
+            Some(d)
+        } else {
+            None
+        };
+        // UTF8=ACCEPT's `UTF8 (~{n} ...)` form (RFC 6855 §4): a message with UTF-8 headers.
+        let data = if matches!(self.peek(), Some(b'U' | b'u')) {
+            if self.keyword()? != "UTF8" {
+                return Err("expected a literal or UTF8".into());
+            }
+            self.sp()?;
+            self.expect(b'(')?;
+            self.expect(b'~')?;
+            self.expect(b'{')?;
+            let data = self.literal_rest()?;
+            self.expect(b')')?;
+            data
+        } else {
+            self.literal_or_literal8()?
+        };
+        Ok(AppendMessage { flags, date, data })
+    }
+
     fn nstring(&mut self) -> Result<Option<Vec<u8>>> {
         if matches!(self.peek(), Some(b'"' | b'{')) {
             return self.string().map(Some);
@@ -990,18 +1116,14 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// A mailbox name from the wire (modified UTF-7) as the store's UTF-8.
-fn mailbox_name(raw: &[u8]) -> Result<String> {
-    let name = mutf7::decode(raw).ok_or("bad mailbox name encoding")?;
-    if name.eq_ignore_ascii_case("INBOX") {
-        return Ok("INBOX".into());
-    }
-    Ok(name)
+/// Parse one framed command of an IMAP4rev1 session (modified UTF-7 names).
+pub fn parse(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
+    parse_with(input, NameEncoding::ModifiedUtf7)
 }
 
-/// Parse one framed command.
-pub fn parse(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
-    let mut p = Parser::new(input);
+/// Parse one framed command, mailbox names in `names`.
+pub fn parse_with(input: &[u8], names: NameEncoding) -> std::result::Result<Tagged, ParseError> {
+    let mut p = Parser::new(input, names);
     let tag = match p.run(|b| is_atom_char(b) && b != b'+' || b == b']') {
         Ok(t) => t.to_string(),
         Err(_) => {
@@ -1132,9 +1254,11 @@ mod tests {
             cmd("a APPEND Drafts (\\Seen \\draft) \"17-Jul-1996 02:44:25 -0700\" {5}\r\nhello"),
             Command::Append {
                 mailbox: "Drafts".into(),
-                flags: vec!["\\Seen".into(), "\\Draft".into()],
-                date: Some(837596665),
-                message: b"hello".to_vec()
+                messages: vec![AppendMessage {
+                    flags: vec!["\\Seen".into(), "\\Draft".into()],
+                    date: Some(837596665),
+                    data: b"hello".to_vec()
+                }]
             }
         );
         assert_eq!(cmd("a ID NIL"), Command::Id);
@@ -1153,7 +1277,7 @@ mod tests {
             cmd("a UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (From To)]<0.100>) (CHANGEDSINCE 7)"),
             Command::Fetch {
                 uid: true,
-                set: SequenceSet::parse("1:*").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("1:*").unwrap()),
                 attrs: vec![
                     FetchAttr::Flags,
                     FetchAttr::Section {
@@ -1176,7 +1300,7 @@ mod tests {
             cmd("a FETCH 2 full"),
             Command::Fetch {
                 uid: false,
-                set: SequenceSet::parse("2").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("2").unwrap()),
                 attrs: vec![
                     FetchAttr::Flags,
                     FetchAttr::InternalDate,
@@ -1195,7 +1319,7 @@ mod tests {
             cmd("a STORE 1,3 +FLAGS.SILENT (\\Deleted $Junk)"),
             Command::Store {
                 uid: false,
-                set: SequenceSet::parse("1,3").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("1,3").unwrap()),
                 mode: StoreMode::Add,
                 silent: true,
                 flags: vec!["\\Deleted".into(), "$Junk".into()],
@@ -1214,7 +1338,7 @@ mod tests {
             cmd("a UID MOVE 4:5 Trash"),
             Command::Copy {
                 uid: true,
-                set: SequenceSet::parse("4:5").unwrap(),
+                set: MessageSet::Set(SequenceSet::parse("4:5").unwrap()),
                 mailbox: "Trash".into(),
                 remove: true
             }
@@ -1222,7 +1346,7 @@ mod tests {
         assert_eq!(
             cmd("a UID EXPUNGE 3"),
             Command::Expunge {
-                uids: Some(SequenceSet::parse("3").unwrap())
+                uids: Some(MessageSet::Set(SequenceSet::parse("3").unwrap()))
             }
         );
         assert!(matches!(
@@ -1244,6 +1368,102 @@ mod tests {
             cmd("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN"),
             Command::Search { uid: true, returns: Some(r), key: SearchKey::Not(k) } if r == [SearchReturn::Min, SearchReturn::Count] && *k == SearchKey::Flag("\\Seen".into())
         ));
+    }
+
+    #[test]
+    fn rev2_grammar() {
+        assert_eq!(
+            cmd("a APPEND x (\\Seen) {1+}\r\nA ~{2}\r\nB\0 \"17-Jul-1996 02:44:25 -0700\" {1}\r\nC"),
+            Command::Append {
+                mailbox: "x".into(),
+                messages: vec![
+                    AppendMessage {
+                        flags: vec!["\\Seen".into()],
+                        date: None,
+                        data: b"A".to_vec()
+                    },
+                    AppendMessage {
+                        flags: vec![],
+                        date: None,
+                        data: b"B\0".to_vec()
+                    },
+                    AppendMessage {
+                        flags: vec![],
+                        date: Some(837596665),
+                        data: b"C".to_vec()
+                    },
+                ]
+            }
+        );
+        assert!(matches!(
+            cmd("a UID FETCH $ (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[1] BINARY[])"),
+            Command::Fetch { uid: true, set: MessageSet::Saved, attrs, .. } if attrs == [
+                FetchAttr::Binary { peek: true, part: vec![1, 2], partial: Some((0, 10)) },
+                FetchAttr::BinarySize { part: vec![1] },
+                FetchAttr::Binary { peek: false, part: vec![], partial: None },
+            ]
+        ));
+        assert!(matches!(
+            cmd("a STORE $ +FLAGS \\Seen"),
+            Command::Store {
+                set: MessageSet::Saved,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a MOVE $ Trash"),
+            Command::Copy {
+                set: MessageSet::Saved,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a UID EXPUNGE $"),
+            Command::Expunge {
+                uids: Some(MessageSet::Saved)
+            }
+        ));
+        assert!(matches!(
+            cmd("a SEARCH RETURN (SAVE MIN) OR $ UID $"),
+            Command::Search { returns: Some(r), key: SearchKey::Or(a, b), .. }
+                if r == [SearchReturn::Save, SearchReturn::Min] && *a == SearchKey::Saved && *b == SearchKey::Saved
+        ));
+        assert_eq!(
+            cmd("a STATUS x (DELETED SIZE)"),
+            Command::Status {
+                mailbox: "x".into(),
+                items: vec![StatusItem::Deleted, StatusItem::Size]
+            }
+        );
+        assert!(matches!(
+            cmd("a APPEND x UTF8 (~{2+}\r\nhi)"),
+            Command::Append { messages, .. } if messages[0].data == b"hi"
+        ));
+        assert_eq!(
+            parse_with("a SELECT \"Entwürfe&\"".as_bytes(), NameEncoding::Utf8)
+                .unwrap()
+                .command,
+            cmd("a SELECT Entw&APw-rfe&-")
+        );
+        assert_eq!(
+            parse_with(b"a LIST \"\" \"&*\"", NameEncoding::Utf8).unwrap().command,
+            cmd("a LIST \"\" \"&-*\"")
+        );
+        assert!(parse_with(b"a SELECT \"\xff\"", NameEncoding::Utf8).is_err());
+        assert!(parse(b"a SELECT \"\xc3\xbc\"").is_err(), "IMAP4rev1 names are 7-bit");
+        for s in [
+            "a FETCH $,1 FLAGS",
+            "a FETCH 1:$ FLAGS",
+            "a FETCH 1 BINARY[1.HEADER]",
+            "a FETCH 1 BINARY[1]<0.0>",
+            "a LOGIN ~{3}\r\nbob pw",
+            "a APPEND x {1}\r\nA ",
+            "a APPEND x ~{5}\r\nAB",
+            "a APPEND x UTF8 ({2}\r\nhi)",
+            "a APPEND x UTF9 (~{2}\r\nhi)",
+        ] {
+            assert!(parse(s.as_bytes()).is_err(), "{s}");
+        }
     }
 
     #[test]
@@ -1275,10 +1495,32 @@ mod tests {
             let _ = parse(&b);
         }
 
+        /// Any number of messages, as literals or literal8s, come back as they were sent.
+        #[test]
+        fn multiappend_round_trips(
+            messages in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 1..40), any::<bool>()), 1..5)
+        ) {
+            let mut command = b"t APPEND INBOX".to_vec();
+            for (data, literal8) in &messages {
+                let tilde = if *literal8 { "~" } else { "" };
+                command.extend_from_slice(format!(" {tilde}{{{}}}\r\n", data.len()).as_bytes());
+                command.extend_from_slice(data);
+            }
+            let Command::Append { messages: parsed, .. } = parse(&command).unwrap().command else {
+                panic!("not an APPEND");
+            };
+            let sent: Vec<&Vec<u8>> = messages.iter().map(|m| &m.0).collect();
+            let got: Vec<&Vec<u8>> = parsed.iter().map(|m| &m.data).collect();
+            prop_assert_eq!(got, sent);
+        }
+
         #[test]
         fn never_panics_on_plausible_commands(
-            name in prop::sample::select(vec!["FETCH 1:* ", "UID SEARCH ", "STORE 1 +FLAGS ", "APPEND x ", "LIST ", "SEARCH OR "]),
-            rest in "[ ()\\[\\]<>.*:,0-9A-Za-z\\\\\"{}+\r\n-]{0,60}",
+            name in prop::sample::select(vec![
+                "FETCH 1:* ", "UID SEARCH ", "STORE 1 +FLAGS ", "APPEND x ", "LIST ", "SEARCH OR ",
+                "FETCH $ ", "FETCH 1 BINARY", "SEARCH RETURN (SAVE) ", "STATUS x ",
+            ]),
+            rest in "[ ()\\[\\]<>.*:,$~0-9A-Za-z\\\\\"{}+\r\n-]{0,60}",
         ) {
             let _ = parse(format!("t {name}{rest}").as_bytes());
         }

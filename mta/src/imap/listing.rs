@@ -19,6 +19,17 @@ pub struct Entry {
     pub exists: bool,
 }
 
+/// The LIST attribute of a special-use folder (RFC 6154).
+pub fn special_use_attribute(u: SpecialUse) -> &'static str {
+    match u {
+        SpecialUse::Sent => "\\Sent",
+        SpecialUse::Drafts => "\\Drafts",
+        SpecialUse::Trash => "\\Trash",
+        SpecialUse::Junk => "\\Junk",
+        SpecialUse::Archive => "\\Archive",
+    }
+}
+
 /// A name that can be listed: a folder (or a parent implied by folders), or
 /// a name known only from the subscriptions (`phantom`).
 struct Candidate {
@@ -111,15 +122,7 @@ pub fn entries(
         if f.subscribed && !lsub && (options.subscribed || options.return_subscribed) {
             attrs.push("\\Subscribed");
         }
-        if let Some(u) = f.special_use {
-            attrs.push(match u {
-                SpecialUse::Sent => "\\Sent",
-                SpecialUse::Drafts => "\\Drafts",
-                SpecialUse::Trash => "\\Trash",
-                SpecialUse::Junk => "\\Junk",
-                SpecialUse::Archive => "\\Archive",
-            });
-        }
+        attrs.extend(f.special_use.map(special_use_attribute));
         out.push(Entry {
             name: f.name.clone(),
             attrs,

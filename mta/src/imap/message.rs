@@ -286,7 +286,7 @@ fn part_structure(out: &mut Vec<u8>, m: &Message, base: &[u8], id: u32, extended
 
 /// Find a part by its IMAP path: the message it belongs to, its id there,
 /// and the bytes its offsets point into.
-fn find_part<'a, 'x>(m: &'a Message<'x>, path: &[u32]) -> Option<(&'a Message<'x>, u32, &'a [u8])> {
+pub(super) fn find_part<'a, 'x>(m: &'a Message<'x>, path: &[u32]) -> Option<(&'a Message<'x>, u32, &'a [u8])> {
     let mut msg = m;
     let mut base = m.raw_message();
     let mut id = 0u32;

@@ -3,6 +3,7 @@
 //! bounded, sans-I/O parser (`framer`, `command`, `search`); `session` is the
 //! state machine with its tokio shell, `server` the listeners.
 
+pub mod binary;
 pub mod command;
 pub mod date;
 pub mod deflate;

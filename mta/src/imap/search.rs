@@ -13,6 +13,9 @@ pub enum SearchKey {
     /// A message sequence set.
     Sequence(SequenceSet),
     Uid(SequenceSet),
+    /// `$` (or `UID $`): the saved search result (RFC 5182), replaced by
+    /// [`SearchKey::with_saved`] before evaluation.
+    Saved,
     /// `\Seen`, `\Deleted`, ... or a keyword: has it (or not, with `Not`).
     Flag(String),
     New,
@@ -74,6 +77,9 @@ fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
         p.expect(b')')?;
         return Ok(if keys.len() == 1 { keys.remove(0) } else { And(keys) });
     }
+    if p.eat(b'$') {
+        return Ok(Saved);
+    }
     if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
         return Ok(Sequence(p.sequence_set()?));
     }
@@ -116,7 +122,7 @@ fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
         "MODSEQ" => ModSeq(number(p)?),
         "UID" => {
             p.sp()?;
-            Uid(p.sequence_set()?)
+            if p.eat(b'$') { Saved } else { Uid(p.sequence_set()?) }
         }
         "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => Header(name.to_ascii_lowercase(), text(p)?),
         "HEADER" => {
@@ -167,6 +173,18 @@ impl SearchKey {
             SearchKey::Or(a, b) => a.needs_message() || b.needs_message(),
             SearchKey::And(keys) => keys.iter().any(SearchKey::needs_message),
             _ => false,
+        }
+    }
+
+    /// The key with every `$` replaced by the saved result, given as UIDs.
+    pub fn with_saved(self, saved: &[u32]) -> SearchKey {
+        use SearchKey::*;
+        match self {
+            Saved => Uid(SequenceSet::from_numbers(saved)),
+            Not(k) => Not(Box::new(k.with_saved(saved))),
+            Or(a, b) => Or(Box::new(a.with_saved(saved)), Box::new(b.with_saved(saved))),
+            And(keys) => And(keys.into_iter().map(|k| k.with_saved(saved)).collect()),
+            other => other,
         }
     }
 
@@ -276,6 +294,8 @@ impl SearchKey {
             All => true,
             Sequence(set) => set.resolve(ctx.max_seq).contains(c.seq),
             Uid(set) => set.resolve(ctx.max_uid).contains(c.uid),
+            // Only reached if the caller skipped `with_saved`: no saved result matches nothing.
+            Saved => false,
             Flag(f) => (c.has_flag)(f),
             New => c.recent && !(c.has_flag)("\\Seen"),
             Old => !c.recent,

@@ -55,6 +55,19 @@ impl SequenceSet {
         Ok(SequenceSet(ranges))
     }
 
+    /// The set naming exactly `numbers` (ascending), with runs as ranges;
+    /// empty when `numbers` is, which then matches nothing.
+    pub fn from_numbers(numbers: &[u32]) -> SequenceSet {
+        let mut ranges: Vec<(Bound, Bound)> = Vec::new();
+        for &n in numbers {
+            match ranges.last_mut() {
+                Some((_, Bound::Number(end))) if end.checked_add(1) == Some(n) => *end = n,
+                _ => ranges.push((Bound::Number(n), Bound::Number(n))),
+            }
+        }
+        SequenceSet(ranges)
+    }
+
     /// Sorted, merged inclusive ranges, with `*` read as `largest`. In an
     /// empty mailbox (`largest` 0) `*` matches nothing.
     pub fn resolve(&self, largest: u32) -> Resolved {
@@ -152,6 +165,15 @@ mod tests {
             for n in 0..60 {
                 let naive = ranges.iter().any(|&(a, b)| a.min(b) <= n && n <= a.max(b));
                 prop_assert_eq!(r.contains(n), naive);
+            }
+        }
+
+        #[test]
+        fn from_numbers_names_exactly_them(v in proptest::collection::btree_set(1u32..200, 0..40)) {
+            let v: Vec<u32> = v.into_iter().collect();
+            let r = SequenceSet::from_numbers(&v).resolve(1000);
+            for n in 0..210 {
+                prop_assert_eq!(r.contains(n), v.contains(&n));
             }
         }
 

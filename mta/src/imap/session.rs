@@ -5,14 +5,15 @@
 //! told the client about and diffs each new store snapshot against them to
 //! send EXISTS, EXPUNGE and FETCH updates.
 
+use super::binary::{self, UnknownCte};
 use super::command::{
-    self, Command, FetchAttr, ListOptions, Qresync, SearchReturn, Section, SectionText, StatusItem, StoreMode, Tagged,
+    self, AppendMessage, Command, FetchAttr, ListOptions, MessageSet, NameEncoding, Qresync, SearchReturn, Section,
+    SectionText, StatusItem, StoreMode, Tagged,
 };
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
 use super::listing;
 use super::message;
-use super::mutf7;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
 use super::sort::{self, Criterion};
@@ -21,7 +22,7 @@ use super::thread;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
 use crate::smtp::session::Io;
-use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, Snapshot, Store, StoreError};
+use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, NewMessage, Snapshot, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
@@ -135,6 +136,8 @@ impl Need {
             FetchAttr::Body
             | FetchAttr::BodyStructure
             | FetchAttr::Section { .. }
+            | FetchAttr::Binary { .. }
+            | FetchAttr::BinarySize { .. }
             | FetchAttr::Rfc822
             | FetchAttr::Rfc822Text => Need::Whole,
             FetchAttr::Flags | FetchAttr::InternalDate | FetchAttr::Rfc822Size | FetchAttr::Uid | FetchAttr::ModSeq => {
@@ -168,6 +171,22 @@ impl std::ops::Deref for Loaded {
             Loaded::Whole(w) => w,
         }
     }
+}
+
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder with `keywords`: sent
+/// at SELECT and again when a new keyword appears (RFC 3501 §7.2.6).
+fn flag_lines(keywords: &[String], read_only: bool) -> [String; 2] {
+    let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
+    let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    let permanent = if read_only {
+        String::new()
+    } else {
+        format!("{system}{keywords} \\*")
+    };
+    [
+        format!("* FLAGS ({system}{keywords})"),
+        format!("* OK [PERMANENTFLAGS ({permanent})] Limited"),
+    ]
 }
 
 /// A list of UIDs by sequence number - 1: a session's own or a snapshot's.
@@ -372,6 +391,13 @@ pub struct Session {
     condstore: bool,
     /// QRESYNC enabled: expunges are reported as VANISHED.
     qresync: bool,
+    /// ENABLE IMAP4rev2: RFC 9051's response rules (no \Recent, ESEARCH, ...).
+    rev2: bool,
+    /// Mailbox names in UTF-8 after ENABLE IMAP4rev2 or UTF8=ACCEPT, else modified UTF-7.
+    names: NameEncoding,
+    /// SEARCHRES: the UIDs `SEARCH RETURN (SAVE)` kept for `$`; empty
+    /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
+    saved: Vec<u32>,
     deflate: Option<Deflate>,
 }
 
@@ -389,6 +415,9 @@ impl Session {
             selected: None,
             condstore: false,
             qresync: false,
+            rev2: false,
+            names: NameEncoding::ModifiedUtf7,
+            saved: Vec::new(),
             deflate: None,
         }
     }
@@ -399,7 +428,8 @@ impl Session {
     }
 
     fn capabilities(&self) -> String {
-        let mut caps = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
+        // LITERAL+ and not LITERAL-: LITERAL+ is the superset (RFC 7888), so it serves IMAP4rev2 too.
+        let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
         if self.user.is_none() {
             if !self.tls {
                 caps.extend(["STARTTLS", "LOGINDISABLED"]);
@@ -425,6 +455,11 @@ impl Session {
             "COMPRESS=DEFLATE",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "SEARCHRES",
+            "BINARY",
+            "MULTIAPPEND",
+            "STATUS=SIZE",
+            "UTF8=ACCEPT",
         ]);
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
@@ -541,7 +576,7 @@ impl Session {
                         return Err(End::Closed);
                     }
                 }
-                Frame::Command(bytes) => match command::parse(&bytes) {
+                Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
                     Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
                 },
@@ -629,12 +664,9 @@ impl Session {
                 options,
             } => self.list(tag, &reference, &patterns, lsub, options).await,
             Command::Status { mailbox, items } => self.status(tag, mailbox, items).await,
-            Command::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(tag, mailbox, flags, date, message).await,
+            Command::Append { mailbox, messages } => self.append(tag, mailbox, messages).await,
+            // RFC 5161 §3.1: the response rules must not change under an open mailbox.
+            Command::Enable(_) if selected => return self.bad(Some(tag), "ENABLE is only valid before SELECT"),
             Command::Enable(caps) => {
                 let mut enabled = Vec::new();
                 for c in caps {
@@ -644,6 +676,13 @@ impl Session {
                             self.condstore = true;
                             self.qresync = true;
                         }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            self.names = NameEncoding::Utf8;
+                            enabled.push("IMAP4rev2".into());
+                            continue;
+                        }
+                        "UTF8=ACCEPT" => self.names = NameEncoding::Utf8,
                         _ => continue,
                     }
                     enabled.push(c);
@@ -679,6 +718,7 @@ impl Session {
             Command::SetQuota => self.line(&format!("{tag} NO [CANNOT] Quotas are set in the configuration")),
             _ if !selected => return self.bad(Some(tag), "No mailbox selected"),
             Command::Close | Command::Unselect => {
+                self.saved.clear();
                 let close = matches!(command, Command::Close);
                 if let Some(sel) = self.selected.take()
                     && close
@@ -691,10 +731,22 @@ impl Session {
                 }
                 self.ok(tag, "completed");
             }
-            Command::Expunge { uids } => self.expunge(tag, uids).await,
-            Command::Search { uid, returns, key } => self.search(tag, uid, returns, key).await,
-            Command::Sort { uid, criteria, key } => self.sort(tag, uid, criteria, key).await,
-            Command::Thread { uid, algorithm, key } => self.thread(tag, uid, algorithm, key).await,
+            Command::Expunge { uids } => {
+                let uids = uids.map(|set| self.sequence_set(set, true));
+                self.expunge(tag, uids).await
+            }
+            Command::Search { uid, returns, key } => {
+                let key = key.with_saved(&self.saved);
+                self.search(tag, uid, returns, key).await
+            }
+            Command::Sort { uid, criteria, key } => {
+                let key = key.with_saved(&self.saved);
+                self.sort(tag, uid, criteria, key).await
+            }
+            Command::Thread { uid, algorithm, key } => {
+                let key = key.with_saved(&self.saved);
+                self.thread(tag, uid, algorithm, key).await
+            }
             Command::Fetch {
                 uid,
                 set,
@@ -705,6 +757,7 @@ impl Session {
                 if vanished && !self.qresync {
                     return self.bad(Some(tag), "ENABLE QRESYNC first");
                 }
+                let set = self.sequence_set(set, uid);
                 if vanished {
                     self.vanished_earlier(&set, changed_since.unwrap_or(0), 0).await;
                 }
@@ -718,6 +771,7 @@ impl Session {
                 flags,
                 unchanged_since,
             } => {
+                let set = self.sequence_set(set, uid);
                 self.store_flags(tag, uid, set, mode, silent, flags, unchanged_since)
                     .await
             }
@@ -726,9 +780,27 @@ impl Session {
                 set,
                 mailbox,
                 remove,
-            } => self.copy(tag, uid, set, mailbox, remove).await,
+            } => {
+                let set = self.sequence_set(set, uid);
+                self.copy(tag, uid, set, mailbox, remove).await
+            }
         }
         Ok(())
+    }
+
+    /// A command's message set as numbers of its kind: `$` becomes the
+    /// saved UIDs, or for a command by sequence number, the numbers those
+    /// messages have now. Messages expunged since the SAVE drop out.
+    fn sequence_set(&self, set: MessageSet, uid: bool) -> SequenceSet {
+        match set {
+            MessageSet::Set(set) => set,
+            MessageSet::Saved if uid => SequenceSet::from_numbers(&self.saved),
+            MessageSet::Saved => {
+                let saved = SequenceSet::from_numbers(&self.saved);
+                let numbers: Vec<u32> = self.selected().resolve(&saved, true).iter().map(|p| p.0).collect();
+                SequenceSet::from_numbers(&numbers)
+            }
+        }
     }
 
     fn ok(&mut self, tag: &str, text: &str) {
@@ -889,7 +961,11 @@ impl Session {
     }
 
     async fn select(&mut self, tag: &str, name: String, read_only: bool, condstore: bool, qresync: Option<Qresync>) {
-        self.selected = None;
+        self.saved.clear();
+        if self.selected.take().is_some() && (self.rev2 || self.qresync) {
+            self.line("* OK [CLOSED] Previous mailbox closed");
+        }
+        let rev2 = self.rev2;
         if condstore {
             self.condstore = true;
         }
@@ -897,7 +973,12 @@ impl Session {
         let opened = blocking(move || {
             let mailbox = store.mailbox(&name)?;
             let snapshot = mailbox.sync()?;
-            let recent_from = if read_only { u32::MAX } else { mailbox.claim_recent() };
+            // IMAP4rev2 has no \Recent: leave the claim to IMAP4rev1 sessions.
+            let recent_from = if read_only || rev2 {
+                u32::MAX
+            } else {
+                mailbox.claim_recent()
+            };
             Ok((mailbox, snapshot, recent_from))
         })
         .await;
@@ -907,33 +988,24 @@ impl Session {
         };
         let exists = snapshot.messages.len();
         let recent = snapshot.messages.iter().filter(|m| m.uid >= recent_from).count();
-        let mut keywords: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        for m in snapshot.messages.iter() {
-            keywords.extend(m.flags.keywords.iter().map(String::as_str));
-        }
-        let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
         let first_unseen = snapshot.messages.iter().position(|m| !m.flags.seen);
-        let mut lines = vec![
-            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})"),
-            format!(
-                "* OK [PERMANENTFLAGS ({})] Limited",
-                if read_only {
-                    ""
-                } else {
-                    "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
-                }
-            ),
-            format!("* {exists} EXISTS"),
-            format!("* {recent} RECENT"),
-        ];
-        if let Some(i) = first_unseen {
-            lines.push(format!("* OK [UNSEEN {}] First unseen", i + 1));
+        let mut lines = flag_lines(&snapshot.keywords, read_only).to_vec();
+        lines.push(format!("* {exists} EXISTS"));
+        // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 Appendix E).
+        if !rev2 {
+            lines.push(format!("* {recent} RECENT"));
+            if let Some(i) = first_unseen {
+                lines.push(format!("* OK [UNSEEN {}] First unseen", i + 1));
+            }
         }
         lines.push(format!("* OK [UIDVALIDITY {}] UIDs valid", snapshot.uid_validity));
         lines.push(format!("* OK [UIDNEXT {}] Predicted next UID", snapshot.uid_next));
         lines.push(format!("* OK [HIGHESTMODSEQ {}] Highest", snapshot.highest_modseq));
         for l in lines {
             self.line(&l);
+        }
+        if rev2 {
+            self.select_list(mailbox.name()).await;
         }
         let validity = snapshot.uid_validity;
         self.selected = Some(Selected {
@@ -972,6 +1044,29 @@ impl Session {
         }
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         self.ok(tag, &format!("[{mode}] SELECT completed"));
+    }
+
+    /// IMAP4rev2's SELECT names the mailbox in a LIST response with its
+    /// attributes (RFC 9051 §6.3.2).
+    async fn select_list(&mut self, name: &str) {
+        let store = self.store();
+        let folders = match blocking(move || store.folders()).await {
+            Ok(f) => f,
+            Err(e) => return tracing::warn!("imap: folders for SELECT: {e}"),
+        };
+        let Some(f) = folders.iter().find(|f| f.name == name) else {
+            return;
+        };
+        let mut attrs = vec![if f.has_children {
+            "\\HasChildren"
+        } else {
+            "\\HasNoChildren"
+        }];
+        attrs.extend(f.special_use.map(listing::special_use_attribute));
+        let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
+        message::string(&mut line, self.names.encode(name).as_bytes());
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
     }
 
     /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq`
@@ -1028,6 +1123,9 @@ impl Session {
             before.numbered().filter(|&(_, u)| walk.find(u).is_none()).collect()
         };
         let mut lines = Vec::new();
+        if now.keywords != old.keywords {
+            lines.extend(flag_lines(&now.keywords, sel.read_only));
+        }
         if allow_expunge && qresync && !gone.is_empty() {
             let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
             lines.push(format!("* VANISHED {}", sequence::render(&uids)));
@@ -1065,8 +1163,10 @@ impl Session {
         }
         if !fresh.is_empty() {
             lines.push(format!("* {total} EXISTS"));
-            let recent = sel.known().numbered().filter(|&(_, u)| u >= recent_from).count();
-            lines.push(format!("* {recent} RECENT"));
+            if !self.rev2 {
+                let recent = sel.known().numbered().filter(|&(_, u)| u >= recent_from).count();
+                lines.push(format!("* {recent} RECENT"));
+            }
         }
         for l in lines {
             self.line(&l);
@@ -1103,7 +1203,7 @@ impl Session {
         let mut listed = Vec::new();
         for entry in listing::entries(&folders, &subscriptions, matches, lsub, &options) {
             let mut line = format!("* {verb} ({}) \"/\" ", entry.attrs.join(" ")).into_bytes();
-            message::string(&mut line, mutf7::encode(&entry.name).as_bytes());
+            message::string(&mut line, self.names.encode(&entry.name).as_bytes());
             if entry.child_info {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -1151,10 +1251,11 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),
                 StatusItem::Size => format!("SIZE {}", m.iter().map(|m| m.size).sum::<u64>()),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", snapshot.highest_modseq),
+                StatusItem::Deleted => format!("DELETED {}", m.iter().filter(|m| m.flags.deleted).count()),
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();
-        message::string(&mut line, mutf7::encode(name).as_bytes());
+        message::string(&mut line, self.names.encode(name).as_bytes());
         line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         self.out.extend_from_slice(&line);
     }
@@ -1164,7 +1265,7 @@ impl Session {
         let limit = self.shared.config.imap.quota;
         if let Some(name) = &mailbox {
             let mut line = b"* QUOTAROOT ".to_vec();
-            message::string(&mut line, mutf7::encode(name).as_bytes());
+            message::string(&mut line, self.names.encode(name).as_bytes());
             line.extend_from_slice(if limit > 0 { b" \"\"\r\n" } else { b"\r\n" });
             self.out.extend_from_slice(&line);
         }
@@ -1184,19 +1285,37 @@ impl Session {
         self.ok(tag, "GETQUOTA completed");
     }
 
-    async fn append(&mut self, tag: &str, name: String, flags: Vec<String>, date: Option<i64>, data: Vec<u8>) {
-        if data.is_empty() {
+    /// APPEND of one message or, with MULTIAPPEND, several: all are saved or
+    /// none (RFC 3502 §6.3.11).
+    async fn append(&mut self, tag: &str, name: String, messages: Vec<AppendMessage>) {
+        if messages.iter().any(|m| m.data.is_empty()) {
             return self.line(&format!("{tag} NO Empty message"));
         }
-        if over_quota(self.shared.config.imap.quota, self.store(), data.len() as u64).await {
+        let adding = messages.iter().map(|m| m.data.len() as u64).sum();
+        if over_quota(self.shared.config.imap.quota, self.store(), adding).await {
             return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
         }
-        let flags = to_flags(&flags);
-        let date = date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64));
         let store = self.store();
-        let r = blocking(move || store.mailbox(&name)?.append(&data, &flags, date)).await;
+        let r = blocking(move || {
+            let mailbox = store.mailbox(&name)?;
+            let flags: Vec<Flags> = messages.iter().map(|m| to_flags(&m.flags)).collect();
+            let new: Vec<NewMessage> = messages
+                .iter()
+                .zip(&flags)
+                .map(|(m, flags)| NewMessage {
+                    data: &m.data,
+                    flags,
+                    date: m.date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64)),
+                })
+                .collect();
+            mailbox.append_all(&new)
+        })
+        .await;
         match r {
-            Ok((validity, uid)) => self.ok(tag, &format!("[APPENDUID {validity} {uid}] APPEND completed")),
+            Ok((validity, uids)) => self.ok(
+                tag,
+                &format!("[APPENDUID {validity} {}] APPEND completed", sequence::render(&uids)),
+            ),
             Err(StoreError::NoSuchMailbox(m)) => {
                 self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}"));
             }
@@ -1318,12 +1437,34 @@ impl Session {
 
     async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
         let uses_modseq = key.uses_modseq();
+        let save = returns.as_ref().is_some_and(|r| r.contains(&SearchReturn::Save));
         let found = match self.matching(uid, key, Vec::new(), false).await {
             Ok(f) => f,
-            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => {
+                if save {
+                    self.saved.clear();
+                }
+                return self.line(&format!("{tag} {}", store_no(&e)));
+            }
         };
         let numbers: Vec<u32> = found.iter().map(|f| f.0).collect();
         let top_modseq = found.iter().map(|f| f.1).max();
+        if save {
+            self.save_result(uid, &numbers, returns.as_deref().unwrap_or_default());
+        }
+        // IMAP4rev2 answers every SEARCH in the ESEARCH form (RFC 9051 §6.4.4).
+        let returns = match returns {
+            None if self.rev2 => Some(Vec::new()),
+            Some(r) if save => {
+                let rest: Vec<SearchReturn> = r.into_iter().filter(|r| *r != SearchReturn::Save).collect();
+                if rest.is_empty() {
+                    // SAVE alone asks for no ESEARCH response (RFC 5182 §2.1).
+                    return self.ok(tag, "SEARCH completed, result saved");
+                }
+                Some(rest)
+            }
+            r => r,
+        };
         match returns {
             None => {
                 let mut line = String::from("* SEARCH");
@@ -1353,7 +1494,7 @@ impl Session {
                             line.push_str(&format!(" ALL {}", sequence::render(&numbers)))
                         }
                         SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
-                        _ => {}
+                        SearchReturn::Min | SearchReturn::Max | SearchReturn::All | SearchReturn::Save => {}
                     }
                 }
                 if uses_modseq && let Some(m) = top_modseq {
@@ -1363,6 +1504,33 @@ impl Session {
             }
         }
         self.ok(tag, "SEARCH completed");
+    }
+
+    /// Keep a SEARCH result for `$` as UIDs. With MIN or MAX but neither ALL
+    /// nor COUNT, only those messages are kept (RFC 5182 §2.4).
+    fn save_result(&mut self, uid: bool, numbers: &[u32], returns: &[SearchReturn]) {
+        let has = |r: SearchReturn| returns.contains(&r);
+        let kept: Vec<u32> = if !has(SearchReturn::All) && !has(SearchReturn::Count) {
+            let mut ends = Vec::new();
+            if has(SearchReturn::Min) {
+                ends.extend(numbers.first());
+            }
+            if has(SearchReturn::Max) {
+                ends.extend(numbers.last());
+            }
+            if ends.is_empty() { numbers.to_vec() } else { ends }
+        } else {
+            numbers.to_vec()
+        };
+        let mut uids: Vec<u32> = if uid {
+            kept
+        } else {
+            let set = SequenceSet::from_numbers(&kept);
+            self.selected().resolve(&set, false).iter().map(|p| p.1).collect()
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        self.saved = uids;
     }
 
     async fn fetch(
@@ -1394,7 +1562,10 @@ impl Session {
             && attrs.iter().any(|a| {
                 matches!(
                     a,
-                    FetchAttr::Section { peek: false, .. } | FetchAttr::Rfc822 | FetchAttr::Rfc822Text
+                    FetchAttr::Section { peek: false, .. }
+                        | FetchAttr::Binary { peek: false, .. }
+                        | FetchAttr::Rfc822
+                        | FetchAttr::Rfc822Text
                 )
             });
         let mailbox = Arc::clone(&sel.mailbox);
@@ -1425,6 +1596,7 @@ impl Session {
             }
         }
         let need = attrs.iter().map(Need::of_fetch).max().unwrap_or(Need::Nothing);
+        let mut undecodable = None;
         let attrs = Arc::new(attrs);
         for (seq, meta) in targets {
             let mb = Arc::clone(&mailbox);
@@ -1438,7 +1610,8 @@ impl Session {
             })
             .await;
             match rendered {
-                Ok(bytes) => {
+                Ok(Err(e)) => undecodable = Some(e),
+                Ok(Ok(bytes)) => {
                     self.out.extend_from_slice(&bytes);
                     if reports_flags && let Some(sel) = &mut self.selected {
                         sel.shown(u, modseq);
@@ -1454,7 +1627,10 @@ impl Session {
                 self.flush().await?;
             }
         }
-        self.ok(tag, "FETCH completed");
+        match undecodable {
+            Some(e) => self.line(&format!("{tag} NO [UNKNOWN-CTE] {e}")),
+            None => self.ok(tag, "FETCH completed"),
+        }
         Ok(())
     }
 
@@ -1639,8 +1815,14 @@ impl Session {
     }
 }
 
-/// One `* n FETCH (...)` response.
-fn render_fetch(seq: u32, meta: &MessageMeta, recent: bool, raw: Option<&[u8]>, attrs: &[FetchAttr]) -> Vec<u8> {
+/// One `* n FETCH (...)` response, or the encoding that kept a BINARY item from being decoded.
+fn render_fetch(
+    seq: u32,
+    meta: &MessageMeta,
+    recent: bool,
+    raw: Option<&[u8]>,
+    attrs: &[FetchAttr],
+) -> Result<Vec<u8>, UnknownCte> {
     let parsed = raw.and_then(|r| mail_parser::MessageParser::default().parse(r));
     let raw = raw.unwrap_or(&[]);
     let mut out = format!("* {seq} FETCH (").into_bytes();
@@ -1707,10 +1889,34 @@ fn render_fetch(seq: u32, meta: &MessageMeta, recent: bool, raw: Option<&[u8]>, 
                     None => out.extend_from_slice(b"NIL"),
                 }
             }
+            FetchAttr::Binary { part, partial, .. } => {
+                out.extend_from_slice(format!("BINARY[{}]", binary::part_name(part)).as_bytes());
+                match binary::part(raw, parsed.as_ref(), part).transpose()? {
+                    Some(b) => {
+                        let b = match partial {
+                            Some((origin, length)) => {
+                                out.extend_from_slice(format!("<{origin}>").as_bytes());
+                                let start = (*origin as usize).min(b.len());
+                                &b[start..start.saturating_add(*length as usize).min(b.len())]
+                            }
+                            None => &b[..],
+                        };
+                        out.push(b' ');
+                        binary::string(&mut out, b);
+                    }
+                    None => out.extend_from_slice(b" NIL"),
+                }
+            }
+            FetchAttr::BinarySize { part } => {
+                let size = binary::part(raw, parsed.as_ref(), part)
+                    .transpose()?
+                    .map_or(0, |b| b.len());
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", binary::part_name(part)).as_bytes());
+            }
         }
     }
     out.extend_from_slice(b")\r\n");
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1718,18 +1924,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Unflagged, MODSEQ 3, dated the epoch.
+    fn meta(uid: u32, size: usize) -> MessageMeta {
+        MessageMeta {
+            uid,
+            flags: Flags::default(),
+            modseq: 3,
+            size: size as u64,
+            internal_date: UNIX_EPOCH,
+        }
+    }
+
     proptest! {
         #[test]
         fn a_walk_finds_what_a_lookup_finds(
             present in proptest::collection::btree_set(1u32..200, 0..50),
             asked in proptest::collection::btree_set(1u32..200, 0..50),
         ) {
-            let meta = |uid| MessageMeta { uid, flags: Flags::default(), modseq: 1, size: 0, internal_date: UNIX_EPOCH };
             let snapshot = Snapshot {
                 uid_validity: 1,
                 uid_next: 200,
                 highest_modseq: 1,
-                messages: Arc::new(present.iter().map(|&u| meta(u)).collect()),
+                messages: Arc::new(present.iter().map(|&u| meta(u, 0)).collect()),
+                keywords: Arc::default(),
             };
             let mut walk = Walk(&snapshot.messages);
             for uid in asked {
@@ -1762,13 +1979,7 @@ mod tests {
     fn header_attributes_render_the_same_from_the_cached_header() {
         let raw = b"From: A <a@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nTo: b@example.org\r\n\r\nbody\r\n";
         let header = &raw[..raw.len() - 6];
-        let meta = MessageMeta {
-            uid: 7,
-            flags: Flags::default(),
-            modseq: 3,
-            size: raw.len() as u64,
-            internal_date: UNIX_EPOCH,
-        };
+        let meta = meta(7, raw.len());
         let parsed = super::super::command::parse(
             b"1 FETCH 1 (ENVELOPE RFC822.HEADER BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] \
               BODY.PEEK[HEADER.FIELDS.NOT (TO)] RFC822.SIZE)",
@@ -1787,13 +1998,7 @@ mod tests {
     #[test]
     fn fetch_rendering() {
         let raw = b"Subject: hi\r\n\r\nbody\r\n";
-        let meta = MessageMeta {
-            uid: 7,
-            flags: Flags::default(),
-            modseq: 3,
-            size: raw.len() as u64,
-            internal_date: UNIX_EPOCH,
-        };
+        let meta = meta(7, raw.len());
         let attrs = [
             FetchAttr::Uid,
             FetchAttr::Rfc822Size,
@@ -1804,7 +2009,7 @@ mod tests {
             },
             FetchAttr::InternalDate,
         ];
-        let out = render_fetch(1, &meta, false, Some(raw), &attrs);
+        let out = render_fetch(1, &meta, false, Some(raw), &attrs).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* 1 FETCH (UID 7 RFC822.SIZE 21 BODY[]<2> \"bject\" INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n"

@@ -99,8 +99,10 @@ impl KeywordTable {
     }
 
     /// Give every keyword of `flags` a letter. Returns whether the table
-    /// grew (and must be saved), or `None` when the 26 letters are used up.
+    /// grew (and must be saved), or `None`, with the table unchanged, when
+    /// the 26 letters would not do.
     pub fn assign(&mut self, flags: &Flags) -> Option<bool> {
+        let before = self.names.clone();
         let mut grew = false;
         for k in &flags.keywords {
             if self.letter_of(k).is_some() {
@@ -109,11 +111,21 @@ impl KeywordTable {
             match self.names.iter().position(Option::is_none) {
                 Some(free) => self.names[free] = Some(k.clone()),
                 None if self.names.len() < MAX_KEYWORDS => self.names.push(Some(k.clone())),
-                None => return None,
+                None => {
+                    self.names = before;
+                    return None;
+                }
             }
             grew = true;
         }
         Some(grew)
+    }
+
+    /// The keywords that have a letter, sorted: what SELECT's FLAGS lists.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names.iter().flatten().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The Maildir info letters for `flags` (ASCII order, as the spec asks).
@@ -209,6 +221,9 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         assert_eq!(table.assign(&kw(&refs)), Some(true));
         assert_eq!(table.assign(&kw(&["one-more"])), None);
+        // A refused assignment leaves nothing behind.
+        assert_eq!(table.assign(&kw(&["another", "one-more"])), None);
+        assert!(!table.names().iter().any(|n| n == "another"));
     }
 
     #[test]

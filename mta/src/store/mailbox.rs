@@ -30,6 +30,15 @@ pub struct MessageMeta {
     pub internal_date: SystemTime,
 }
 
+/// A message to add with [`Mailbox::append_all`].
+pub struct NewMessage<'a> {
+    /// CRLF or LF line ends.
+    pub data: &'a [u8],
+    pub flags: &'a Flags,
+    /// INTERNALDATE; now if not given.
+    pub date: Option<SystemTime>,
+}
+
 /// A consistent view of a mailbox at one moment.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -38,6 +47,8 @@ pub struct Snapshot {
     pub highest_modseq: u64,
     /// Ascending UID.
     pub messages: Arc<Vec<MessageMeta>>,
+    /// The keywords defined in the folder (`dovecot-keywords`), sorted.
+    pub keywords: Arc<Vec<String>>,
 }
 
 /// What a STORE did.
@@ -212,6 +223,7 @@ impl Mailbox {
             uid_next: st.index.uid_next,
             highest_modseq: st.index.highest_modseq,
             messages: Arc::new(messages),
+            keywords: Arc::new(st.keywords.names()),
         };
         st.snapshot = Some(snap.clone());
         snap
@@ -476,18 +488,52 @@ impl Mailbox {
     /// Save a message (CRLF or LF lines; stored with LF as Maildir tools
     /// expect). Returns (UIDVALIDITY, UID).
     pub fn append(&self, data: &[u8], flags: &Flags, date: Option<SystemTime>) -> Result<(u32, u32), StoreError> {
-        let tmp = self.write_tmp(&to_lf(data), date)?;
+        let (validity, uids) = self.append_all(&[NewMessage { data, flags, date }])?;
+        Ok((validity, uids[0]))
+    }
+
+    /// Add several messages at once (MULTIAPPEND): all are added or none,
+    /// and other sessions never see some without the others. Returns
+    /// UIDVALIDITY and the new UIDs in order.
+    pub fn append_all(&self, messages: &[NewMessage<'_>]) -> Result<(u32, Vec<u32>), StoreError> {
+        let mut written = Vec::with_capacity(messages.len());
+        for m in messages {
+            match self.write_tmp(&to_lf(m.data), m.date) {
+                Ok(tmp) => written.push(tmp),
+                Err(e) => {
+                    written.iter().for_each(|t| drop(fs::remove_file(&t.0)));
+                    return Err(e);
+                }
+            }
+        }
         let mut st = self.lock()?;
         let in_step = self.in_step(&st);
-        let result = self.admit(&mut st, &tmp, flags, date);
-        self.note_own_change(&mut st, in_step);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp.0);
+        let mut uids = Vec::with_capacity(messages.len());
+        // Under the lock no other session syncs, so an undo here is unseen.
+        let mut failure = None;
+        for (m, tmp) in messages.iter().zip(&written) {
+            match self.admit(&mut st, tmp, m.flags, m.date) {
+                Ok(uid) => uids.push(uid),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
-        let uid = result?;
-        let records = [Record::Message(&st.index.messages[&uid]).line()];
+        if let Some(e) = failure {
+            written[uids.len()..].iter().for_each(|t| drop(fs::remove_file(&t.0)));
+            let undone = self.remove(&mut st, &uids);
+            self.note_own_change(&mut st, in_step);
+            undone?;
+            return Err(e);
+        }
+        self.note_own_change(&mut st, in_step);
+        let records: Vec<String> = uids
+            .iter()
+            .map(|u| Record::Message(&st.index.messages[u]).line())
+            .collect();
         self.persist(&mut st, &records)?;
-        Ok((st.index.uid_validity, uid))
+        Ok((st.index.uid_validity, uids))
     }
 
     /// Write a new file into tmp/: (path, unique name, CRLF size).

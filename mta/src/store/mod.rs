@@ -12,7 +12,7 @@ pub mod index;
 pub mod mailbox;
 
 pub use flags::{FlagOp, Flags};
-pub use mailbox::{Mailbox, MessageMeta, Snapshot, StoreOutcome};
+pub use mailbox::{Mailbox, MessageMeta, NewMessage, Snapshot, StoreOutcome};
 
 use crate::auth::shadow;
 use crate::config::{Config, MailboxFormat};
@@ -669,6 +669,60 @@ mod tests {
         let uids: Vec<u32> = inbox.sync().unwrap().messages.iter().map(|m| m.uid).collect();
         assert_eq!(uids, [b]);
         assert_eq!(cur_files(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn append_all_adds_every_message_or_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        let plain = Flags::default();
+        let (_, uids) = inbox
+            .append_all(&[
+                NewMessage {
+                    data: b"a\r\n",
+                    flags: &plain,
+                    date: None,
+                },
+                NewMessage {
+                    data: b"b\r\n",
+                    flags: &seen(),
+                    date: None,
+                },
+            ])
+            .unwrap();
+        assert_eq!(uids, [1, 2]);
+        // 26 keywords fill every letter; a second message wanting one more fails the whole call.
+        let full = Flags {
+            keywords: (0..26).map(|i| format!("k{i}")).collect(),
+            ..Flags::default()
+        };
+        let one_more = Flags {
+            keywords: ["extra".to_string()].into(),
+            ..Flags::default()
+        };
+        let err = inbox
+            .append_all(&[
+                NewMessage {
+                    data: b"c\r\n",
+                    flags: &full,
+                    date: None,
+                },
+                NewMessage {
+                    data: b"d\r\n",
+                    flags: &one_more,
+                    date: None,
+                },
+            ])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::TooManyKeywords), "{err}");
+        let snapshot = inbox.sync().unwrap();
+        assert_eq!(snapshot.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(cur_files(tmp.path()).len(), 2);
+        assert_eq!(std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(), 0);
+        // The UID the undone message had is not given again.
+        let (_, next) = inbox.append(b"e\r\n", &plain, None).unwrap();
+        assert_eq!(next, 4);
     }
 
     #[test]

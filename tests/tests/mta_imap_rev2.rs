@@ -1,0 +1,327 @@
+//! The mta's IMAP4rev2 side end to end: ENABLE IMAP4rev2 and its response
+//! rules, SEARCHRES, BINARY, STATUS=SIZE/DELETED and MULTIAPPEND, spoken by
+//! Python's imaplib over IMAPS, and by a raw TLS socket where imaplib cannot
+//! say it (literal8, several messages in one APPEND).
+
+use greyd_tests::mta::*;
+
+const USER: &str = "alice@example.test";
+const PASS: &str = "alice-pw";
+
+fn started(n: usize) -> (MtaSetup, greyd_tests::Daemon) {
+    imap_daemon(USER, PASS, n)
+}
+
+/// Common Python: `connect()` is a logged-in imaplib IMAP4_SSL; `Raw()` a
+/// logged-in raw TLS client whose `cmd(bytes)` returns (untagged, tagged):
+/// each untagged response is a list of its lines and the literals between them.
+const PRELUDE: &str = r#"
+import imaplib, ssl, sys, re, socket, base64, os
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+imaps_port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def connect():
+    c = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=15)
+    c.login(user, pw)
+    return c
+def caps(c):
+    return c.capability()[1][0].decode().upper().split()
+def pop(c, name):
+    return [x.decode() if isinstance(x, bytes) else x for x in c.untagged_responses.pop(name, [])]
+class Raw:
+    def __init__(self):
+        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps_port), timeout=15))
+        self.buf = b""; self.n = 0
+        self.line()
+        assert self.cmd(b"LOGIN " + user.encode() + b" " + pw.encode())[1].split()[1] == b"OK"
+    def fill(self):
+        data = self.s.recv(65536)
+        if not data: raise EOFError
+        self.buf += data
+    def line(self):
+        while b"\r\n" not in self.buf: self.fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+    def read(self, n):
+        while len(self.buf) < n: self.fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+    def cmd(self, text):
+        self.n += 1
+        tag = b"r%d" % self.n
+        self.s.sendall(tag + b" " + text + b"\r\n")
+        untagged = []
+        while True:
+            parts = [self.line()]
+            if parts[0].startswith(tag + b" "):
+                return untagged, parts[0]
+            while (m := re.search(rb"\{(\d+)\}$", parts[-1])):
+                parts.append(self.read(int(m.group(1))))
+                parts.append(self.line())
+            untagged.append(parts)
+"#;
+
+fn run(setup: &MtaSetup, body: &str) -> String {
+    let script = format!("{PRELUDE}{body}");
+    let port = setup.imaps.port().to_string();
+    let (ok, out, err) = python(&script, &[port.as_str(), USER, PASS]);
+    assert!(ok, "python failed:\n{out}\n{err}");
+    // Shown when an assertion fails.
+    println!("{out}");
+    out
+}
+
+#[test]
+fn enable_imap4rev2_switches_the_response_rules() {
+    let (setup, _mta) = started(3);
+    let out = run(
+        &setup,
+        r#"
+old = connect()
+print("caps", "IMAP4REV1" in caps(old) and "IMAP4REV2" in caps(old),
+      sorted(x for x in caps(old) if x.startswith("LITERAL")))
+old.select("INBOX")
+print("rev1-recent", pop(old, "RECENT"))
+typ, data = old.search(None, "ALL")
+print("rev1-search", data[0].decode())
+
+c = connect()
+typ, data = c._simple_command("ENABLE", "IMAP4rev2")
+print("enable", typ, pop(c, "ENABLED"))
+c.select("INBOX")
+print("select", pop(c, "RECENT"), pop(c, "UNSEEN"), pop(c, "LIST"), pop(c, "EXISTS"))
+typ, data = c.fetch("1", "(FLAGS)")
+print("flags", data[0].decode())
+typ, data = c._simple_command("SEARCH", "ALL")
+print("esearch", typ, re.sub(r'TAG "[^"]+"', "TAG t", pop(c, "ESEARCH")[0]), pop(c, "SEARCH"))
+typ, data = c._simple_command("UID", "SEARCH", "SUBJECT", "nothing-like-this")
+print("empty", re.sub(r'TAG "[^"]+"', "TAG t", pop(c, "ESEARCH")[0]))
+c.store("2", "+FLAGS", "(\\Deleted)")
+typ, data = c.fetch("1:3", "(RFC822.SIZE)")
+size = sum(int(re.search(rb"RFC822.SIZE (\d+)", x).group(1)) for x in data)
+typ, data = c.status("INBOX", "(MESSAGES DELETED SIZE)")
+print("status", data[0].decode().endswith(" (MESSAGES 3 DELETED 1 SIZE %d)" % size))
+typ, data = c._simple_command("LIST", '""', "INBOX", "RETURN", "(STATUS (DELETED SIZE))")
+print("list-status", pop(c, "STATUS")[0].endswith(" (DELETED 1 SIZE %d)" % size))
+old.append("INBOX", None, None, b"Subject: late\r\n\r\nlate\r\n")
+c.noop()
+print("new-mail", pop(c, "EXISTS"), pop(c, "RECENT"))
+c.select("Sent")
+print("closed", "CLOSED" in c.untagged_responses)
+old.create("Entw&APw-rfe")
+typ, data = c.list('""', "Entw*")
+def text(data):
+    return b"".join(x if isinstance(x, bytes) else x[1] for x in data).decode("utf-8")
+print("utf8-list", [x[1].decode("utf-8") for x in data if isinstance(x, tuple)], old.list('""', "Entw*")[1][0].decode().split()[-1])
+r = Raw()
+r.cmd(b"ENABLE IMAP4rev2")
+print("utf8-select", r.cmd('SELECT "Entwürfe"'.encode())[1].split()[1].decode())
+print("enable-selected", r.cmd(b"ENABLE CONDSTORE")[1].split()[1].decode())
+big = b"Subject: big\r\n\r\n" + b"y" * 6000 + b"\r\n"
+untagged, tagged = r.cmd(b"APPEND INBOX {%d+}\r\n" % len(big) + big)
+print("literal-plus", tagged.split()[1].decode())
+u = connect()
+u.enable("UTF8=ACCEPT")
+print("utf8-accept", u.select('"Entwürfe"')[0], text(u.status('"Entwürfe"', "(MESSAGES)")[1]))
+c.logout(); old.logout(); u.logout()
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "caps True ['LITERAL+']");
+    assert_eq!(lines[1], "rev1-recent ['3']");
+    assert_eq!(lines[2], "rev1-search 1 2 3");
+    assert_eq!(lines[3], "enable OK ['IMAP4rev2']");
+    assert_eq!(lines[4], r#"select [] [] ['(\\HasNoChildren) "/" "INBOX"'] ['3']"#);
+    assert_eq!(lines[5], "flags 1 (FLAGS ())", "no \\Recent under IMAP4rev2");
+    assert_eq!(lines[6], "esearch OK (TAG t) ALL 1:3 []");
+    assert_eq!(lines[7], "empty (TAG t) UID");
+    assert_eq!(lines[8], "status True");
+    assert_eq!(lines[9], "list-status True");
+    assert_eq!(lines[10], "new-mail ['4'] []");
+    assert_eq!(lines[11], "closed True");
+    assert_eq!(
+        lines[12], "utf8-list ['Entwürfe'] \"Entw&APw-rfe\"",
+        "UTF-8 names under IMAP4rev2 only"
+    );
+    assert_eq!(lines[13], "utf8-select OK");
+    assert_eq!(lines[14], "enable-selected BAD", "ENABLE only before SELECT");
+    assert_eq!(
+        lines[15], "literal-plus OK",
+        "LITERAL+ still holds under IMAP4rev2: a non-synchronizing literal over 4096 octets"
+    );
+    assert_eq!(
+        lines[16], "utf8-accept OK Entwürfe (MESSAGES 0)",
+        "and after ENABLE UTF8=ACCEPT"
+    );
+}
+
+#[test]
+fn searchres_saves_a_result_for_dollar() {
+    let (setup, _mta) = started(5);
+    let out = run(
+        &setup,
+        r#"
+c = connect()
+print("caps", "SEARCHRES" in caps(c))
+c.select("INBOX")
+typ, data = c._simple_command("FETCH", "$", "(FLAGS)")
+print("empty-before", typ, pop(c, "FETCH"))
+typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE)", "OR", "SUBJECT", '"note 1"', "SUBJECT", '"note 3"')
+print("save", typ, pop(c, "ESEARCH"), pop(c, "SEARCH"))
+c._simple_command("FETCH", "$", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+print("fetch", [(x[0].split()[0].decode(), x[1].decode().strip()) for x in pop(c, "FETCH") if isinstance(x, tuple)])
+typ, data = c._simple_command("UID", "FETCH", "$", "(FLAGS)")
+print("uid-fetch", sorted(re.search(r"UID (\d+)", x).group(1) for x in pop(c, "FETCH")))
+c._simple_command("STORE", "$", "+FLAGS.SILENT", "(\\Flagged)")
+typ, data = c.search(None, "FLAGGED")
+print("stored", data[0].decode())
+typ, data = c.search(None, "$", "SUBJECT", '"note 3"')
+print("search-dollar", data[0].decode())
+typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE MAX)", "FLAGGED")
+print("save-max", re.sub(r'TAG "[^"]+"', "TAG t", pop(c, "ESEARCH")[0]))
+typ, data = c._simple_command("FETCH", "$", "(UID)")
+print("max-only", pop(c, "FETCH"))
+typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE COUNT)", "FLAGGED")
+print("save-count", re.sub(r'TAG "[^"]+"', "TAG t", pop(c, "ESEARCH")[0]))
+c.store("2", "+FLAGS", "(\\Deleted)"); c.expunge()
+typ, data = c._simple_command("FETCH", "$", "(UID)")
+print("after-expunge", pop(c, "FETCH"))
+typ, data = c._simple_command("MOVE", "$", "Trash")
+print("move", typ, c.select("Trash")[1][0].decode())
+typ, data = c._simple_command("FETCH", "$", "(UID)")
+print("reset-by-select", typ, pop(c, "FETCH"))
+try:
+    c._simple_command("FETCH", "$,1", "(UID)"); print("accepted")
+except imaplib.IMAP4.error as e:
+    print("bad", "BAD" in str(e) or "expected" in str(e))
+c.logout()
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "caps True");
+    assert_eq!(lines[1], "empty-before OK []", "no saved result is the empty set");
+    assert_eq!(lines[2], "save OK [] []", "SAVE alone answers no ESEARCH");
+    assert_eq!(lines[3], "fetch [('2', 'Subject: note 1'), ('4', 'Subject: note 3')]");
+    assert_eq!(lines[4], "uid-fetch ['2', '4']");
+    assert_eq!(lines[5], "stored 2 4");
+    assert_eq!(lines[6], "search-dollar 4");
+    assert_eq!(lines[7], "save-max (TAG t) MAX 4");
+    assert_eq!(lines[8], "max-only ['4 (UID 4)']", "with MAX only the maximum is saved");
+    assert_eq!(lines[9], "save-count (TAG t) COUNT 2");
+    assert_eq!(
+        lines[10], "after-expunge ['3 (UID 4)']",
+        "expunged messages leave the saved result"
+    );
+    assert_eq!(lines[11], "move OK 1");
+    assert_eq!(lines[12], "reset-by-select OK []");
+    assert_eq!(lines[13], "bad True");
+}
+
+#[test]
+fn binary_fetch_decodes_transfer_encodings() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+payload = bytes(range(256)) * 3 + b"\x00end"
+b64 = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+msg = (b"From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+       b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+       b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+       b"Gr=C3=BC=C3=9Fe, =\r\nWelt\r\n"
+       b"--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64 +
+       b"--XX\r\nContent-Type: application/x-old\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n"
+       b"--XX--\r\n")
+c = connect()
+print("caps", "BINARY" in caps(c))
+c.append("INBOX", None, None, msg)
+c.select("INBOX")
+typ, data = c.fetch("1", "(BINARY.PEEK[2] BINARY.SIZE[2])")
+print("attachment", data[0][1] == payload, data[0][0].decode().endswith("BINARY[2] ~{%d}" % len(payload)),
+      data[1].decode())
+typ, data = c.fetch("1", "(BINARY.PEEK[2]<256.4>)")
+print("partial", data[0][0].decode().split(" ", 1)[1], list(data[0][1]))
+typ, data = c.fetch("1", "(BINARY.PEEK[1])")
+print("text", repr(data[0][1].decode("utf-8")))
+typ, data = c.fetch("1", "(BINARY.PEEK[3])")
+print("unknown-cte", typ, data[0].decode().startswith("[UNKNOWN-CTE]"))
+typ, data = c.fetch("1", "(FLAGS)")
+print("unseen", data[0].decode())
+typ, data = c.fetch("1", "(BINARY[1])")
+typ, data = c.fetch("1", "(FLAGS)")
+print("seen", data[0].decode())
+
+r = Raw()
+raw = b"Subject: nul\r\nContent-Transfer-Encoding: binary\r\n\r\nA\x00B\x00C\r\n"
+untagged, tagged = r.cmd(b"APPEND INBOX ~{%d+}\r\n" % len(raw) + raw)
+print("append8", tagged.split()[1].decode())
+r.cmd(b"SELECT INBOX")
+untagged, tagged = r.cmd(b"FETCH 2 (BINARY.PEEK[1] BODY.PEEK[])")
+parts = untagged[0]
+print("literal8", parts[0].endswith(b"BINARY[1] ~{7}"), parts[1] == b"A\x00B\x00C\r\n", parts[3] == raw)
+c.logout()
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "caps True");
+    assert_eq!(lines[1], "attachment True True  BINARY.SIZE[2] 772)");
+    assert_eq!(lines[2], "partial (BINARY[2]<256> ~{4} [0, 1, 2, 3]");
+    assert_eq!(lines[3], "text 'Grüße, Welt'");
+    assert_eq!(lines[4], "unknown-cte NO True");
+    assert_eq!(
+        lines[5], "unseen 1 (FLAGS (\\Recent))",
+        "BINARY.PEEK leaves \\Seen alone"
+    );
+    assert_eq!(lines[6], "seen 1 (FLAGS (\\Seen \\Recent))", "BINARY sets \\Seen");
+    assert_eq!(lines[7], "append8 OK");
+    assert_eq!(lines[8], "literal8 True True True");
+}
+
+#[test]
+fn multiappend_is_all_or_nothing() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+def lit(data):
+    return b"{%d+}\r\n" % len(data) + data
+one = b"Subject: one\r\n\r\nfirst\r\n"
+two = b"Subject: two\r\n\r\n" + b"x" * 5000 + b"\r\n"
+c = connect()
+print("caps", "MULTIAPPEND" in caps(c))
+r = Raw()
+untagged, tagged = r.cmd(b"APPEND Drafts (\\Seen) " + lit(one) + b' "17-Jul-1996 02:44:25 -0700" ' + lit(two))
+print("ok", re.sub(rb"APPENDUID \d+", b"APPENDUID v", tagged.split(b" ", 1)[1]).decode())
+keywords = b"(" + b" ".join(b"$k%d" % i for i in range(30)) + b")"
+untagged, tagged = r.cmd(b"APPEND Drafts ($first) " + lit(one) + b" " + keywords + b" " + lit(two))
+print("refused", tagged.split()[1].decode(), b"[LIMIT]" in tagged)
+typ, data = c.status("Drafts", "(MESSAGES)")
+print("status", data[0].decode().endswith(" (MESSAGES 2)"))
+c.select("Drafts")
+typ, data = c.fetch("1:*", "(FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+print("messages", [x[0].decode() for x in data if isinstance(x, tuple)])
+untagged, tagged = r.cmd(b"APPEND Nowhere " + lit(one) + b" " + lit(two))
+print("trycreate", b"[TRYCREATE]" in tagged)
+c.logout()
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "caps True");
+    assert_eq!(lines[1], "ok OK [APPENDUID v 1:2] APPEND completed");
+    assert_eq!(lines[2], "refused NO True");
+    assert_eq!(lines[3], "status True", "the failed MULTIAPPEND left nothing");
+    assert!(
+        lines[4].contains("1 (FLAGS (\\\\Seen \\\\Recent) INTERNALDATE"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[4].contains("2 (FLAGS (\\\\Recent) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\""),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(lines[5], "trycreate True");
+    let drafts = setup.maildir(USER).join(".Drafts");
+    let files = |d: &str| std::fs::read_dir(drafts.join(d)).map_or(0, |r| r.count());
+    assert_eq!(files("cur") + files("new"), 2, "no file of the refused APPEND stayed");
+    assert_eq!(files("tmp"), 0);
+}
