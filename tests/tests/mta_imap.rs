@@ -837,3 +837,134 @@ c.logout()
         "REFERENCES (1 (2 4)(5))(3)\nORDEREDSUBJECT (1 (2)(4)(5))(3)\nuid (1 (2 4)(5))\n"
     );
 }
+
+#[test]
+fn thread_and_sort_group_by_rfc5256_base_subject() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+# No References or In-Reply-To anywhere: only the subjects tie these together.
+subjects = ["plan", "Re: plan", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=", "[list] RE: =?UTF-8?B?R3LDvMOfZQ==?= (fwd)", "plan"]
+for day, subj in enumerate(subjects, 1):
+    head = "Message-ID: <m%d@x>\r\nSubject: %s\r\nDate: %d Mar 2026 10:00:00 +0000\r\n" % (day, subj, day)
+    c.append("INBOX", None, None, (head + "\r\nbody\r\n").encode())
+c.select("INBOX")
+for alg in ["REFERENCES", "ORDEREDSUBJECT"]:
+    typ, data = c.thread(alg, "UTF-8", "ALL")
+    print(alg, data[0].decode())
+typ, data = c.sort("(SUBJECT)", "UTF-8", "ALL")
+print("SORT", data[0].decode())
+c.logout()
+"#,
+        &[],
+    );
+    // REFERENCES step 5: the replies join their original; the second "plan"
+    // is no reply, so both originals go under a dummy parent.
+    assert_eq!(
+        out,
+        "REFERENCES ((1 2)(5))(3 4)\nORDEREDSUBJECT (1 (2)(5))(3 4)\nSORT 3 4 1 2 5\n"
+    );
+}
+
+#[test]
+fn status_recent_counts_unclaimed_messages_without_claiming() {
+    let (setup, _mta) = started(2);
+    let status = r#"
+def recent(c):
+    typ, data = c.status("INBOX", "(RECENT MESSAGES)")
+    return data[0].decode().split("(")[1].rstrip(")")
+a = connect("tls")
+print(recent(a), "|", recent(a))
+b = connect("plain")
+b.select("INBOX", readonly=True)
+print("after EXAMINE", recent(a))
+"#;
+    let out = run(
+        &setup,
+        &format!("{status}b.select('INBOX')\nprint('after SELECT', recent(a))\n"),
+        &[],
+    );
+    assert_eq!(
+        out,
+        "RECENT 2 MESSAGES 2 | RECENT 2 MESSAGES 2\nafter EXAMINE RECENT 2 MESSAGES 2\nafter SELECT RECENT 0 MESSAGES 2\n"
+    );
+    // SELECT moved the first two to cur/; the new one waits alone in new/.
+    deliver_notes(&setup, USER, 1);
+    let out = run(&setup, &format!("{status}print('new', recent(a))\n"), &[]);
+    assert_eq!(
+        out,
+        "RECENT 1 MESSAGES 3 | RECENT 1 MESSAGES 3\nafter EXAMINE RECENT 1 MESSAGES 3\nnew RECENT 1 MESSAGES 3\n"
+    );
+}
+
+#[test]
+fn lsub_and_list_subscribed_show_names_that_do_not_exist() {
+    let (setup, _mta) = started(0);
+    let out = run(
+        &setup,
+        r#"
+c = connect("tls")
+c.subscribe("Old"); c.subscribe("Gone/deep"); c.create("Work")
+def mine(lines):
+    return [x.decode() for x in lines if x and any(n in x.decode() for n in ("Old", "Gone", "Work"))]
+for pattern in ["*", "%"]:
+    typ, data = c.lsub('""', pattern)
+    print("LSUB", pattern, mine(data))
+for args in [("(SUBSCRIBED)", '""', "*"), ("(SUBSCRIBED RECURSIVEMATCH)", '""', "%"), ('""', "*")]:
+    typ, data = c._simple_command("LIST", *args)
+    print("LIST", args[0], mine(c.untagged_responses.pop("LIST", [])))
+c.logout()
+"#,
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"LSUB * ['(\\Noselect) "/" "Gone/deep"', '(\\Noselect) "/" "Old"']"#,
+            r#"LSUB % ['(\\Noselect) "/" "Gone"', '(\\Noselect) "/" "Old"']"#,
+            r#"LIST (SUBSCRIBED) ['(\\NonExistent \\Noselect \\Subscribed) "/" "Gone/deep"', '(\\NonExistent \\Noselect \\Subscribed) "/" "Old"']"#,
+            r#"LIST (SUBSCRIBED RECURSIVEMATCH) ['(\\NonExistent \\Noselect) "/" "Gone" ("CHILDINFO" ("SUBSCRIBED"))', '(\\NonExistent \\Noselect \\Subscribed) "/" "Old"']"#,
+            r#"LIST "" ['(\\HasNoChildren) "/" "Work"']"#,
+        ]
+    );
+}
+
+#[test]
+fn qresync_sequence_match_data_narrows_vanished() {
+    let (setup, _mta) = started(5);
+    let out = run(
+        &setup,
+        r#"
+a = connect("tls")
+a._simple_command("ENABLE", "QRESYNC")
+a.select("INBOX")
+validity = a.untagged_responses.pop("UIDVALIDITY")[0].decode()
+modseq = a.untagged_responses.pop("HIGHESTMODSEQ")[0].decode()
+a.uid("STORE", "2,4", "+FLAGS", "(\\Deleted)")
+a.expunge()
+b = connect("plain")
+b._simple_command("ENABLE", "QRESYNC")
+# Now message 1 is UID 1, 2 is UID 3, 3 is UID 5.
+for match in ["", " (1,2 1,3)", " (1,2 1,2)", " (3 5)", " (2:3 3,5)"]:
+    b.untagged_responses.clear()
+    typ, data = b._simple_command("SELECT", "INBOX", "(QRESYNC (%s %s 1:5%s))" % (validity, modseq, match))
+    print(repr(match), typ, [x.decode() for x in b.untagged_responses.pop("VANISHED", [])])
+for bad in [" (1:2 1)", " (1:* 1:3)"]:
+    try:
+        b._simple_command("SELECT", "INBOX", "(QRESYNC (%s %s 1:5%s))" % (validity, modseq, bad)); print("accepted")
+    except imaplib.IMAP4.error as e:
+        print("BAD", e)
+"#,
+        &[],
+    );
+    assert_eq!(
+        out,
+        "'' OK ['(EARLIER) 2,4']\n' (1,2 1,3)' OK ['(EARLIER) 4']\n' (1,2 1,2)' OK ['(EARLIER) 2,4']\n\
+' (3 5)' OK []\n' (2:3 3,5)' OK []\n\
+BAD SELECT command error: BAD [b'sequence match sets differ in length']\n\
+BAD SELECT command error: BAD [b'no * in sequence match data']\n"
+    );
+}

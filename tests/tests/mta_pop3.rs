@@ -451,3 +451,39 @@ fn maildir_dele_removes_only_at_quit() {
     let out = pop(port, "ssl", ALICE, "alice-pw", &["uidl", "quit"]);
     assert_eq!(uidl_values(&out), uidls[1..], "the others keep their UIDLs");
 }
+
+#[test]
+fn sasl_responses_may_exceed_the_command_line_limit() {
+    // RFC 5034 §4: a SASL response is not a command, so RFC 2449's 255
+    // octets do not bind it; a PLAIN response for a long password is longer.
+    let setup = MtaSetup::new();
+    let user = "long@example.test";
+    let password = "p".repeat(300);
+    setup.add_user(user, &password);
+    let _mta = setup.start();
+    greyd_tests::wait_port(setup.pop3s, Duration::from_secs(10));
+    let port = setup.pop3s.port().to_string();
+    let response = B64.encode(format!("\0{user}\0{password}"));
+    assert!(response.len() > 253);
+    let (ok, out, err) = python(RAW_TLS, &["127.0.0.1", &port, "AUTH PLAIN", &response, "STAT", "QUIT"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "+ ", "{out}");
+    assert!(lines[2].starts_with("+OK"), "{out}");
+    assert_eq!(lines[3], "+OK 0 0", "{out}");
+
+    // Past 8 KiB the exchange is cancelled, the session goes on, and a
+    // command line is held to 255 octets again.
+    let huge = "A".repeat(9000);
+    let long_command = format!("NOOP {}", "x".repeat(300));
+    let (ok, out, err) = python(
+        RAW_TLS,
+        &["127.0.0.1", &port, "AUTH PLAIN", &huge, &long_command, "QUIT"],
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "+ ", "{out}");
+    assert!(lines[2].starts_with("-ERR"), "{out}");
+    assert!(lines[3].starts_with("-ERR"), "{out}");
+    assert!(lines[4].starts_with("+OK"), "{out}");
+}

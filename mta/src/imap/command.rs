@@ -7,6 +7,7 @@ use super::date;
 use super::mutf7;
 use super::search::{self, SearchKey};
 use super::sequence::{SequenceError, SequenceSet};
+use super::sequence_match::SequenceMatch;
 use super::sort::{Criterion, SortKey};
 use super::thread::Algorithm;
 
@@ -115,6 +116,8 @@ pub struct Qresync {
     pub uid_validity: u32,
     pub modseq: u64,
     pub known_uids: Option<SequenceSet>,
+    /// `(known-sequence-set known-uid-set)`.
+    pub sequence_match: Option<SequenceMatch>,
 }
 
 /// LIST-EXTENDED selection and return options (RFC 5258, 6154, 5819).
@@ -700,18 +703,19 @@ impl<'a> Parser<'a> {
         self.sp()?;
         let modseq = self.number64()?;
         let mut known_uids = None;
+        let mut sequence_match = None;
         if self.eat(b' ') {
             if self.peek() != Some(b'(') {
                 known_uids = Some(self.sequence_set()?);
                 self.eat(b' ');
             }
-            // The sequence-match data only saves round trips: accepted and not used.
             if self.peek() == Some(b'(') {
                 self.expect(b'(')?;
-                self.sequence_set()?;
+                let seqs = self.sequence_set()?;
                 self.sp()?;
-                self.sequence_set()?;
+                let uids = self.sequence_set()?;
                 self.expect(b')')?;
+                sequence_match = Some(SequenceMatch::new(seqs, uids)?);
             }
         }
         self.expect(b')')?;
@@ -722,6 +726,7 @@ impl<'a> Parser<'a> {
             uid_validity,
             modseq,
             known_uids,
+            sequence_match,
         })
     }
 
@@ -1194,7 +1199,11 @@ mod tests {
                 qresync: Some(Qresync {
                     uid_validity: 67890007,
                     modseq: 90060115194045000,
-                    known_uids: Some(SequenceSet::parse("41:211,214:541").unwrap())
+                    known_uids: Some(SequenceSet::parse("41:211,214:541").unwrap()),
+                    sequence_match: Some(
+                        SequenceMatch::new(SequenceSet::parse("1:5").unwrap(), SequenceSet::parse("3:7").unwrap())
+                            .unwrap()
+                    )
                 })
             }
         );

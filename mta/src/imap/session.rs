@@ -12,15 +12,17 @@ use super::command::{
 };
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
+use super::listing;
 use super::message;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
 use super::sort::{self, Criterion};
+use super::subject;
 use super::thread;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::service::Shared;
 use crate::smtp::session::Io;
-use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, NewMessage, Snapshot, SpecialUse, Store, StoreError};
+use crate::store::{self, FlagOp, Flags, Mailbox, MessageMeta, NewMessage, Snapshot, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
@@ -336,10 +338,18 @@ fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Me
         date: message
             .and_then(|m| m.date())
             .map_or(internal_date, |d| d.to_timestamp()),
-        base_subject: sort::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
+        subject: subject::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
         message_id: message.and_then(|m| m.message_id()).map(|id| format!("<{id}>")),
         references,
     }
+}
+
+/// What STATUS reports on: the synced folder and the lowest UID no session
+/// has claimed as \Recent, read without claiming it.
+fn status_data(store: &Store, name: &str) -> Result<(Snapshot, u32), StoreError> {
+    let mailbox = store.mailbox(name)?;
+    let snapshot = mailbox.sync()?;
+    Ok((snapshot, mailbox.unclaimed_recent_from()?))
 }
 
 /// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
@@ -353,17 +363,6 @@ async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
             tracing::warn!("imap: quota usage: {e}");
             false
         }
-    }
-}
-
-/// The LIST attribute of a special-use folder (RFC 6154).
-fn special_use_attribute(u: SpecialUse) -> &'static str {
-    match u {
-        SpecialUse::Sent => "\\Sent",
-        SpecialUse::Drafts => "\\Drafts",
-        SpecialUse::Trash => "\\Trash",
-        SpecialUse::Junk => "\\Junk",
-        SpecialUse::Archive => "\\Archive",
     }
 }
 
@@ -760,7 +759,7 @@ impl Session {
                 }
                 let set = self.sequence_set(set, uid);
                 if vanished {
-                    self.vanished_earlier(&set, changed_since.unwrap_or(0)).await;
+                    self.vanished_earlier(&set, changed_since.unwrap_or(0), 0).await;
                 }
                 self.fetch(tag, uid, set, attrs, changed_since).await?
             }
@@ -1021,7 +1020,11 @@ impl Session {
         if let Some(q) = qresync.filter(|q| q.uid_validity == validity) {
             let all = SequenceSet::parse("1:*").expect("valid set");
             let known_uids = q.known_uids.unwrap_or(all);
-            self.vanished_earlier(&known_uids, q.modseq).await;
+            let messages = &self.selected().snapshot.messages;
+            let known_through = q.sequence_match.map_or(0, |m| {
+                m.known_through(|seq| messages.get(seq as usize - 1).map(|m| m.uid))
+            });
+            self.vanished_earlier(&known_uids, q.modseq, known_through).await;
             let sel = self.selected();
             let r = known_uids.resolve(sel.max_uid());
             let lines: Vec<String> = sel
@@ -1059,22 +1062,24 @@ impl Session {
         } else {
             "\\HasNoChildren"
         }];
-        attrs.extend(f.special_use.map(special_use_attribute));
+        attrs.extend(f.special_use.map(listing::special_use_attribute));
         let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
         message::string(&mut line, self.names.encode(name).as_bytes());
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
     }
 
-    /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq` (QRESYNC).
-    async fn vanished_earlier(&mut self, set: &SequenceSet, modseq: u64) {
+    /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq`
+    /// (QRESYNC), leaving out those up to `known_through`, which the client's
+    /// sequence match data shows it knows of.
+    async fn vanished_earlier(&mut self, set: &SequenceSet, modseq: u64, known_through: u32) {
         let sel = self.selected();
         let mailbox = Arc::clone(&sel.mailbox);
         let largest = sel.snapshot.uid_next.saturating_sub(1);
         match blocking(move || mailbox.vanished_since(modseq)).await {
             Ok(mut uids) => {
                 let r = set.resolve(largest);
-                uids.retain(|&u| r.contains(u));
+                uids.retain(|&u| u > known_through && r.contains(u));
                 uids.sort_unstable();
                 if !uids.is_empty() {
                     self.line(&format!("* VANISHED (EARLIER) {}", sequence::render(&uids)));
@@ -1181,7 +1186,7 @@ impl Session {
             return self.ok(tag, &format!("{verb} completed"));
         }
         let store = self.store();
-        let folders = match blocking(move || store.folders()).await {
+        let (folders, subscriptions) = match blocking(move || Ok((store.folders()?, store.subscriptions()?))).await {
             Ok(f) => f,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
@@ -1195,51 +1200,25 @@ impl Session {
                 }
             })
         };
-        let subscribed_child = |name: &str| {
-            let prefix = format!("{name}/");
-            folders.iter().any(|c| c.subscribed && c.name.starts_with(&prefix))
-        };
-        let only_subscribed = lsub || options.subscribed;
         let mut listed = Vec::new();
-        for f in &folders {
-            if !matches(&f.name) || (options.special_use && f.special_use.is_none()) {
-                continue;
-            }
-            // RECURSIVEMATCH: a parent that is not itself selected shows because of its children.
-            let child_info = options.recursive && subscribed_child(&f.name);
-            if only_subscribed && !f.subscribed && !child_info {
-                continue;
-            }
-            let mut attrs = Vec::new();
-            if !f.exists {
-                attrs.push(if lsub { "\\Noselect" } else { "\\NonExistent \\Noselect" });
-            }
-            attrs.push(if f.has_children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            });
-            if f.subscribed && !lsub && (options.subscribed || options.return_subscribed) {
-                attrs.push("\\Subscribed");
-            }
-            attrs.extend(f.special_use.map(special_use_attribute));
-            let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            message::string(&mut line, self.names.encode(&f.name).as_bytes());
-            if child_info {
+        for entry in listing::entries(&folders, &subscriptions, matches, lsub, &options) {
+            let mut line = format!("* {verb} ({}) \"/\" ", entry.attrs.join(" ")).into_bytes();
+            message::string(&mut line, self.names.encode(&entry.name).as_bytes());
+            if entry.child_info {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
-            if f.exists {
-                listed.push(f.name.clone());
+            if entry.exists {
+                listed.push(entry.name);
             }
         }
         if let Some(items) = options.status {
             for name in listed {
                 let store = self.store();
                 let n = name.clone();
-                match blocking(move || store.mailbox(&n)?.sync()).await {
-                    Ok(snapshot) => self.status_line(&name, &snapshot, &items),
+                match blocking(move || status_data(&store, &n)).await {
+                    Ok((snapshot, recent_from)) => self.status_line(&name, &snapshot, recent_from, &items),
                     Err(e) => tracing::warn!("imap: LIST-STATUS {name:?}: {e}"),
                 }
             }
@@ -1250,23 +1229,23 @@ impl Session {
     async fn status(&mut self, tag: &str, name: String, items: Vec<StatusItem>) {
         let store = self.store();
         let n = name.clone();
-        match blocking(move || store.mailbox(&n)?.sync()).await {
-            Ok(snapshot) => {
-                self.status_line(&name, &snapshot, &items);
+        match blocking(move || status_data(&store, &n)).await {
+            Ok((snapshot, recent_from)) => {
+                self.status_line(&name, &snapshot, recent_from, &items);
                 self.ok(tag, "STATUS completed");
             }
             Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
         }
     }
 
-    fn status_line(&mut self, name: &str, snapshot: &Snapshot, items: &[StatusItem]) {
+    /// `recent_from`: the lowest UID still \Recent (see `status_data`).
+    fn status_line(&mut self, name: &str, snapshot: &Snapshot, recent_from: u32, items: &[StatusItem]) {
         let m = &snapshot.messages;
         let values: Vec<String> = items
             .iter()
             .map(|item| match item {
                 StatusItem::Messages => format!("MESSAGES {}", m.len()),
-                // Only a SELECT claims \Recent; STATUS reports none rather than guess.
-                StatusItem::Recent => "RECENT 0".into(),
+                StatusItem::Recent => format!("RECENT {}", m.iter().filter(|m| m.uid >= recent_from).count()),
                 StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),

@@ -1,6 +1,7 @@
-//! SORT (RFC 5256): sort criteria, the base subject of a message, and the
-//! value each criterion compares.
+//! SORT (RFC 5256): sort criteria and the value each criterion compares
+//! (SUBJECT compares the base subject of `subject`).
 
+use super::subject::base_subject;
 use mail_parser::{Address, Message};
 use std::cmp::Ordering;
 
@@ -47,39 +48,6 @@ pub enum Value {
     Text(String),
 }
 
-/// RFC 5256 §2.1 base subject, simplified: encoded words decoded (by
-/// mail-parser), `Re:`/`Fw:`/`Fwd:` and `[blob]` prefixes and `(fwd)`
-/// trailers removed, whitespace collapsed, case folded.
-pub fn base_subject(subject: &str) -> String {
-    let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    loop {
-        let before = s.clone();
-        while let Some(t) = s.strip_suffix("(fwd)").or_else(|| s.strip_suffix("(FWD)")) {
-            s = t.trim_end().to_string();
-        }
-        let lower = s.to_ascii_lowercase();
-        if lower.starts_with('[')
-            && let Some(end) = s.find(']')
-            && !s[end + 1..].trim().is_empty()
-        {
-            s = s[end + 1..].trim_start().to_string();
-        }
-        let lower = s.to_ascii_lowercase();
-        for prefix in ["re:", "fwd:", "fw:"] {
-            if lower.starts_with(prefix) {
-                s = s[prefix.len()..].trim_start().to_string();
-                break;
-            }
-        }
-        if s.starts_with("[fwd:") && s.ends_with(']') {
-            s = s[5..s.len() - 1].trim().to_string();
-        }
-        if s == before {
-            return s.to_lowercase();
-        }
-    }
-}
-
 fn first_mailbox(a: Option<&Address>) -> String {
     a.and_then(|a| a.first())
         .and_then(|a| a.address.as_deref())
@@ -97,7 +65,7 @@ pub fn value(key: SortKey, internal_date: i64, size: u64, message: Option<&Messa
                 .and_then(|m| m.date())
                 .map_or(internal_date, |d| d.to_timestamp()),
         ),
-        SortKey::Subject => Value::Text(base_subject(message.and_then(|m| m.subject()).unwrap_or(""))),
+        SortKey::Subject => Value::Text(base_subject(message.and_then(|m| m.subject()).unwrap_or("")).text),
         SortKey::From => Value::Text(first_mailbox(message.and_then(|m| m.from()))),
         SortKey::To => Value::Text(first_mailbox(message.and_then(|m| m.to()))),
         SortKey::Cc => Value::Text(first_mailbox(message.and_then(|m| m.cc()))),
@@ -119,15 +87,6 @@ pub fn compare(criteria: &[Criterion], a: &[Value], b: &[Value]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_subjects() {
-        assert_eq!(base_subject("Re: Fwd:  Hello   World"), "hello world");
-        assert_eq!(base_subject("[rust-list] RE: plan (fwd)"), "plan");
-        assert_eq!(base_subject("[fwd: note]"), "note");
-        assert_eq!(base_subject("[only]"), "[only]");
-        assert_eq!(base_subject(""), "");
-    }
 
     #[test]
     fn values_and_order() {

@@ -1,8 +1,9 @@
-//! THREAD (RFC 5256): ORDEREDSUBJECT, and REFERENCES without the subject
-//! merging step (threads whose roots only share a subject stay apart). The
-//! tree lives in an arena and is walked without recursion, so a long reply
-//! chain cannot exhaust the stack.
+//! THREAD (RFC 5256 §3): ORDEREDSUBJECT and REFERENCES, the latter with all
+//! six steps (reply links, root set, pruning, merging roots by base subject,
+//! sorting siblings by sent date). The tree lives in an arena and is walked
+//! without recursion, so a long reply chain cannot exhaust the stack.
 
+use super::subject::BaseSubject;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub struct Item {
     pub number: u32,
     /// Sent date (or INTERNALDATE), seconds since the epoch.
     pub date: i64,
-    pub base_subject: String,
+    pub subject: BaseSubject,
     pub message_id: Option<String>,
     /// References, or In-Reply-To when there are none; oldest first.
     pub references: Vec<String>,
@@ -79,14 +80,15 @@ pub fn thread(algorithm: Algorithm, items: &[Item]) -> String {
         Algorithm::OrderedSubject => ordered_subject(&mut arena, items),
         Algorithm::References => references(&mut arena, items),
     };
+    let roots = sort_siblings(&mut arena, items, roots);
     render(&arena, items, &roots)
 }
 
 fn ordered_subject(arena: &mut Arena, items: &[Item]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| {
-        (&items[a].base_subject, items[a].date, items[a].number).cmp(&(
-            &items[b].base_subject,
+        (&items[a].subject.text, items[a].date, items[a].number).cmp(&(
+            &items[b].subject.text,
             items[b].date,
             items[b].number,
         ))
@@ -96,10 +98,10 @@ fn ordered_subject(arena: &mut Arena, items: &[Item]) -> Vec<usize> {
     for i in order {
         let node = arena.add(Some(i));
         match current {
-            Some((root, subject)) if subject == items[i].base_subject => arena.link(root, node),
+            Some((root, subject)) if subject == items[i].subject.text => arena.link(root, node),
             _ => {
                 roots.push(node);
-                current = Some((node, &items[i].base_subject));
+                current = Some((node, &items[i].subject.text));
             }
         }
     }
@@ -151,7 +153,8 @@ fn references(arena: &mut Arena, items: &[Item]) -> Vec<usize> {
     let roots: Vec<usize> = (0..arena.nodes.len())
         .filter(|&n| arena.nodes[n].parent.is_none())
         .collect();
-    prune(arena, roots)
+    let roots = prune(arena, roots);
+    merge_by_subject(arena, items, roots)
 }
 
 /// RFC 5256 step 4: drop empty containers without children and promote the
@@ -193,8 +196,81 @@ fn prune(arena: &mut Arena, roots: Vec<usize>) -> Vec<usize> {
     result
 }
 
-/// A node's date: its message's, or for an empty container its first child's.
-fn date_of(arena: &Arena, items: &[Item], mut n: usize) -> (i64, u32) {
+/// Step 5.B.i: the thread subject of a root (its first child's for a
+/// dummy), or None when it is empty.
+fn thread_subject<'a>(arena: &Arena, items: &'a [Item], root: usize) -> Option<&'a str> {
+    let node = &arena.nodes[root];
+    let item = match node.item {
+        Some(i) => i,
+        None => arena.nodes[*node.children.first()?].item?,
+    };
+    Some(items[item].subject.text.as_str()).filter(|s| !s.is_empty())
+}
+
+/// Step 5: gather roots that share a base subject under one root.
+fn merge_by_subject(arena: &mut Arena, items: &[Item], mut roots: Vec<usize>) -> Vec<usize> {
+    // Oldest first, so the outcome does not depend on arena order.
+    roots.sort_by_key(|&r| sort_key(arena, items, r));
+    let is_reply = |arena: &Arena, n: usize| arena.nodes[n].item.is_some_and(|i| items[i].subject.reply_or_forward);
+    // (B) One root per subject: a dummy over a message, a non-reply over a reply.
+    let mut table: HashMap<&str, usize> = HashMap::new();
+    for &r in &roots {
+        let Some(subject) = thread_subject(arena, items, r) else {
+            continue;
+        };
+        match table.get(subject) {
+            None => {
+                table.insert(subject, r);
+            }
+            Some(&t) => {
+                let t_dummy = arena.nodes[t].item.is_none();
+                if !t_dummy && (arena.nodes[r].item.is_none() || (is_reply(arena, t) && !is_reply(arena, r))) {
+                    table.insert(subject, r);
+                }
+            }
+        }
+    }
+    // (C) Merge every other root of that subject into the table's.
+    let mut new_roots = Vec::new();
+    for &r in &roots {
+        // A root already put under a new dummy is no longer a root.
+        if arena.nodes[r].parent.is_some() {
+            continue;
+        }
+        let Some(subject) = thread_subject(arena, items, r) else {
+            continue;
+        };
+        let t = table[subject];
+        if t == r {
+            continue;
+        }
+        let (r_dummy, t_dummy) = (arena.nodes[r].item.is_none(), arena.nodes[t].item.is_none());
+        if r_dummy && t_dummy {
+            for c in std::mem::take(&mut arena.nodes[r].children) {
+                arena.nodes[c].parent = None;
+                arena.link(t, c);
+            }
+        } else if t_dummy || (is_reply(arena, r) && !is_reply(arena, t)) {
+            arena.link(t, r);
+        } else {
+            let dummy = arena.add(None);
+            arena.link(dummy, t);
+            arena.link(dummy, r);
+            table.insert(subject, dummy);
+            new_roots.push(dummy);
+        }
+    }
+    roots.extend(new_roots);
+    // Roots merged away now have a parent; emptied dummies have no children.
+    roots.retain(|&r| {
+        arena.nodes[r].parent.is_none() && (arena.nodes[r].item.is_some() || !arena.nodes[r].children.is_empty())
+    });
+    roots
+}
+
+/// What siblings sort by: sent date, then mailbox order; a dummy sorts as
+/// its first child (which `sort_siblings` has already put first).
+fn sort_key(arena: &Arena, items: &[Item], mut n: usize) -> (i64, u32) {
     loop {
         let node = &arena.nodes[n];
         match node.item.and_then(|i| items.get(i)) {
@@ -207,18 +283,30 @@ fn date_of(arena: &Arena, items: &[Item], mut n: usize) -> (i64, u32) {
     }
 }
 
+/// Step 6: sort every set of siblings, the youngest generation first.
+fn sort_siblings(arena: &mut Arena, items: &[Item], mut roots: Vec<usize>) -> Vec<usize> {
+    let mut order = Vec::new();
+    let mut stack = roots.clone();
+    while let Some(n) = stack.pop() {
+        order.push(n);
+        stack.extend(arena.nodes[n].children.iter().copied());
+    }
+    for &n in order.iter().rev() {
+        let mut children = std::mem::take(&mut arena.nodes[n].children);
+        children.sort_by_key(|&c| sort_key(arena, items, c));
+        arena.nodes[n].children = children;
+    }
+    roots.sort_by_key(|&r| sort_key(arena, items, r));
+    roots
+}
+
 fn render(arena: &Arena, items: &[Item], roots: &[usize]) -> String {
-    let sorted = |list: &[usize]| {
-        let mut v = list.to_vec();
-        v.sort_by_key(|&c| date_of(arena, items, c));
-        v
-    };
     enum Token {
         Node(usize),
         Text(&'static str),
     }
     let mut out = String::new();
-    for root in sorted(roots) {
+    for &root in roots {
         let mut stack = vec![Token::Text(")"), Token::Node(root)];
         out.push('(');
         while let Some(t) = stack.pop() {
@@ -237,7 +325,7 @@ fn render(arena: &Arena, items: &[Item], roots: &[usize]) -> String {
                 }
                 out.push_str(&num.to_string());
             }
-            let children = sorted(&node.children);
+            let children = &node.children;
             match children.len() {
                 0 => {}
                 1 => stack.push(Token::Node(children[0])),
@@ -260,12 +348,13 @@ fn render(arena: &Arena, items: &[Item], roots: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::subject::base_subject;
 
     fn item(number: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> Item {
         Item {
             number,
             date,
-            base_subject: subject.into(),
+            subject: base_subject(subject),
             message_id: Some(id.into()),
             references: refs.iter().map(|r| r.to_string()).collect(),
         }
@@ -299,6 +388,96 @@ mod tests {
         assert_eq!(thread(Algorithm::OrderedSubject, &items), "(2 4)(3 (1)(5))");
     }
 
+    fn no_id(number: u32, date: i64, subject: &str) -> Item {
+        Item {
+            number,
+            date,
+            subject: base_subject(subject),
+            message_id: None,
+            references: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn step5_replies_join_the_original_by_subject() {
+        let items = [
+            no_id(1, 10, "plan"),
+            no_id(2, 20, "Re: plan"),
+            no_id(3, 30, "RE: [list] plan (fwd)"),
+            no_id(4, 40, "other"),
+        ];
+        assert_eq!(thread(Algorithm::References, &items), "(1 (2)(3))(4)");
+    }
+
+    #[test]
+    fn step5_a_non_reply_becomes_parent_even_when_younger() {
+        let items = [no_id(1, 10, "Re: plan"), no_id(2, 20, "plan")];
+        assert_eq!(thread(Algorithm::References, &items), "(2 1)");
+    }
+
+    #[test]
+    fn step5_two_originals_get_a_dummy_parent() {
+        let items = [no_id(1, 10, "plan"), no_id(2, 20, "plan"), no_id(3, 30, "Re: plan")];
+        assert_eq!(thread(Algorithm::References, &items), "((1)(2)(3))");
+        // A message with replies of its own keeps them under the dummy.
+        let items = [
+            item(1, 10, "plan", "<1>", &[]),
+            item(2, 20, "Re: plan", "<2>", &["<1>"]),
+            item(3, 5, "plan", "<3>", &[]),
+        ];
+        assert_eq!(thread(Algorithm::References, &items), "((3)(1 2))");
+    }
+
+    #[test]
+    fn step5_dummy_roots_absorb_messages_and_other_dummies() {
+        // Replies to a missing message form a dummy root; the dummy wins the
+        // subject table, and the lone messages become its children.
+        let items = [
+            item(1, 10, "Re: x", "<1>", &["<gone>"]),
+            item(2, 20, "Re: x", "<2>", &["<gone>"]),
+            item(3, 30, "x", "<3>", &[]),
+            item(4, 5, "Re: x", "<4>", &[]),
+        ];
+        assert_eq!(thread(Algorithm::References, &items), "((4)(1)(2)(3))");
+        // Two dummies: the children of both become siblings, sorted by date.
+        let items = [
+            item(1, 10, "Re: y", "<1>", &["<g1>"]),
+            item(2, 20, "Re: y", "<2>", &["<g1>"]),
+            item(3, 15, "Re: y", "<3>", &["<g2>"]),
+            item(4, 25, "y", "<4>", &["<g2>"]),
+        ];
+        assert_eq!(thread(Algorithm::References, &items), "((1)(3)(2)(4))");
+    }
+
+    #[test]
+    fn step5_empty_subjects_stay_apart() {
+        let items = [no_id(1, 10, ""), no_id(2, 20, "Re:"), no_id(3, 30, "  ")];
+        assert_eq!(thread(Algorithm::References, &items), "(1)(2)(3)");
+    }
+
+    #[test]
+    fn step6_siblings_sort_by_date_then_mailbox_order() {
+        let items = [
+            item(1, 50, "a", "<1>", &[]),
+            item(2, 30, "Re: a", "<2>", &["<1>"]),
+            item(3, 20, "Re: a", "<3>", &["<1>"]),
+            item(4, 30, "Re: a", "<4>", &["<1>"]),
+            item(5, 40, "b", "<5>", &[]),
+        ];
+        assert_eq!(thread(Algorithm::References, &items), "(5)(1 (3)(2)(4))");
+    }
+
+    #[test]
+    fn ordered_subject_uses_the_full_base_subject() {
+        let items = [
+            no_id(1, 30, "Re: plan"),
+            no_id(2, 10, "[list] plan (fwd)"),
+            no_id(3, 20, "other"),
+            no_id(4, 20, "[fwd: plan]"),
+        ];
+        assert_eq!(thread(Algorithm::OrderedSubject, &items), "(2 (4)(1))(3)");
+    }
+
     #[test]
     fn loops_and_long_chains_are_safe() {
         let looped = [item(1, 1, "a", "<1>", &["<2>"]), item(2, 2, "a", "<2>", &["<1>"])];
@@ -307,7 +486,7 @@ mod tests {
             .map(|i| Item {
                 number: i,
                 date: i as i64,
-                base_subject: "s".into(),
+                subject: base_subject("s"),
                 message_id: Some(format!("<{i}>")),
                 references: if i > 1 { vec![format!("<{}>", i - 1)] } else { vec![] },
             })

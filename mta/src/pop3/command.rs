@@ -6,6 +6,12 @@ use thiserror::Error;
 /// Longest command line RFC 2449 allows, CRLF included.
 pub const MAX_LINE: usize = 255;
 
+/// Longest SASL client response line, CRLF excluded. RFC 5034 §4 exempts
+/// these responses from RFC 2449's 255 octets; this bounds what an
+/// unauthenticated client can make us buffer, with room for any PLAIN,
+/// LOGIN or SCRAM-SHA-256 response.
+pub const MAX_SASL_LINE: usize = 8192;
+
 /// A client command. Message numbers are 1-based as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

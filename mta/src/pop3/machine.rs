@@ -404,6 +404,21 @@ mod tests {
     }
 
     #[test]
+    fn expire_and_login_delay_are_advertised_in_both_states() {
+        // RFC 2449 §6.5 and §6.7: both capabilities may be announced before
+        // and after login; without the USER qualifier the value is the same
+        // for every user. We never expire mail and impose no delay between
+        // successful logins.
+        for mut m in [Machine::new(true, true, 10), logged_in()] {
+            let Action::Listing(_, caps) = m.line(b"CAPA") else {
+                panic!()
+            };
+            assert!(caps.contains(&"EXPIRE NEVER".to_string()), "{caps:?}");
+            assert!(caps.contains(&"LOGIN-DELAY 0".to_string()), "{caps:?}");
+        }
+    }
+
+    #[test]
     fn transaction_and_update() {
         let mut m = logged_in();
         assert_eq!(reply(m.line(b"STAT")), "+OK 2 30");

@@ -2,7 +2,7 @@
 //! implicit TLS on 995, line framing, timeouts, STLS, password checks and
 //! SASL exchanges, and the maildrop calls (off the reactor).
 
-use super::command::MAX_LINE;
+use super::command::{MAX_LINE, MAX_SASL_LINE};
 use super::machine::{self, Action, Machine, Refusal};
 use super::maildrop::{Maildrop, MaildropError};
 use crate::auth::sasl::{self, Exchange, Step};
@@ -291,7 +291,10 @@ impl Session {
 
     /// One client response in a SASL exchange: `None` for `*` or garbage.
     async fn sasl_response(&mut self) -> Result<Option<Vec<u8>>, End> {
-        match self.next_line().await? {
+        self.lines.set_limit(MAX_SASL_LINE);
+        let line = self.next_line().await;
+        self.lines.set_limit(MAX_LINE - 2);
+        match line? {
             Ok(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
             Err(_) => Ok(None),
         }

@@ -42,6 +42,12 @@ impl LineBuffer {
         }
     }
 
+    /// Change the longest line accepted from the next line on (POP3 allows
+    /// SASL responses longer than its commands).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
@@ -113,6 +119,16 @@ mod tests {
         assert_eq!(b.next_line(), Some(Err(LineError::BareNewline)));
         assert_eq!(b.next_line(), Some(Err(LineError::Nul)));
         assert_eq!(b.next_line(), None);
+    }
+
+    #[test]
+    fn limit_changes_from_the_next_line() {
+        let mut b = LineBuffer::new(4);
+        b.extend(b"12345678\r\n123456\r\n");
+        b.set_limit(8);
+        assert_eq!(b.next_line(), Some(Ok(b"12345678".to_vec())));
+        b.set_limit(4);
+        assert_eq!(b.next_line(), Some(Err(LineError::TooLong)));
     }
 
     #[test]

@@ -736,6 +736,12 @@ impl Mailbox {
         }
         from
     }
+
+    /// The lowest UID no session has claimed as \Recent yet, read without
+    /// claiming (STATUS RECENT counts the messages from here on).
+    pub fn unclaimed_recent_from(&self) -> Result<u32, StoreError> {
+        Ok(self.lock()?.index.recent_from)
+    }
 }
 
 /// Timestamps are coarse (a kernel tick): a directory changed less than

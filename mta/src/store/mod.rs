@@ -310,7 +310,8 @@ impl Store {
         Ok(())
     }
 
-    fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
+    /// The subscribed names, which need not exist.
+    pub fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
         let path = self.root.join(SUBSCRIPTIONS);
         match fs::read_to_string(&path) {
             Ok(text) => Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()),
@@ -806,7 +807,11 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let first = b.claim_recent();
         a.append(b"z\r\n", &Flags::default(), None).unwrap();
+        // Looking does not claim: STATUS can ask as often as it likes.
+        assert_eq!(a.unclaimed_recent_from().unwrap(), first);
+        assert_eq!(a.unclaimed_recent_from().unwrap(), first);
         assert_eq!(a.claim_recent(), first);
+        assert_eq!(b.unclaimed_recent_from().unwrap(), 2);
         assert_eq!(b.claim_recent(), 2);
     }
 }
