@@ -231,7 +231,8 @@ impl Machine {
         self.state = State::Authorization { user: None };
         let text = match why {
             Refusal::Credentials => "-ERR [AUTH] Authentication failed",
-            Refusal::Throttled => "-ERR [LOGIN-DELAY] Too many failed logins; try again later",
+            // Not LOGIN-DELAY: RFC 2449 §8.1.1 keeps that for "logged in too recently".
+            Refusal::Throttled => "-ERR [SYS/TEMP] Too many failed logins; try again later",
             Refusal::InUse => "-ERR [IN-USE] Maildrop is locked by another session",
             Refusal::Temporary => "-ERR [SYS/TEMP] Maildrop cannot be opened now; try again later",
             Refusal::Cancelled => "-ERR Authentication cancelled or malformed",
