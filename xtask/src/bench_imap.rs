@@ -29,6 +29,19 @@ use crate::run;
 const USER: &str = crate::bench_smtp::RCPT;
 const PASSWORD: &str = "bench";
 
+/// A small, repeatable pseudo-random source (xorshift64; the state must not be 0).
+struct XorShift(u64);
+
+impl XorShift {
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// Write `n` messages into `dir/cur` (half of them seen) as a Maildir, named
 /// as mta's delivery names them (time, microseconds, pid, counter, host).
 /// Names must vary as real ones do: near-identical synthetic names collide
@@ -38,13 +51,7 @@ fn generate_maildir(dir: &Path, n: usize) -> Result<()> {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move |below: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % below
-    };
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut time = 1_700_000_000;
     for i in 0..n {
         let body = filler.repeat(5 + i % 40);
@@ -55,11 +62,11 @@ fn generate_maildir(dir: &Path, n: usize) -> Result<()> {
             t = i % 100,
         );
         let flags = if i % 2 == 0 { "S" } else { "" };
-        time += 1 + next(600);
+        time += 1 + rng.below(600);
         let name = format!(
             "{time}.M{}P{}Q{i}.mx.bench.test:2,{flags}",
-            next(1_000_000),
-            1000 + next(60_000)
+            rng.below(1_000_000),
+            1000 + rng.below(60_000)
         );
         std::fs::write(dir.join("cur").join(name), text)?;
     }
@@ -284,17 +291,11 @@ async fn work(port: u16, seed: u64, seconds: u64, ready: Arc<Barrier>, tally: Ar
     let exists = c.login().await?.max(1);
     ready.wait().await;
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut rng = seed | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = XorShift(seed | 1);
     let append = b"From: load@bench.test\r\nSubject: appended\r\n\r\nA short appended message.\r\n";
     let mut round = 0u64;
     while Instant::now() < deadline {
-        let n = next() % exists as u64 + 1;
+        let n = rng.below(exists as u64) + 1;
         let kind = (round % 6) as usize;
         let started = Instant::now();
         match kind {
