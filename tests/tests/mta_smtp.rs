@@ -106,6 +106,23 @@ fn smuggling_endings_never_end_data() {
 }
 
 #[test]
+fn a_dot_line_with_a_bare_cr_is_rejected_at_the_next_terminator() {
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    let _mta = setup.start();
+    let mut c = smtp(setup.smtp);
+    send_envelope(&mut c, "alice@example.test");
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    // `.` CR CR LF is not the end, but the `.` CRLF line right after it is: the reply
+    // comes at once and the QUIT behind it is a command, not message data.
+    c.send_raw(b"x\r\n.\r\r\n.\r\nQUIT\r\n").unwrap();
+    let r = c.reply().unwrap();
+    assert_eq!(r.code, 550, "{r:?}");
+    assert!(r.text().contains("5.6.0"), "{r:?}");
+    assert_eq!(c.reply().unwrap().code, 221);
+}
+
+#[test]
 fn bad_command_lines_get_clear_errors() {
     let setup = MtaSetup::new();
     setup.edit("max_errors = 20", "max_errors = 6");

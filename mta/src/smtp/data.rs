@@ -61,8 +61,11 @@ impl DataDecoder {
                     self.state = State::LineStart;
                     b"\r\n"
                 }
-                (State::Cr, b'\r') => {
+                (State::Cr | State::DotCr, b'\r') => {
+                    // The first CR was bare; the second may still start CRLF.
+                    // (The stuffing dot before a DotCr is dropped as usual.)
                     self.bare = true;
+                    self.state = State::Cr;
                     b"\r"
                 }
                 (State::Dot, b'\r') => {
@@ -170,6 +173,57 @@ mod tests {
         let (_, r) = d.feed(b"123456789\r\n.\r\n", &mut out);
         assert_eq!(r, Some(DataOutcome::TooBig));
         assert!(out.len() <= 4);
+    }
+
+    /// The end of data is the first CRLF "." CRLF, counting the CRLF before DATA's
+    /// first line; a bare CR or LF before it flags the message; clean content is
+    /// unstuffed exactly.
+    fn reference(input: &[u8]) -> (usize, Option<(DataOutcome, Vec<u8>)>) {
+        let mut wire = b"\r\n".to_vec();
+        wire.extend_from_slice(input);
+        let Some(pos) = wire.windows(5).position(|w| w == b"\r\n.\r\n") else {
+            return (input.len(), None);
+        };
+        let content = &wire[2..pos + 2];
+        let bare = content.iter().enumerate().any(|(i, &b)| {
+            (b == b'\r' && content.get(i + 1) != Some(&b'\n')) || (b == b'\n' && (i == 0 || content[i - 1] != b'\r'))
+        });
+        let unstuffed = content
+            .split_inclusive(|&b| b == b'\n')
+            .flat_map(|line| line.strip_prefix(b".").unwrap_or(line).to_vec())
+            .collect();
+        let outcome = if bare {
+            DataOutcome::BareNewline
+        } else {
+            DataOutcome::Ok
+        };
+        (pos + 3, Some((outcome, unstuffed)))
+    }
+
+    #[test]
+    fn every_short_sequence_of_cr_lf_and_dot_ends_where_it_should() {
+        let alphabet = [b'\r', b'\n', b'.'];
+        for len in 0..=8u32 {
+            for code in 0..3usize.pow(len) {
+                let mut input: Vec<u8> = (0..len).map(|k| alphabet[code / 3usize.pow(k) % 3]).collect();
+                input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+                let (out, n, r) = decode(&input);
+                let (end, expected) = reference(&input);
+                assert_eq!(n, end, "consumed, {input:?}");
+                let (outcome, unstuffed) = expected.expect("the suffix always ends the data");
+                assert_eq!(r, Some(outcome), "{input:?}");
+                if outcome == DataOutcome::Ok {
+                    assert_eq!(out, unstuffed, "{input:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dot_then_bare_cr_still_ends_at_the_next_terminator() {
+        let input = b"x\r\n.\r\r\n.\r\nQUIT\r\n";
+        let (_, n, r) = decode(input);
+        assert_eq!((n, r), (input.len() - 6, Some(DataOutcome::BareNewline)));
     }
 
     proptest::proptest! {
