@@ -175,7 +175,9 @@ impl Machine {
             State::Transaction { messages, deleted } => transaction(cmd, messages, deleted),
             State::LoggingIn | State::Update => Err("-ERR [SYS/TEMP] Busy".into()),
         };
-        result.unwrap_or_else(|text| self.error(text))
+        // A well-formed command that fails (no such message) is the client's
+        // ordinary business, not abuse: it does not count towards `max_errors`.
+        result.unwrap_or_else(Action::Reply)
     }
 
     fn authorization(&mut self, cmd: Command, user: Option<String>) -> Action {
@@ -451,6 +453,23 @@ mod tests {
         );
         assert!(matches!(m.line(b"BOGUS"), Action::Close(_)));
         assert_eq!(m.line(b"QUIT"), Action::Close("+OK Bye".into()));
+    }
+
+    #[test]
+    fn failing_valid_commands_do_not_count_as_errors() {
+        let mut m = Machine::new(true, false, 3);
+        m.line(b"USER u");
+        m.line(b"PASS x");
+        m.logged_in(entries());
+        for _ in 0..10 {
+            assert_eq!(reply(m.line(b"RETR 9")), "-ERR No such message");
+        }
+        m.line(b"DELE 1");
+        assert_eq!(reply(m.line(b"DELE 1")), "-ERR Message 1 already deleted");
+        assert!(reply(m.line(b"STAT")).starts_with("+OK"));
+        m.line(b"BOGUS");
+        m.line(b"RETR x");
+        assert!(matches!(m.line(b"BOGUS"), Action::Close(_)));
     }
 
     #[test]
