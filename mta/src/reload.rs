@@ -3,7 +3,7 @@
 //! virtusertable and `mtactl user` take effect without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 type Stamp = Option<(SystemTime, u64)>;
@@ -33,7 +33,7 @@ impl<T> Reloading<T> {
     /// (and the error logged) so one bad edit does not stop mail.
     pub fn get(&self) -> Result<Arc<T>, String> {
         let now = stamp(&self.path);
-        let mut cached = self.cached.lock().expect("reload lock");
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((s, v)) = cached.as_ref()
             && *s == now
         {

@@ -10,7 +10,7 @@ use crate::config::AuthConfig;
 use crate::reload::Reloading;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use users::{ScramSecret, Users};
 
@@ -77,7 +77,7 @@ impl Authenticator {
 
     /// Too many recent failures from `ip`: refuse AUTH for now.
     pub fn throttled(&self, ip: IpAddr) -> bool {
-        let mut f = self.failures.lock().expect("failures lock");
+        let mut f = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         match f.get(&ip) {
             Some((_, since)) if since.elapsed() > self.config.failure_window => {
                 f.remove(&ip);
@@ -89,12 +89,40 @@ impl Authenticator {
     }
 
     pub fn record_failure(&self, ip: IpAddr) {
-        let mut f = self.failures.lock().expect("failures lock");
+        let mut f = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = f.entry(ip).or_insert((0, Instant::now()));
         entry.0 += 1;
     }
 
     pub fn record_success(&self, ip: IpAddr) {
-        self.failures.lock().expect("failures lock").remove(&ip);
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_throttling_does_not_stop_later_logins() {
+        let config = AuthConfig {
+            max_failures: 2,
+            ..AuthConfig::default()
+        };
+        let auth = Arc::new(Authenticator::new(&config));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        auth.record_failure(ip);
+        let poisoner = Arc::clone(&auth);
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.failures.lock().unwrap();
+            panic!("a session panics while holding the lock");
+        })
+        .join();
+        assert!(auth.failures.is_poisoned());
+        assert!(!auth.throttled(ip));
+        auth.record_failure(ip);
+        assert!(auth.throttled(ip), "the count kept before the panic still holds");
+        auth.record_success(ip);
+        assert!(!auth.throttled(ip));
     }
 }

@@ -7,7 +7,7 @@ use super::session::{Io, Port, Session};
 use crate::service::Shared;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,7 +42,7 @@ pub struct CountGuard {
 impl ConnectionCounts {
     /// Count a new connection, or `None` if `ip` is at the cap.
     pub fn enter(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<CountGuard> {
-        let mut map = self.0.lock().expect("counts lock");
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let n = map.entry(ip).or_insert(0);
         if *n >= cap {
             return None;
@@ -57,7 +57,7 @@ impl ConnectionCounts {
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
-        let mut map = self.counts.0.lock().expect("counts lock");
+        let mut map = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {

@@ -6,7 +6,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,12 @@ impl Tls {
     /// Re-read the PEM files; on error the old configuration stays.
     pub fn reload(&self) -> Result<(), TlsError> {
         let fresh = Arc::new(server_config(&self.cert, &self.key)?);
-        *self.current.write().expect("tls lock") = fresh;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         Ok(())
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(Arc::clone(&self.current.read().expect("tls lock")))
+        TlsAcceptor::from(Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner)))
     }
 }
 
