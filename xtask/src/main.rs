@@ -5,7 +5,8 @@
 //! - `build-ebpf`: build the eBPF programs alone;
 //! - `test`: deps, build, fmt/clippy, the whole test suite, an OpenBSD
 //!   build check, a short fuzz run;
-//! - `demo`: greyd in proxy mode on loopback in front of a minimal upstream;
+//! - `demo`: the whole stack on loopback: mta (from `mtactl init`) behind
+//!   greyd in proxy mode;
 //! - `bench …`: the benchmarks.
 
 mod bench;
@@ -33,7 +34,7 @@ enum Task {
     Deps,
     /// Build the eBPF programs alone (greyd's build embeds them anyway).
     BuildEbpf,
-    /// Run greyd in proxy mode on loopback in front of a minimal upstream.
+    /// Run the whole stack on loopback: mta behind greyd in proxy mode.
     Demo,
     /// Benchmarks (release builds; they print figures, never fail on speed).
     #[command(subcommand)]
