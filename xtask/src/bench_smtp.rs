@@ -91,6 +91,12 @@ pub(crate) fn start_mta(dir: &Path, offset: u16) -> Result<Running> {
             &offset.to_string(),
         ]))?;
     let config = dir.join("mta.toml");
+    // The load comes from one loopback address: lift the per-client caps a real server keeps.
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("max_connections_per_client = 50", "max_connections_per_client = 100000"),
+    )?;
     let mut child = Command::new(bin.join("mtactl"))
         .args(["user", "add", RCPT, "--password-stdin", "--config"])
         .arg(&config)

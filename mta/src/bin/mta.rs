@@ -6,8 +6,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mta::config::Config;
 use mta::deliver::{self, Message, Target};
+use mta::net::{self, Gate};
 use mta::service::Shared;
-use mta::smtp::server::{self, ConnectionCounts};
+use mta::smtp::server;
 use mta::smtp::session::Port;
 use mta::tls::Tls;
 use std::io::Read;
@@ -121,7 +122,7 @@ fn bind_all(
             tracing::warn!("not listening on {addr}: {service} needs a certificate");
             continue;
         }
-        listeners.push(server::bind(addr).with_context(|| format!("binding {addr}"))?);
+        listeners.push(net::bind(addr).with_context(|| format!("binding {addr}"))?);
         tracing::info!("listening on {addr} ({service})");
     }
     Ok(listeners)
@@ -158,7 +159,12 @@ async fn daemon(config: Config) -> Result<()> {
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared::new(config, tls, Some(wake_tx))?);
     let has_tls = shared.tls.is_some();
-    let smtp_counts = Arc::new(ConnectionCounts::default());
+    let descriptors = net::raise_descriptor_limit();
+    let gate = Gate::for_descriptors(descriptors);
+    tracing::info!(
+        "descriptor limit {descriptors}: at most {} connections",
+        gate.max_open()
+    );
     let smtp = &shared.config.smtp;
     for (addrs, port) in [
         (&smtp.listen, Port::Mx),
@@ -166,26 +172,21 @@ async fn daemon(config: Config) -> Result<()> {
         (&smtp.smtps, Port::Smtps),
     ] {
         for listener in bind_all(addrs, &format!("{port:?}"), port == Port::Smtps, has_tls)? {
-            tokio::spawn(server::serve(
-                listener,
-                port,
-                Arc::clone(&shared),
-                Arc::clone(&smtp_counts),
-            ));
+            tokio::spawn(server::serve(listener, port, Arc::clone(&shared), Arc::clone(&gate)));
         }
     }
     let imap = &shared.config.imap;
     for (addrs, implicit_tls, name) in [(&imap.listen, false, "IMAP"), (&imap.tls_listen, true, "IMAPS")] {
         for listener in bind_all(addrs, name, implicit_tls, has_tls)? {
-            tokio::spawn(mta::imap::server::serve(listener, implicit_tls, Arc::clone(&shared)));
+            let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));
+            tokio::spawn(mta::imap::server::serve(listener, implicit_tls, shared, gate));
         }
     }
-    let pop3_counts = Arc::new(ConnectionCounts::default());
     let pop3 = &shared.config.pop3;
     for (addrs, implicit_tls, name) in [(&pop3.listen, false, "POP3"), (&pop3.tls_listen, true, "POP3S")] {
         for listener in bind_all(addrs, name, implicit_tls, has_tls)? {
-            let (shared, counts) = (Arc::clone(&shared), Arc::clone(&pop3_counts));
-            tokio::spawn(mta::pop3::server::serve(listener, implicit_tls, shared, counts));
+            let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));
+            tokio::spawn(mta::pop3::server::serve(listener, implicit_tls, shared, gate));
         }
     }
     let submit_socket = &shared.config.queue.submit_socket;

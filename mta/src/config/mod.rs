@@ -171,6 +171,8 @@ pub struct ImapConfig {
     pub max_message_size: u64,
     /// Storage quota per user in bytes, reported by GETQUOTA; 0 means none. Default 0.
     pub quota: u64,
+    /// Simultaneous IMAP connections per client address, then `* BYE`. Default 50.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -230,6 +232,7 @@ impl Default for ImapConfig {
             idle_timeout: Duration::from_secs(1800),
             max_message_size: 35 << 20,
             quota: 0,
+            max_connections_per_client: 50,
         }
     }
 }

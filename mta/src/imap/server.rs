@@ -1,44 +1,32 @@
-//! The IMAP listeners: accept, one task per connection, implicit TLS on
-//! IMAPS, then a [`Session`]. Binding is `smtp::server::bind`.
+//! The IMAP listeners: IMAP's rules for the network layer (per-client cap,
+//! implicit TLS on IMAPS), then a [`Session`].
 
 use super::session::Session;
+use crate::net::{self, Gate, Incoming};
 use crate::service::Shared;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// How long a client has to finish the TLS handshake on IMAPS.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accept connections on `listener` forever.
-pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>) {
-    loop {
-        match listener.accept().await {
-            Ok((sock, peer)) => {
-                let shared = Arc::clone(&shared);
-                tokio::spawn(connection(sock, peer, implicit_tls, shared));
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("imap accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn connection(sock: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Arc<Shared>) {
-    let _ = sock.set_nodelay(true);
-    let io: Box<dyn crate::smtp::session::Io> = if implicit_tls {
-        let Some(tls) = &shared.tls else { return };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
-            Ok(Ok(stream)) => Box::new(stream),
-            _ => return tracing::info!("imap: TLS handshake with {peer} failed"),
-        }
-    } else {
-        Box::new(sock)
+pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>, gate: Arc<Gate>) {
+    let spec = net::Listener {
+        service: "imap",
+        per_client: shared.config.imap.max_connections_per_client,
+        implicit_tls,
+        handshake_timeout: HANDSHAKE_TIMEOUT,
+        refusals: (
+            "* BYE [UNAVAILABLE] Too many connections from your address",
+            "* BYE [UNAVAILABLE] Too many connections, try again later",
+        ),
+        proxy_from: Vec::new(),
     };
-    tracing::debug!("imap: connect from {peer}");
-    Session::new(io, shared, peer, implicit_tls).run().await;
+    let tls = shared.tls.clone();
+    net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
+        Session::new(c.io, Arc::clone(&shared), c.client, c.tls).run()
+    })
+    .await;
 }

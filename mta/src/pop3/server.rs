@@ -6,74 +6,48 @@ use super::command::{MAX_LINE, MAX_SASL_LINE};
 use super::machine::{self, Action, Machine, Refusal};
 use super::maildrop::{Maildrop, MaildropError};
 use crate::auth::sasl::{self, Exchange, Step};
+use crate::net::{self, Gate, Incoming, Io};
 use crate::service::Shared;
 use crate::smtp::lines::{LineBuffer, LineError};
-use crate::smtp::server::ConnectionCounts;
-use crate::smtp::session::Io;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const READ_CHUNK: usize = 4096;
 /// Replies buffered beyond this are written out before the next command runs.
 const FLUSH_AT: usize = 64 * 1024;
 
 /// Accept connections on `listener` forever; `implicit_tls` for POP3S.
-pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>, counts: Arc<ConnectionCounts>) {
-    loop {
-        match listener.accept().await {
-            Ok((sock, peer)) => {
-                let shared = Arc::clone(&shared);
-                let counts = Arc::clone(&counts);
-                tokio::spawn(async move { connection(sock, peer, implicit_tls, shared, counts).await });
-            }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn connection(
-    mut sock: TcpStream,
-    peer: SocketAddr,
-    implicit_tls: bool,
-    shared: Arc<Shared>,
-    counts: Arc<ConnectionCounts>,
-) {
-    let _ = sock.set_nodelay(true);
-    let Some(_guard) = counts.enter(peer.ip(), shared.config.pop3.max_connections_per_client) else {
-        tracing::info!("pop3: too many connections from {}", peer.ip());
-        let _ = sock
-            .write_all(b"-ERR [SYS/TEMP] Too many connections from your address\r\n")
-            .await;
-        return;
+pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>, gate: Arc<Gate>) {
+    let spec = net::Listener {
+        service: "pop3",
+        per_client: shared.config.pop3.max_connections_per_client,
+        implicit_tls,
+        handshake_timeout: shared.config.pop3.login_timeout,
+        refusals: (
+            "-ERR [SYS/TEMP] Too many connections from your address",
+            "-ERR [SYS/TEMP] Too many connections, try again later",
+        ),
+        proxy_from: Vec::new(),
     };
-    let io: Box<dyn Io> = if implicit_tls {
-        let Some(tls) = &shared.tls else { return };
-        match tokio::time::timeout(shared.config.pop3.login_timeout, tls.acceptor().accept(sock)).await {
-            Ok(Ok(stream)) => Box::new(stream),
-            _ => return tracing::info!("pop3: TLS handshake with {peer} failed"),
-        }
-    } else {
-        Box::new(sock)
-    };
-    let machine = Machine::new(implicit_tls, shared.tls.is_some(), shared.config.pop3.max_errors);
-    let mut session = Session {
-        io,
-        shared,
-        peer,
-        lines: LineBuffer::new(MAX_LINE - 2),
-        out: Vec::new(),
-        machine,
-        maildrop: None,
-    };
-    session.run().await;
+    let tls = shared.tls.clone();
+    net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
+        let machine = Machine::new(c.tls, shared.tls.is_some(), shared.config.pop3.max_errors);
+        let mut session = Session {
+            io: c.io,
+            shared: Arc::clone(&shared),
+            peer: c.client,
+            lines: LineBuffer::new(MAX_LINE - 2),
+            out: Vec::new(),
+            machine,
+            maildrop: None,
+        };
+        async move { session.run().await }
+    })
+    .await;
 }
 
 /// Why the session ends.

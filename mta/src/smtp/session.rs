@@ -6,6 +6,7 @@ use super::command::{self, Command, MailParams, Mailbox};
 use super::data::{DataDecoder, DataOutcome};
 use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Exchange, Step};
+use crate::net::Io;
 use crate::queue::Client;
 use crate::service::{Accepted, Shared, Wake};
 use base64::Engine;
@@ -13,11 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// A bidirectional byte stream a session runs over.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What kind of listener the client came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
