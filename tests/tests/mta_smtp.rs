@@ -12,14 +12,20 @@ fn send_envelope(c: &mut greyd_tests::SmtpClient, rcpt: &str) {
     assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")).unwrap().code, 250);
 }
 
+/// A new session to `rcpt`, past DATA's 354.
+fn data_session(addr: std::net::SocketAddr, rcpt: &str) -> greyd_tests::SmtpClient {
+    let mut c = smtp(addr);
+    send_envelope(&mut c, rcpt);
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    c
+}
+
 #[test]
 fn data_is_delivered_to_maildir_byte_for_byte() {
     let setup = MtaSetup::new();
     setup.add_user("alice@example.test", "pw");
     let _mta = setup.start();
-    let mut c = smtp(setup.smtp);
-    send_envelope(&mut c, "alice@example.test");
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let mut c = data_session(setup.smtp, "alice@example.test");
     // A stuffed dot line, a line of just two dots, 8-bit text and a tab.
     c.send_raw("Subject: t\r\n\r\n..leading dot\r\n...\r\nüñí\tcode\r\n.\r\n".as_bytes())
         .unwrap();
@@ -78,9 +84,7 @@ fn smuggling_endings_never_end_data() {
     setup.add_user("alice@example.test", "pw");
     let _mta = setup.start();
     for ending in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n"] {
-        let mut c = smtp(setup.smtp);
-        send_envelope(&mut c, "alice@example.test");
-        assert_eq!(c.cmd("DATA").unwrap().code, 354);
+        let mut c = data_session(setup.smtp, "alice@example.test");
         let mut data = b"Subject: outer\r\n\r\nhello".to_vec();
         data.extend_from_slice(ending);
         data.extend_from_slice(
@@ -95,9 +99,7 @@ fn smuggling_endings_never_end_data() {
         assert_eq!(c.cmd("NOOP").unwrap().code, 250, "session out of sync after {ending:?}");
     }
     // A clean message afterwards is the only one delivered.
-    let mut c = smtp(setup.smtp);
-    send_envelope(&mut c, "alice@example.test");
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let mut c = data_session(setup.smtp, "alice@example.test");
     assert_eq!(c.cmd("Subject: clean\r\n\r\nok\r\n.").unwrap().code, 250);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let msgs = wait_messages(&setup.maildir("alice@example.test"), 1);
@@ -110,9 +112,7 @@ fn a_dot_line_with_a_bare_cr_is_rejected_at_the_next_terminator() {
     let setup = MtaSetup::new();
     setup.add_user("alice@example.test", "pw");
     let _mta = setup.start();
-    let mut c = smtp(setup.smtp);
-    send_envelope(&mut c, "alice@example.test");
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let mut c = data_session(setup.smtp, "alice@example.test");
     // `.` CR CR LF is not the end, but the `.` CRLF line right after it is: the reply
     // comes at once and the QUIT behind it is a command, not message data.
     c.send_raw(b"x\r\n.\r\r\n.\r\nQUIT\r\n").unwrap();
@@ -252,9 +252,7 @@ fn a_stalled_data_phase_times_out() {
     setup.add_user("alice@example.test", "pw");
     setup.edit("data_timeout = \"10m\"", "data_timeout = \"2s\"");
     let _mta = setup.start();
-    let mut c = smtp(setup.smtp);
-    send_envelope(&mut c, "alice@example.test");
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let mut c = data_session(setup.smtp, "alice@example.test");
     c.send_raw(b"Subject: half a message\r\n").unwrap();
     let r = c.reply().unwrap();
     assert_eq!(r.code, 421, "{r:?}");
