@@ -226,6 +226,10 @@ impl Router {
             out.push(Resolved::Deliver { target, owner: None });
         } else if self.is_local_domain(domain) {
             self.expand_local(local, false, depth, seen, out);
+        } else if local.eq_ignore_ascii_case("postmaster") {
+            // RFC 5321 §4.5.1: every domain we accept mail for has a postmaster,
+            // the one of the aliases file unless the domain names its own.
+            self.expand_local("postmaster", false, depth, seen, out);
         } else {
             out.push(Resolved::Error("550 5.1.1 User unknown".into()));
         }

@@ -335,3 +335,35 @@ fn mta_runs_as_the_configured_user_after_binding() {
     );
     wait_messages(&setup.maildir("alice@example.test"), 1);
 }
+
+#[test]
+fn every_domain_has_a_postmaster_the_first_user_by_default() {
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    // A virtual-only domain, with no aliases of its own.
+    setup.add_user("carol@virtual.test", "pw");
+    let aliases = std::fs::read_to_string(setup.root().join("aliases")).unwrap();
+    assert!(aliases.contains("postmaster: alice@example.test"), "{aliases}");
+    let _mta = setup.start();
+    send(
+        setup.smtp,
+        "bob@remote.test",
+        &["postmaster@example.test", "PostMaster@virtual.test"],
+        "Subject: to the postmaster\r\n\r\nhello\r\n",
+    );
+    // One copy per recipient address: both postmasters are alice.
+    let msgs = wait_messages(&setup.maildir("alice@example.test"), 2);
+    assert!(
+        msgs.iter()
+            .all(|m| String::from_utf8_lossy(m).contains("Subject: to the postmaster"))
+    );
+    assert!(
+        !setup
+            .maildir("carol@virtual.test")
+            .join("new")
+            .read_dir()
+            .unwrap()
+            .any(|_| true),
+        "carol is not the postmaster"
+    );
+}

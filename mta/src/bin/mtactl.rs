@@ -131,8 +131,12 @@ fn user(action: UserCmd, config: &Config) -> Result<()> {
             if users.get(&address).is_some() {
                 bail!("{address} exists; use `mtactl user passwd`");
             }
+            let first = users.users.is_empty();
             set_password(config, &mut users, &address, allow_cram_md5)?;
             println!("added {address}");
+            if first {
+                point_postmaster_at(&config.files.aliases, &address)?;
+            }
         }
         UserCmd::Passwd {
             address,
@@ -172,6 +176,22 @@ fn set_password(config: &Config, users: &mut Users, address: &str, allow_cram_md
         mta::store::Store::open(&path, None)
             .and_then(|store| store.ensure_special_folders())
             .with_context(|| format!("creating {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// What `init` writes for postmaster (RFC 5321 §4.5.1) until the first user is added.
+const POSTMASTER_UNTIL_FIRST_USER: &str =
+    "# RFC 5321: every domain has a postmaster; `mtactl user add` points it at the first user\npostmaster: root\n";
+
+/// The first user becomes postmaster, unless the admin has changed what `init` wrote.
+fn point_postmaster_at(aliases: &Path, address: &str) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(aliases) else {
+        return Ok(());
+    };
+    if let Some(rest) = text.strip_suffix(POSTMASTER_UNTIL_FIRST_USER) {
+        std::fs::write(aliases, format!("{rest}postmaster: {address}\n"))?;
+        println!("postmaster (in {}) now goes to {address}", aliases.display());
     }
     Ok(())
 }
@@ -220,7 +240,10 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
     }
     let files: [(&Path, &str); 5] = [
-        (&c.files.aliases, "# sendmail aliases format: name: target, target...\n"),
+        (
+            &c.files.aliases,
+            &format!("# sendmail aliases format: name: target, target...\n{POSTMASTER_UNTIL_FIRST_USER}"),
+        ),
         (
             &c.files.virtusertable,
             "# user@domain target | @domain target | user@domain error:nouser text\n",
