@@ -12,6 +12,7 @@ pub mod frontend;
 pub mod imap;
 pub mod net;
 pub mod pop3;
+pub mod privileges;
 pub mod queue;
 pub mod recipient;
 pub mod reload;

@@ -367,3 +367,51 @@ fn every_domain_has_a_postmaster_the_first_user_by_default() {
         "carol is not the postmaster"
     );
 }
+
+#[test]
+fn a_user_setting_the_files_do_not_allow_is_refused_at_start_and_mtactl_keeps_owners() {
+    if !greyd_tests::netns::have_root("a_user_setting_the_files_do_not_allow_is_refused_at_start") {
+        return;
+    }
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    setup.edit("user = \"\"", "user = \"nobody\"");
+    // As `mtactl init` run by root leaves it: everything root's, users file 0600.
+    let out = setup.command("mta").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "mta must refuse to start: {err}");
+    for named in ["queue", "users", "key.pem", "chown it to nobody"] {
+        assert!(err.contains(named), "{named:?} not in: {err}");
+    }
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(setup.dir.path()),
+    );
+    // mtactl run by root afterwards keeps the users file and makes the Maildir nobody's.
+    setup.add_user("bob@example.test", "pw");
+    use std::os::unix::fs::MetadataExt;
+    let nobody: u32 = run_ok(std::process::Command::new("id").args(["-u", "nobody"]))
+        .trim()
+        .parse()
+        .unwrap();
+    let users = std::fs::metadata(setup.root().join("users")).unwrap();
+    assert_eq!((users.uid(), users.mode() & 0o777), (nobody, 0o600));
+    let maildir = setup.maildir("bob@example.test");
+    for dir in [maildir.clone(), maildir.join("new"), maildir.join(".Sent").join("cur")] {
+        assert_eq!(std::fs::metadata(&dir).unwrap().uid(), nobody, "{}", dir.display());
+    }
+    let mta = setup.start();
+    mta.wait_log("running as nobody", Duration::from_secs(10));
+    send(
+        setup.smtp,
+        "carol@remote.test",
+        &["bob@example.test"],
+        "Subject: for bob\r\n\r\nhello\r\n",
+    );
+    wait_messages(&maildir, 1);
+    // The certificate can still be reloaded after the drop.
+    // SAFETY: kill(2) on the daemon we started.
+    unsafe { libc::kill(mta.pid() as i32, libc::SIGHUP) };
+    mta.wait_log("SIGHUP: TLS certificate reloaded", Duration::from_secs(10));
+}

@@ -173,6 +173,14 @@ impl Users {
             .mode(0o600)
             .open(&tmp)
             .map_err(err)?;
+        // An edit by root (mtactl) keeps the owner, group and group-read the
+        // daemon's user relies on; the hashes are never readable by others.
+        if let Ok(old) = std::fs::metadata(path) {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()))
+                .and_then(|_| f.set_permissions(std::fs::Permissions::from_mode(0o600 | (old.mode() & 0o040))))
+                .map_err(err)?;
+        }
         let mut text = String::from("# mta virtual users: managed by `mtactl user`\n");
         for u in &self.users {
             text.push_str(&u.to_line());

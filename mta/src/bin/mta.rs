@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use mta::config::Config;
 use mta::deliver::{self, Message, Target};
 use mta::net::{self, Gate};
+use mta::privileges::{self, Identity};
 use mta::service::Shared;
 use mta::smtp::server;
 use mta::smtp::session::Port;
@@ -128,27 +129,25 @@ fn bind_all(
     Ok(listeners)
 }
 
-/// Become `config.user` (if set and we are root): every listener is bound by now.
-fn drop_privileges(config: &Config) -> Result<()> {
+/// Who to become after binding: `config.user`, if set and we are root;
+/// checked now, so a file that user could not use stops the start with one message.
+fn unprivileged_user(config: &Config) -> Result<Option<Identity>> {
     if config.user.is_empty() || !nix::unistd::geteuid().is_root() {
-        return Ok(());
+        return Ok(None);
     }
-    let user = nix::unistd::User::from_name(&config.user)?
-        .with_context(|| format!("user {} (the `user` setting) does not exist", config.user))?;
+    let who = Identity::lookup(&config.user)?;
+    privileges::check_usable(config, &who)?;
     if config.auth.system_users {
         tracing::warn!(
             "with user = {:?}, system users can neither log in nor get mail delivered as themselves",
             config.user
         );
     }
-    nix::unistd::setgroups(&[user.gid])?;
-    nix::unistd::setgid(user.gid)?;
-    nix::unistd::setuid(user.uid)?;
-    tracing::info!("running as {}", config.user);
-    Ok(())
+    Ok(Some(who))
 }
 
 async fn daemon(config: Config) -> Result<()> {
+    let become_user = unprivileged_user(&config)?;
     let tls = match Tls::load(&config.tls.cert, &config.tls.key) {
         Ok(t) => Some(Arc::new(t)),
         Err(e) => {
@@ -193,7 +192,10 @@ async fn daemon(config: Config) -> Result<()> {
     let submissions =
         mta::submit::bind(submit_socket).with_context(|| format!("binding {}", submit_socket.display()))?;
     tokio::spawn(mta::submit::serve(submissions, Arc::clone(&shared)));
-    drop_privileges(&shared.config)?;
+    if let Some(who) = &become_user {
+        privileges::become_user(who)?;
+        tracing::info!("running as {}", who.name);
+    }
     tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;

@@ -176,6 +176,14 @@ fn set_password(config: &Config, users: &mut Users, address: &str, allow_cram_md
         mta::store::Store::open(&path, None)
             .and_then(|store| store.ensure_special_folders())
             .with_context(|| format!("creating {}", path.display()))?;
+        // Run as root for a daemon that becomes `user`: the new Maildir is that user's.
+        if !config.user.is_empty() && nix::unistd::geteuid().is_root() {
+            let who = mta::privileges::Identity::lookup(&config.user)?;
+            mta::privileges::give_tree(&path, &who).with_context(|| format!("chown {}", path.display()))?;
+            if let Some(domain_dir) = path.parent().filter(|d| *d != config.delivery.virtual_dir) {
+                std::os::unix::fs::lchown(domain_dir, Some(who.uid), Some(who.gid))?;
+            }
+        }
     }
     Ok(())
 }
@@ -257,7 +265,15 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     ];
     for (path, text) in files {
         if !path.exists() {
-            std::fs::write(path, text)?;
+            // The users file holds password hashes: never readable by others.
+            let mode = if path == c.auth.users_file { 0o600 } else { 0o644 };
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(path)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
         }
     }
     mta::tls::write_self_signed(&[c.hostname.clone()], &c.tls.cert, &c.tls.key)?;
