@@ -11,6 +11,8 @@
 //! Without the default `fetch` feature only the pure parts build (the fuzz
 //! targets use them that way).
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod conf;
 #[cfg(feature = "fetch")]

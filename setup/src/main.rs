@@ -1,5 +1,7 @@
 //! `greyd-setup [-bDdn] [-f config]`: fetch the configured lists and load them into greyd.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
