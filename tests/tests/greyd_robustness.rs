@@ -36,7 +36,7 @@ fn overlong_lines_nul_bytes_and_bare_lf_get_clean_replies() {
     assert_eq!(c.cmd("QUIT").unwrap().code, 221);
     assert!(
         g.greydb(&[])
-            .contains("GREY|127.0.40.1|bare.example|a@b.example|c@d.example|")
+            .contains("GREY|127.0.40.1|bare.example|<a@b.example>|<c@d.example>|")
     );
 }
 
@@ -120,7 +120,7 @@ fn kill_9_during_writes_keeps_every_acknowledged_tuple() {
                     }
                     ack.lock()
                         .unwrap()
-                        .push(format!("GREY|{ip}|w.example|s@w.example|{rcpt}|"));
+                        .push(format!("GREY|{ip}|w.example|<s@w.example>|<{rcpt}>|"));
                     let _ = c.send_raw(b"QUIT\r\n");
                 }
             })

@@ -301,20 +301,15 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
         Err(e) => return warn!("{ip}: cannot record tuple: {e}"),
     };
     match &decision {
-        Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to),
+        Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: {} -> {}", tuple.from, tuple.to),
         Decision::Promote(_) => {
             info!(
-                "{ip}: whitelisted: <{}> -> <{}> retried after the pass time",
+                "{ip}: whitelisted: {} -> {} retried after the pass time",
                 tuple.from, tuple.to
             )
         }
         Decision::Trap(_, reason) => {
-            info!(
-                "{ip}: trapped ({}): <{}> -> <{}>",
-                reason.as_str(),
-                tuple.from,
-                tuple.to
-            );
+            info!("{ip}: trapped ({}): {} -> {}", reason.as_str(), tuple.from, tuple.to);
             dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
         }
     }
