@@ -75,10 +75,10 @@ fn maxcon_refuses_extra_connections() {
     third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
     let _ = third.read_to_end(&mut buf);
-    assert!(
-        buf.is_empty(),
-        "no banner beyond maxcon: {:?}",
-        String::from_utf8_lossy(&buf)
+    assert_eq!(
+        String::from_utf8_lossy(&buf),
+        "421 4.3.2 Too many connections, try again later\r\n",
+        "told to come back later, then closed"
     );
     g.daemon.wait_log("127.0.41.3: refused", Duration::from_secs(5));
     drop(_a);

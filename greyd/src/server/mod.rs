@@ -3,6 +3,7 @@
 
 mod conn;
 mod control;
+mod limits;
 mod state;
 
 pub use state::now;
@@ -10,7 +11,6 @@ pub use state::now;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -145,15 +145,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        if shared.connections.load(Ordering::Relaxed) >= shared.config.maxcon {
-            info!(
-                "{}: refused, {} connections open (maxcon)",
-                peer.ip(),
-                shared.config.maxcon
-            );
-            continue;
-        }
-        tokio::spawn(conn::serve(Arc::clone(&shared), stream, peer));
+        conn::start(&shared, stream, peer);
     }
 }
 

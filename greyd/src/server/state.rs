@@ -20,6 +20,8 @@ use crate::grey::AllowedDomains;
 use crate::lists::Lists;
 use crate::sync::{Sync, SyncMessage};
 
+use super::limits::Limits;
+
 /// Sets consulted on every connection.
 #[derive(Default)]
 pub struct Memory {
@@ -38,8 +40,8 @@ pub struct Shared {
     pub firewall: Box<dyn Firewall>,
     /// Peer sync, when -Y or -y is given.
     pub sync: Option<Sync>,
-    /// Open tarpit and proxied connections.
-    pub connections: AtomicUsize,
+    /// Open tarpit connections, in all and per source.
+    pub limits: Arc<Limits>,
     /// Open blacklisted connections.
     pub black: AtomicUsize,
 }
@@ -66,6 +68,7 @@ impl Shared {
             trapped: trappeds.into_iter().map(|t| (t.ip, t.expire)).collect(),
             lists: Lists::new(lists),
         };
+        let limits = Limits::new(config.maxcon, config.max_per_source);
         let shared = Arc::new(Shared {
             config,
             db: Mutex::new(db),
@@ -73,7 +76,7 @@ impl Shared {
             allowed,
             firewall,
             sync,
-            connections: AtomicUsize::new(0),
+            limits,
             black: AtomicUsize::new(0),
         });
         shared.firewall.load(&shared.firewall_state())?;
