@@ -107,5 +107,12 @@ mod tests {
         fn parse_never_panics(line in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = Command::parse(&line);
         }
+
+        /// The stored path is one word of what was sent, kept byte for byte.
+        #[test]
+        fn path_is_the_first_word_as_sent(blanks in "[ \t]{0,3}", path in "[!-~]{1,60}", rest in "( [ -~]{0,20})?") {
+            let line = format!("RCPT TO:{blanks}{path}{rest}");
+            prop_assert_eq!(Command::parse(line.as_bytes()), Command::Rcpt(path));
+        }
     }
 }
