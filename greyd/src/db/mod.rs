@@ -10,7 +10,7 @@
 
 mod entry;
 
-pub use entry::{Entry, GreyEntry, TrappedEntry, WhiteEntry};
+pub use entry::{Entry, GreyEntry, GreyTuple, TrappedEntry, WhiteEntry};
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
-use crate::control::{ListInfo, ListKind};
-use crate::grey::GreyTuple;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -30,6 +28,25 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database holds a bad value: {0}")]
     Corrupt(String),
+}
+
+/// What a named list does to the sources it contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    /// Tarpitted with the list's message (spamd's black lists).
+    Black,
+    /// Never tarpitted nor greylisted: passed straight on (spamd's `<nospamd>`).
+    Allow,
+}
+
+/// Summary of one stored list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListInfo {
+    pub name: String,
+    pub kind: ListKind,
+    pub hard_block: bool,
+    pub entries: usize,
 }
 
 /// A named list as stored (see [`crate::lists`]).

@@ -9,19 +9,8 @@ pub use allowed::AllowedDomains;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::db::GreyTuple;
 use crate::db::{DbError, GreyEntry, TrappedEntry, Tx, WhiteEntry};
-
-/// The greylisting key. `from` and `to` are the paths as the client sent
-/// them (`<a@example.org>`), as spamd stores and syncs them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GreyTuple {
-    pub ip: IpAddr,
-    pub helo: String,
-    pub from: String,
-    pub to: String,
-}
 
 /// The greylisting times (spamd's -G passtime:greyexp:whiteexp and its 24 h trap time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,9 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::limits::{Refusal, Slot};
-use super::state::{Shared, now};
+use super::state::Shared;
 use crate::control::{Effects, canonical};
+use crate::datetime::now;
 use crate::grey::{self, Decision, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
 

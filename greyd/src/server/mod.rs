@@ -6,8 +6,6 @@ mod control;
 mod limits;
 mod state;
 
-pub use state::now;
-
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +15,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::datetime::now;
 use crate::db::Db;
 use crate::firewall;
 use crate::grey::AllowedDomains;

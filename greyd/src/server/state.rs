@@ -13,8 +13,9 @@ use ipnet::IpNet;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::control::{Effects, ListKind};
-use crate::db::{Db, DbError, Tx};
+use crate::control::Effects;
+use crate::datetime::now;
+use crate::db::{Db, DbError, ListKind, Tx};
 use crate::firewall::{Firewall, FirewallState};
 use crate::grey::AllowedDomains;
 use crate::lists::Lists;
@@ -44,13 +45,6 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// Open blacklisted connections.
     pub black: AtomicUsize,
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Shared {

@@ -260,7 +260,7 @@ pub(crate) fn format_reply(code: u16, lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::ListKind;
+    use crate::db::ListKind;
 
     const IP: &str = "192.0.2.9";
 
