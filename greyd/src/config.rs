@@ -179,6 +179,7 @@ struct File {
     listen: Option<Vec<IpAddr>>,
     maxcon: Option<usize>,
     maxblack: Option<usize>,
+    max_per_source: Option<usize>,
     passtime: Option<String>,
     greyexp: Option<String>,
     whiteexp: Option<String>,
@@ -220,6 +221,8 @@ pub struct Config {
     pub port: u16,
     pub maxcon: usize,
     pub maxblack: usize,
+    /// Most tarpit connections from one IPv4 address or IPv6 /64.
+    pub max_per_source: usize,
     pub rules: GreyRules,
     pub stutter: Duration,
     pub grey_stutter: Duration,
@@ -289,6 +292,10 @@ impl Config {
         if maxcon == 0 {
             return Err(invalid("maxcon (-c) must be at least 1"));
         }
+        let max_per_source = f.max_per_source.unwrap_or(10);
+        if max_per_source == 0 {
+            return Err(invalid("max_per_source must be at least 1"));
+        }
         if maxblack > maxcon {
             return Err(invalid(format!(
                 "maxblack (-B {maxblack}) cannot exceed maxcon (-c {maxcon})"
@@ -322,6 +329,7 @@ impl Config {
             port: cli.port.or(f.port).unwrap_or(8025),
             maxcon,
             maxblack,
+            max_per_source,
             rules,
             stutter: Duration::from_secs(cli.stutter.or(f.stutter).unwrap_or(1)),
             grey_stutter: Duration::from_secs(cli.grey_stutter.or(f.grey_stutter).unwrap_or(10)),
@@ -433,6 +441,7 @@ mod tests {
         assert_eq!((c.stutter.as_secs(), c.grey_stutter.as_secs()), (1, 10));
         assert_eq!(c.idle_timeout.as_secs(), 400);
         assert_eq!(c.max_bad_commands, 20);
+        assert_eq!(c.max_per_source, 10);
     }
 
     #[test]
@@ -472,6 +481,9 @@ mod tests {
         assert!(err.contains("--upstream"), "{err}");
         let err = Config::merge(&cli(&["--firewall", "none", "-c", "5", "-B", "6"]), File::default()).unwrap_err();
         assert!(err.to_string().contains("maxblack"), "{err}");
+        let zero: File = toml::from_str("max_per_source = 0").unwrap();
+        let err = Config::merge(&cli(&["--firewall", "none"]), zero).unwrap_err();
+        assert!(err.to_string().contains("max_per_source"), "{err}");
         assert!(toml::from_str::<File>("prot = 1").is_err());
     }
 

@@ -1,6 +1,14 @@
-//! Date formats mail needs, in UTC: RFC 5322 (`Date:`, `Received:`),
-//! asctime (greyd's banner, mbox From_ lines) and IMAP's INTERNALDATE.
-//! Shared by greyd and mta; small enough to not pull in a date crate.
+//! The clock ([`now`]) and the date formats mail needs, in UTC: RFC 5322
+//! (`Date:`, `Received:`), asctime (greyd's banner, mbox From_ lines) and
+//! IMAP's INTERNALDATE. Shared by greyd and mta; small enough to not pull
+//! in a date crate.
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [

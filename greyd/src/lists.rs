@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::control::ListKind;
+use crate::db::ListKind;
 use crate::db::StoredList;
 
 /// One list ready for lookups: its nets as sorted, merged address ranges.

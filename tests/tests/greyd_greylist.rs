@@ -32,7 +32,7 @@ fn greylist_then_whitelist_then_proxied_with_real_source() {
     );
     let grey = g.greydb(&[]);
     assert!(
-        grey.contains("GREY|127.0.10.1|mx.sender.example|alice@sender.example|bob@here.example|"),
+        grey.contains("GREY|127.0.10.1|mx.sender.example|<alice@sender.example>|<bob@here.example>|"),
         "greydb shows the tuple: {grey}"
     );
 
@@ -111,7 +111,7 @@ fn ipv6_sources_are_greylisted_and_proxied() {
     assert_eq!(try_once(), 451);
     assert!(
         g.greydb(&[])
-            .contains("GREY|::1|client.example|a@b.example|c@d.example|")
+            .contains("GREY|::1|client.example|<a@b.example>|<c@d.example>|")
     );
     std::thread::sleep(Duration::from_millis(1100));
     try_once();

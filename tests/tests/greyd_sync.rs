@@ -62,7 +62,7 @@ fn two_peers_share_grey_white_and_trapped_state_with_deletions() {
     // A tuple greylisted on A appears on B.
     attempt(&a, "127.0.61.1", "s@x.example", "r@here.example");
     eventually("the grey tuple on B", Duration::from_secs(5), || {
-        has(&b, "GREY|127.0.61.1|client.example|s@x.example|r@here.example|")
+        has(&b, "GREY|127.0.61.1|client.example|<s@x.example>|<r@here.example>|")
     });
     // Promoted on A: whitelisted on B too, and B passes it without greylisting.
     std::thread::sleep(Duration::from_millis(1100));
@@ -166,4 +166,79 @@ fn forged_truncated_replayed_and_own_packets_are_dropped() {
     looped.greydb(&["-a", "127.0.65.3"]);
     looped.daemon.wait_log("ignored our own packet", Duration::from_secs(5));
     assert!(!has(&g, "127.0.65.1") && !has(&g, "127.0.65.3"), "{}", g.greydb(&[]));
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// A spamd (or greyd-C) peer sends tuples as spamd stores them, brackets
+/// included; the same sender's retry here must find that tuple and pass.
+#[test]
+fn a_spamd_peers_grey_record_matches_the_local_retry() {
+    let d = tempfile::tempdir().unwrap();
+    let me = format!("127.0.66.1:{}", free_udp());
+    let g = peer(d.path(), &me, &[], &["-G", "1s:1h:1d"]);
+    let spamd = UdpSocket::bind("127.0.66.9:0").unwrap();
+    let record = SyncMessage::Grey {
+        timestamp: unix_now(),
+        ip: "127.0.67.1".parse().unwrap(),
+        helo: "client.example".into(),
+        from: "<s@x.example>".into(),
+        to: "<r@here.example>".into(),
+    };
+    spamd
+        .send_to(&codec::encode(&[record], 1, &SyncKey::from_file_content(KEY)), &me)
+        .unwrap();
+    eventually("the peer's tuple", Duration::from_secs(5), || {
+        has(&g, "GREY|127.0.67.1|client.example|<s@x.example>|<r@here.example>|")
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    attempt(&g, "127.0.67.1", "s@x.example", "r@here.example");
+    let db = g.greydb(&[]);
+    assert!(
+        db.starts_with("WHITE|127.0.67.1|||") && !db.contains("GREY|"),
+        "the retry matched the synced tuple and was whitelisted: {db}"
+    );
+}
+
+/// What we send is what a spamd peer would have stored for the same dialogue.
+#[test]
+fn outgoing_grey_records_carry_the_paths_as_sent() {
+    let d = tempfile::tempdir().unwrap();
+    let spamd = UdpSocket::bind("127.0.68.9:0").unwrap();
+    spamd.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let target = spamd.local_addr().unwrap().to_string();
+    let g = peer(
+        d.path(),
+        &format!("127.0.68.1:{}", free_udp()),
+        std::slice::from_ref(&target),
+        &[],
+    );
+    let (mut c, _) = g.smtp_from("127.0.69.1");
+    c.cmd("EHLO client.example").unwrap();
+    c.cmd("MAIL FROM: <Sender@X.example> SIZE=100").unwrap();
+    c.cmd("RCPT TO:<r@here.example>").unwrap();
+    c.cmd("RCPT TO:bare@here.example").unwrap();
+    let key = SyncKey::from_file_content(KEY);
+    let mut tuples = Vec::new();
+    while tuples.len() < 2 {
+        let mut buf = [0u8; 2048];
+        let (n, _) = spamd.recv_from(&mut buf).expect("a sync packet");
+        for m in codec::decode(&buf[..n], &key).unwrap().messages {
+            if let SyncMessage::Grey { from, to, .. } = m {
+                tuples.push((from, to));
+            }
+        }
+    }
+    assert_eq!(
+        tuples,
+        [
+            ("<Sender@X.example>".to_string(), "<r@here.example>".to_string()),
+            ("<Sender@X.example>".to_string(), "bare@here.example".to_string()),
+        ]
+    );
 }

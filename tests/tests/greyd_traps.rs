@@ -60,6 +60,17 @@ fn mailing_a_spamtrap_traps_the_source() {
     assert_eq!(black_outcome(&g, "127.0.30.2").0, 451);
     g.daemon
         .wait_log("127.0.30.1: trapped (spamtrap)", std::time::Duration::from_secs(5));
+    // The tuple keeps the recipient as sent; the spamtrap is still found
+    // without brackets and in any case, as spamd's trapcheck dequotes.
+    let (mut c, _) = g.smtp_from("127.0.30.3");
+    c.cmd("HELO h.example").unwrap();
+    c.cmd("MAIL FROM:<a@h.example>").unwrap();
+    c.cmd("RCPT TO:TRAP@here.example").unwrap();
+    assert_eq!(c.cmd("DATA").unwrap().code, 354, "trapped by the bare address");
+    g.daemon.wait_log(
+        "127.0.30.3: trapped (spamtrap): <a@h.example> -> TRAP@here.example",
+        std::time::Duration::from_secs(5),
+    );
 }
 
 #[test]

@@ -41,6 +41,10 @@ fn add_list_and_delete_through_running_greyd() {
     );
     let grey = all.lines().find(|l| l.starts_with("GREY|")).unwrap();
     assert_eq!(grey.split('|').count(), 10, "{grey}");
+    assert!(
+        grey.starts_with("GREY|127.0.50.3|client.example|<a@b.example>|<c@here.example>|"),
+        "paths as sent, brackets included, as spamdb prints them: {grey}"
+    );
 
     // A whitelisted-by-hand source goes straight to the MTA.
     let (_c, banner) = g.smtp_from("127.0.50.1");
@@ -52,13 +56,13 @@ fn add_list_and_delete_through_running_greyd() {
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(
         (v["type"].as_str(), v["helo"].as_str(), v["to"].as_str()),
-        (Some("GREY"), Some("client.example"), Some("c@here.example"))
+        (Some("GREY"), Some("client.example"), Some("<c@here.example>"))
     );
 
     g.greydb(&["-d", "127.0.50.1"]);
     g.greydb(&["-t", "-d", "127.0.50.2"]);
     g.greydb(&["-T", "-d", "spamtrap@here.example"]);
-    g.greydb(&["-G", "-d", "127.0.50.3|client.example|a@b.example|c@here.example"]);
+    g.greydb(&["-G", "-d", "127.0.50.3|client.example|<a@b.example>|<c@here.example>"]);
     assert_eq!(
         g.greydb(&[])
             .lines()

@@ -69,7 +69,7 @@ fn parse_ip(key: &str) -> Result<IpAddr, ApplyError> {
 }
 
 fn parse_address(key: &str) -> Result<String, ApplyError> {
-    let a = grey::normalize_address(key);
+    let a = grey::dequote(key.trim());
     if a.contains('@') && !a.contains(char::is_whitespace) {
         Ok(a)
     } else {

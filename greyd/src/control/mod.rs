@@ -17,19 +17,10 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Entry;
+pub use crate::db::{ListInfo, ListKind};
 
 /// Largest request line accepted: room for a million IPv6 prefixes.
 pub const MAX_REQUEST: usize = 64 << 20;
-
-/// What a named list does to the sources it contains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListKind {
-    /// Tarpitted with the list's message (spamd's black lists).
-    Black,
-    /// Never tarpitted nor greylisted: passed straight on (spamd's `<nospamd>`).
-    Allow,
-}
 
 /// The kinds of database entries a request can add or delete (spamdb's -t, -T, -G).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,15 +63,6 @@ pub enum Request {
     },
     /// The MTA delivered to this host: whitelist it (spamlogd's outbound role).
     OutboundPeer { ip: IpAddr },
-}
-
-/// Summary of one loaded list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListInfo {
-    pub name: String,
-    pub kind: ListKind,
-    pub hard_block: bool,
-    pub entries: usize,
 }
 
 /// One control response.

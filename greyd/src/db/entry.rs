@@ -5,7 +5,15 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::grey::GreyTuple;
+/// The greylisting key. `from` and `to` are the paths as the client sent
+/// them (`<a@example.org>`), as spamd stores and syncs them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GreyTuple {
+    pub ip: IpAddr,
+    pub helo: String,
+    pub from: String,
+    pub to: String,
+}
 
 /// A greylisted tuple and its times (seconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

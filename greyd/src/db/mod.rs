@@ -10,7 +10,7 @@
 
 mod entry;
 
-pub use entry::{Entry, GreyEntry, TrappedEntry, WhiteEntry};
+pub use entry::{Entry, GreyEntry, GreyTuple, TrappedEntry, WhiteEntry};
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
-use crate::control::{ListInfo, ListKind};
-use crate::grey::GreyTuple;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -30,6 +28,25 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database holds a bad value: {0}")]
     Corrupt(String),
+}
+
+/// What a named list does to the sources it contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    /// Tarpitted with the list's message (spamd's black lists).
+    Black,
+    /// Never tarpitted nor greylisted: passed straight on (spamd's `<nospamd>`).
+    Allow,
+}
+
+/// Summary of one stored list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListInfo {
+    pub name: String,
+    pub kind: ListKind,
+    pub hard_block: bool,
+    pub entries: usize,
 }
 
 /// A named list as stored (see [`crate::lists`]).
@@ -66,6 +83,31 @@ CREATE TABLE IF NOT EXISTS list (
     hard_block INTEGER NOT NULL, entries TEXT NOT NULL) WITHOUT ROWID;
 ";
 
+/// The layout version kept in SQLite's `user_version`.
+///
+/// 1: GREY senders and recipients are stored as the client sent them, angle
+/// brackets included, as spamd stores them; files of version 0 held them
+/// without brackets and get them on open.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Bring a file of an older layout up to [`SCHEMA_VERSION`], once: the check
+/// and the change are one write transaction, so two processes opening the
+/// file together do not both convert it.
+fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        tx.execute_batch(
+            "UPDATE OR REPLACE grey SET sender = '<' || sender || '>' WHERE substr(sender, 1, 1) <> '<';
+             UPDATE OR REPLACE grey SET rcpt = '<' || rcpt || '>' WHERE substr(rcpt, 1, 1) <> '<';",
+        )?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()
+}
+
 /// An open database.
 pub struct Db {
     conn: Connection,
@@ -75,12 +117,13 @@ impl Db {
     /// Open (creating if needed) the database file.
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let open = || -> Result<Connection, rusqlite::Error> {
-            let conn = Connection::open(path)?;
+            let mut conn = Connection::open(path)?;
             // Another process (greydb) may hold the write lock for a moment.
             conn.busy_timeout(Duration::from_secs(10))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.execute_batch(SCHEMA)?;
+            migrate(&mut conn)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| DbError::Open {
@@ -408,5 +451,66 @@ impl Tx<'_> {
 
     pub fn delete_list(&self, name: &str) -> Result<usize, DbError> {
         Ok(self.0.execute("DELETE FROM list WHERE name = ?1", params![name])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file as greyd wrote it before version 1: tuples without brackets.
+    fn old_file(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO grey VALUES ('192.0.2.1', 'mx.example', 'a@example.org', 'b@example.net', 10, 20, 30, 1, 0);
+             INSERT INTO grey VALUES ('192.0.2.2', 'mx.example', '', 'c@example.net', 10, 20, 30, 2, 0);",
+        )
+        .unwrap();
+    }
+
+    fn grey_lines(db: &mut Db) -> Vec<String> {
+        db.dump(&[]).unwrap().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn old_files_get_bracketed_tuples_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        old_file(&path);
+        let expected = [
+            "GREY|192.0.2.1|mx.example|<a@example.org>|<b@example.net>|10|20|30|1|0",
+            "GREY|192.0.2.2|mx.example|<>|<c@example.net>|10|20|30|2|0",
+        ];
+        assert_eq!(grey_lines(&mut Db::open(&path).unwrap()), expected);
+        // Opened again: already converted, nothing doubled.
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(grey_lines(&mut db), expected);
+        // A tuple from a client that sent no brackets is kept so from now on.
+        let bare = GreyTuple {
+            ip: "192.0.2.3".parse().unwrap(),
+            helo: "h".into(),
+            from: "x@y".into(),
+            to: "z@w".into(),
+        };
+        db.transaction(|tx| {
+            tx.put_grey(&GreyEntry {
+                tuple: bare.clone(),
+                first: 1,
+                pass: 2,
+                expire: 3,
+                bcount: 1,
+                pcount: 0,
+            })
+        })
+        .unwrap();
+        drop(db);
+        assert!(
+            Db::open(&path)
+                .unwrap()
+                .transaction(|tx| tx.grey(&bare))
+                .unwrap()
+                .is_some()
+        );
     }
 }

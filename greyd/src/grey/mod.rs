@@ -9,18 +9,8 @@ pub use allowed::AllowedDomains;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::db::GreyTuple;
 use crate::db::{DbError, GreyEntry, TrappedEntry, Tx, WhiteEntry};
-
-/// The greylisting key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GreyTuple {
-    pub ip: IpAddr,
-    pub helo: String,
-    pub from: String,
-    pub to: String,
-}
 
 /// The greylisting times (spamd's -G passtime:greyexp:whiteexp and its 24 h trap time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +140,10 @@ pub fn record_tuple(
     rules: &GreyRules,
     now: i64,
 ) -> Result<Decision, DbError> {
+    let to = dequote(&tuple.to);
     let facts = TupleFacts {
-        to_is_spamtrap: tx.is_spamtrap(&tuple.to)?,
-        to_domain_allowed: allowed.allows(&tuple.to),
+        to_is_spamtrap: tx.is_spamtrap(&to)?,
+        to_domain_allowed: allowed.allows(&to),
         on_low_priority_mx,
     };
     let decision = decide(tuple, tx.grey(tuple)?.as_ref(), facts, rules, now);
@@ -202,14 +193,11 @@ pub fn trap(tx: &Tx<'_>, ip: IpAddr, rules: &GreyRules, now: i64) -> Result<Trap
     Ok(entry)
 }
 
-/// The envelope address as greylisting keys it: without angle brackets or
-/// parameters, lower-cased (retries differ in case more often than senders do).
-pub fn normalize_address(arg: &str) -> String {
-    let arg = arg.trim();
-    let inner = match (arg.find('<'), arg.find('>')) {
-        (Some(open), Some(close)) if close > open => &arg[open + 1..close],
-        _ => arg.split_ascii_whitespace().next().unwrap_or(""),
-    };
+/// An address as spamtraps and allowed domains are compared (spamd's
+/// `dequotetolower`): one leading `<` and one final `>` removed, lower-cased.
+pub fn dequote(address: &str) -> String {
+    let inner = address.strip_prefix('<').unwrap_or(address);
+    let inner = inner.strip_suffix('>').unwrap_or(inner);
     inner.to_ascii_lowercase()
 }
 
@@ -221,8 +209,8 @@ mod tests {
         GreyTuple {
             ip: "192.0.2.7".parse().unwrap(),
             helo: "mx.example.org".into(),
-            from: "a@example.org".into(),
-            to: "b@example.com".into(),
+            from: "<a@example.org>".into(),
+            to: "<b@example.com>".into(),
         }
     }
 
@@ -314,9 +302,10 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_normalized() {
-        assert_eq!(normalize_address("<Bob@Example.COM> SIZE=100"), "bob@example.com");
-        assert_eq!(normalize_address(" bob@x.org BODY=8BITMIME"), "bob@x.org");
-        assert_eq!(normalize_address("<>"), "");
+    fn addresses_are_dequoted_as_spamd_does() {
+        assert_eq!(dequote("<Bob@Example.COM>"), "bob@example.com");
+        assert_eq!(dequote("bob@x.org"), "bob@x.org");
+        assert_eq!(dequote("<>"), "");
+        assert_eq!(dequote("<<a@b>>"), "<a@b>");
     }
 }

@@ -10,8 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
-use super::state::{Shared, now};
+use super::limits::{Refusal, Slot};
+use super::state::Shared;
 use crate::control::{Effects, canonical};
+use crate::datetime::now;
 use crate::grey::{self, Decision, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
 
@@ -32,9 +34,10 @@ enum Verdict {
 struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
 
 impl<'a> Counted<'a> {
-    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Counted(counter)
+    /// Count one more; also returns how many are counted now, this one included.
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> (Self, usize) {
+        let now = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        (Counted(counter), now)
     }
 }
 
@@ -76,18 +79,56 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
     }
 }
 
-/// Serve one accepted connection to its end.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let _open = Counted::new(&shared.connections);
+/// Take a connection just accepted: classify it, and unless it is passed to
+/// the MTA claim its tarpit slot here, before its task starts, so no burst
+/// runs past the limits. Over a limit it is told so and closed.
+pub fn start(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let ip = canonical(peer.ip());
+    let verdict = classify(shared, ip, now());
+    let passed = matches!(verdict, Verdict::Pass { .. }) && shared.firewall.upstream().is_some();
+    let slot = if passed {
+        None
+    } else {
+        match shared.limits.claim(ip) {
+            Ok(slot) => Some(slot),
+            Err(refusal) => return refuse(shared, &stream, ip, refusal),
+        }
+    };
+    tokio::spawn(serve(Arc::clone(shared), stream, peer, verdict, slot));
+}
+
+/// Turn away a connection over a limit with a 421, as a full SMTP server
+/// does: the client closes and retries later. The reply fits any fresh
+/// socket's send buffer, so writing it never waits.
+fn refuse(shared: &Shared, stream: &TcpStream, ip: IpAddr, refusal: Refusal) {
+    let (reply, why) = match refusal {
+        Refusal::Full => (
+            "421 4.3.2 Too many connections, try again later\r\n",
+            format!("{} tarpit connections open (maxcon)", shared.config.maxcon),
+        ),
+        Refusal::SourceFull => (
+            "421 4.7.0 Too many connections from your address, try again later\r\n",
+            format!(
+                "its source holds {} tarpit connections (max_per_source)",
+                shared.config.max_per_source
+            ),
+        ),
+    };
+    let _ = stream.try_write(reply.as_bytes());
+    info!("{ip}: refused, {why}");
+}
+
+/// Serve one accepted connection to its end; `_slot` holds its place in the
+/// tarpit until then.
+async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, verdict: Verdict, _slot: Option<Slot>) {
     let ip = canonical(peer.ip());
     let local = shared.firewall.original_destination(&stream);
     let started = Instant::now();
-    let verdict = classify(&shared, ip, now());
     let outcome = match (verdict, shared.firewall.upstream()) {
         (Verdict::Pass { white }, Some(upstream)) => pass(&shared, stream, peer, local, upstream, white).await,
         (Verdict::Black { lists, reply }, _) => {
-            let _black = Counted::new(&shared.black);
-            let stutter = shared.black.load(Ordering::Relaxed) <= shared.config.maxblack;
+            let (_black, black_open) = Counted::new(&shared.black);
+            let stutter = black_open <= shared.config.maxblack;
             let sent = tarpit(&shared, stream, ip, local, Mode::Black { reply }, stutter).await;
             format!("{sent} bytes sent, lists: {lists}")
         }
@@ -301,20 +342,15 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
         Err(e) => return warn!("{ip}: cannot record tuple: {e}"),
     };
     match &decision {
-        Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: <{}> -> <{}>", tuple.from, tuple.to),
+        Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: {} -> {}", tuple.from, tuple.to),
         Decision::Promote(_) => {
             info!(
-                "{ip}: whitelisted: <{}> -> <{}> retried after the pass time",
+                "{ip}: whitelisted: {} -> {} retried after the pass time",
                 tuple.from, tuple.to
             )
         }
         Decision::Trap(_, reason) => {
-            info!(
-                "{ip}: trapped ({}): <{}> -> <{}>",
-                reason.as_str(),
-                tuple.from,
-                tuple.to
-            );
+            info!("{ip}: trapped ({}): {} -> {}", reason.as_str(), tuple.from, tuple.to);
             dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
         }
     }

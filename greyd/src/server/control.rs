@@ -9,8 +9,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::warn;
 
-use super::state::{Shared, now};
+use super::state::Shared;
 use crate::control::{MAX_REQUEST, Request, Response, apply};
+use crate::datetime::now;
 
 /// Bind the control socket, owner and group only.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {

@@ -3,20 +3,19 @@
 
 mod conn;
 mod control;
+mod limits;
 mod state;
-
-pub use state::now;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::datetime::now;
 use crate::db::Db;
 use crate::firewall;
 use crate::grey::AllowedDomains;
@@ -145,15 +144,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        if shared.connections.load(Ordering::Relaxed) >= shared.config.maxcon {
-            info!(
-                "{}: refused, {} connections open (maxcon)",
-                peer.ip(),
-                shared.config.maxcon
-            );
-            continue;
-        }
-        tokio::spawn(conn::serve(Arc::clone(&shared), stream, peer));
+        conn::start(&shared, stream, peer);
     }
 }
 

@@ -13,12 +13,15 @@ use ipnet::IpNet;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::control::{Effects, ListKind};
-use crate::db::{Db, DbError, Tx};
+use crate::control::Effects;
+use crate::datetime::now;
+use crate::db::{Db, DbError, ListKind, Tx};
 use crate::firewall::{Firewall, FirewallState};
 use crate::grey::AllowedDomains;
 use crate::lists::Lists;
 use crate::sync::{Sync, SyncMessage};
+
+use super::limits::Limits;
 
 /// Sets consulted on every connection.
 #[derive(Default)]
@@ -38,17 +41,10 @@ pub struct Shared {
     pub firewall: Box<dyn Firewall>,
     /// Peer sync, when -Y or -y is given.
     pub sync: Option<Sync>,
-    /// Open tarpit and proxied connections.
-    pub connections: AtomicUsize,
+    /// Open tarpit connections, in all and per source.
+    pub limits: Arc<Limits>,
     /// Open blacklisted connections.
     pub black: AtomicUsize,
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Shared {
@@ -66,6 +62,7 @@ impl Shared {
             trapped: trappeds.into_iter().map(|t| (t.ip, t.expire)).collect(),
             lists: Lists::new(lists),
         };
+        let limits = Limits::new(config.maxcon, config.max_per_source);
         let shared = Arc::new(Shared {
             config,
             db: Mutex::new(db),
@@ -73,7 +70,7 @@ impl Shared {
             allowed,
             firewall,
             sync,
-            connections: AtomicUsize::new(0),
+            limits,
             black: AtomicUsize::new(0),
         });
         shared.firewall.load(&shared.firewall_state())?;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{Command, LineError};
 use crate::db::StoredList;
-use crate::grey::{GreyTuple, normalize_address};
+use crate::grey::GreyTuple;
 
 /// How this connection is treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Dialogue {
                 Step::reply("250 Hello, spam sender. Pleased to be wasting your time.\r\n")
             }
             Command::Mail(arg) => {
-                self.mail = Some(normalize_address(&arg));
+                self.mail = Some(arg);
                 Step::reply("250 You are about to try to deliver spam. Your time will be spent, for nothing.\r\n")
             }
             Command::Rcpt(arg) => {
@@ -156,7 +156,7 @@ impl Dialogue {
                         ip: self.ip,
                         helo: self.helo.clone(),
                         from: from.clone(),
-                        to: normalize_address(&arg),
+                        to: arg,
                     }),
                     _ => None,
                 };
@@ -260,7 +260,7 @@ pub(crate) fn format_reply(code: u16, lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::ListKind;
+    use crate::db::ListKind;
 
     const IP: &str = "192.0.2.9";
 
@@ -305,8 +305,8 @@ mod tests {
             GreyTuple {
                 ip: IP.parse().unwrap(),
                 helo: "client.example".into(),
-                from: "bob@example.org".into(),
-                to: "alice@example.com".into()
+                from: "<Bob@Example.org>".into(),
+                to: "<alice@example.com>".into()
             }
         );
         assert!(say(&mut d, "RCPT TO:<carol@example.com>").tuple.is_some());
@@ -323,7 +323,7 @@ mod tests {
         let mut d = dialogue(Mode::Grey);
         say(&mut d, "HELO h");
         say(&mut d, "MAIL FROM:<>");
-        assert_eq!(say(&mut d, "RCPT TO:<a@b>").tuple.unwrap().from, "");
+        assert_eq!(say(&mut d, "RCPT TO:<a@b>").tuple.unwrap().from, "<>");
     }
 
     #[test]
