@@ -119,7 +119,20 @@ fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
         "SENTSINCE" => SentSince(date(p)?),
         "LARGER" => Larger(number(p)?),
         "SMALLER" => Smaller(number(p)?),
-        "MODSEQ" => ModSeq(number(p)?),
+        "MODSEQ" => {
+            p.sp()?;
+            // `MODSEQ "/flags/\\seen" all 5`: one MODSEQ per message here, so the entry is only parsed.
+            if p.peek() == Some(b'"') {
+                p.string()?;
+                p.sp()?;
+                let kind = p.atom()?.to_ascii_lowercase();
+                if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                    return Err(format!("bad MODSEQ entry type {kind}"));
+                }
+                p.sp()?;
+            }
+            ModSeq(p.number64()?)
+        }
         "UID" => {
             p.sp()?;
             if p.eat(b'$') { Saved } else { Uid(p.sequence_set()?) }
@@ -392,6 +405,9 @@ The quick brown f=C3=B6x\r\n";
             ("LARGER 10", true),
             ("SMALLER 10", false),
             ("MODSEQ 5", true),
+            ("MODSEQ 6", false),
+            ("MODSEQ \"/flags/\\\\seen\" all 5", true),
+            ("MODSEQ \"/flags/\\\\seen\" priv 6", false),
             ("OR DELETED FROM bob", false),
             ("OR DELETED (FROM alice SEEN)", true),
             ("NOT NOT SEEN", true),
