@@ -294,8 +294,12 @@ fn body_matches(message: &Message, needle: &str, depth: usize) -> bool {
     })
 }
 
+/// The day of the Date header as written: SENTBEFORE, SENTON and SENTSINCE
+/// disregard its time and timezone (RFC 3501 §6.4.4).
 fn sent_day(message: &Message) -> Option<i64> {
-    message.date().map(|d| d.to_timestamp().div_euclid(86400))
+    message
+        .date()
+        .map(|d| super::date::days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day)))
 }
 
 impl SearchKey {
@@ -354,7 +358,11 @@ X-Tag: blue\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encod
 The quick brown f=C3=B6x\r\n";
 
     fn check(expr: &str, flags: &[&str]) -> bool {
-        let message = mail_parser::MessageParser::default().parse(MAIL).unwrap();
+        check_mail(MAIL, expr, flags)
+    }
+
+    fn check_mail(mail: &[u8], expr: &str, flags: &[&str]) -> bool {
+        let message = mail_parser::MessageParser::default().parse(mail).unwrap();
         let has_flag = |f: &str| flags.iter().any(|g| g.eq_ignore_ascii_case(f));
         let k = key(expr);
         let c = Candidate {
@@ -363,7 +371,7 @@ The quick brown f=C3=B6x\r\n";
             has_flag: &has_flag,
             recent: false,
             modseq: 5,
-            size: MAIL.len() as u64,
+            size: mail.len() as u64,
             internal_date: 1_772_532_000,
             message: k.needs_message().then_some(&message),
         };
@@ -415,6 +423,21 @@ The quick brown f=C3=B6x\r\n";
             ("NEW", false),
         ] {
             assert_eq!(check(expr, &["\\Seen", "$work"]), want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn sent_dates_disregard_time_and_timezone() {
+        // 4 Mar 04:30 UTC, but sent on 3 Mar as written.
+        let mail = b"Date: Tue, 3 Mar 2026 23:30:00 -0500\r\nSubject: late\r\n\r\nx\r\n";
+        for (expr, want) in [
+            ("SENTON 3-Mar-2026", true),
+            ("SENTON 4-Mar-2026", false),
+            ("SENTBEFORE 4-Mar-2026", true),
+            ("SENTSINCE 4-Mar-2026", false),
+            ("SENTSINCE 3-Mar-2026", true),
+        ] {
+            assert_eq!(check_mail(mail, expr, &[]), want, "{expr}");
         }
     }
 
