@@ -614,6 +614,7 @@ impl Session {
                 }
                 Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
+                    Err(e) if e.bad_name => self.line(&format!("{} NO {}", e.tag.as_deref().unwrap_or("*"), e.message)),
                     Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
                 },
             }
