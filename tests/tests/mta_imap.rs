@@ -694,7 +694,7 @@ c.logout()
         "OK ['(\\\\HasNoChildren \\\\Subscribed \\\\Archive) \"/\" \"Archive\"', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Drafts) \"/\" \"Drafts\"', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Junk) \"/\" \"Junk\"', \
-'(\\\\NonExistent \\\\Noselect \\\\HasChildren) \"/\" \"Lists\" (\"CHILDINFO\" (\"SUBSCRIBED\"))', \
+'(\\\\NonExistent \\\\HasChildren) \"/\" \"Lists\" (\"CHILDINFO\" (\"SUBSCRIBED\"))', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Sent) \"/\" \"Sent\"', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Trash) \"/\" \"Trash\"']"
     );
@@ -925,8 +925,8 @@ c.logout()
         [
             r#"LSUB * ['(\\Noselect) "/" "Gone/deep"', '(\\Noselect) "/" "Old"']"#,
             r#"LSUB % ['(\\Noselect) "/" "Gone"', '(\\Noselect) "/" "Old"']"#,
-            r#"LIST (SUBSCRIBED) ['(\\NonExistent \\Noselect \\Subscribed) "/" "Gone/deep"', '(\\NonExistent \\Noselect \\Subscribed) "/" "Old"']"#,
-            r#"LIST (SUBSCRIBED RECURSIVEMATCH) ['(\\NonExistent \\Noselect) "/" "Gone" ("CHILDINFO" ("SUBSCRIBED"))', '(\\NonExistent \\Noselect \\Subscribed) "/" "Old"']"#,
+            r#"LIST (SUBSCRIBED) ['(\\NonExistent \\Subscribed) "/" "Gone/deep"', '(\\NonExistent \\Subscribed) "/" "Old"']"#,
+            r#"LIST (SUBSCRIBED RECURSIVEMATCH) ['(\\NonExistent) "/" "Gone" ("CHILDINFO" ("SUBSCRIBED"))', '(\\NonExistent \\Subscribed) "/" "Old"']"#,
             r#"LIST "" ['(\\HasNoChildren) "/" "Work"']"#,
         ]
     );

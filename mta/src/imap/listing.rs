@@ -99,7 +99,8 @@ pub fn entries(
                 noselect = true;
             }
         } else if options.subscribed {
-            child_info = options.recursive && subscribed_children.next().is_some();
+            // CHILDINFO only for a subscribed descendant that is not itself returned (RFC 5258 §3.5).
+            child_info = options.recursive && subscribed_children.any(|s| !matches(s));
             if !f.subscribed && !child_info {
                 continue;
             }
@@ -107,11 +108,12 @@ pub fn entries(
             continue;
         }
         let mut attrs = Vec::new();
+        // LIST says \NonExistent alone, which implies \Noselect (RFC 5258 §3.4).
         if noselect {
-            attrs.extend(if lsub || f.exists {
-                &["\\Noselect"][..]
+            attrs.push(if lsub || f.exists {
+                "\\Noselect"
             } else {
-                &["\\NonExistent", "\\Noselect"][..]
+                "\\NonExistent"
             });
         }
         if f.has_children {
@@ -225,9 +227,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                "Gone/deep (\\NonExistent \\Noselect \\Subscribed)",
+                "Gone/deep (\\NonExistent \\Subscribed)",
                 "Lists/rust (\\HasNoChildren \\Subscribed)",
-                "Old (\\NonExistent \\Noselect \\Subscribed)",
+                "Old (\\NonExistent \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
             ]
         );
@@ -245,9 +247,29 @@ mod tests {
         assert_eq!(
             got,
             [
-                "Gone (\\NonExistent \\Noselect) CHILDINFO",
-                "Lists (\\NonExistent \\Noselect \\HasChildren) CHILDINFO",
-                "Old (\\NonExistent \\Noselect \\Subscribed)",
+                "Gone (\\NonExistent) CHILDINFO",
+                "Lists (\\NonExistent \\HasChildren) CHILDINFO",
+                "Old (\\NonExistent \\Subscribed)",
+                "Sent (\\HasNoChildren \\Subscribed \\Sent)",
+            ]
+        );
+    }
+
+    #[test]
+    fn recursivematch_gives_no_childinfo_when_the_children_are_returned() {
+        let (folders, subs) = setup();
+        let opts = ListOptions {
+            subscribed: true,
+            recursive: true,
+            ..ListOptions::default()
+        };
+        let got = render(&entries(&folders, &subs, pattern("*"), false, &opts));
+        assert_eq!(
+            got,
+            [
+                "Gone/deep (\\NonExistent \\Subscribed)",
+                "Lists/rust (\\HasNoChildren \\Subscribed)",
+                "Old (\\NonExistent \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
             ]
         );
@@ -265,7 +287,7 @@ mod tests {
             got,
             [
                 "INBOX (\\HasNoChildren)",
-                "Lists (\\NonExistent \\Noselect \\HasChildren)",
+                "Lists (\\NonExistent \\HasChildren)",
                 "Lists/rust (\\HasNoChildren \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
                 "Work (\\HasNoChildren)",
