@@ -64,7 +64,14 @@ fn address_list(out: &mut Vec<u8>, address: Option<&Address>) {
     let mailbox = |name: Option<&str>, email: Option<&str>| {
         let mut item = vec![b'('];
         nstr(&mut item, name.map(header_text).as_deref());
-        item.extend_from_slice(b" NIL ");
+        item.push(b' ');
+        // A source route (`<@route:user@domain>`) goes in the adl field.
+        let (route, email) = match email.and_then(|e| e.strip_prefix('@').and(e.split_once(':'))) {
+            Some((route, rest)) => (Some(route), Some(rest)),
+            None => (None, email),
+        };
+        nstr(&mut item, route);
+        item.push(b' ');
         let (local, domain) = match email.and_then(|e| e.rsplit_once('@')) {
             Some((l, d)) => (Some(l), Some(d)),
             None => (email, None),
@@ -90,7 +97,8 @@ fn address_list(out: &mut Vec<u8>, address: Option<&Address>) {
                     start.extend_from_slice(b" NIL)");
                     items.push(start);
                 }
-                for a in &g.addresses {
+                // A comment alone (`group: (foo) ;`) is no mailbox.
+                for a in g.addresses.iter().filter(|a| a.address.is_some()) {
                     items.push(mailbox(a.name.as_deref(), a.address.as_deref()));
                 }
                 if g.name.is_some() {
@@ -421,6 +429,23 @@ Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAEC\r\n--B--\r\n";
         let mut out = Vec::new();
         f(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn envelope_groups_and_source_routes() {
+        let m = MessageParser::default()
+            .parse(
+                &b"From: <@route:user@domain>\r\nTo: group:;\r\nCc: group2: (foo) ;\r\n\
+Bcc: g3: a@b, \"C D\" <c@d>;, e@f\r\nSubject: x\r\n\r\nbody\r\n"[..],
+            )
+            .unwrap();
+        let route = r#"((NIL "@route" "user" "domain"))"#;
+        assert_eq!(
+            text(|o| envelope(o, &m)),
+            format!(
+                r#"(NIL "x" {route} {route} {route} ((NIL NIL "group" NIL)(NIL NIL NIL NIL)) ((NIL NIL "group2" NIL)(NIL NIL NIL NIL)) ((NIL NIL "g3" NIL)(NIL NIL "a" "b")("C D" NIL "c" "d")(NIL NIL NIL NIL)(NIL NIL "e" "f")) NIL NIL)"#
+            )
+        );
     }
 
     #[test]

@@ -250,6 +250,13 @@ fn contains(haystack: &str, needle: &str) -> bool {
 
 fn address_text(a: &Address) -> String {
     let mut out = String::new();
+    // Group names are searched too, as they are part of the header.
+    if let Address::Group(groups) = a {
+        for name in groups.iter().filter_map(|g| g.name.as_deref()) {
+            out.push_str(name);
+            out.push_str(": ");
+        }
+    }
     for addr in a.iter() {
         if let Some(n) = &addr.name {
             out.push_str(n);
@@ -423,6 +430,19 @@ The quick brown f=C3=B6x\r\n";
             ("NEW", false),
         ] {
             assert_eq!(check(expr, &["\\Seen", "$work"]), want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn address_searches_see_group_names() {
+        let mail = b"To: friends: amy@x, bob@y;\r\nCc: empty:;\r\n\r\nx\r\n";
+        for (expr, want) in [
+            ("TO friends", true),
+            ("TO bob@y", true),
+            ("CC empty", true),
+            ("CC friends", false),
+        ] {
+            assert_eq!(check_mail(mail, expr, &[]), want, "{expr}");
         }
     }
 

@@ -48,7 +48,14 @@ pub enum Value {
     Text(String),
 }
 
+/// The mailbox part of the first address, as ENVELOPE gives it: a group's
+/// name when the header starts with a group.
 fn first_mailbox(a: Option<&Address>) -> String {
+    if let Some(Address::Group(groups)) = a
+        && let Some(name) = groups.first().and_then(|g| g.name.as_deref())
+    {
+        return name.to_ascii_uppercase();
+    }
     a.and_then(|a| a.first())
         .and_then(|a| a.address.as_deref())
         .map(|e| e.split('@').next().unwrap_or("").to_ascii_uppercase())
@@ -112,6 +119,13 @@ mod tests {
             subject("zeta") < subject("_under"),
             "i;ascii-casemap folds to upper case"
         );
+        let to = |header: &str| {
+            let raw = format!("To: {header}\r\n\r\n");
+            let m = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+            value(SortKey::To, 0, 0, Some(&m))
+        };
+        assert_eq!(to("friends: amy@x, bob@y;"), Value::Text("FRIENDS".into()));
+        assert_eq!(to("empty:;"), Value::Text("EMPTY".into()));
         assert!(subject("Zeta") < subject("[x"));
         let rev = [Criterion {
             reverse: true,
