@@ -435,6 +435,9 @@ pub struct Session {
     /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
     saved: Vec<u32>,
     deflate: Option<Deflate>,
+    /// The client has fetched BINARY items, so it reads literal8: BODY[]
+    /// contents with NUL go out as `~{n}` (RFC 3516 §4.3).
+    binary: bool,
 }
 
 impl Session {
@@ -455,6 +458,7 @@ impl Session {
             names: NameEncoding::ModifiedUtf7,
             saved: Vec::new(),
             deflate: None,
+            binary: false,
         }
     }
 
@@ -1631,6 +1635,9 @@ impl Session {
         if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
             self.condstore = true;
         }
+        self.binary |= attrs
+            .iter()
+            .any(|a| matches!(a, FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. }));
         if changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
             attrs.push(FetchAttr::ModSeq);
         }
@@ -1683,6 +1690,7 @@ impl Session {
         let mut undecodable = None;
         let mut expunged = false;
         let attrs = Arc::new(attrs);
+        let literal8 = self.binary;
         for (seq, meta, recent) in targets {
             let mb = Arc::clone(&mailbox);
             let a = Arc::clone(&attrs);
@@ -1696,7 +1704,7 @@ impl Session {
                     Err(StoreError::NoSuchMessage(_)) => (None, need != Need::Nothing),
                     Err(e) => return Err(e),
                 };
-                Ok((render_fetch(seq, &meta, recent, raw.as_deref(), &a), gone))
+                Ok((render_fetch(seq, &meta, recent, raw.as_deref(), &a, literal8), gone))
             })
             .await;
             match rendered {
@@ -1926,13 +1934,15 @@ impl Session {
 
 /// One `* n FETCH (...)` response, or the encoding that kept a BINARY item
 /// from being decoded. `raw` is `None` when no contents are asked for or the
-/// message is gone: contents are then NIL.
+/// message is gone: contents are then NIL. With `literal8`, BODY[] contents
+/// holding NUL go out as literal8.
 fn render_fetch(
     seq: u32,
     meta: &MessageMeta,
     recent: bool,
     raw: Option<&[u8]>,
     attrs: &[FetchAttr],
+    literal8: bool,
 ) -> Result<Vec<u8>, UnknownCte> {
     let parsed = raw.and_then(|r| mail_parser::MessageParser::default().parse(r));
     let gone = raw.is_none();
@@ -2000,6 +2010,7 @@ fn render_fetch(
                 out.extend_from_slice(name.as_bytes());
                 out.push(b' ');
                 match bytes {
+                    Some(b) if literal8 => binary::string(&mut out, &b),
                     Some(b) => message::string(&mut out, &b),
                     None => out.extend_from_slice(b"NIL"),
                 }
@@ -2105,8 +2116,8 @@ mod tests {
         };
         assert_eq!(attrs.iter().map(Need::of_fetch).max(), Some(Need::Header));
         assert_eq!(
-            render_fetch(1, &meta, false, Some(header), &attrs),
-            render_fetch(1, &meta, false, Some(raw), &attrs)
+            render_fetch(1, &meta, false, Some(header), &attrs, false),
+            render_fetch(1, &meta, false, Some(raw), &attrs, false)
         );
     }
 
@@ -2124,10 +2135,27 @@ mod tests {
             },
             FetchAttr::InternalDate,
         ];
-        let out = render_fetch(1, &meta, false, Some(raw), &attrs).unwrap();
+        let out = render_fetch(1, &meta, false, Some(raw), &attrs, false).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* 1 FETCH (UID 7 RFC822.SIZE 21 BODY[]<2> \"bject\" INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n"
         );
+    }
+
+    #[test]
+    fn body_contents_with_nul_go_out_as_literal8_once_binary_is_used() {
+        let raw = b"Subject: b\r\n\r\na\0b\r\n";
+        let meta = meta(7, raw.len());
+        let attrs = [FetchAttr::Section {
+            peek: true,
+            section: Section {
+                part: Vec::new(),
+                text: Some(SectionText::Text),
+            },
+            partial: None,
+        }];
+        let render = |literal8| render_fetch(1, &meta, false, Some(raw), &attrs, literal8).unwrap();
+        assert_eq!(render(true), b"* 1 FETCH (BODY[TEXT] ~{5}\r\na\0b\r\n)\r\n");
+        assert_eq!(render(false), b"* 1 FETCH (BODY[TEXT] {5}\r\na\0b\r\n)\r\n");
     }
 }
