@@ -9,33 +9,16 @@ use greyd_tests::mta::*;
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
 
-/// Common Python: `Client(name)` is a logged-in raw IMAPS session; `cmd(text)`
-/// returns (untagged, tagged) with each untagged response as a list of its
-/// lines and literals, and checks every response against the session's view
+/// Common Python: `Client(name)` is a logged-in raw IMAPS session
+/// ([`RAW_IMAPS_CLIENT`]) that checks every response against its view
 /// (`uids`, by sequence number - 1, `None` where the UID is not known yet),
 /// appending what contradicts it to `errors`.
 const PRELUDE: &str = r#"
-import socket, ssl, sys, re, random, threading, time
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-class Client:
+import random, threading, time
+class Client(RawClient):
     def __init__(self, name):
-        self.name = name; self.errors = []; self.uids = []; self.n = 0; self.buf = b""
-        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
-        self.line()
-        assert self.cmd(b"LOGIN " + user.encode() + b" " + pw.encode())[1].split()[1] == b"OK"
-    def fill(self):
-        data = self.s.recv(65536)
-        if not data: raise EOFError(self.name)
-        self.buf += data
-    def line(self):
-        while b"\r\n" not in self.buf: self.fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-    def read(self, n):
-        while len(self.buf) < n: self.fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
+        self.errors = []; self.uids = []
+        super().__init__(name)
     def error(self, text):
         self.errors.append("%s: %s" % (self.name, text))
     def check(self, parts):
@@ -59,20 +42,6 @@ class Client:
             higher = [x for x in self.uids[n:] if x is not None]
             if (lower and lower[-1] >= u) or (higher and higher[0] <= u): self.error("UID %d out of order at %d" % (u, n))
             self.uids[n - 1] = u
-    def cmd(self, text):
-        self.n += 1
-        tag = b"%s%d" % (self.name.encode(), self.n)
-        self.s.sendall(tag + b" " + text + b"\r\n")
-        untagged = []
-        while True:
-            parts = [self.line()]
-            if parts[0].startswith(tag + b" "):
-                return untagged, parts[0]
-            while (m := re.search(rb"\{(\d+)\}$", parts[-1])):
-                parts.append(self.read(int(m.group(1))))
-                parts.append(self.line())
-            self.check(parts)
-            untagged.append(parts)
     def fetch(self, items, seqs=None):
         """FETCH by sequence number: every number asked for that the session knows gets an answer."""
         if not self.uids: return [], b""
@@ -90,13 +59,7 @@ def message(i):
 "#;
 
 fn run(setup: &MtaSetup, body: &str) -> String {
-    let script = format!("{PRELUDE}{body}");
-    let port = setup.imaps.port().to_string();
-    let (ok, out, err) = python(&script, &[port.as_str(), USER, PASS]);
-    assert!(ok, "python failed:\n{out}\n{err}");
-    // Shown when an assertion fails.
-    println!("{out}");
-    out
+    imaps_python(setup, USER, PASS, PRELUDE, body)
 }
 
 /// A message another session expunged is still answered for by FETCH until

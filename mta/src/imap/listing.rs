@@ -236,43 +236,30 @@ mod tests {
     }
 
     #[test]
-    fn recursivematch_reports_childinfo_for_parents() {
+    fn recursivematch_reports_childinfo_for_parents_of_children_not_returned() {
         let (folders, subs) = setup();
         let opts = ListOptions {
             subscribed: true,
             recursive: true,
             ..ListOptions::default()
         };
-        let got = render(&entries(&folders, &subs, pattern("%"), false, &opts));
-        assert_eq!(
-            got,
-            [
-                "Gone (\\NonExistent) CHILDINFO",
-                "Lists (\\NonExistent \\HasChildren) CHILDINFO",
+        let children = [
+            "Gone/deep (\\NonExistent \\Subscribed)",
+            "Lists/rust (\\HasNoChildren \\Subscribed)",
+        ];
+        let parents = [
+            "Gone (\\NonExistent) CHILDINFO",
+            "Lists (\\NonExistent \\HasChildren) CHILDINFO",
+        ];
+        for (p, first) in [("%", parents), ("*", children)] {
+            let got = render(&entries(&folders, &subs, pattern(p), false, &opts));
+            let mut want = first.to_vec();
+            want.extend([
                 "Old (\\NonExistent \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
-            ]
-        );
-    }
-
-    #[test]
-    fn recursivematch_gives_no_childinfo_when_the_children_are_returned() {
-        let (folders, subs) = setup();
-        let opts = ListOptions {
-            subscribed: true,
-            recursive: true,
-            ..ListOptions::default()
-        };
-        let got = render(&entries(&folders, &subs, pattern("*"), false, &opts));
-        assert_eq!(
-            got,
-            [
-                "Gone/deep (\\NonExistent \\Subscribed)",
-                "Lists/rust (\\HasNoChildren \\Subscribed)",
-                "Old (\\NonExistent \\Subscribed)",
-                "Sent (\\HasNoChildren \\Subscribed \\Sent)",
-            ]
-        );
+            ]);
+            assert_eq!(got, want, "{p}");
+        }
     }
 
     #[test]
