@@ -271,3 +271,61 @@ impl Drop for SystemUser {
         let _ = Command::new("userdel").arg("--remove").arg(&self.name).output();
     }
 }
+
+/// Python for IMAP tests that speak raw IMAPS where imaplib hides the
+/// wire: `ctx` (TLS without verification), `imaps_port`, `user` and `pw`
+/// from the arguments, and `RawClient(name)`, a logged-in session whose
+/// `cmd(bytes)` returns (untagged, tagged), each untagged response a list
+/// of its lines and the literals between them, each first given to `check`
+/// (a hook for subclasses).
+pub const RAW_IMAPS_CLIENT: &str = r#"
+import socket, ssl, sys, re
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+imaps_port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+class RawClient:
+    def __init__(self, name="r"):
+        self.name = name; self.n = 0; self.buf = b""
+        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps_port), timeout=20))
+        self.line()
+        assert self.cmd(b"LOGIN " + user.encode() + b" " + pw.encode())[1].split()[1] == b"OK"
+    def fill(self):
+        data = self.s.recv(65536)
+        if not data: raise EOFError(self.name)
+        self.buf += data
+    def line(self):
+        while b"\r\n" not in self.buf: self.fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+    def read(self, n):
+        while len(self.buf) < n: self.fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+    def check(self, parts):
+        pass
+    def cmd(self, text):
+        self.n += 1
+        tag = b"%s%d" % (self.name.encode(), self.n)
+        self.s.sendall(tag + b" " + text + b"\r\n")
+        untagged = []
+        while True:
+            parts = [self.line()]
+            if parts[0].startswith(tag + b" "):
+                return untagged, parts[0]
+            while (m := re.search(rb"\{(\d+)\}$", parts[-1])):
+                parts.append(self.read(int(m.group(1))))
+                parts.append(self.line())
+            self.check(parts)
+            untagged.append(parts)
+"#;
+
+/// Run [`RAW_IMAPS_CLIENT`], `prelude` and `body` as one Python script
+/// with `setup`'s IMAPS port, `user` and `password` as arguments; insists on
+/// success and returns the output (printed too, for failing assertions).
+pub fn imaps_python(setup: &MtaSetup, user: &str, password: &str, prelude: &str, body: &str) -> String {
+    let script = format!("{RAW_IMAPS_CLIENT}{prelude}{body}");
+    let port = setup.imaps.port().to_string();
+    let (ok, out, err) = python(&script, &[port.as_str(), user, password]);
+    assert!(ok, "python failed:\n{out}\n{err}");
+    println!("{out}");
+    out
+}

@@ -389,7 +389,7 @@ f = s.makefile("rb")
 f.readline()
 s.sendall(b"a1 LOGIN {100000000}\r\n")
 print(f.readline().decode().strip())
-s.sendall(b"a2 " + b"x" * 20000 + b"\r\n")
+s.sendall(b"a2 " + b"x" * 70000 + b"\r\n")
 print(f.readline().decode().strip())
 s.sendall(b"a3 FETCH 1:* (FLAGS)\r\n")
 print(f.readline().decode().strip())
@@ -694,7 +694,7 @@ c.logout()
         "OK ['(\\\\HasNoChildren \\\\Subscribed \\\\Archive) \"/\" \"Archive\"', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Drafts) \"/\" \"Drafts\"', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Junk) \"/\" \"Junk\"', \
-'(\\\\NonExistent \\\\Noselect \\\\HasChildren) \"/\" \"Lists\" (\"CHILDINFO\" (\"SUBSCRIBED\"))', \
+'(\\\\NonExistent \\\\HasChildren) \"/\" \"Lists\" (\"CHILDINFO\" (\"SUBSCRIBED\"))', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Sent) \"/\" \"Sent\"', \
 '(\\\\HasNoChildren \\\\Subscribed \\\\Trash) \"/\" \"Trash\"']"
     );
@@ -925,8 +925,8 @@ c.logout()
         [
             r#"LSUB * ['(\\Noselect) "/" "Gone/deep"', '(\\Noselect) "/" "Old"']"#,
             r#"LSUB % ['(\\Noselect) "/" "Gone"', '(\\Noselect) "/" "Old"']"#,
-            r#"LIST (SUBSCRIBED) ['(\\NonExistent \\Noselect \\Subscribed) "/" "Gone/deep"', '(\\NonExistent \\Noselect \\Subscribed) "/" "Old"']"#,
-            r#"LIST (SUBSCRIBED RECURSIVEMATCH) ['(\\NonExistent \\Noselect) "/" "Gone" ("CHILDINFO" ("SUBSCRIBED"))', '(\\NonExistent \\Noselect \\Subscribed) "/" "Old"']"#,
+            r#"LIST (SUBSCRIBED) ['(\\NonExistent \\Subscribed) "/" "Gone/deep"', '(\\NonExistent \\Subscribed) "/" "Old"']"#,
+            r#"LIST (SUBSCRIBED RECURSIVEMATCH) ['(\\NonExistent) "/" "Gone" ("CHILDINFO" ("SUBSCRIBED"))', '(\\NonExistent \\Subscribed) "/" "Old"']"#,
             r#"LIST "" ['(\\HasNoChildren) "/" "Work"']"#,
         ]
     );

@@ -13,12 +13,9 @@ fn started(n: usize) -> (MtaSetup, greyd_tests::Daemon) {
 }
 
 /// Common Python: `connect()` is a logged-in imaplib IMAP4_SSL; `Raw()` a
-/// logged-in raw TLS client whose `cmd(bytes)` returns (untagged, tagged):
-/// each untagged response is a list of its lines and the literals between them.
+/// logged-in raw TLS client ([`RAW_IMAPS_CLIENT`]).
 const PRELUDE: &str = r#"
-import imaplib, ssl, sys, re, socket, base64, os
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-imaps_port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+import imaplib, base64, os
 def connect():
     c = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=15)
     c.login(user, pw)
@@ -27,47 +24,11 @@ def caps(c):
     return c.capability()[1][0].decode().upper().split()
 def pop(c, name):
     return [x.decode() if isinstance(x, bytes) else x for x in c.untagged_responses.pop(name, [])]
-class Raw:
-    def __init__(self):
-        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps_port), timeout=15))
-        self.buf = b""; self.n = 0
-        self.line()
-        assert self.cmd(b"LOGIN " + user.encode() + b" " + pw.encode())[1].split()[1] == b"OK"
-    def fill(self):
-        data = self.s.recv(65536)
-        if not data: raise EOFError
-        self.buf += data
-    def line(self):
-        while b"\r\n" not in self.buf: self.fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-    def read(self, n):
-        while len(self.buf) < n: self.fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-    def cmd(self, text):
-        self.n += 1
-        tag = b"r%d" % self.n
-        self.s.sendall(tag + b" " + text + b"\r\n")
-        untagged = []
-        while True:
-            parts = [self.line()]
-            if parts[0].startswith(tag + b" "):
-                return untagged, parts[0]
-            while (m := re.search(rb"\{(\d+)\}$", parts[-1])):
-                parts.append(self.read(int(m.group(1))))
-                parts.append(self.line())
-            untagged.append(parts)
+Raw = RawClient
 "#;
 
 fn run(setup: &MtaSetup, body: &str) -> String {
-    let script = format!("{PRELUDE}{body}");
-    let port = setup.imaps.port().to_string();
-    let (ok, out, err) = python(&script, &[port.as_str(), USER, PASS]);
-    assert!(ok, "python failed:\n{out}\n{err}");
-    // Shown when an assertion fails.
-    println!("{out}");
-    out
+    imaps_python(setup, USER, PASS, PRELUDE, body)
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub struct ParseError {
     /// The command's tag, when it had a valid one.
     pub tag: Option<String>,
     pub message: String,
+    /// Well-formed, but a mailbox name in it cannot be decoded: such a
+    /// mailbox cannot exist, so the answer is NO rather than BAD.
+    pub bad_name: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +265,13 @@ pub enum NameEncoding {
 
 impl NameEncoding {
     /// A mailbox name from the wire as the store's UTF-8.
+    fn label(self) -> &'static str {
+        match self {
+            NameEncoding::ModifiedUtf7 => "modified UTF-7",
+            NameEncoding::Utf8 => "UTF-8",
+        }
+    }
+
     fn decode(self, raw: &[u8]) -> Result<String> {
         match self {
             NameEncoding::ModifiedUtf7 => mutf7::decode(raw).ok_or_else(|| "bad mailbox name encoding".into()),
@@ -282,13 +292,20 @@ pub struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     names: NameEncoding,
+    /// A mailbox name did not decode (see [`ParseError::bad_name`]).
+    bad_name: bool,
 }
 
 type Result<T> = std::result::Result<T, String>;
 
 impl<'a> Parser<'a> {
     pub fn new(s: &'a [u8], names: NameEncoding) -> Parser<'a> {
-        Parser { s, i: 0, names }
+        Parser {
+            s,
+            i: 0,
+            names,
+            bad_name: false,
+        }
     }
 
     pub fn peek(&self) -> Option<u8> {
@@ -441,7 +458,7 @@ impl<'a> Parser<'a> {
 
     fn mailbox(&mut self) -> Result<String> {
         let raw = self.astring()?;
-        let name = self.names.decode(&raw)?;
+        let name = self.decode_name(&raw);
         if name.eq_ignore_ascii_case("INBOX") {
             return Ok("INBOX".into());
         }
@@ -457,7 +474,16 @@ impl<'a> Parser<'a> {
                 .as_bytes()
                 .to_vec(),
         };
-        self.names.decode(&raw)
+        Ok(self.decode_name(&raw))
+    }
+
+    /// A mailbox name from the wire; one that does not decode is noted, and
+    /// parsing goes on so the command gets NO.
+    fn decode_name(&mut self, raw: &[u8]) -> String {
+        self.names.decode(raw).unwrap_or_else(|_| {
+            self.bad_name = true;
+            String::from_utf8_lossy(raw).into_owned()
+        })
     }
 
     /// `( item SP item ... )` with `item` parsed by `f`.
@@ -1130,16 +1156,25 @@ pub fn parse_with(input: &[u8], names: NameEncoding) -> std::result::Result<Tagg
             return Err(ParseError {
                 tag: None,
                 message: "missing tag".into(),
+                bad_name: false,
             });
         }
     };
     let fail = |message: String| ParseError {
         tag: Some(tag.clone()),
         message,
+        bad_name: false,
     };
     p.sp().map_err(fail)?;
     let name = p.keyword().map_err(fail)?;
     let command = p.command(&name).map_err(fail)?;
+    if p.bad_name {
+        return Err(ParseError {
+            tag: Some(tag),
+            message: format!("[NONEXISTENT] Mailbox name is not valid {}", p.names.label()),
+            bad_name: true,
+        });
+    }
     Ok(Tagged { tag, command })
 }
 
@@ -1154,6 +1189,31 @@ mod tests {
 
     fn bad(s: &str) -> ParseError {
         parse(s.as_bytes()).expect_err(s)
+    }
+
+    #[test]
+    fn undecodable_mailbox_names_are_no_not_bad() {
+        for s in [
+            "a SELECT \"&Jjo\"",
+            "a STATUS &Jjo (MESSAGES)",
+            "a CREATE \"x&AGE\"",
+            "a LIST \"\" \"&*\"",
+        ] {
+            let e = bad(s);
+            assert!(e.bad_name, "{s}: {e}");
+            assert_eq!(e.tag.as_deref(), Some("a"));
+        }
+        // Valid modified UTF-7 with atom-specials parses: the store then says NO.
+        assert_eq!(
+            cmd("a SELECT \"a(b)%\\\"{c\""),
+            Command::Select {
+                mailbox: "a(b)%\"{c".into(),
+                read_only: false,
+                condstore: false,
+                qresync: None,
+            }
+        );
+        assert!(!bad("a SELECT").bad_name);
     }
 
     #[test]

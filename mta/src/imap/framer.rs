@@ -14,10 +14,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Before authentication: everything small.
+    /// Before authentication: small, but room for RFC 2971's largest ID
+    /// (30 pairs of a 30-octet field and a 1024-octet value, quoted with
+    /// every octet escaped, or as literals).
     pub const UNAUTHENTICATED: Limits = Limits {
-        text: 8 << 10,
-        literals: 8 << 10,
+        text: 64 << 10,
+        literals: 32 << 10,
     };
 
     /// Once authenticated: APPEND may bring `append_limit` bytes.
@@ -230,6 +232,29 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_id_fits_before_login_and_more_does_not() {
+        let pair = |i: usize| format!("\"{:0>30}\" \"{}\"", i, "\\\"".repeat(512));
+        let pairs: Vec<String> = (0..30).map(pair).collect();
+        let id = format!("a ID ({})", pairs.join(" "));
+        let mut f = Framer::new(Limits::UNAUTHENTICATED);
+        f.extend(id.as_bytes());
+        f.extend(b"\r\n");
+        assert_eq!(frames(&mut f), [Frame::Command(id.clone().into_bytes())]);
+        let parsed = |c: &[u8]| super::super::command::parse(c).map(|t| t.command);
+        assert_eq!(parsed(id.as_bytes()), Ok(super::super::command::Command::Id));
+        let literals: Vec<String> = (0..30)
+            .map(|i| format!("\"f{i}\" {{1024+}}\r\n{}", "v".repeat(1024)))
+            .collect();
+        f.extend(format!("b ID ({})\r\n", literals.join(" ")).as_bytes());
+        let [Frame::Command(c)] = &frames(&mut f)[..] else {
+            panic!("not one command")
+        };
+        assert_eq!(parsed(c), Ok(super::super::command::Command::Id));
+        f.extend(&vec![b'x'; (64 << 10) + 1]);
+        assert_eq!(frames(&mut f), [Frame::TooLong { tag: None }]);
+    }
+
+    #[test]
     fn oversized_literals_are_refused_before_reading() {
         let mut f = Framer::new(Limits::UNAUTHENTICATED);
         f.extend(b"x APPEND INBOX {4000000000}\r\nx2 NOOP\r\n");
@@ -243,7 +268,7 @@ mod tests {
                 Frame::Command(b"x2 NOOP".to_vec())
             ]
         );
-        f.extend(b"y APPEND INBOX {9000+}\r\n");
+        f.extend(b"y APPEND INBOX {40000+}\r\n");
         assert_eq!(
             frames(&mut f),
             [Frame::TooBig {
@@ -257,10 +282,10 @@ mod tests {
     fn long_lines_are_skipped_without_buffering() {
         let mut f = Framer::new(Limits::UNAUTHENTICATED);
         f.extend(b"t1 LOGIN ");
-        f.extend(&[b'a'; 9000]);
+        f.extend(&[b'a'; 70000]);
         assert_eq!(frames(&mut f), [Frame::TooLong { tag: Some("t1".into()) }]);
         for _ in 0..100 {
-            f.extend(&[b'a'; 9000]);
+            f.extend(&[b'a'; 70000]);
             assert_eq!(frames(&mut f), []);
             assert_eq!(f.buffered(), 0);
         }

@@ -99,7 +99,8 @@ pub fn entries(
                 noselect = true;
             }
         } else if options.subscribed {
-            child_info = options.recursive && subscribed_children.next().is_some();
+            // CHILDINFO only for a subscribed descendant that is not itself returned (RFC 5258 §3.5).
+            child_info = options.recursive && subscribed_children.any(|s| !matches(s));
             if !f.subscribed && !child_info {
                 continue;
             }
@@ -107,11 +108,12 @@ pub fn entries(
             continue;
         }
         let mut attrs = Vec::new();
+        // LIST says \NonExistent alone, which implies \Noselect (RFC 5258 §3.4).
         if noselect {
-            attrs.extend(if lsub || f.exists {
-                &["\\Noselect"][..]
+            attrs.push(if lsub || f.exists {
+                "\\Noselect"
             } else {
-                &["\\NonExistent", "\\Noselect"][..]
+                "\\NonExistent"
             });
         }
         if f.has_children {
@@ -225,32 +227,39 @@ mod tests {
         assert_eq!(
             got,
             [
-                "Gone/deep (\\NonExistent \\Noselect \\Subscribed)",
+                "Gone/deep (\\NonExistent \\Subscribed)",
                 "Lists/rust (\\HasNoChildren \\Subscribed)",
-                "Old (\\NonExistent \\Noselect \\Subscribed)",
+                "Old (\\NonExistent \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
             ]
         );
     }
 
     #[test]
-    fn recursivematch_reports_childinfo_for_parents() {
+    fn recursivematch_reports_childinfo_for_parents_of_children_not_returned() {
         let (folders, subs) = setup();
         let opts = ListOptions {
             subscribed: true,
             recursive: true,
             ..ListOptions::default()
         };
-        let got = render(&entries(&folders, &subs, pattern("%"), false, &opts));
-        assert_eq!(
-            got,
-            [
-                "Gone (\\NonExistent \\Noselect) CHILDINFO",
-                "Lists (\\NonExistent \\Noselect \\HasChildren) CHILDINFO",
-                "Old (\\NonExistent \\Noselect \\Subscribed)",
+        let children = [
+            "Gone/deep (\\NonExistent \\Subscribed)",
+            "Lists/rust (\\HasNoChildren \\Subscribed)",
+        ];
+        let parents = [
+            "Gone (\\NonExistent) CHILDINFO",
+            "Lists (\\NonExistent \\HasChildren) CHILDINFO",
+        ];
+        for (p, first) in [("%", parents), ("*", children)] {
+            let got = render(&entries(&folders, &subs, pattern(p), false, &opts));
+            let mut want = first.to_vec();
+            want.extend([
+                "Old (\\NonExistent \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
-            ]
-        );
+            ]);
+            assert_eq!(got, want, "{p}");
+        }
     }
 
     #[test]
@@ -265,7 +274,7 @@ mod tests {
             got,
             [
                 "INBOX (\\HasNoChildren)",
-                "Lists (\\NonExistent \\Noselect \\HasChildren)",
+                "Lists (\\NonExistent \\HasChildren)",
                 "Lists/rust (\\HasNoChildren \\Subscribed)",
                 "Sent (\\HasNoChildren \\Subscribed \\Sent)",
                 "Work (\\HasNoChildren)",

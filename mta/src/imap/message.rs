@@ -64,7 +64,14 @@ fn address_list(out: &mut Vec<u8>, address: Option<&Address>) {
     let mailbox = |name: Option<&str>, email: Option<&str>| {
         let mut item = vec![b'('];
         nstr(&mut item, name.map(header_text).as_deref());
-        item.extend_from_slice(b" NIL ");
+        item.push(b' ');
+        // A source route (`<@route:user@domain>`) goes in the adl field.
+        let (route, email) = match email.and_then(|e| e.strip_prefix('@').and(e.split_once(':'))) {
+            Some((route, rest)) => (Some(route), Some(rest)),
+            None => (None, email),
+        };
+        nstr(&mut item, route);
+        item.push(b' ');
         let (local, domain) = match email.and_then(|e| e.rsplit_once('@')) {
             Some((l, d)) => (Some(l), Some(d)),
             None => (email, None),
@@ -90,7 +97,8 @@ fn address_list(out: &mut Vec<u8>, address: Option<&Address>) {
                     start.extend_from_slice(b" NIL)");
                     items.push(start);
                 }
-                for a in &g.addresses {
+                // A comment alone (`group: (foo) ;`) is no mailbox.
+                for a in g.addresses.iter().filter(|a| a.address.is_some()) {
                     items.push(mailbox(a.name.as_deref(), a.address.as_deref()));
                 }
                 if g.name.is_some() {
@@ -366,9 +374,17 @@ pub fn section(raw: &[u8], m: Option<&Message>, section: &Section) -> Option<Vec
             let PartType::Message(nested) = &part.body else {
                 return None;
             };
-            let (header, body) = header_and_text(nested, nested_base(raw, nested));
+            let base = nested_base(raw, nested);
+            let (header, body) = header_and_text(nested, base);
             Some(match text {
                 SectionText::Header => header.to_vec(),
+                // Up to the enclosing boundary (or the end): a nested multipart's epilogue is text too.
+                SectionText::Text if std::ptr::eq(base, raw) => {
+                    let start = nested.parts.first().map_or(0, |p| p.offset_body as usize);
+                    raw.get(start..(part.offset_end as usize).max(start))
+                        .unwrap_or(body)
+                        .to_vec()
+                }
                 SectionText::Text => body.to_vec(),
                 SectionText::HeaderFields { not, fields } => header_fields(header, fields, *not),
                 SectionText::Mime => unreachable!("handled above"),
@@ -421,6 +437,44 @@ Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAEC\r\n--B--\r\n";
         let mut out = Vec::new();
         f(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_text_of_a_nested_message_runs_to_the_enclosing_boundary() {
+        let top = b"Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\
+Content-Type: multipart/alternative; boundary=\"C\"\r\n\r\n--C\r\n\r\nx\r\n--C--\r\nepi1\r\n\r\nepi2\r\n";
+        let inner = b"Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: multipart/alternative; boundary=\"C\"\r\n\r\n\
+--C\r\n\r\nx\r\n--C--\r\nepilogue\r\n--B--\r\n";
+        for (raw, want) in [
+            (&top[..], "--C\r\n\r\nx\r\n--C--\r\nepi1\r\n\r\nepi2\r\n"),
+            (&inner[..], "--C\r\n\r\nx\r\n--C--\r\nepilogue"),
+        ] {
+            let m = MessageParser::default().parse(raw).unwrap();
+            let section = Section {
+                part: vec![1],
+                text: Some(SectionText::Text),
+            };
+            let got = super::section(raw, Some(&m), &section).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), want);
+        }
+    }
+
+    #[test]
+    fn envelope_groups_and_source_routes() {
+        let m = MessageParser::default()
+            .parse(
+                &b"From: <@route:user@domain>\r\nTo: group:;\r\nCc: group2: (foo) ;\r\n\
+Bcc: g3: a@b, \"C D\" <c@d>;, e@f\r\nSubject: x\r\n\r\nbody\r\n"[..],
+            )
+            .unwrap();
+        let route = r#"((NIL "@route" "user" "domain"))"#;
+        assert_eq!(
+            text(|o| envelope(o, &m)),
+            format!(
+                r#"(NIL "x" {route} {route} {route} ((NIL NIL "group" NIL)(NIL NIL NIL NIL)) ((NIL NIL "group2" NIL)(NIL NIL NIL NIL)) ((NIL NIL "g3" NIL)(NIL NIL "a" "b")("C D" NIL "c" "d")(NIL NIL NIL NIL)(NIL NIL "e" "f")) NIL NIL)"#
+            )
+        );
     }
 
     #[test]

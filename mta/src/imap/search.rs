@@ -119,7 +119,20 @@ fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
         "SENTSINCE" => SentSince(date(p)?),
         "LARGER" => Larger(number(p)?),
         "SMALLER" => Smaller(number(p)?),
-        "MODSEQ" => ModSeq(number(p)?),
+        "MODSEQ" => {
+            p.sp()?;
+            // `MODSEQ "/flags/\\seen" all 5`: one MODSEQ per message here, so the entry is only parsed.
+            if p.peek() == Some(b'"') {
+                p.string()?;
+                p.sp()?;
+                let kind = p.atom()?.to_ascii_lowercase();
+                if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                    return Err(format!("bad MODSEQ entry type {kind}"));
+                }
+                p.sp()?;
+            }
+            ModSeq(p.number64()?)
+        }
         "UID" => {
             p.sp()?;
             if p.eat(b'$') { Saved } else { Uid(p.sequence_set()?) }
@@ -237,6 +250,13 @@ fn contains(haystack: &str, needle: &str) -> bool {
 
 fn address_text(a: &Address) -> String {
     let mut out = String::new();
+    // Group names are searched too, as they are part of the header.
+    if let Address::Group(groups) = a {
+        for name in groups.iter().filter_map(|g| g.name.as_deref()) {
+            out.push_str(name);
+            out.push_str(": ");
+        }
+    }
     for addr in a.iter() {
         if let Some(n) = &addr.name {
             out.push_str(n);
@@ -281,8 +301,12 @@ fn body_matches(message: &Message, needle: &str, depth: usize) -> bool {
     })
 }
 
+/// The day of the Date header as written: SENTBEFORE, SENTON and SENTSINCE
+/// disregard its time and timezone (RFC 3501 §6.4.4).
 fn sent_day(message: &Message) -> Option<i64> {
-    message.date().map(|d| d.to_timestamp().div_euclid(86400))
+    message
+        .date()
+        .map(|d| super::date::days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day)))
 }
 
 impl SearchKey {
@@ -341,7 +365,11 @@ X-Tag: blue\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encod
 The quick brown f=C3=B6x\r\n";
 
     fn check(expr: &str, flags: &[&str]) -> bool {
-        let message = mail_parser::MessageParser::default().parse(MAIL).unwrap();
+        check_mail(MAIL, expr, flags)
+    }
+
+    fn check_mail(mail: &[u8], expr: &str, flags: &[&str]) -> bool {
+        let message = mail_parser::MessageParser::default().parse(mail).unwrap();
         let has_flag = |f: &str| flags.iter().any(|g| g.eq_ignore_ascii_case(f));
         let k = key(expr);
         let c = Candidate {
@@ -350,7 +378,7 @@ The quick brown f=C3=B6x\r\n";
             has_flag: &has_flag,
             recent: false,
             modseq: 5,
-            size: MAIL.len() as u64,
+            size: mail.len() as u64,
             internal_date: 1_772_532_000,
             message: k.needs_message().then_some(&message),
         };
@@ -392,6 +420,9 @@ The quick brown f=C3=B6x\r\n";
             ("LARGER 10", true),
             ("SMALLER 10", false),
             ("MODSEQ 5", true),
+            ("MODSEQ 6", false),
+            ("MODSEQ \"/flags/\\\\seen\" all 5", true),
+            ("MODSEQ \"/flags/\\\\seen\" priv 6", false),
             ("OR DELETED FROM bob", false),
             ("OR DELETED (FROM alice SEEN)", true),
             ("NOT NOT SEEN", true),
@@ -399,6 +430,28 @@ The quick brown f=C3=B6x\r\n";
             ("NEW", false),
         ] {
             assert_eq!(check(expr, &["\\Seen", "$work"]), want, "{expr}");
+        }
+    }
+
+    /// Group names are searched as part of the header; SENT* take the
+    /// Date header's day as written, whatever its time and timezone.
+    #[test]
+    fn group_names_and_sent_dates() {
+        let groups: &[u8] = b"To: friends: amy@x, bob@y;\r\nCc: empty:;\r\n\r\nx\r\n";
+        // 4 Mar 04:30 UTC, but sent on 3 Mar as written.
+        let late: &[u8] = b"Date: Tue, 3 Mar 2026 23:30:00 -0500\r\nSubject: late\r\n\r\nx\r\n";
+        for (mail, expr, want) in [
+            (groups, "TO friends", true),
+            (groups, "TO bob@y", true),
+            (groups, "CC empty", true),
+            (groups, "CC friends", false),
+            (late, "SENTON 3-Mar-2026", true),
+            (late, "SENTON 4-Mar-2026", false),
+            (late, "SENTBEFORE 4-Mar-2026", true),
+            (late, "SENTSINCE 4-Mar-2026", false),
+            (late, "SENTSINCE 3-Mar-2026", true),
+        ] {
+            assert_eq!(check_mail(mail, expr, &[]), want, "{expr}");
         }
     }
 

@@ -27,6 +27,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,6 +61,9 @@ struct Selected {
     /// by sequence number). Usually `None`: the session then shares the
     /// folder's snapshot and an idle session costs no list of its own.
     held: Option<Vec<u32>>,
+    /// The messages in `held` that are gone from the folder, as they were
+    /// last seen: FETCH still answers for them (RFC 3501 §7.4.1).
+    held_gone: HashMap<u32, MessageMeta>,
     /// Flag changes up to this MODSEQ have been shown to the client (or
     /// predate SELECT): one number instead of a MODSEQ per message keeps an
     /// idle session on a large folder small.
@@ -68,13 +72,32 @@ struct Selected {
     /// STORE, FETCH FLAGS): UID → MODSEQ shown. Emptied by `update`.
     shown_above: HashMap<u32, u64>,
     snapshot: Snapshot,
-    /// UIDs from here on are \Recent for this session.
-    recent_from: u32,
+    /// The keywords the client was last told of in `* FLAGS`.
+    keywords: Arc<Vec<String>>,
+    /// The UIDs \Recent in this session: those it claimed from the folder
+    /// (each message is claimed by one session only) or, under EXAMINE,
+    /// those still unclaimed.
+    recent: Vec<Range<u32>>,
 }
 
 impl Selected {
     fn meta(&self, uid: u32) -> Option<&MessageMeta> {
-        meta_in(&self.snapshot, uid)
+        meta_in(&self.snapshot, uid).or_else(|| self.held_gone.get(&uid))
+    }
+
+    fn is_recent(&self, uid: u32) -> bool {
+        self.recent.iter().any(|r| r.contains(&uid))
+    }
+
+    /// Add UIDs claimed (or seen unclaimed) as \Recent.
+    fn add_recent(&mut self, more: Range<u32>) {
+        if more.is_empty() {
+            return;
+        }
+        match self.recent.last_mut() {
+            Some(last) if last.end == more.start => last.end = more.end,
+            _ => self.recent.push(more),
+        }
     }
 
     /// The UIDs the client knows, by sequence number - 1.
@@ -352,6 +375,19 @@ fn status_data(store: &Store, name: &str) -> Result<(Snapshot, u32), StoreError>
     Ok((snapshot, mailbox.unclaimed_recent_from()?))
 }
 
+/// The UIDs below `uid_next` that become \Recent for a session: claimed
+/// under SELECT, only looked at under EXAMINE, none under IMAP4rev2 (which
+/// has no \Recent: the claim is left to IMAP4rev1 sessions).
+fn recent_for(mailbox: &Mailbox, uid_next: u32, read_only: bool, rev2: bool) -> Result<Range<u32>, StoreError> {
+    Ok(if rev2 {
+        0..0
+    } else if read_only {
+        mailbox.unclaimed_recent_from()?..uid_next
+    } else {
+        mailbox.claim_recent(uid_next)
+    })
+}
+
 /// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
 async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
     if limit == 0 {
@@ -399,6 +435,9 @@ pub struct Session {
     /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
     saved: Vec<u32>,
     deflate: Option<Deflate>,
+    /// The client has fetched BINARY items, so it reads literal8: BODY[]
+    /// contents with NUL go out as `~{n}` (RFC 3516 §4.3).
+    binary: bool,
 }
 
 impl Session {
@@ -419,6 +458,7 @@ impl Session {
             names: NameEncoding::ModifiedUtf7,
             saved: Vec::new(),
             deflate: None,
+            binary: false,
         }
     }
 
@@ -578,6 +618,7 @@ impl Session {
                 }
                 Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
+                    Err(e) if e.bad_name => self.line(&format!("{} NO {}", e.tag.as_deref().unwrap_or("*"), e.message)),
                     Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
                 },
             }
@@ -973,21 +1014,20 @@ impl Session {
         let opened = blocking(move || {
             let mailbox = store.mailbox(&name)?;
             let snapshot = mailbox.sync()?;
-            // IMAP4rev2 has no \Recent: leave the claim to IMAP4rev1 sessions.
-            let recent_from = if read_only || rev2 {
-                u32::MAX
-            } else {
-                mailbox.claim_recent()
-            };
-            Ok((mailbox, snapshot, recent_from))
+            let recent = recent_for(&mailbox, snapshot.uid_next, read_only, rev2)?;
+            Ok((mailbox, snapshot, recent))
         })
         .await;
-        let (mailbox, snapshot, recent_from) = match opened {
+        let (mailbox, snapshot, recent_uids) = match opened {
             Ok(o) => o,
             Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
         };
         let exists = snapshot.messages.len();
-        let recent = snapshot.messages.iter().filter(|m| m.uid >= recent_from).count();
+        let recent = snapshot
+            .messages
+            .iter()
+            .filter(|m| recent_uids.contains(&m.uid))
+            .count();
         let first_unseen = snapshot.messages.iter().position(|m| !m.flags.seen);
         let mut lines = flag_lines(&snapshot.keywords, read_only).to_vec();
         lines.push(format!("* {exists} EXISTS"));
@@ -1012,10 +1052,12 @@ impl Session {
             mailbox,
             read_only,
             held: None,
+            held_gone: HashMap::new(),
             reported: snapshot.highest_modseq,
             shown_above: HashMap::new(),
+            keywords: Arc::clone(&snapshot.keywords),
             snapshot,
-            recent_from,
+            recent: vec![recent_uids],
         });
         if let Some(q) = qresync.filter(|q| q.uid_validity == validity) {
             let all = SequenceSet::parse("1:*").expect("valid set");
@@ -1034,7 +1076,7 @@ impl Session {
                 .enumerate()
                 .filter(|(_, m)| m.modseq > q.modseq && r.contains(m.uid))
                 .map(|(i, m)| {
-                    let flags = render_flags(&m.flags, m.uid >= recent_from);
+                    let flags = render_flags(&m.flags, sel.is_recent(m.uid));
                     format!("* {} FETCH (UID {} FLAGS {flags} MODSEQ ({}))", i + 1, m.uid, m.modseq)
                 })
                 .collect();
@@ -1094,13 +1136,25 @@ impl Session {
     async fn update(&mut self, allow_expunge: bool) {
         let Some(sel) = &self.selected else { return };
         let mailbox = Arc::clone(&sel.mailbox);
-        let snapshot = match blocking(move || mailbox.sync()).await {
+        let (read_only, rev2) = (sel.read_only, self.rev2);
+        let synced = blocking(move || {
+            let snapshot = mailbox.sync()?;
+            let recent = recent_for(&mailbox, snapshot.uid_next, read_only, rev2)?;
+            Ok((snapshot, recent))
+        })
+        .await;
+        let (snapshot, recent_uids) = match synced {
             Ok(s) => s,
             Err(e) => return tracing::warn!("imap: sync: {e}"),
         };
         let condstore = self.condstore;
         let qresync = self.qresync;
         let Some(sel) = &mut self.selected else { return };
+        if read_only {
+            sel.recent = vec![recent_uids];
+        } else {
+            sel.add_recent(recent_uids);
+        }
         if sel.held.is_none() && Arc::ptr_eq(&sel.snapshot.messages, &snapshot.messages) {
             // The folder's view has not changed since the last update.
             return;
@@ -1123,8 +1177,9 @@ impl Session {
             before.numbered().filter(|&(_, u)| walk.find(u).is_none()).collect()
         };
         let mut lines = Vec::new();
-        if now.keywords != old.keywords {
+        if now.keywords != sel.keywords {
             lines.extend(flag_lines(&now.keywords, sel.read_only));
+            sel.keywords = Arc::clone(&now.keywords);
         }
         if allow_expunge && qresync && !gone.is_empty() {
             let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
@@ -1135,7 +1190,6 @@ impl Session {
         }
         let holding = !allow_expunge && !gone.is_empty();
         let told = if holding { before } else { Uids::Of(still) };
-        let recent_from = sel.recent_from;
         if now.highest_modseq > sel.reported {
             let mut walk = Walk(still);
             for (seq, uid) in told.numbered() {
@@ -1147,7 +1201,7 @@ impl Session {
                     } else {
                         String::new()
                     };
-                    let flags = render_flags(&m.flags, uid >= recent_from);
+                    let flags = render_flags(&m.flags, sel.is_recent(uid));
                     lines.push(format!("* {seq} FETCH (UID {uid} FLAGS {flags}{modseq})"));
                 }
             }
@@ -1156,15 +1210,24 @@ impl Session {
         }
         let fresh = &now.messages[still.len()..];
         let total = told.len() + fresh.len();
+        let held_gone = if holding {
+            gone.iter()
+                .filter_map(|&(_, u)| meta_in(&old, u).or_else(|| sel.held_gone.get(&u)).cloned())
+                .map(|m| (m.uid, m))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         if holding {
             let mut list: Vec<u32> = told.numbered().map(|(_, u)| u).collect();
             list.extend(fresh.iter().map(|m| m.uid));
             sel.held = Some(list);
         }
+        sel.held_gone = held_gone;
         if !fresh.is_empty() {
             lines.push(format!("* {total} EXISTS"));
             if !self.rev2 {
-                let recent = sel.known().numbered().filter(|&(_, u)| u >= recent_from).count();
+                let recent = sel.known().numbered().filter(|&(_, u)| sel.is_recent(u)).count();
                 lines.push(format!("* {recent} RECENT"));
             }
         }
@@ -1218,7 +1281,7 @@ impl Session {
                 let store = self.store();
                 let n = name.clone();
                 match blocking(move || status_data(&store, &n)).await {
-                    Ok((snapshot, recent_from)) => self.status_line(&name, &snapshot, recent_from, &items),
+                    Ok((snapshot, unclaimed)) => self.status_line(&name, &snapshot, unclaimed, &items),
                     Err(e) => tracing::warn!("imap: LIST-STATUS {name:?}: {e}"),
                 }
             }
@@ -1230,22 +1293,31 @@ impl Session {
         let store = self.store();
         let n = name.clone();
         match blocking(move || status_data(&store, &n)).await {
-            Ok((snapshot, recent_from)) => {
-                self.status_line(&name, &snapshot, recent_from, &items);
+            Ok((snapshot, unclaimed)) => {
+                self.status_line(&name, &snapshot, unclaimed, &items);
                 self.ok(tag, "STATUS completed");
             }
             Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
         }
     }
 
-    /// `recent_from`: the lowest UID still \Recent (see `status_data`).
-    fn status_line(&mut self, name: &str, snapshot: &Snapshot, recent_from: u32, items: &[StatusItem]) {
+    /// `unclaimed`: the lowest UID no session has claimed as \Recent (see
+    /// `status_data`). On the selected mailbox this session's own \Recent
+    /// messages count too, so STATUS agrees with what SELECT said.
+    fn status_line(&mut self, name: &str, snapshot: &Snapshot, unclaimed: u32, items: &[StatusItem]) {
         let m = &snapshot.messages;
+        let own = self.selected.as_ref().filter(|s| {
+            s.mailbox.name() == name || (s.mailbox.name() == "INBOX" && name.eq_ignore_ascii_case("INBOX"))
+        });
+        let recent = m
+            .iter()
+            .filter(|m| m.uid >= unclaimed || own.is_some_and(|s| s.is_recent(m.uid)))
+            .count();
         let values: Vec<String> = items
             .iter()
             .map(|item| match item {
                 StatusItem::Messages => format!("MESSAGES {}", m.len()),
-                StatusItem::Recent => format!("RECENT {}", m.iter().filter(|m| m.uid >= recent_from).count()),
+                StatusItem::Recent => format!("RECENT {recent}"),
                 StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),
@@ -1311,6 +1383,10 @@ impl Session {
             mailbox.append_all(&new)
         })
         .await;
+        // Into the selected mailbox: `* n EXISTS` comes before the tagged OK.
+        if self.selected.is_some() {
+            self.update(true).await;
+        }
         match r {
             Ok((validity, uids)) => self.ok(
                 tag,
@@ -1320,9 +1396,6 @@ impl Session {
                 self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}"));
             }
             Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
-        }
-        if self.selected.is_some() {
-            self.update(true).await;
         }
     }
 
@@ -1356,12 +1429,11 @@ impl Session {
             max_seq: sel.known().len() as u32,
             max_uid: sel.max_uid(),
         };
-        let candidates: Vec<(u32, MessageMeta)> = sel
+        let candidates: Vec<(u32, MessageMeta, bool)> = sel
             .known()
             .numbered()
-            .filter_map(|(seq, uid)| sel.meta(uid).map(|m| (seq, m.clone())))
+            .filter_map(|(seq, uid)| sel.meta(uid).map(|m| (seq, m.clone(), sel.is_recent(uid))))
             .collect();
-        let recent_from = sel.recent_from;
         let mailbox = Arc::clone(&sel.mailbox);
         blocking(move || {
             let need = if key.needs_body() {
@@ -1372,7 +1444,7 @@ impl Session {
                 Need::Nothing
             };
             let mut found = Vec::new();
-            for (seq, meta) in candidates {
+            for (seq, meta, recent) in candidates {
                 let raw = match need.load(&mailbox, meta.uid) {
                     Ok(raw) => raw,
                     Err(StoreError::NoSuchMessage(_)) => continue,
@@ -1387,7 +1459,7 @@ impl Session {
                     seq,
                     uid: meta.uid,
                     has_flag: &flags,
-                    recent: meta.uid >= recent_from,
+                    recent,
                     modseq: meta.modseq,
                     size: meta.size,
                     internal_date,
@@ -1437,6 +1509,8 @@ impl Session {
 
     async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
         let uses_modseq = key.uses_modseq();
+        // SEARCH MODSEQ enables CONDSTORE (RFC 7162 §3.1).
+        self.condstore |= uses_modseq;
         let save = returns.as_ref().is_some_and(|r| r.contains(&SearchReturn::Save));
         let found = match self.matching(uid, key, Vec::new(), false).await {
             Ok(f) => f,
@@ -1448,7 +1522,19 @@ impl Session {
             }
         };
         let numbers: Vec<u32> = found.iter().map(|f| f.0).collect();
-        let top_modseq = found.iter().map(|f| f.1).max();
+        // With only MIN or MAX, MODSEQ is that of the messages returned (RFC 7162 §3.1.5).
+        let only_ends = returns.as_ref().is_some_and(|r| {
+            let has = |x| r.contains(&x);
+            (has(SearchReturn::Min) || has(SearchReturn::Max)) && !has(SearchReturn::All) && !has(SearchReturn::Count)
+        });
+        let top_modseq = if only_ends {
+            let r = returns.as_deref().unwrap_or_default();
+            let min = found.first().filter(|_| r.contains(&SearchReturn::Min));
+            let max = found.last().filter(|_| r.contains(&SearchReturn::Max));
+            min.into_iter().chain(max).map(|f| f.1).max()
+        } else {
+            found.iter().map(|f| f.1).max()
+        };
         if save {
             self.save_result(uid, &numbers, returns.as_deref().unwrap_or_default());
         }
@@ -1545,18 +1631,24 @@ impl Session {
         if uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
         }
-        if changed_since.is_some() {
+        // CHANGEDSINCE and the MODSEQ item enable CONDSTORE (RFC 7162 §3.1).
+        if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
             self.condstore = true;
         }
-        if self.condstore && changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
+        self.binary |= attrs
+            .iter()
+            .any(|a| matches!(a, FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. }));
+        if changed_since.is_some() && !attrs.contains(&FetchAttr::ModSeq) {
             attrs.push(FetchAttr::ModSeq);
         }
         let sel = self.selected();
-        let targets: Vec<(u32, MessageMeta)> = sel
+        // Every message the client knows has its metadata here, even one
+        // another session expunged (held back until EXPUNGE may be sent).
+        let targets: Vec<(u32, MessageMeta, bool)> = sel
             .resolve(&set, uid)
             .into_iter()
-            .filter_map(|(seq, u)| sel.meta(u).map(|m| (seq, m.clone())))
-            .filter(|(_, m)| changed_since.is_none_or(|c| m.modseq > c))
+            .filter_map(|(seq, u)| sel.meta(u).map(|m| (seq, m.clone(), sel.is_recent(u))))
+            .filter(|(_, m, _)| changed_since.is_none_or(|c| m.modseq > c))
             .collect();
         let sets_seen = !sel.read_only
             && attrs.iter().any(|a| {
@@ -1569,7 +1661,6 @@ impl Session {
                 )
             });
         let mailbox = Arc::clone(&sel.mailbox);
-        let recent_from = sel.recent_from;
         let mut targets = targets;
         if sets_seen {
             let unseen: Vec<u32> = targets.iter().filter(|t| !t.1.flags.seen).map(|t| t.1.uid).collect();
@@ -1597,28 +1688,34 @@ impl Session {
         }
         let need = attrs.iter().map(Need::of_fetch).max().unwrap_or(Need::Nothing);
         let mut undecodable = None;
+        let mut expunged = false;
         let attrs = Arc::new(attrs);
-        for (seq, meta) in targets {
+        let literal8 = self.binary;
+        for (seq, meta, recent) in targets {
             let mb = Arc::clone(&mailbox);
             let a = Arc::clone(&attrs);
             let u = meta.uid;
             let modseq = meta.modseq;
             let reports_flags = a.contains(&FetchAttr::Flags);
             let rendered = blocking(move || {
-                let raw = need.load(&mb, meta.uid)?;
-                Ok(render_fetch(seq, &meta, meta.uid >= recent_from, raw.as_deref(), &a))
+                let (raw, gone) = match need.load(&mb, meta.uid) {
+                    Ok(raw) => (raw, false),
+                    // Expunged by another session: what is known still goes out, the contents as NIL.
+                    Err(StoreError::NoSuchMessage(_)) => (None, need != Need::Nothing),
+                    Err(e) => return Err(e),
+                };
+                Ok((render_fetch(seq, &meta, recent, raw.as_deref(), &a, literal8), gone))
             })
             .await;
             match rendered {
-                Ok(Err(e)) => undecodable = Some(e),
-                Ok(Ok(bytes)) => {
+                Ok((Err(e), _)) => undecodable = Some(e),
+                Ok((Ok(bytes), gone)) => {
+                    expunged |= gone;
                     self.out.extend_from_slice(&bytes);
                     if reports_flags && let Some(sel) = &mut self.selected {
                         sel.shown(u, modseq);
                     }
                 }
-                // Expunged by another session meanwhile: nothing to show.
-                Err(StoreError::NoSuchMessage(_)) => {}
                 Err(e) => {
                     tracing::warn!("imap: FETCH UID {u}: {e}");
                 }
@@ -1629,6 +1726,7 @@ impl Session {
         }
         match undecodable {
             Some(e) => self.line(&format!("{tag} NO [UNKNOWN-CTE] {e}")),
+            None if expunged => self.ok(tag, "[EXPUNGEISSUED] Some messages were expunged meanwhile"),
             None => self.ok(tag, "FETCH completed"),
         }
         Ok(())
@@ -1670,17 +1768,36 @@ impl Session {
         let condstore = self.condstore;
         let sel = self.selected.as_mut().expect("selected");
         let mut lines = Vec::new();
+        // A keyword's first use: the new FLAGS lists go out before the FETCH that carries it.
+        let new_keyword = outcome
+            .changed
+            .iter()
+            .flat_map(|c| &c.1.keywords)
+            .any(|k| !sel.keywords.contains(k));
+        if new_keyword {
+            let mailbox = Arc::clone(&sel.mailbox);
+            match blocking(move || mailbox.keywords()).await {
+                Ok(keywords) => {
+                    let sel = self.selected.as_mut().expect("selected");
+                    lines.extend(flag_lines(&keywords, false));
+                    sel.keywords = Arc::new(keywords);
+                }
+                Err(e) => tracing::warn!("imap: keywords: {e}"),
+            }
+        }
+        let sel = self.selected.as_mut().expect("selected");
         for (u, flags, modseq) in &outcome.changed {
             let Some(&(seq, _)) = targets.iter().find(|t| t.1 == *u) else {
                 continue;
             };
             sel.shown(*u, *modseq);
             let mut items = Vec::new();
-            if uid {
+            // Under CONDSTORE every untagged FETCH carries the UID (RFC 7162 §3.1).
+            if uid || condstore {
                 items.push(format!("UID {u}"));
             }
             if !silent {
-                items.push(format!("FLAGS {}", render_flags(flags, *u >= sel.recent_from)));
+                items.push(format!("FLAGS {}", render_flags(flags, sel.is_recent(*u))));
             }
             if condstore {
                 items.push(format!("MODSEQ ({modseq})"));
@@ -1815,15 +1932,20 @@ impl Session {
     }
 }
 
-/// One `* n FETCH (...)` response, or the encoding that kept a BINARY item from being decoded.
+/// One `* n FETCH (...)` response, or the encoding that kept a BINARY item
+/// from being decoded. `raw` is `None` when no contents are asked for or the
+/// message is gone: contents are then NIL. With `literal8`, BODY[] contents
+/// holding NUL go out as literal8.
 fn render_fetch(
     seq: u32,
     meta: &MessageMeta,
     recent: bool,
     raw: Option<&[u8]>,
     attrs: &[FetchAttr],
+    literal8: bool,
 ) -> Result<Vec<u8>, UnknownCte> {
     let parsed = raw.and_then(|r| mail_parser::MessageParser::default().parse(r));
+    let gone = raw.is_none();
     let raw = raw.unwrap_or(&[]);
     let mut out = format!("* {seq} FETCH (").into_bytes();
     for (i, attr) in attrs.iter().enumerate() {
@@ -1865,13 +1987,16 @@ fn render_fetch(
                     _ => ("RFC822.TEXT", Some(SectionText::Text)),
                 };
                 let section = Section { part: Vec::new(), text };
-                let bytes = message::section(raw, parsed.as_ref(), &section).unwrap_or_default();
                 out.extend_from_slice(name.as_bytes());
                 out.push(b' ');
-                message::string(&mut out, &bytes);
+                match message::section(raw, parsed.as_ref(), &section).filter(|_| !gone) {
+                    Some(bytes) => message::string(&mut out, &bytes),
+                    None if gone => out.extend_from_slice(b"NIL"),
+                    None => message::string(&mut out, b""),
+                }
             }
             FetchAttr::Section { section, partial, .. } => {
-                let bytes = message::section(raw, parsed.as_ref(), section);
+                let bytes = message::section(raw, parsed.as_ref(), section).filter(|_| !gone);
                 let mut name = message::section_name(section);
                 let bytes = match (bytes, partial) {
                     (Some(b), Some((origin, length))) => {
@@ -1885,13 +2010,14 @@ fn render_fetch(
                 out.extend_from_slice(name.as_bytes());
                 out.push(b' ');
                 match bytes {
+                    Some(b) if literal8 => binary::string(&mut out, &b),
                     Some(b) => message::string(&mut out, &b),
                     None => out.extend_from_slice(b"NIL"),
                 }
             }
             FetchAttr::Binary { part, partial, .. } => {
                 out.extend_from_slice(format!("BINARY[{}]", binary::part_name(part)).as_bytes());
-                match binary::part(raw, parsed.as_ref(), part).transpose()? {
+                match binary::part(raw, parsed.as_ref(), part).transpose()?.filter(|_| !gone) {
                     Some(b) => {
                         let b = match partial {
                             Some((origin, length)) => {
@@ -1990,8 +2116,8 @@ mod tests {
         };
         assert_eq!(attrs.iter().map(Need::of_fetch).max(), Some(Need::Header));
         assert_eq!(
-            render_fetch(1, &meta, false, Some(header), &attrs),
-            render_fetch(1, &meta, false, Some(raw), &attrs)
+            render_fetch(1, &meta, false, Some(header), &attrs, false),
+            render_fetch(1, &meta, false, Some(raw), &attrs, false)
         );
     }
 
@@ -2009,10 +2135,27 @@ mod tests {
             },
             FetchAttr::InternalDate,
         ];
-        let out = render_fetch(1, &meta, false, Some(raw), &attrs).unwrap();
+        let out = render_fetch(1, &meta, false, Some(raw), &attrs, false).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* 1 FETCH (UID 7 RFC822.SIZE 21 BODY[]<2> \"bject\" INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n"
         );
+    }
+
+    #[test]
+    fn body_contents_with_nul_go_out_as_literal8_once_binary_is_used() {
+        let raw = b"Subject: b\r\n\r\na\0b\r\n";
+        let meta = meta(7, raw.len());
+        let attrs = [FetchAttr::Section {
+            peek: true,
+            section: Section {
+                part: Vec::new(),
+                text: Some(SectionText::Text),
+            },
+            partial: None,
+        }];
+        let render = |literal8| render_fetch(1, &meta, false, Some(raw), &attrs, literal8).unwrap();
+        assert_eq!(render(true), b"* 1 FETCH (BODY[TEXT] ~{5}\r\na\0b\r\n)\r\n");
+        assert_eq!(render(false), b"* 1 FETCH (BODY[TEXT] {5}\r\na\0b\r\n)\r\n");
     }
 }

@@ -11,6 +11,7 @@ use super::{StoreError, io_err};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -720,21 +721,28 @@ impl Mailbox {
         Ok(self.lock()?.index.vanished_since(since))
     }
 
-    /// \Recent: the lowest UID recent for the caller; later callers start at UID next.
-    pub fn claim_recent(&self) -> u32 {
+    /// \Recent: the UIDs below `up_to` (the UID next of the caller's
+    /// snapshot) no session has claimed yet, now the caller's alone, so each
+    /// message is \Recent in exactly one session.
+    pub fn claim_recent(&self, up_to: u32) -> Range<u32> {
         let Ok(mut st) = self.lock() else {
-            return u32::MAX;
+            return 0..0;
         };
         let from = st.index.recent_from;
-        if from != st.index.uid_next {
-            st.index.recent_from = st.index.uid_next;
-            let line = Record::Recent(st.index.uid_next).line();
+        if up_to > from {
+            st.index.recent_from = up_to;
+            let line = Record::Recent(up_to).line();
             // Losing this record only makes messages recent once more.
             if st.log.write_all(line.as_bytes()).is_ok() {
                 st.log_records += 1;
             }
         }
-        from
+        from..up_to.max(from)
+    }
+
+    /// The keywords defined in the folder now, sorted.
+    pub fn keywords(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock()?.keywords.names())
     }
 
     /// The lowest UID no session has claimed as \Recent yet, read without

@@ -805,13 +805,18 @@ mod tests {
         let a = store.mailbox("INBOX").unwrap();
         let b = Store::open(tmp.path(), None).unwrap().mailbox("INBOX").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let first = b.claim_recent();
+        assert_eq!(b.claim_recent(b.sync().unwrap().uid_next), 1..1);
         a.append(b"z\r\n", &Flags::default(), None).unwrap();
         // Looking does not claim: STATUS can ask as often as it likes.
-        assert_eq!(a.unclaimed_recent_from().unwrap(), first);
-        assert_eq!(a.unclaimed_recent_from().unwrap(), first);
-        assert_eq!(a.claim_recent(), first);
+        assert_eq!(a.unclaimed_recent_from().unwrap(), 1);
+        assert_eq!(a.unclaimed_recent_from().unwrap(), 1);
+        // A claim reaches only as far as the claimer's snapshot.
+        a.append(b"y\r\n", &Flags::default(), None).unwrap();
+        assert_eq!(a.claim_recent(2), 1..2);
         assert_eq!(b.unclaimed_recent_from().unwrap(), 2);
-        assert_eq!(b.claim_recent(), 2);
+        // Each message is recent in one session only.
+        assert_eq!(b.claim_recent(3), 2..3);
+        assert_eq!(a.claim_recent(3), 3..3);
+        assert_eq!(a.claim_recent(2), 3..3);
     }
 }
