@@ -341,6 +341,7 @@ pub fn mailq(opts: &Options, out: &mut dyn Write) -> Result<i32, FrontendError> 
             let state = match &r.status {
                 RcptStatus::Pending => "pending local delivery".to_string(),
                 RcptStatus::Relay => "waiting for the outbound relay".to_string(),
+                RcptStatus::RelayDeferred(why) => format!("deferred: {why}"),
                 RcptStatus::Delivered => "delivered".to_string(),
                 RcptStatus::Failed(why) => format!("failed: {why}"),
             };

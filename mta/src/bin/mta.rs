@@ -192,8 +192,10 @@ async fn daemon(config: Config) -> Result<()> {
     let submissions =
         mta::submit::bind(submit_socket).with_context(|| format!("binding {}", submit_socket.display()))?;
     tokio::spawn(mta::submit::serve(submissions, Arc::clone(&shared)));
+    // Before dropping privileges: the smarthost password file may be root's.
+    let outbound = Arc::new(mta::outbound::Outbound::new(&shared.config, Arc::clone(&shared.dns))?);
     drop_privileges(&shared.config)?;
-    tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
+    tokio::spawn(mta::runner::run(Arc::clone(&shared), outbound, wake_rx));
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -3,8 +3,8 @@
 //! per message in the spool directory. A message exists once its envelope
 //! has been renamed into place; both files (fdatasync) and the directory are fsynced
 //! before `store` returns, so a 250 is only sent for mail that survives a
-//! crash. Recipients the relay issue will handle stay here with status
-//! `Relay`.
+//! crash. A message put on hold (`mtactl queue hold`) has its envelope
+//! renamed to `ID.hold`, so the runner no longer sees it.
 
 use crate::smtp::command::{MailParams, RcptParams};
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum RcptStatus {
     /// Local delivery still to do (or to retry).
     Pending,
-    /// For a remote host: waits for the outbound relay.
+    /// For a remote host: not attempted yet.
     Relay,
+    /// For a remote host: the last attempt failed temporarily with this
+    /// error; retried with the message (`Envelope::next_attempt`).
+    RelayDeferred(String),
     Delivered,
     /// Permanently failed, with the reason; a bounce has been queued.
     Failed(String),
