@@ -128,6 +128,18 @@ fn scan(shared: &Shared, schedule: &mut HashMap<String, u64>) {
         }
         Err(e) => tracing::error!("{e}"),
     }
+    // `mtactl queue retry`, `sendmail -q`: attempt now.
+    match shared.queue.take_retry_requests() {
+        Some(None) => schedule.values_mut().for_each(|t| *t = 0),
+        Some(Some(ids)) => {
+            for id in ids {
+                if let Some(t) = schedule.get_mut(&id) {
+                    *t = 0;
+                }
+            }
+        }
+        None => {}
+    }
 }
 
 fn backoff(shared: &Shared, attempts: u32) -> u64 {

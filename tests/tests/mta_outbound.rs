@@ -431,3 +431,73 @@ fn connection_lost_mid_data_is_deferred_and_retried() {
     assert_eq!(peer.messages(), 2);
     wait_until("the queue to empty", Duration::from_secs(10), || queue_is_empty(&tx));
 }
+
+/// The queue id of the message for `rcpt`, from `mtactl queue list --json`.
+fn queue_id(setup: &MtaSetup, rcpt: &str) -> String {
+    let json = run_ok(setup.command("mtactl").args(["queue", "list", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["recipients"][0]["address"] == rcpt)
+        .unwrap_or_else(|| panic!("{rcpt} not queued: {json}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn queue_commands_hold_release_delete_and_sendmail_q() {
+    let dns = DnsServer::start();
+    let port = greyd_tests::free_port();
+    dns.a("later.test", Ipv4Addr::new(127, 0, 0, 9));
+    let tx = sender(&dns, port, &[("retry_interval", "1h")]);
+    tx.edit("dead_destination = \"5m\"", "dead_destination = \"0s\"");
+    let out = tx.start();
+    // Nobody listens yet: all three are deferred, next try in an hour.
+    for rcpt in ["one@later.test", "two@later.test", "three@later.test"] {
+        send(&tx, &[rcpt], rcpt);
+        out.wait_log(&format!("to=<{rcpt}>, relay=later.test"), Duration::from_secs(10));
+    }
+    let (one, two, three) = (
+        queue_id(&tx, "one@later.test"),
+        queue_id(&tx, "two@later.test"),
+        queue_id(&tx, "three@later.test"),
+    );
+    let q = run_ok(&mut tx.command("mailq"));
+    assert!(
+        q.starts_with("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n"),
+        "{q}"
+    );
+    assert!(
+        q.contains("alice@sender.test\n") && q.contains("Connection refused") && q.contains("Requests."),
+        "{q}"
+    );
+    let show = run_ok(tx.command("mtactl").args(["queue", "show", &one]));
+    assert!(
+        show.contains("\"state\": \"deferred\"") && show.contains("Subject: one@later.test"),
+        "{show}"
+    );
+    run_ok(tx.command("mtactl").args(["queue", "hold", &one]));
+    assert!(run_ok(&mut tx.command("mailq")).contains(&format!("{one}!")));
+    run_ok(tx.command("mtactl").args(["queue", "delete", &two]));
+    assert!(!run_ok(&mut tx.command("mailq")).contains(&two));
+    let peer = Peer::start(SocketAddr::from(([127, 0, 0, 9], port)), accept_all);
+    // sendmail -q runs the queue now: the held message stays.
+    run_ok(tx.command("sendmail").arg("-q"));
+    wait_until("three to be sent", Duration::from_secs(10), || peer.messages() == 1);
+    assert!(!run_ok(&mut tx.command("mailq")).contains(&three));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(peer.messages(), 1, "the held message was sent");
+    run_ok(tx.command("mtactl").args(["queue", "release", &one]));
+    wait_until("one to be sent after release", Duration::from_secs(10), || {
+        peer.messages() == 2
+    });
+    wait_until("the queue to empty", Duration::from_secs(10), || queue_is_empty(&tx));
+    let unknown = tx
+        .command("mtactl")
+        .args(["queue", "retry", "NOSUCHID"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+}

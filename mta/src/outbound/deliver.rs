@@ -409,11 +409,13 @@ impl Outbound {
                         Err(e) => {
                             // Postfix logs these too: why the next host was tried.
                             tracing::info!("{}: {e}", msg.id);
-                            if matches!(e, SessionError::Connect(..) | SessionError::Timeout(..)) {
+                            let unreachable = matches!(e, SessionError::Connect(..) | SessionError::Timeout(..));
+                            if unreachable {
                                 self.mark_dead(addr);
                             }
                             failure = match e.reply() {
                                 Some(r) if r.starts_with('5') => BatchFailure::bounce("5.0.0", e.to_string()),
+                                _ if unreachable => BatchFailure::defer("4.4.1", e.to_string()),
                                 _ => BatchFailure::defer("4.4.2", e.to_string()),
                             };
                             continue;
