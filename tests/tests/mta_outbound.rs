@@ -501,3 +501,29 @@ fn queue_commands_hold_release_delete_and_sendmail_q() {
         .unwrap();
     assert!(!unknown.status.success());
 }
+
+#[test]
+fn delivered_to_peer_is_whitelisted_in_greyd() {
+    let dns = DnsServer::start();
+    let port = greyd_tests::free_port();
+    dns.a("friend.test", Ipv4Addr::new(127, 0, 0, 10));
+    let greyd_dir = tempfile::tempdir().unwrap();
+    let greyd = greyd_tests::greyd::Greyd::start(greyd_dir.path(), &["--firewall", "none"]);
+    greyd_tests::greyd::eventually("greyd's control socket", Duration::from_secs(10), || {
+        greyd.control_path().exists()
+    });
+    let dump = r#"{"op":"dump","keys":["127.0.0.10"]}"#;
+    assert!(!greyd.control(dump).contains("127.0.0.10"));
+    let peer = Peer::start(SocketAddr::from(([127, 0, 0, 10], port)), accept_all);
+    let tx = sender(&dns, port, &[]);
+    tx.edit(
+        "[outbound]\n",
+        &format!("[outbound]\ngreyd_control = \"{}\"\n", greyd.control_path().display()),
+    );
+    let _out = tx.start();
+    send(&tx, &["pal@friend.test"], "hello friend");
+    wait_until("the delivery", Duration::from_secs(10), || peer.messages() == 1);
+    greyd_tests::greyd::eventually("greyd to whitelist the peer", Duration::from_secs(10), || {
+        greyd.control(dump).contains("127.0.0.10")
+    });
+}

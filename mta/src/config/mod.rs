@@ -249,6 +249,9 @@ pub struct OutboundConfig {
     /// messages wait instead of each timing out. Default "5m".
     #[serde(with = "duration")]
     pub dead_destination: Duration,
+    /// greyd's control socket: hosts we delivered to are reported there
+    /// (`outbound_peer`, spamlogd's role). Default none.
+    pub greyd_control: Option<PathBuf>,
 }
 
 impl Default for OutboundConfig {
@@ -268,6 +271,7 @@ impl Default for OutboundConfig {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             dead_destination: Duration::from_secs(300),
+            greyd_control: None,
         }
     }
 }

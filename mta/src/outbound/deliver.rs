@@ -85,6 +85,41 @@ pub struct Outbound {
     idle: IdleCache,
 }
 
+/// The server a batch went to: `host[ip]:port` as logged, and its address.
+struct Relay {
+    name: String,
+    peer: Option<IpAddr>,
+}
+
+impl Relay {
+    fn none() -> Relay {
+        Relay {
+            name: "none".into(),
+            peer: None,
+        }
+    }
+}
+
+/// Tell greyd that we delivered to `ip`, so its replies pass the greylist
+/// (spamlogd's role); one JSON line on its control socket.
+async fn report_peer(socket: PathBuf, ip: IpAddr) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let talk = async {
+        let mut stream = tokio::net::UnixStream::connect(&socket).await?;
+        let line = format!("{}\n", serde_json::json!({"op": "outbound_peer", "ip": ip.to_string()}));
+        stream.write_all(line.as_bytes()).await?;
+        let mut answer = String::new();
+        tokio::io::BufReader::new(stream).read_line(&mut answer).await?;
+        Ok::<String, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), talk).await {
+        Ok(Ok(answer)) if answer.contains("\"ok\"") => {}
+        Ok(Ok(answer)) => tracing::warn!("greyd control {}: {}", socket.display(), answer.trim()),
+        Ok(Err(e)) => tracing::warn!("greyd control {}: {e}", socket.display()),
+        Err(_) => tracing::warn!("greyd control {}: no answer", socket.display()),
+    }
+}
+
 /// A failure of the whole batch before any server answered for the recipients.
 struct BatchFailure {
     disposition: Disposition,
@@ -184,6 +219,12 @@ impl Outbound {
         {
             let rcpts: Vec<(usize, Rcpt)> = recipients.iter().map(|i| (*i, by_index[i].clone())).collect();
             let (relay, tls, got) = self.batch(msg, &destination, rcpts.clone(), is_self).await;
+            if let (Some(peer), Some(socket)) = (&relay.peer, &self.config.greyd_control)
+                && got.iter().any(|o| o.disposition == Disposition::Sent)
+            {
+                tokio::spawn(report_peer(socket.clone(), *peer));
+            }
+            let relay = relay.name;
             let delay = crate::queue::now().saturating_sub(msg.arrived);
             for o in &got {
                 let word = match o.disposition {
@@ -349,7 +390,7 @@ impl Outbound {
         dest: &Destination,
         rcpts: Vec<(usize, Rcpt)>,
         is_self: &(dyn Fn(&str) -> bool + Sync),
-    ) -> (String, Option<String>, Vec<Outcome>) {
+    ) -> (Relay, Option<String>, Vec<Outcome>) {
         let all = |f: BatchFailure, remote: Option<String>| -> Vec<Outcome> {
             rcpts
                 .iter()
@@ -364,18 +405,24 @@ impl Outbound {
         };
         let targets = match self.targets(dest, is_self).await {
             Ok(t) => t,
-            Err(f) => return ("none".into(), None, all(f, None)),
+            Err(f) => return (Relay::none(), None, all(f, None)),
         };
         let slots = self.destination_slots(dest);
         let Ok(_dest_slot) = slots.acquire_owned().await else {
-            return ("none".into(), None, Vec::new());
+            return (Relay::none(), None, Vec::new());
         };
         let mut failure = BatchFailure::defer("4.4.1", format!("no server of {dest} could be reached"));
-        let mut relay = "none".to_string();
+        let mut relay = Relay::none();
         for (host, addr) in targets {
-            relay = format!("{host}[{}]:{}", addr.ip(), addr.port());
+            relay = Relay {
+                name: format!("{host}[{}]:{}", addr.ip(), addr.port()),
+                peer: Some(addr.ip()),
+            };
             if self.is_dead(addr) {
-                failure = BatchFailure::defer("4.4.1", format!("{relay} did not answer recently; not tried again yet"));
+                failure = BatchFailure::defer(
+                    "4.4.1",
+                    format!("{} did not answer recently; not tried again yet", relay.name),
+                );
                 continue;
             }
             let mut held = match self.take_idle(addr).await {
@@ -385,7 +432,7 @@ impl Outbound {
                         break;
                     };
                     let peer = Peer {
-                        name: relay.clone(),
+                        name: relay.name.clone(),
                         host: &host,
                         addr,
                         helo: &self.hostname,
