@@ -160,6 +160,22 @@ impl Peer {
     }
 }
 
+/// A DNS server giving `host` the address 127.0.0.`octet`, a scripted peer
+/// there, and a sender using both (`queue` as for `sender`).
+fn scripted_host(
+    host: &str,
+    octet: u8,
+    script: fn(usize, &str) -> Act,
+    queue: &[(&str, &str)],
+) -> (DnsServer, Peer, MtaSetup) {
+    let dns = DnsServer::start();
+    let port = greyd_tests::free_port();
+    dns.a(host, Ipv4Addr::new(127, 0, 0, octet));
+    let peer = Peer::start(SocketAddr::from(([127, 0, 0, octet], port)), script);
+    let tx = sender(&dns, port, queue);
+    (dns, peer, tx)
+}
+
 /// The usual answers of a server that takes everything.
 fn accept_all(_: usize, cmd: &str) -> Act {
     match cmd {
@@ -331,13 +347,10 @@ fn always_later(conn: usize, cmd: &str) -> Act {
 
 #[test]
 fn bounced_when_the_queue_lifetime_ends() {
-    let dns = DnsServer::start();
-    let port = greyd_tests::free_port();
-    dns.a("busy.test", Ipv4Addr::new(127, 0, 0, 6));
-    let _peer = Peer::start(SocketAddr::from(([127, 0, 0, 6], port)), always_later);
-    let tx = sender(
-        &dns,
-        port,
+    let (_dns, _peer, tx) = scripted_host(
+        "busy.test",
+        6,
+        always_later,
         &[("retry_interval", "1s"), ("max_backoff", "1s"), ("lifetime", "3s")],
     );
     let out = tx.start();
@@ -350,21 +363,20 @@ fn bounced_when_the_queue_lifetime_ends() {
     assert!(bounce.contains("450 4.2.0 mailbox busy"), "{bounce}");
     assert!(out.log().contains("status=expired"), "{}", out.log());
 }
-
 fn stall_at_end_of_data_once(conn: usize, cmd: &str) -> Act {
     match cmd {
         "." if conn == 0 => Act::Stall,
         c => accept_all(conn, c),
     }
 }
-
 #[test]
 fn kill_9_during_delivery_loses_nothing() {
-    let dns = DnsServer::start();
-    let port = greyd_tests::free_port();
-    dns.a("slow.test", Ipv4Addr::new(127, 0, 0, 7));
-    let peer = Peer::start(SocketAddr::from(([127, 0, 0, 7], port)), stall_at_end_of_data_once);
-    let tx = sender(&dns, port, &[("retry_interval", "1s"), ("max_backoff", "1s")]);
+    let (_dns, peer, tx) = scripted_host(
+        "slow.test",
+        7,
+        stall_at_end_of_data_once,
+        &[("retry_interval", "1s"), ("max_backoff", "1s")],
+    );
     let mut out = tx.start();
     send(&tx, &["y@slow.test"], "crash test");
     wait_until("the message data to arrive", Duration::from_secs(10), || {
@@ -415,11 +427,12 @@ fn drop_at_end_of_data_once(conn: usize, cmd: &str) -> Act {
 
 #[test]
 fn connection_lost_mid_data_is_deferred_and_retried() {
-    let dns = DnsServer::start();
-    let port = greyd_tests::free_port();
-    dns.a("flaky.test", Ipv4Addr::new(127, 0, 0, 8));
-    let peer = Peer::start(SocketAddr::from(([127, 0, 0, 8], port)), drop_at_end_of_data_once);
-    let tx = sender(&dns, port, &[("retry_interval", "1s"), ("max_backoff", "1s")]);
+    let (_dns, peer, tx) = scripted_host(
+        "flaky.test",
+        8,
+        drop_at_end_of_data_once,
+        &[("retry_interval", "1s"), ("max_backoff", "1s")],
+    );
     let out = tx.start();
     send(&tx, &["z@flaky.test"], "dropped");
     out.wait_log("status=sent", Duration::from_secs(15));

@@ -292,25 +292,6 @@ impl Transaction {
     }
 }
 
-/// The message as DATA sends it: lines starting with `.` doubled, a final
-/// CRLF ensured, and the terminating `.` line.
-pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
-    let mut at_line_start = true;
-    for &b in content {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,11 +408,5 @@ mod tests {
         m.needs_smtputf8 = true;
         assert_eq!(refuse_early(&caps(false, false), &m).unwrap().status, "5.6.7");
         assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
-    }
-
-    #[test]
-    fn dot_stuffing() {
-        assert_eq!(dot_stuff(b".a\r\nb\r\n..c"), b"..a\r\nb\r\n...c\r\n.\r\n");
-        assert_eq!(dot_stuff(b""), b".\r\n");
     }
 }

@@ -3,8 +3,9 @@
 //! STARTTLS whenever offered, AUTH for a smarthost, and transactions run
 //! by `client::Transaction`, each read under its Postfix-like timeout.
 
-use super::client::{Mail, Rcpt, Step, Transaction, Verdict, dot_stuff};
+use super::client::{Mail, Rcpt, Step, Transaction, Verdict};
 use super::reply::{self, Capabilities, Reply, ReplyError};
+use crate::smtp::data::dot_stuff;
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
