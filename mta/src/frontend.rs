@@ -7,7 +7,7 @@
 //! and the daemon picks the files up within `queue.scan_interval`.
 
 use crate::config::{Config, ConfigError};
-use crate::queue::{QueueError, RcptStatus};
+use crate::queue::QueueError;
 use crate::service::Shared;
 use crate::submit::{Submission, SubmitError};
 use std::io::Write;
@@ -55,6 +55,8 @@ pub enum Mode {
     Queue,
     /// -bi: check the aliases file (newaliases).
     Aliases,
+    /// -q: ask the daemon to attempt every queued message now.
+    RunQueue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +106,7 @@ pub fn parse_args(args: &[String], default_mode: Mode) -> Result<Options, Fronte
             "-bs" => o.mode = Mode::Smtp,
             "-bp" => o.mode = Mode::Queue,
             "-bi" => o.mode = Mode::Aliases,
+            s if s.starts_with("-q") => o.mode = Mode::RunQueue,
             s if s.starts_with("-f") || s.starts_with("-r") => o.sender = Some(value("-f", &s[2..])?),
             s if s.starts_with("-F") => o.full_name = Some(value("-F", &s[2..])?),
             s if s.starts_with("-C") => o.config = value("-C", &s[2..])?.into(),
@@ -316,38 +319,11 @@ pub fn smtp_on_stdio(opts: &Options) -> Result<i32, FrontendError> {
     Ok(0)
 }
 
-/// `mailq`: one entry per queued message with its recipients' states.
+/// `mailq`: the queue in Postfix's format.
 pub fn mailq(opts: &Options, out: &mut dyn Write) -> Result<i32, FrontendError> {
     let config = Config::load(&opts.config)?;
     let queue = crate::queue::Queue::open(&config.queue.dir)?;
-    let ids = queue.list()?;
-    if ids.is_empty() {
-        let _ = writeln!(out, "Mail queue is empty");
-        return Ok(0);
-    }
-    for id in &ids {
-        let Ok(env) = queue.load(id) else { continue };
-        let size = std::fs::metadata(queue.content_path(id)).map_or(0, |m| m.len());
-        let _ = writeln!(
-            out,
-            "{id} {size:>8} {} <{}>",
-            crate::datetime::rfc5322(env.arrived),
-            env.sender.as_deref().unwrap_or("")
-        );
-        if let Some(e) = &env.last_error {
-            let _ = writeln!(out, "    ({e})");
-        }
-        for r in &env.recipients {
-            let state = match &r.status {
-                RcptStatus::Pending => "pending local delivery".to_string(),
-                RcptStatus::Relay => "waiting for the outbound relay".to_string(),
-                RcptStatus::Delivered => "delivered".to_string(),
-                RcptStatus::Failed(why) => format!("failed: {why}"),
-            };
-            let _ = writeln!(out, "        <{}> ({state})", r.address);
-        }
-    }
-    let _ = writeln!(out, "-- {} request{}", ids.len(), if ids.len() == 1 { "" } else { "s" });
+    let _ = out.write_all(crate::queue::control::mailq(&crate::queue::control::entries(&queue)?).as_bytes());
     Ok(0)
 }
 
@@ -389,6 +365,11 @@ pub fn main(name: &str, default_mode: Mode) -> i32 {
         Mode::Smtp => smtp_on_stdio(&opts),
         Mode::Queue => mailq(&opts, &mut std::io::stdout()),
         Mode::Aliases => newaliases(&opts, &mut std::io::stdout(), &mut std::io::stderr()),
+        Mode::RunQueue => {
+            let config = Config::load(&opts.config)?;
+            crate::queue::Queue::open(&config.queue.dir)?.request_retry(None)?;
+            Ok(0)
+        }
     });
     result.unwrap_or_else(|e| {
         eprintln!("{name}: {e}");

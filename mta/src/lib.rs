@@ -1,16 +1,18 @@
 //! The mail server behind greyd: SMTP server, durable queue, local
 //! delivery (Maildir, mbox, pipe), authentication, and the tools around
-//! them, and the mail store with the IMAP and POP3 servers over it. The
-//! outbound relay comes with a later issue.
+//! them, the outbound relay (MX routing, SMTP client), and the mail store
+//! with the IMAP and POP3 servers over it.
 
 pub mod aliases;
 pub mod auth;
 pub mod config;
 pub use greyd::datetime;
 pub mod deliver;
+pub mod dns;
 pub mod frontend;
 pub mod imap;
 pub mod net;
+pub mod outbound;
 pub mod pop3;
 pub mod privileges;
 pub mod queue;

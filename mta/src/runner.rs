@@ -1,10 +1,11 @@
 //! The queue runner: picks up queued messages (woken by the SMTP server,
 //! or by scanning for files `sendmail` dropped), delivers local recipients,
 //! retries temporary failures with backoff, and bounces permanent ones or
-//! those older than the queue lifetime. Recipients for other hosts are left
-//! queued (`Relay`) for the outbound relay.
+//! those older than the queue lifetime. Recipients for other hosts go
+//! through the outbound relay (`outbound::Outbound`) in the same attempt.
 
 use crate::deliver::{self, Message};
+use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{Accepted, Shared, Wake};
@@ -17,23 +18,29 @@ use tokio::task::JoinSet;
 /// Delivery attempts running at once (each in a blocking thread).
 const MAX_PARALLEL: usize = 8;
 
-/// Longest wait between retries.
-const MAX_BACKOFF: u64 = 4 * 3600;
-
 /// What became of a message after an attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Fully handled and removed from the queue.
     Done,
-    /// Local recipients left: try again at this time.
+    /// Recipients left: try again at this time.
     RetryAt(u64),
-    /// Only relay recipients left: wait for the relay.
-    Parked,
 }
 
-pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
+/// A recipient that failed for good, with what its bounce reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub recipient: String,
+    /// RFC 3463 status, e.g. `5.1.1`.
+    pub status: String,
+    /// The remote server's reply (`550 5.1.1 no such user`) or our reason.
+    pub diagnostic: String,
+    /// The server that refused it, if one did.
+    pub remote_mta: Option<String>,
+}
+
+pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: UnboundedReceiver<Wake>) {
     let mut schedule: HashMap<String, u64> = HashMap::new();
-    let mut parked: HashSet<String> = HashSet::new();
     let mut running: HashSet<String> = HashSet::new();
     // Running when ETRN asked for an immediate attempt: retry at once when done.
     let mut rerun: HashSet<String> = HashSet::new();
@@ -43,7 +50,7 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
         Ok(_) => {}
         Err(e) => tracing::error!("{e}"),
     }
-    scan(&shared, &mut schedule, &parked);
+    scan(&shared, &mut schedule);
     loop {
         let now = queue::now();
         let mut due: Vec<(u64, String)> = schedule
@@ -54,9 +61,9 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
         due.sort();
         for (_, id) in due.into_iter().take(MAX_PARALLEL.saturating_sub(attempts.len())) {
             running.insert(id.clone());
-            let s = Arc::clone(&shared);
+            let (s, o) = (Arc::clone(&shared), Arc::clone(&outbound));
             attempts.spawn_blocking(move || {
-                let outcome = attempt(&s, &id).map_err(|e| e.to_string());
+                let outcome = attempt(&s, &o, &id).map_err(|e| e.to_string());
                 (id, outcome)
             });
         }
@@ -83,10 +90,6 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
                         let t = if rerun.remove(&id) { 0 } else { t };
                         schedule.insert(id, t);
                     }
-                    Ok(Outcome::Parked) => {
-                        schedule.remove(&id);
-                        parked.insert(id);
-                    }
                     Err(e) => {
                         tracing::error!("{id}: {e}");
                         schedule.insert(id, queue::now() + shared.config.queue.retry_interval.as_secs());
@@ -103,39 +106,73 @@ pub async fn run(shared: Arc<Shared>, mut wake: UnboundedReceiver<Wake>) {
                 }
                 None => return,
             },
-            _ = tokio::time::sleep(sleep) => scan(&shared, &mut schedule, &parked),
+            _ = tokio::time::sleep(sleep) => scan(&shared, &mut schedule),
         }
     }
 }
 
 /// Schedule messages found in the spool that we do not know yet (after a
-/// restart, or dropped by `sendmail`).
-fn scan(shared: &Shared, schedule: &mut HashMap<String, u64>, parked: &HashSet<String>) {
+/// restart, dropped by `sendmail`, released from hold), and forget those
+/// that left the queue (deleted or held by `mtactl queue`).
+fn scan(shared: &Shared, schedule: &mut HashMap<String, u64>) {
     match shared.queue.list() {
         Ok(ids) => {
-            for id in ids {
-                if !schedule.contains_key(&id) && !parked.contains(&id) {
-                    let at = shared.queue.load(&id).map(|e| e.next_attempt).unwrap_or(0);
-                    schedule.insert(id, at);
+            let present: HashSet<&String> = ids.iter().collect();
+            schedule.retain(|id, _| present.contains(id));
+            for id in &ids {
+                if !schedule.contains_key(id) {
+                    let at = shared.queue.load(id).map(|e| e.next_attempt).unwrap_or(0);
+                    schedule.insert(id.clone(), at);
                 }
             }
         }
         Err(e) => tracing::error!("{e}"),
     }
+    // `mtactl queue retry`, `sendmail -q`: attempt now.
+    match shared.queue.take_retry_requests() {
+        Some(None) => schedule.values_mut().for_each(|t| *t = 0),
+        Some(Some(ids)) => {
+            for id in ids {
+                if let Some(t) = schedule.get_mut(&id) {
+                    *t = 0;
+                }
+            }
+        }
+        None => {}
+    }
 }
 
 fn backoff(shared: &Shared, attempts: u32) -> u64 {
     let base = shared.config.queue.retry_interval.as_secs().max(1);
-    base.saturating_mul(1u64 << attempts.min(16)).min(MAX_BACKOFF)
+    base.saturating_mul(1u64 << attempts.min(16))
+        .min(shared.config.queue.max_backoff.as_secs().max(1))
 }
 
-/// One delivery attempt for every pending recipient of message `id` (blocking).
-pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> {
+/// The enhanced status of a local failure (`550 5.1.1 ...`), else 5.0.0.
+fn status_of(why: &str) -> String {
+    match crate::outbound::reply::parse(format!("{why}\r\n").as_bytes()) {
+        Ok(Some((reply, _))) => reply.status(),
+        _ => "5.0.0".into(),
+    }
+}
+
+/// Whether a recipient still has delivery to do (local or remote).
+fn is_pending(status: &RcptStatus) -> bool {
+    matches!(
+        status,
+        RcptStatus::Pending | RcptStatus::Relay | RcptStatus::RelayDeferred(_)
+    )
+}
+
+/// One delivery attempt for every pending recipient of message `id`:
+/// local ones here, remote ones through `outbound` (blocking: call from a
+/// blocking thread of the runtime).
+pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome, queue::QueueError> {
     let mut env = shared.queue.load(id)?;
     let content = shared.queue.read_content(id)?;
     let now = queue::now();
     let mut new_relays: Vec<String> = Vec::new();
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut failed: Vec<Failure> = Vec::new();
     for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
         let status = deliver_recipient(shared, id, &env.sender, env.arrived, &content, rcpt, &mut new_relays);
         match status {
@@ -145,14 +182,18 @@ pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> 
             Err((true, why)) => env.last_error = Some(why),
             Err((false, why)) => {
                 tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
-                failed.push((rcpt.address.clone(), why.clone()));
+                failed.push(Failure {
+                    recipient: rcpt.address.clone(),
+                    status: status_of(&why),
+                    diagnostic: why.clone(),
+                    remote_mta: None,
+                });
                 rcpt.status = RcptStatus::Failed(why);
             }
         }
     }
     for addr in new_relays {
         if !env.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(&addr)) {
-            tracing::info!("{id}: to=<{addr}>, status=queued (waiting for the outbound relay)");
             env.recipients.push(Recipient {
                 address: addr,
                 params: Default::default(),
@@ -161,16 +202,25 @@ pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> 
             });
         }
     }
-    let pending = env.recipients.iter().any(|r| r.status == RcptStatus::Pending);
+    relay(shared, outbound, id, &mut env, &content, &mut failed);
+    let pending = env.recipients.iter().any(|r| is_pending(&r.status));
     if pending && now.saturating_sub(env.arrived) > shared.config.queue.lifetime.as_secs() {
-        for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+        for rcpt in env.recipients.iter_mut().filter(|r| is_pending(&r.status)) {
+            let last = match &rcpt.status {
+                RcptStatus::RelayDeferred(e) => e.clone(),
+                _ => env.last_error.clone().unwrap_or_default(),
+            };
             let why = format!(
-                "expired after {}: {}",
+                "expired after {}: {last}",
                 crate::config::format_duration(shared.config.queue.lifetime),
-                env.last_error.clone().unwrap_or_default()
             );
-            tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
-            failed.push((rcpt.address.clone(), why.clone()));
+            tracing::info!("{id}: to=<{}>, status=expired ({why})", rcpt.address);
+            failed.push(Failure {
+                recipient: rcpt.address.clone(),
+                status: "4.4.7".into(),
+                diagnostic: why.clone(),
+                remote_mta: None,
+            });
             rcpt.status = RcptStatus::Failed(why);
         }
         return finish(shared, id, env, &content, &failed);
@@ -185,19 +235,85 @@ pub fn attempt(shared: &Shared, id: &str) -> Result<Outcome, queue::QueueError> 
     finish(shared, id, env, &content, &failed)
 }
 
-/// No local work left: bounce what failed, then remove the message or park it for the relay.
+/// Send the remote recipients (`Relay`, `RelayDeferred`) through `outbound`
+/// and record each outcome in the envelope. A crash after a server's 250
+/// and before the envelope is rewritten sends that recipient again once:
+/// at least once, never lost.
+fn relay(
+    shared: &Shared,
+    outbound: &Outbound,
+    id: &str,
+    env: &mut Envelope,
+    content: &[u8],
+    failed: &mut Vec<Failure>,
+) {
+    use crate::outbound::client::{Mail, Rcpt};
+    let rcpts: Vec<(usize, Rcpt)> = env
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.status, RcptStatus::Relay | RcptStatus::RelayDeferred(_)))
+        .map(|(i, r)| {
+            let rcpt = Rcpt {
+                address: r.address.clone(),
+                notify: r.params.notify.clone(),
+                orcpt: r.params.orcpt.clone(),
+            };
+            (i, rcpt)
+        })
+        .collect();
+    if rcpts.is_empty() {
+        return;
+    }
+    let headers_end = content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(content.len());
+    let needs_smtputf8 = env.params.smtputf8
+        || !env.sender.as_deref().unwrap_or("").is_ascii()
+        || rcpts.iter().any(|(_, r)| !r.address.is_ascii())
+        || !content[..headers_end].is_ascii();
+    let msg = crate::outbound::deliver::Message {
+        id,
+        mail: Mail {
+            sender: env.sender.clone(),
+            params: env.params.clone(),
+            size: content.len() as u64,
+            needs_smtputf8,
+        },
+        content,
+        arrived: env.arrived,
+    };
+    let hostname = shared.config.hostname.to_ascii_lowercase();
+    let is_self = |host: &str| host == hostname || shared.router.is_local_domain(host);
+    let outcomes = tokio::runtime::Handle::current().block_on(outbound.deliver(&msg, rcpts, &is_self));
+    for o in outcomes {
+        let rcpt = &mut env.recipients[o.index];
+        rcpt.status = match o.disposition {
+            Disposition::Sent => RcptStatus::Delivered,
+            Disposition::Deferred => RcptStatus::RelayDeferred(o.diagnostic),
+            Disposition::Bounced => {
+                failed.push(Failure {
+                    recipient: rcpt.address.clone(),
+                    status: o.status,
+                    diagnostic: o.diagnostic.clone(),
+                    remote_mta: o.remote_mta,
+                });
+                RcptStatus::Failed(o.diagnostic)
+            }
+        };
+    }
+}
+
+/// Nothing left to do: bounce what failed, then remove the message.
 fn finish(
     shared: &Shared,
     id: &str,
     env: Envelope,
     content: &[u8],
-    failed: &[(String, String)],
+    failed: &[Failure],
 ) -> Result<Outcome, queue::QueueError> {
     bounce(shared, id, &env, content, failed);
-    if env.recipients.iter().any(|r| r.status == RcptStatus::Relay) {
-        shared.queue.write_envelope(id, &env)?;
-        return Ok(Outcome::Parked);
-    }
     shared.queue.remove(id)?;
     tracing::info!("{id}: removed");
     Ok(Outcome::Done)
@@ -267,7 +383,7 @@ fn deliver_recipient(
 }
 
 /// Queue a non-delivery report to the sender (never for `<>`, so bounces do not loop).
-fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[(String, String)]) {
+fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[Failure]) {
     let Some(sender) = env.sender.as_deref().filter(|_| !failed.is_empty()) else {
         return;
     };
@@ -283,8 +399,8 @@ fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[(
          Your message {id} could not be delivered to these recipients:\r\n\r\n",
         crate::datetime::rfc5322(queue::now())
     );
-    for (rcpt, why) in failed {
-        body.push_str(&format!("<{rcpt}>: {why}\r\n"));
+    for f in failed {
+        body.push_str(&format!("<{}>: {}\r\n", f.recipient, f.diagnostic));
     }
     body.push_str("\r\n--- Headers of the original message ---\r\n\r\n");
     let mut bytes = body.into_bytes();

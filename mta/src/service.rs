@@ -27,6 +27,8 @@ pub struct Shared {
     pub auth: Arc<Authenticator>,
     pub router: Arc<Router>,
     pub queue: Queue,
+    /// The one DNS resolver of mta (`[dns]`).
+    pub dns: Arc<crate::dns::Dns>,
     /// `None` outside the daemon (`sendmail`): the runner finds new files by scanning.
     pub wake: Option<UnboundedSender<Wake>>,
 }
@@ -49,12 +51,14 @@ impl Shared {
         let auth = Arc::new(Authenticator::new(&config.auth));
         let router = Arc::new(Router::new(Arc::clone(&config), Arc::clone(&auth)));
         let queue = Queue::open(&config.queue.dir)?;
+        let dns = Arc::new(crate::dns::Dns::new(&config.dns));
         Ok(Shared {
             config,
             tls,
             auth,
             router,
             queue,
+            dns,
             wake,
         })
     }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub const HOST: &str = "mx.test";
 pub const DOMAIN: &str = "example.test";
+/// A loopback port where no DNS server listens.
+const DEAD_DNS: &str = "127.0.0.1:9";
 
 /// A configuration directory made by `mtactl init`.
 pub struct MtaSetup {
@@ -77,7 +79,22 @@ impl MtaSetup {
         setup.edit("127.0.0.1:30993", &setup.imaps.to_string());
         setup.edit("127.0.0.1:30110", &setup.pop3.to_string());
         setup.edit("127.0.0.1:30995", &setup.pop3s.to_string());
+        // Never the host's resolvers: a test that routes mail starts its own
+        // DNS server (`use_dns`); for the others lookups fail temporarily.
+        setup.edit("nameservers = []", &format!("nameservers = [\"{DEAD_DNS}\"]"));
         setup
+    }
+
+    /// Resolve through `dns` and connect to MX hosts on `port`.
+    pub fn use_dns(&self, dns: SocketAddr, port: u16) {
+        self.edit(DEAD_DNS, &dns.to_string());
+        self.edit("port = 25", &format!("port = {port}"));
+    }
+
+    /// Move the MX listener to `addr` (e.g. 127.0.0.2 for a second server).
+    pub fn listen_smtp(&mut self, addr: SocketAddr) {
+        self.edit(&self.smtp.to_string(), &addr.to_string());
+        self.smtp = addr;
     }
 
     pub fn root(&self) -> &Path {

@@ -192,11 +192,13 @@ async fn daemon(config: Config) -> Result<()> {
     let submissions =
         mta::submit::bind(submit_socket).with_context(|| format!("binding {}", submit_socket.display()))?;
     tokio::spawn(mta::submit::serve(submissions, Arc::clone(&shared)));
+    // Before dropping privileges: the smarthost password file may be root's.
+    let outbound = Arc::new(mta::outbound::Outbound::new(&shared.config, Arc::clone(&shared.dns))?);
     if let Some(who) = &become_user {
         privileges::become_user(who)?;
         tracing::info!("running as {}", who.name);
     }
-    tokio::spawn(mta::runner::run(Arc::clone(&shared), wake_rx));
+    tokio::spawn(mta::runner::run(Arc::clone(&shared), outbound, wake_rx));
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -43,6 +43,13 @@ enum Cmd {
         #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
         config: PathBuf,
     },
+    /// The mail queue: list, inspect, retry, hold, release, delete messages.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCmd,
+        #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+        config: PathBuf,
+    },
     /// Write a self-signed certificate and key to the paths in the configuration.
     Cert {
         #[arg(long, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
@@ -51,6 +58,25 @@ enum Cmd {
         #[arg(long = "name")]
         names: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// Every queued and held message (mailq's format, or JSON).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message: envelope state as JSON, then the message.
+    Show { id: String },
+    /// Attempt a message (or `all`) now.
+    Retry { id: String },
+    /// Keep a message from delivery until released.
+    Hold { id: String },
+    /// Give a held message back to the queue runner.
+    Release { id: String },
+    /// Remove a message without delivering it.
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -89,6 +115,7 @@ fn main() -> Result<()> {
             port_offset,
         } => init(&root, hostname, domain, listen, port_offset),
         Cmd::User { action, config } => user(action, &Config::load(&config)?),
+        Cmd::Queue { action, config } => queue(action, &Config::load(&config)?),
         Cmd::Cert { config, names } => {
             let config = Config::load(&config)?;
             let names = if names.is_empty() {
@@ -101,6 +128,49 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn queue(action: QueueCmd, config: &Config) -> Result<()> {
+    use mta::queue::control;
+    let q = mta::queue::Queue::open(&config.queue.dir)?;
+    let known = |id: &str| -> Result<()> {
+        if q.list()?.iter().chain(q.list_held()?.iter()).any(|i| i == id) {
+            Ok(())
+        } else {
+            bail!("{id}: no such message in the queue")
+        }
+    };
+    match action {
+        QueueCmd::List { json: false } => print!("{}", control::mailq(&control::entries(&q)?)),
+        QueueCmd::List { json: true } => println!("{}", serde_json::to_string_pretty(&control::entries(&q)?)?),
+        QueueCmd::Show { id } => {
+            known(&id)?;
+            println!("{}", serde_json::to_string_pretty(&control::entry(&q, &id)?)?);
+            print!("{}", String::from_utf8_lossy(&q.read_content(&id)?));
+        }
+        QueueCmd::Retry { id } if id == "all" => q.request_retry(None)?,
+        QueueCmd::Retry { id } => {
+            known(&id)?;
+            q.request_retry(Some(&[id]))?;
+        }
+        QueueCmd::Hold { id } => {
+            known(&id)?;
+            q.hold(&id)?;
+            println!("{id}: placed on hold");
+        }
+        QueueCmd::Release { id } => {
+            known(&id)?;
+            q.release(&id)?;
+            q.request_retry(Some(std::slice::from_ref(&id)))?;
+            println!("{id}: released from hold");
+        }
+        QueueCmd::Delete { id } => {
+            known(&id)?;
+            q.delete(&id)?;
+            println!("{id}: removed");
+        }
+    }
+    Ok(())
 }
 
 fn read_password() -> Result<String> {

@@ -35,6 +35,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub imap: ImapConfig,
     pub pop3: Pop3Config,
+    pub dns: DnsConfig,
+    pub outbound: OutboundConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -117,9 +119,12 @@ pub struct RelayConfig {
 pub struct QueueConfig {
     /// Spool directory. Default "/var/spool/mta".
     pub dir: PathBuf,
-    /// First retry after a temporary delivery failure; doubles per attempt up to 4h. Default "5m".
+    /// First retry after a temporary delivery failure; doubles per attempt up to `max_backoff`. Default "5m".
     #[serde(with = "duration")]
     pub retry_interval: Duration,
+    /// Longest wait between retries (Postfix's maximal_backoff_time). Default "4000s".
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
     /// How long a message may stay undeliverable before it bounces. Default "5d".
     #[serde(with = "duration")]
     pub lifetime: Duration,
@@ -194,6 +199,85 @@ pub struct Pop3Config {
     pub max_connections_per_client: usize,
 }
 
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Name servers every DNS lookup of mta asks (UDP, then TCP). Default: those of /etc/resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// Which address families outbound connections use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpVersion {
+    Any,
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Port of MX hosts (changed only by tests). Default 25.
+    pub port: u16,
+    /// Address families to connect over: "any", "ipv4" or "ipv6". Default "any".
+    pub ip_version: IpVersion,
+    /// Send everything through this relay (`host:port`, TLS and AUTH required when a user is set). Default none.
+    pub smarthost: Option<String>,
+    /// User for AUTH PLAIN/LOGIN at the smarthost. Default none.
+    pub smarthost_user: Option<String>,
+    /// File holding the smarthost password (first line). Default none.
+    pub smarthost_password_file: Option<PathBuf>,
+    /// Postfix transport(5)-style table: `domain smtp:[host]:port` or `domain local`. Default none.
+    pub transport: Option<PathBuf>,
+    /// Recipients per SMTP transaction. Default 50.
+    pub recipient_limit: usize,
+    /// Addresses tried per delivery attempt of a message. Default 5.
+    pub max_addresses: usize,
+    /// Connections open at once to one destination. Default 20.
+    pub destination_concurrency: usize,
+    /// Outbound connections open at once. Default 100.
+    pub max_connections: usize,
+    /// Time to connect and read the greeting. Default "30s".
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Time to wait for a reply to a command. Default "5m".
+    #[serde(with = "duration")]
+    pub command_timeout: Duration,
+    /// Time to wait for the reply after the message data. Default "10m".
+    #[serde(with = "duration")]
+    pub data_timeout: Duration,
+    /// How long a destination that failed to answer is left alone, so its other
+    /// messages wait instead of each timing out. Default "5m".
+    #[serde(with = "duration")]
+    pub dead_destination: Duration,
+    /// greyd's control socket: hosts we delivered to are reported there
+    /// (`outbound_peer`, spamlogd's role). Default none.
+    pub greyd_control: Option<PathBuf>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            port: 25,
+            ip_version: IpVersion::Any,
+            smarthost: None,
+            smarthost_user: None,
+            smarthost_password_file: None,
+            transport: None,
+            recipient_limit: 50,
+            max_addresses: 5,
+            destination_concurrency: 20,
+            max_connections: 100,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            dead_destination: Duration::from_secs(300),
+            greyd_control: None,
+        }
+    }
+}
+
 fn both(port: u16) -> Vec<SocketAddr> {
     vec![
         SocketAddr::from(([0, 0, 0, 0], port)),
@@ -219,6 +303,8 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
+            dns: DnsConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -314,6 +400,7 @@ impl Default for QueueConfig {
             dir: "/var/spool/mta".into(),
             submit_socket: "/run/mta/submit.sock".into(),
             retry_interval: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(4000),
             lifetime: Duration::from_secs(5 * 86400),
             scan_interval: Duration::from_secs(1),
         }

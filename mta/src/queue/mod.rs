@@ -3,8 +3,8 @@
 //! per message in the spool directory. A message exists once its envelope
 //! has been renamed into place; both files (fdatasync) and the directory are fsynced
 //! before `store` returns, so a 250 is only sent for mail that survives a
-//! crash. Recipients the relay issue will handle stay here with status
-//! `Relay`.
+//! crash. A message put on hold (`mtactl queue hold`) has its envelope
+//! renamed to `ID.hold`, so the runner no longer sees it.
 
 use crate::smtp::command::{MailParams, RcptParams};
 use serde::{Deserialize, Serialize};
@@ -16,12 +16,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod control;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RcptStatus {
     /// Local delivery still to do (or to retry).
     Pending,
-    /// For a remote host: waits for the outbound relay.
+    /// For a remote host: not attempted yet.
     Relay,
+    /// For a remote host: the last attempt failed temporarily with this
+    /// error; retried with the message (`Envelope::next_attempt`).
+    RelayDeferred(String),
     Delivered,
     /// Permanently failed, with the reason; a bounce has been queued.
     Failed(String),
@@ -112,6 +117,15 @@ impl Queue {
 
     fn envelope_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.env"))
+    }
+
+    fn held_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.hold"))
+    }
+
+    /// The file asking the runner for immediate attempts (`retry_requests`).
+    fn retry_path(&self) -> PathBuf {
+        self.dir.join("retry")
     }
 
     /// Write a new message durably: `header(id)` (the Received: line, which
@@ -205,6 +219,82 @@ impl Queue {
         Ok(ids)
     }
 
+    /// Ids of the messages on hold, oldest first.
+    pub fn list_held(&self) -> Result<Vec<String>, QueueError> {
+        let mut ids: Vec<String> = io(&self.dir, std::fs::read_dir(&self.dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".hold").map(str::to_string))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Whether `id` is on hold.
+    pub fn is_held(&self, id: &str) -> bool {
+        self.held_path(id).exists()
+    }
+
+    /// The envelope of a queued or held message.
+    pub fn load_any(&self, id: &str) -> Result<Envelope, QueueError> {
+        if self.is_held(id) {
+            let path = self.held_path(id);
+            let bytes = io(&path, std::fs::read(&path))?;
+            return serde_json::from_slice(&bytes).map_err(|e| QueueError::Envelope(path, e));
+        }
+        self.load(id)
+    }
+
+    /// Put a message on hold: the runner no longer sees it (Postfix's hold queue).
+    pub fn hold(&self, id: &str) -> Result<(), QueueError> {
+        let path = self.held_path(id);
+        io(&path, std::fs::rename(self.envelope_path(id), &path))?;
+        self.sync_dir()
+    }
+
+    /// Give a held message back to the runner.
+    pub fn release(&self, id: &str) -> Result<(), QueueError> {
+        let path = self.envelope_path(id);
+        io(&path, std::fs::rename(self.held_path(id), &path))?;
+        self.sync_dir()
+    }
+
+    /// Remove a queued or held message for good.
+    pub fn delete(&self, id: &str) -> Result<(), QueueError> {
+        if self.is_held(id) {
+            let held = self.held_path(id);
+            io(&held, std::fs::remove_file(&held))?;
+            let msg = self.content_path(id);
+            return io(&msg, std::fs::remove_file(&msg));
+        }
+        self.remove(id)
+    }
+
+    /// Ask the runner to attempt `ids` now (`None`: every message).
+    pub fn request_retry(&self, ids: Option<&[String]>) -> Result<(), QueueError> {
+        let path = self.retry_path();
+        let text = match ids {
+            Some(ids) => ids.iter().map(|id| format!("{id}\n")).collect(),
+            None => "all\n".to_string(),
+        };
+        let mut f = io(
+            &path,
+            OpenOptions::new().create(true).append(true).mode(0o600).open(&path),
+        )?;
+        io(&path, f.write_all(text.as_bytes()))
+    }
+
+    /// Take the pending retry requests: `Some(None)` asks for every message,
+    /// `Some(Some(ids))` for those; `None` when nothing was asked.
+    pub fn take_retry_requests(&self) -> Option<Option<Vec<String>>> {
+        let path = self.retry_path();
+        let taken = self.dir.join("retry.taken");
+        std::fs::rename(&path, &taken).ok()?;
+        let text = std::fs::read_to_string(&taken).unwrap_or_default();
+        let _ = std::fs::remove_file(&taken);
+        let ids: Vec<String> = text.lines().map(str::to_string).collect();
+        Some((!ids.iter().any(|l| l == "all")).then_some(ids))
+    }
+
     /// Delete content files without an envelope and stale envelope temporaries
     /// left by a crash; only files older than an hour, since a `sendmail`
     /// process may be writing a new one right now.
@@ -214,7 +304,7 @@ impl Queue {
         for entry in io(&self.dir, std::fs::read_dir(&self.dir))?.filter_map(|e| e.ok()) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let orphan = match name.strip_suffix(".msg") {
-                Some(id) => !self.envelope_path(id).exists(),
+                Some(id) => !self.envelope_path(id).exists() && !self.held_path(id).exists(),
                 None => name.ends_with(".env.tmp"),
             };
             let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
