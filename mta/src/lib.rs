@@ -10,6 +10,7 @@ pub use greyd::datetime;
 pub mod deliver;
 pub mod frontend;
 pub mod imap;
+pub mod outbound;
 pub mod pop3;
 pub mod queue;
 pub mod recipient;

@@ -1,0 +1,4 @@
+//! Outbound mail: delivery status notifications, DKIM signing of what we
+//! send, and SRS for what we forward.
+
+pub mod dsn;
