@@ -2,7 +2,8 @@
 //! RFC 3464 multipart/report (read back with Python's email module), one
 //! per message for all its failed recipients; NOTIFY=SUCCESS gets a success
 //! report; NOTIFY=NEVER and the null sender get none, except that a failed
-//! bounce goes to the postmaster.
+//! bounce goes to the postmaster. Bounces to our SRS addresses (computed in
+//! Python as libsrs2 does) reach the original sender.
 
 use greyd_tests::mta::*;
 use std::time::Duration;
@@ -199,4 +200,77 @@ fn null_sender_and_notify_never_get_none_but_the_postmaster_hears_of_failed_boun
     assert_eq!(msgs_after.len(), 1, "{:?}", String::from_utf8_lossy(&msgs_after[0]));
     assert!(String::from_utf8_lossy(&msgs[0]).contains("Subject: later"));
     assert!(!mta.log().contains(&format!("{never}: sender")), "{}", mta.log());
+}
+
+/// argv: key file, original local, original domain, our domain; prints the
+/// SRS0 address as libsrs2 writes it (computed here, independently of mta).
+const SRS0: &str = r#"
+import base64, hashlib, hmac, sys, time
+key = open(sys.argv[1]).readline().strip().encode()
+local, domain, ours = sys.argv[2:5]
+alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+day = int(time.time()) // 86400 % 1024
+stamp = alphabet[day >> 5 & 31] + alphabet[day & 31]
+digest = hmac.new(key, (stamp + domain + local).lower().encode(), hashlib.sha1).digest()
+print("SRS0=%s=%s=%s=%s@%s" % (base64.b64encode(digest).decode()[:4], stamp, domain, local, ours))
+"#;
+
+fn srs0(setup: &MtaSetup, local: &str, domain: &str) -> String {
+    let key = setup.root().join("srs.key");
+    let (ok, out, err) = python(SRS0, &[key.to_str().unwrap(), local, domain, HOST]);
+    assert!(ok, "{err}");
+    out.trim().to_string()
+}
+
+#[test]
+fn srs_addresses_lead_back_to_the_original_sender() {
+    let setup = setup_with_failing_aliases();
+    let key = setup.root().join("srs.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let mta = setup.start();
+    // A bounce of mail we forwarded for alice comes back to her, from anywhere.
+    let to_alice = srs0(&setup, "alice", DOMAIN);
+    send(
+        &setup,
+        "<>",
+        &[&format!("<{to_alice}>")],
+        "Subject: your mail bounced\r\n\r\nx\r\n",
+    );
+    let msgs = wait_messages(&setup.maildir("alice@example.test"), 1);
+    assert!(String::from_utf8_lossy(&msgs[0]).contains("Subject: your mail bounced"));
+    // For a sender elsewhere it is relayed to the original address.
+    let to_remote = srs0(&setup, "Dave", "remote.test");
+    let id = send(
+        &setup,
+        "<>",
+        &[&format!("<{to_remote}>")],
+        "Subject: bounce\r\n\r\nx\r\n",
+    );
+    mta.wait_log(
+        &format!("{id}: to=<Dave@remote.test>, status=queued (waiting for the outbound relay)"),
+        Duration::from_secs(10),
+    );
+    // A forged or altered hash, or a mangled address, is refused at RCPT.
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<>").unwrap().code, 250);
+    let (hash, rest) = to_remote["SRS0=".len()..].split_once('=').unwrap();
+    let forged = format!(
+        "SRS0={}={rest}",
+        if hash.eq_ignore_ascii_case("AAAA") {
+            "BBBB"
+        } else {
+            "AAAA"
+        }
+    );
+    for bad in [
+        forged,
+        format!("SRS0={hash}={}", rest.replacen("Dave", "Eve", 1)),
+        "SRS0=x@mx.test".into(),
+    ] {
+        let r = c.cmd(&format!("RCPT TO:<{bad}>")).unwrap();
+        assert_eq!(r.code, 550, "{bad}: {r:?}");
+        assert!(r.text().starts_with("5.1.1 Invalid SRS address"), "{r:?}");
+    }
 }
