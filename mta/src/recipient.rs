@@ -3,12 +3,14 @@
 //! aliases (with :include:), system users and their ~/.forward, virtual
 //! users; and the relay decision for everything else. Used at RCPT time to
 //! accept or refuse, and at delivery time to find the final targets.
+//! SRS addresses of ours lead back to the sender they stand for.
 
 use crate::aliases::{self, AliasTarget, Aliases};
 use crate::auth::Authenticator;
 use crate::auth::shadow;
 use crate::config::{Config, MailboxFormat};
 use crate::deliver::{Owner, Target};
+use crate::outbound::srs::{self, SrsError, SrsKey};
 use crate::reload::{Reloading, read_optional};
 use crate::virtusertable::{self, VirtTarget, Virtusertable};
 use ipnet::IpNet;
@@ -91,6 +93,7 @@ pub struct Router {
     virtusers: Reloading<Virtusertable>,
     local_names: Reloading<Vec<String>>,
     relay_domains: Reloading<RelayDomains>,
+    srs_key: Reloading<Option<SrsKey>>,
 }
 
 fn errors_to_string<E: std::fmt::Display>(path: &std::path::Path, errs: Vec<E>) -> String {
@@ -115,6 +118,7 @@ impl Router {
                     .collect())
             }),
             relay_domains: Reloading::new(&f.relay_domains, |p| Ok(parse_relay_domains(&read_optional(p)?))),
+            srs_key: Reloading::new(&config.srs.key_file, |p| Ok(SrsKey::from_file_text(&read_optional(p)?))),
             config,
             auth,
         }
@@ -122,6 +126,31 @@ impl Router {
 
     fn get<T>(r: &Reloading<T>) -> Option<Arc<T>> {
         r.get().map_err(|e| tracing::error!("{e}")).ok()
+    }
+
+    /// The SRS key (`[srs] key_file`), if there is one: what
+    /// `srs::forward` needs to rewrite the sender of forwarded mail.
+    pub fn srs_key(&self) -> Option<SrsKey> {
+        Self::get(&self.srs_key).and_then(|k| (*k).clone())
+    }
+
+    /// The domain of the SRS addresses we make: `[srs] domain`, else `hostname`.
+    pub fn srs_domain(&self) -> &str {
+        match self.config.srs.domain.as_str() {
+            "" => &self.config.hostname,
+            d => d,
+        }
+    }
+
+    /// For an SRS local part at one of our domains: the address it stands
+    /// for, or why it is not valid. `None` if it is no SRS address or we
+    /// have no key (then it is looked up as any other name).
+    fn srs_original(&self, local: &str) -> Option<Result<String, SrsError>> {
+        if matches!(srs::parse(local), Err(SrsError::NotSrs)) {
+            return None;
+        }
+        let key = self.srs_key()?;
+        Some(srs::reverse(local, &key, crate::queue::now()))
     }
 
     /// The hostname, `domains`, local-host-names and `localhost`.
@@ -211,6 +240,13 @@ impl Router {
         };
         if domain.starts_with('[') || !self.is_our_domain(domain) {
             out.push(Resolved::Relay(address.to_string()));
+            return;
+        }
+        if let Some(original) = self.srs_original(local) {
+            match original {
+                Ok(a) => self.expand_address(&a, depth + 1, seen, out),
+                Err(e) => out.push(Resolved::Error(format!("550 5.1.1 Invalid SRS address ({e})"))),
+            }
             return;
         }
         if let Some(v) = Self::get(&self.virtusers)

@@ -6,9 +6,11 @@
 
 use crate::deliver::{self, Message};
 use crate::outbound::{Disposition, Outbound};
+use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
 use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{Accepted, Shared, Wake};
+use crate::smtp::command::{Body, MailParams};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,14 +150,6 @@ fn backoff(shared: &Shared, attempts: u32) -> u64 {
         .min(shared.config.queue.max_backoff.as_secs().max(1))
 }
 
-/// The enhanced status of a local failure (`550 5.1.1 ...`), else 5.0.0.
-fn status_of(why: &str) -> String {
-    match crate::outbound::reply::parse(format!("{why}\r\n").as_bytes()) {
-        Ok(Some((reply, _))) => reply.status(),
-        _ => "5.0.0".into(),
-    }
-}
-
 /// Whether a recipient still has delivery to do (local or remote).
 fn is_pending(status: &RcptStatus) -> bool {
     matches!(
@@ -173,18 +167,20 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
     let now = queue::now();
     let mut new_relays: Vec<String> = Vec::new();
     let mut failed: Vec<Failure> = Vec::new();
+    let mut delivered: Vec<String> = Vec::new();
     for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
         let status = deliver_recipient(shared, id, &env.sender, env.arrived, &content, rcpt, &mut new_relays);
         match status {
             Ok(()) => {
                 rcpt.status = RcptStatus::Delivered;
+                delivered.push(rcpt.address.clone());
             }
             Err((true, why)) => env.last_error = Some(why),
             Err((false, why)) => {
                 tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
-                    status: status_of(&why),
+                    status: dsn::status_code(&why, "5.0.0"),
                     diagnostic: why.clone(),
                     remote_mta: None,
                 });
@@ -203,6 +199,7 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
         }
     }
     relay(shared, outbound, id, &mut env, &content, &mut failed);
+    notify_delivered(shared, id, &env, &content, &delivered);
     let pending = env.recipients.iter().any(|r| is_pending(&r.status));
     if pending && now.saturating_sub(env.arrived) > shared.config.queue.lifetime.as_secs() {
         for rcpt in env.recipients.iter_mut().filter(|r| is_pending(&r.status)) {
@@ -382,36 +379,94 @@ fn deliver_recipient(
     }
 }
 
-/// Queue a non-delivery report to the sender (never for `<>`, so bounces do not loop).
+/// Queue an RFC 3464 non-delivery report for the recipients in `failed`
+/// to the sender, or to the postmaster when a bounce itself failed.
 fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[Failure]) {
-    let Some(sender) = env.sender.as_deref().filter(|_| !failed.is_empty()) else {
+    let now = queue::now();
+    let reports = failed
+        .iter()
+        .filter_map(|f| {
+            let rcpt = env.recipients.iter().find(|r| r.address == f.recipient)?;
+            dsn::wanted(&rcpt.params.notify, Event::Failure).then(|| RecipientReport {
+                address: f.recipient.clone(),
+                orcpt: rcpt.params.orcpt.clone(),
+                action: Action::Failed,
+                status: f.status.clone(),
+                remote_mta: f.remote_mta.clone(),
+                diagnostic: Some(f.diagnostic.clone()),
+                last_attempt: now,
+                will_retry_until: None,
+            })
+        })
+        .collect();
+    send_dsn(shared, id, env, content, Event::Failure, reports);
+}
+
+/// Queue a success DSN for the recipients just delivered that asked for one
+/// (NOTIFY=SUCCESS); an alias that only forwarded elsewhere is `expanded`.
+fn notify_delivered(shared: &Shared, id: &str, env: &Envelope, content: &[u8], delivered: &[String]) {
+    let now = queue::now();
+    let reports = env
+        .recipients
+        .iter()
+        .filter(|r| delivered.contains(&r.address) && dsn::wanted(&r.params.notify, Event::Success))
+        .map(|r| RecipientReport {
+            address: r.address.clone(),
+            orcpt: r.params.orcpt.clone(),
+            action: if r.done.is_empty() {
+                Action::Expanded
+            } else {
+                Action::Delivered
+            },
+            status: "2.0.0".into(),
+            remote_mta: None,
+            diagnostic: None,
+            last_attempt: now,
+            will_retry_until: None,
+        })
+        .collect();
+    send_dsn(shared, id, env, content, Event::Success, reports);
+}
+
+/// Build and queue one DSN about `reports` from `<>`. Mail from `<>` gets
+/// none (so bounces cannot loop), except that a failed bounce is reported to
+/// the postmaster, unless it was the postmaster's own.
+fn send_dsn(shared: &Shared, id: &str, env: &Envelope, content: &[u8], event: Event, reports: Vec<RecipientReport>) {
+    if reports.is_empty() {
         return;
-    };
-    let host = &shared.config.hostname;
-    let headers_end = content
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(content.len(), |p| p + 2);
-    let mut body = format!(
-        "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\nTo: <{sender}>\r\nSubject: Undelivered Mail Returned to Sender\r\n\
-         Date: {}\r\nMessage-ID: <{id}.bounce@{host}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nThis is the mail system at host {host}.\r\n\r\n\
-         Your message {id} could not be delivered to these recipients:\r\n\r\n",
-        crate::datetime::rfc5322(queue::now())
-    );
-    for f in failed {
-        body.push_str(&format!("<{}>: {}\r\n", f.recipient, f.diagnostic));
     }
-    body.push_str("\r\n--- Headers of the original message ---\r\n\r\n");
-    let mut bytes = body.into_bytes();
-    bytes.extend_from_slice(&content[..headers_end]);
-    let (local, domain) = sender.rsplit_once('@').unwrap_or((sender, host));
+    let host = &shared.config.hostname;
+    let is_postmaster = |a: &str| {
+        a.split('@')
+            .next()
+            .is_some_and(|l| l.eq_ignore_ascii_case("postmaster"))
+    };
+    let to = match env.sender.as_deref() {
+        Some(sender) => sender.to_string(),
+        None if event == Event::Failure && !reports.iter().any(|r| is_postmaster(&r.address)) => {
+            format!("postmaster@{host}")
+        }
+        None => return,
+    };
+    let report = Report {
+        reporting_mta: host.clone(),
+        queue_id: id.to_string(),
+        to: to.clone(),
+        arrival: env.arrived,
+        envid: env.params.envid.clone(),
+        ret: env.params.ret,
+        event,
+        recipients: reports,
+        now: queue::now(),
+    };
+    let bytes = dsn::build(&report, content);
+    let (local, domain) = to.rsplit_once('@').unwrap_or((&to, host));
     let relay = match shared.route(local, domain, true) {
         Ok(relay) => relay,
-        Err(reply) => return tracing::warn!("{id}: bounce to <{sender}> not possible: {reply}"),
+        Err(reply) => return tracing::warn!("{id}: delivery status notification to <{to}> not possible: {reply}"),
     };
     let rcpt = [Accepted {
-        address: sender.to_string(),
+        address: to.clone(),
         params: Default::default(),
         relay,
     }];
@@ -420,14 +475,23 @@ fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[F
         helo: None,
         auth: None,
     };
+    let params = MailParams {
+        body: (!bytes.is_ascii()).then_some(Body::EightBitMime),
+        ..Default::default()
+    };
     let received = |bid: &str| {
         format!(
             "Received: by {host} (mta) id {bid};\r\n\t{}\r\n",
             crate::datetime::rfc5322(queue::now())
         )
     };
-    match shared.accept_message(None, Default::default(), &rcpt, client, received, &bytes) {
-        Ok(bid) => tracing::info!("{id}: sender non-delivery notification: {bid}"),
-        Err(e) => tracing::error!("{id}: cannot queue the bounce: {e}"),
+    let kind = match event {
+        Event::Failure => "non-delivery",
+        Event::Delay => "delay",
+        Event::Success => "success",
+    };
+    match shared.accept_message(None, params, &rcpt, client, received, &bytes) {
+        Ok(bid) => tracing::info!("{id}: sender {kind} notification: {bid}"),
+        Err(e) => tracing::error!("{id}: cannot queue the {kind} notification: {e}"),
     }
 }

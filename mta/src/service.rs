@@ -5,8 +5,10 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::outbound::dkim::Signers;
 use crate::queue::{Client, Envelope, Queue, QueueError, RcptStatus, Recipient};
 use crate::recipient::{Router, Verdict};
+use crate::reload::Reloading;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::tls::Tls;
 use std::sync::Arc;
@@ -29,6 +31,8 @@ pub struct Shared {
     pub queue: Queue,
     /// The one DNS resolver of mta (`[dns]`).
     pub dns: Arc<crate::dns::Dns>,
+    /// DKIM keys, re-read when `[dkim] key_dir` changes.
+    pub dkim: Reloading<Signers>,
     /// `None` outside the daemon (`sendmail`): the runner finds new files by scanning.
     pub wake: Option<UnboundedSender<Wake>>,
 }
@@ -52,7 +56,11 @@ impl Shared {
         let router = Arc::new(Router::new(Arc::clone(&config), Arc::clone(&auth)));
         let queue = Queue::open(&config.queue.dir)?;
         let dns = Arc::new(crate::dns::Dns::new(&config.dns));
+        let dkim = Reloading::new(&config.dkim.key_dir, |dir| {
+            Signers::load(dir).map_err(|e| e.to_string())
+        });
         Ok(Shared {
+            dkim,
             config,
             tls,
             auth,
@@ -72,8 +80,28 @@ impl Shared {
         }
     }
 
+    /// `DKIM-Signature:` headers for a message we originate: from an
+    /// authenticated client or a local sender (`sendmail`, the submission
+    /// socket, our own bounces), whose From: or envelope domain has a key.
+    /// Signing here, before the queue, means a retry never signs again. A
+    /// key that fails is logged and the message goes unsigned.
+    fn dkim_signatures(&self, sender: Option<&str>, client: &Client, body: &[u8]) -> String {
+        if client.auth.is_none() && client.addr.is_some() {
+            return String::new();
+        }
+        let signed = self
+            .dkim
+            .get()
+            .and_then(|signers| signers.sign(body, sender).map_err(|e| e.to_string()));
+        signed.unwrap_or_else(|e| {
+            tracing::error!("DKIM: {e}; sending unsigned");
+            String::new()
+        })
+    }
+
     /// Queue a message durably (blocking: call from spawn_blocking), log it,
-    /// and wake the runner. `received` builds the Received: header from the id.
+    /// and wake the runner. `received` builds the Received: header from the
+    /// id. Our own mail is DKIM-signed first.
     pub fn accept_message(
         &self,
         sender: Option<String>,
@@ -105,7 +133,8 @@ impl Shared {
             next_attempt: 0,
             last_error: None,
         };
-        let id = self.queue.store(&envelope, received, body)?;
+        let signatures = self.dkim_signatures(envelope.sender.as_deref(), &envelope.client, body);
+        let id = self.queue.store(&envelope, |id| received(id) + &signatures, body)?;
         tracing::info!(
             "{id}: accepted from=<{}> size={} nrcpt={} client={} helo={} auth={}",
             envelope.sender.as_deref().unwrap_or(""),

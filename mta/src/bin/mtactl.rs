@@ -1,11 +1,12 @@
 //! `mtactl`: set up and manage the mail server (smtpctl/doveadm's role):
 //! `init` a self-contained configuration, manage virtual `user`s, make a
-//! self-signed `cert`.
+//! self-signed `cert`, `dkim generate` signing keys.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use mta::auth::users::{Users, VirtualUser};
 use mta::config::Config;
+use mta::outbound::dkim::{self, KeyAlgorithm};
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -57,6 +58,26 @@ enum Cmd {
         /// Names for the certificate; default: the configured host name.
         #[arg(long = "name")]
         names: Vec<String>,
+    },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimCmd,
+        #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Make a key for DOMAIN in `[dkim] key_dir` and print the DNS TXT record to publish.
+    Generate {
+        domain: String,
+        /// Default "mta" for RSA, "mta-ed25519" for Ed25519, so both can sign at once.
+        #[arg(long)]
+        selector: Option<String>,
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithm,
     },
 }
 
@@ -116,6 +137,15 @@ fn main() -> Result<()> {
         } => init(&root, hostname, domain, listen, port_offset),
         Cmd::User { action, config } => user(action, &Config::load(&config)?),
         Cmd::Queue { action, config } => queue(action, &Config::load(&config)?),
+        Cmd::Dkim {
+            action:
+                DkimCmd::Generate {
+                    domain,
+                    selector,
+                    algorithm,
+                },
+            config,
+        } => dkim_generate(&Config::load(&config)?, &domain, selector, algorithm),
         Cmd::Cert { config, names } => {
             let config = Config::load(&config)?;
             let names = if names.is_empty() {
@@ -170,6 +200,44 @@ fn queue(action: QueueCmd, config: &Config) -> Result<()> {
             println!("{id}: removed");
         }
     }
+    Ok(())
+}
+
+/// Write a new key (mode 0600, owned by `user` when that is set, so mta can
+/// read it after dropping root) and print its TXT record; never overwrites.
+fn dkim_generate(config: &Config, domain: &str, selector: Option<String>, algorithm: KeyAlgorithm) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let valid_label = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !domain.split('.').all(valid_label) {
+        bail!("{domain:?} is not a domain name");
+    }
+    let selector = selector.unwrap_or_else(|| match algorithm {
+        KeyAlgorithm::Rsa => "mta".into(),
+        KeyAlgorithm::Ed25519 => "mta-ed25519".into(),
+    });
+    if !valid_label(&selector) {
+        bail!("{selector:?}: a selector is letters, digits and '-'");
+    }
+    let dir = &config.dkim.key_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dkim::key_path(dir, &domain, &selector);
+    let key = dkim::generate(algorithm)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(key.private_pem.as_bytes())?;
+    file.sync_all()?;
+    if !config.user.is_empty() && nix::unistd::geteuid().is_root() {
+        let user = nix::unistd::User::from_name(&config.user)?.with_context(|| format!("no user {}", config.user))?;
+        nix::unistd::chown(&path, Some(user.uid), Some(user.gid))?;
+    }
+    eprintln!("wrote {}; publish:", path.display());
+    println!("{}", dkim::dns_record(&domain, &selector, &key.txt));
     Ok(())
 }
 
@@ -274,6 +342,26 @@ fn point_postmaster_at(aliases: &Path, address: &str) -> Result<()> {
     Ok(())
 }
 
+/// A random SRS secret (mode 0600), unless the file exists: a new key
+/// would invalidate the addresses bounces may still come back to.
+fn write_srs_key(path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    };
+    writeln!(file, "{}", mta::outbound::srs::SrsKey::generate_secret())?;
+    file.sync_all()?;
+    Ok(())
+}
+
 fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: IpAddr, offset: u16) -> Result<()> {
     std::fs::create_dir_all(root)?;
     let root = root.canonicalize()?;
@@ -306,6 +394,8 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.files.relay_domains = root.join("relay-domains");
     c.queue.dir = root.join("queue");
     c.queue.submit_socket = root.join("submit.sock");
+    c.dkim.key_dir = root.join("dkim");
+    c.srs.key_file = root.join("srs.key");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
     // Programs and files named in this aliases file run as whoever runs mta.
@@ -346,6 +436,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
             std::io::Write::write_all(&mut f, text.as_bytes())?;
         }
     }
+    write_srs_key(&c.srs.key_file)?;
     mta::tls::write_self_signed(&[c.hostname.clone()], &c.tls.cert, &c.tls.key)?;
     let config_path = root.join("mta.toml");
     std::fs::write(

@@ -37,6 +37,8 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub dns: DnsConfig,
     pub outbound: OutboundConfig,
+    pub dkim: DkimConfig,
+    pub srs: SrsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -278,6 +280,40 @@ impl Default for OutboundConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// Signing keys, `DOMAIN.SELECTOR.key` (`mtactl dkim generate`), re-read
+    /// when the directory changes. Default "/etc/mta/dkim".
+    pub key_dir: PathBuf,
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        DkimConfig {
+            key_dir: PathBuf::from("/etc/mta/dkim"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrsConfig {
+    /// HMAC key of our SRS addresses (`mtactl init` makes one). Default "/etc/mta/srs.key".
+    pub key_file: PathBuf,
+    /// Domain of the SRS addresses we make; empty means `hostname`. Default "".
+    pub domain: String,
+}
+
+impl Default for SrsConfig {
+    fn default() -> Self {
+        SrsConfig {
+            key_file: PathBuf::from("/etc/mta/srs.key"),
+            domain: String::new(),
+        }
+    }
+}
+
 fn both(port: u16) -> Vec<SocketAddr> {
     vec![
         SocketAddr::from(([0, 0, 0, 0], port)),
@@ -305,6 +341,8 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             dns: DnsConfig::default(),
             outbound: OutboundConfig::default(),
+            dkim: DkimConfig::default(),
+            srs: SrsConfig::default(),
         }
     }
 }
