@@ -247,10 +247,8 @@ fn srs_addresses_lead_back_to_the_original_sender() {
         &[&format!("<{to_remote}>")],
         "Subject: bounce\r\n\r\nx\r\n",
     );
-    mta.wait_log(
-        &format!("{id}: to=<Dave@remote.test>, status=queued (waiting for the outbound relay)"),
-        Duration::from_secs(10),
-    );
+    // Relayed to the original sender (no DNS answers in this test, so it is deferred).
+    mta.wait_log(&format!("{id}: to=<Dave@remote.test>, relay="), Duration::from_secs(40));
     // A forged or altered hash, or a mangled address, is refused at RCPT.
     let mut c = smtp(setup.smtp);
     assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
