@@ -13,9 +13,9 @@ use tracing::{info, warn};
 use super::limits::{Refusal, Slot};
 use super::state::Shared;
 use crate::control::{Effects, canonical};
-use crate::datetime::now;
 use crate::grey::{self, Decision, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
+use greyd_shared::datetime::now;
 
 /// The reply a trapped source gets, as spamd's greytrap list.
 const TRAP_MESSAGE: &str = "Your address %A has mailed to spamtraps here";
@@ -164,7 +164,7 @@ async fn pass(
     };
     let src = SocketAddr::new(ip, peer.port());
     let dst = local.map_or(upstream, |l| SocketAddr::new(canonical(l.ip()), l.port()));
-    if let Err(e) = mta.write_all(&crate::proxy::header(src, dst)).await {
+    if let Err(e) = mta.write_all(&greyd_shared::proxy::header(src, dst)).await {
         return refuse_pass(&mut client, format!("upstream {upstream}: {e}")).await;
     }
     if white {

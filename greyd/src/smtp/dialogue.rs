@@ -105,7 +105,7 @@ impl Dialogue {
 
     /// The greeting, with the time (seconds since the epoch) as ctime(3) prints it, in UTC.
     pub fn banner(&self, name: &str, unix_time: i64) -> String {
-        let time = crate::datetime::asctime(u64::try_from(unix_time).unwrap_or(0));
+        let time = greyd_shared::datetime::asctime(u64::try_from(unix_time).unwrap_or(0));
         format!("220 {} ESMTP {name}; {time}\r\n", self.config.hostname)
     }
 
