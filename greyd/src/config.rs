@@ -458,6 +458,15 @@ mod tests {
         assert_eq!(c.idle_timeout.as_secs(), 400);
         assert_eq!(c.max_bad_commands, 20);
         assert_eq!(c.max_per_source, 10);
+        assert_eq!(c.pregreet, Pregreet::Trap);
+    }
+
+    #[test]
+    fn pregreet_is_trap_log_or_off() {
+        let file: File = toml::from_str("pregreet = \"off\"").unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none"]), file).unwrap();
+        assert_eq!(c.pregreet, Pregreet::Off);
+        assert!(toml::from_str::<File>("pregreet = \"drop\"").is_err());
     }
 
     #[test]
