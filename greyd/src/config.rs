@@ -76,6 +76,19 @@ pub enum FirewallKind {
     Nftables,
 }
 
+/// What greyd does with a client that sends before its banner has ended
+/// (postscreen's pregreet test): real MTAs wait for the greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pregreet {
+    /// Trap the source for the trap time, as a spamtrap hit does.
+    Trap,
+    /// Only log it.
+    Log,
+    /// Do not check.
+    Off,
+}
+
 /// `greyd --version`: the version and the firewall backends this build has.
 #[cfg(all(target_os = "linux", greyd_ebpf))]
 const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nfirewalls: proxy none nftables ebpf");
@@ -200,6 +213,7 @@ struct File {
     alloweddomains: Option<PathBuf>,
     nospamd: Option<Vec<IpNet>>,
     max_bad_commands: Option<u32>,
+    pregreet: Option<Pregreet>,
     idle_timeout: Option<String>,
     expire_interval: Option<String>,
     user: Option<String>,
@@ -241,6 +255,7 @@ pub struct Config {
     pub alloweddomains: PathBuf,
     pub nospamd: Vec<IpNet>,
     pub max_bad_commands: u32,
+    pub pregreet: Pregreet,
     pub idle_timeout: Duration,
     pub expire_interval: Duration,
     pub user: String,
@@ -358,6 +373,7 @@ impl Config {
                 .unwrap_or_else(|| "/etc/mail/spamd.alloweddomains".into()),
             nospamd: f.nospamd.unwrap_or_default(),
             max_bad_commands: f.max_bad_commands.unwrap_or(20),
+            pregreet: f.pregreet.unwrap_or(Pregreet::Trap),
             idle_timeout: duration_or(f.idle_timeout, Duration::from_secs(400))?,
             expire_interval: duration_or(f.expire_interval, Duration::from_secs(60))?,
             user: f.user.unwrap_or_else(|| "_greyd".into()),
@@ -442,6 +458,15 @@ mod tests {
         assert_eq!(c.idle_timeout.as_secs(), 400);
         assert_eq!(c.max_bad_commands, 20);
         assert_eq!(c.max_per_source, 10);
+        assert_eq!(c.pregreet, Pregreet::Trap);
+    }
+
+    #[test]
+    fn pregreet_is_trap_log_or_off() {
+        let file: File = toml::from_str("pregreet = \"off\"").unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none"]), file).unwrap();
+        assert_eq!(c.pregreet, Pregreet::Off);
+        assert!(toml::from_str::<File>("pregreet = \"drop\"").is_err());
     }
 
     #[test]

@@ -5,22 +5,17 @@
 //! - [`db`]: the embedded, crash-safe database;
 //! - [`lists`]: black and allow lists loaded at run time;
 //! - [`firewall`]: how connections reach greyd (one trait, several backends);
-//! - [`proxy`]: PROXY protocol v2 for handing whitelisted clients on;
 //! - [`control`]: the Unix control socket used by greydb, greyd-setup and the MTA;
 //! - [`config`]: command line and TOML configuration;
-//! - [`logging`]: log lines to stderr or syslog;
 //! - [`sync`]: peer sync in spamd's wire format;
 //! - [`server`]: the async daemon that ties them together.
 
 pub mod config;
 pub mod control;
-pub mod datetime;
 pub mod db;
 pub mod firewall;
 pub mod grey;
 pub mod lists;
-pub mod logging;
-pub mod proxy;
 pub mod server;
 pub mod smtp;
 pub mod sync;

@@ -6,7 +6,7 @@
 pub mod aliases;
 pub mod auth;
 pub mod config;
-pub use greyd::datetime;
+pub use greyd_shared::datetime;
 pub mod deliver;
 pub mod dns;
 pub mod frontend;

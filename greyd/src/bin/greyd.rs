@@ -16,7 +16,7 @@ fn main() -> Result<()> {
     if !config.foreground {
         nix::unistd::daemon(false, false)?;
     }
-    greyd::logging::init(c"greyd", "RUST_LOG", config.foreground, config.verbose);
+    greyd_shared::logging::init(c"greyd", "RUST_LOG", config.foreground, config.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let foreground = config.foreground;
     if let Err(e) = runtime.block_on(greyd::server::run(config)) {

@@ -86,7 +86,7 @@ fn run(cli: &Cli) -> Result<()> {
                 );
             }
             let mut db = Db::open(&path)?;
-            let now = greyd::datetime::now();
+            let now = greyd_shared::datetime::now();
             match db.transaction(|tx| Ok(control::apply(tx, req, &settings.rules, now))) {
                 Ok(Ok((response, _))) => response,
                 Ok(Err(e)) => Response::error(e),

@@ -12,10 +12,11 @@ use tracing::{info, warn};
 
 use super::limits::{Refusal, Slot};
 use super::state::Shared;
+use crate::config::Pregreet;
 use crate::control::{Effects, canonical};
-use crate::datetime::now;
 use crate::grey::{self, Decision, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
+use greyd_shared::datetime::now;
 
 /// The reply a trapped source gets, as spamd's greytrap list.
 const TRAP_MESSAGE: &str = "Your address %A has mailed to spamtraps here";
@@ -164,7 +165,7 @@ async fn pass(
     };
     let src = SocketAddr::new(ip, peer.port());
     let dst = local.map_or(upstream, |l| SocketAddr::new(canonical(l.ip()), l.port()));
-    if let Err(e) = mta.write_all(&crate::proxy::header(src, dst)).await {
+    if let Err(e) = mta.write_all(&greyd_shared::proxy::header(src, dst)).await {
         return refuse_pass(&mut client, format!("upstream {upstream}: {e}")).await;
     }
     if white {
@@ -266,18 +267,22 @@ async fn tarpit(
     };
     let mut sent = 0usize;
     let banner = dialogue.banner(&config.banner_name, now());
-    if send(
-        &mut stream,
-        banner.as_bytes(),
-        stutter_now(&dialogue),
-        config.idle_timeout,
-    )
-    .await
-    .is_err()
+    // The last byte is held back to look for input that came before it.
+    let (head, last) = banner.as_bytes().split_at(banner.len() - 1);
+    if send(&mut stream, head, stutter_now(&dialogue), config.idle_timeout)
+        .await
+        .is_err()
     {
         return sent;
     }
+    let input_waiting = config.pregreet != Pregreet::Off && input_waiting(&stream);
+    if send(&mut stream, last, None, config.idle_timeout).await.is_err() {
+        return sent;
+    }
     sent += banner.len();
+    if dialogue.banner_ended(input_waiting).pregreet {
+        pregreet(shared, &mut dialogue, ip).await;
+    }
     let mut lines = LineReader::new();
     let mut buf = [0u8; 512];
     loop {
@@ -317,6 +322,34 @@ async fn tarpit(
             }
         }
     }
+}
+
+/// Whether the client has sent bytes not read yet (a peek, so they stay for the dialogue).
+fn input_waiting(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    // The socket is non-blocking: nothing waiting is WouldBlock.
+    matches!(socket2::SockRef::from(stream).peek(&mut byte), Ok(n) if n > 0)
+}
+
+/// A client spoke before the banner ended: trap it (or log it), as `pregreet` says.
+async fn pregreet(shared: &Arc<Shared>, dialogue: &mut Dialogue, ip: IpAddr) {
+    if shared.config.pregreet == Pregreet::Log {
+        return info!("{ip}: pregreet: sent before the banner ended (pregreet = log, not trapped)");
+    }
+    let rules = shared.config.rules;
+    let trapped = shared.with_db(move |tx| grey::trap(tx, ip, &rules, now())).await;
+    let entry = match trapped {
+        Ok(t) => t,
+        Err(e) => return warn!("{ip}: cannot trap: {e}"),
+    };
+    info!("{ip}: trapped (pregreet): sent before the banner ended");
+    dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
+    let fx = Effects {
+        trapped_added: vec![(ip, entry.expire)],
+        ..Effects::default()
+    };
+    shared.announce(&fx);
+    shared.mirror(fx, None);
 }
 
 /// spamd's -w: a small receive window makes a blacklisted sender's DATA crawl.

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::state::Shared;
 use crate::control::{MAX_REQUEST, Request, Response, apply};
-use crate::datetime::now;
+use greyd_shared::datetime::now;
 
 /// Bind the control socket, owner and group only.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {

@@ -15,11 +15,11 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::datetime::now;
 use crate::db::Db;
 use crate::firewall;
 use crate::grey::AllowedDomains;
 use crate::sync::Sync;
+use greyd_shared::datetime::now;
 use state::Shared;
 
 /// A listening socket; IPv6 sockets are v6-only so `0.0.0.0` and `::` can both be bound.

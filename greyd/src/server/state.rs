@@ -14,12 +14,12 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::control::Effects;
-use crate::datetime::now;
 use crate::db::{Db, DbError, ListKind, Tx};
 use crate::firewall::{Firewall, FirewallState};
 use crate::grey::AllowedDomains;
 use crate::lists::Lists;
 use crate::sync::{Sync, SyncMessage};
+use greyd_shared::datetime::now;
 
 use super::limits::Limits;
 

@@ -36,6 +36,8 @@ pub struct Step {
     pub data_started: bool,
     /// Hang up after sending `reply`.
     pub close: bool,
+    /// The client sent before the banner had ended (postscreen's pregreet).
+    pub pregreet: bool,
 }
 
 impl Step {
@@ -105,8 +107,18 @@ impl Dialogue {
 
     /// The greeting, with the time (seconds since the epoch) as ctime(3) prints it, in UTC.
     pub fn banner(&self, name: &str, unix_time: i64) -> String {
-        let time = crate::datetime::asctime(u64::try_from(unix_time).unwrap_or(0));
+        let time = greyd_shared::datetime::asctime(u64::try_from(unix_time).unwrap_or(0));
         format!("220 {} ESMTP {name}; {time}\r\n", self.config.hostname)
+    }
+
+    /// The banner has been sent; `input_waiting`: the client had already
+    /// sent something before its last byte went out, which no client that
+    /// waits for the greeting does.
+    pub fn banner_ended(&mut self, input_waiting: bool) -> Step {
+        Step {
+            pregreet: input_waiting,
+            ..Step::default()
+        }
     }
 
     /// Answer one line (or line error) from the client.
@@ -316,6 +328,13 @@ mod tests {
             Some("451 Temporary failure, please try again later.\r\n")
         );
         assert!(step.close);
+    }
+
+    #[test]
+    fn input_before_the_banner_ended_is_a_pregreet() {
+        let mut d = dialogue(Mode::Grey);
+        assert!(d.banner_ended(true).pregreet);
+        assert_eq!(d.banner_ended(false), Step::default(), "waiting for the banner is fine");
     }
 
     #[test]

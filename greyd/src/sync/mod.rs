@@ -154,7 +154,7 @@ impl Sync {
             local.set_ip(IpAddr::V4(ip));
         }
         // Start the counter at the clock so it keeps rising across restarts.
-        let counter = AtomicU32::new(crate::datetime::now() as u32);
+        let counter = AtomicU32::new(greyd_shared::datetime::now() as u32);
         Ok(Sync {
             socket,
             local,

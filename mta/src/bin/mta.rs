@@ -57,7 +57,7 @@ fn main() -> Result<()> {
     if let Some(Helper::DeliverAsUser(args)) = cli.helper {
         return deliver_as_user(&cli.config, args);
     }
-    greyd::logging::init(c"mta", "MTA_LOG", !cli.syslog, false);
+    greyd_shared::logging::init(c"mta", "MTA_LOG", !cli.syslog, false);
     let config = Config::load(&cli.config)?;
     keep_large_blocks_mapped();
     // Store and queue work runs on the blocking pool; a bounded pool keeps a

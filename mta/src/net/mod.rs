@@ -7,8 +7,8 @@ mod gate;
 
 pub use gate::{Gate, Refused, Ticket};
 
-use crate::smtp::proxy::{self, ProxyError, ProxyHeader};
 use crate::tls::Tls;
+use greyd_shared::proxy::{self, ProxyError, ProxyHeader};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
