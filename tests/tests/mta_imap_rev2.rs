@@ -219,6 +219,15 @@ r.cmd(b"SELECT INBOX")
 untagged, tagged = r.cmd(b"FETCH 2 (BINARY.PEEK[1] BODY.PEEK[])")
 parts = untagged[0]
 print("literal8", parts[0].endswith(b"BINARY[1] ~{7}"), parts[1] == b"A\x00B\x00C\r\n", parts[3] == raw)
+
+# A session whose only sign of BINARY is a literal8 APPEND gets BODY[] with NUL as literal8.
+s = Raw("s")
+raw = b"Subject: nul 2\r\n\r\nX\x00Y\r\n"
+s.cmd(b"APPEND INBOX ~{%d+}\r\n" % len(raw) + raw)
+s.cmd(b"SELECT INBOX")
+untagged, tagged = s.cmd(b"FETCH 3 (BODY.PEEK[])")
+parts = untagged[0]
+print("append-literal8", parts[0].endswith(b"BODY[] ~{%d}" % len(raw)), parts[1] == raw)
 c.logout()
 "#,
     );
@@ -235,6 +244,10 @@ c.logout()
     assert_eq!(lines[6], "seen 1 (FLAGS (\\Seen \\Recent))", "BINARY sets \\Seen");
     assert_eq!(lines[7], "append8 OK");
     assert_eq!(lines[8], "literal8 True True True");
+    assert_eq!(
+        lines[9], "append-literal8 True True",
+        "a literal8 APPEND shows the client reads literal8"
+    );
 }
 
 #[test]

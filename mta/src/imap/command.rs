@@ -111,6 +111,8 @@ pub struct AppendMessage {
     pub flags: Vec<String>,
     pub date: Option<i64>,
     pub data: Vec<u8>,
+    /// Sent as a plain `~{n}` literal8: the client speaks BINARY (RFC 3516 §4.3).
+    pub literal8: bool,
 }
 
 /// SELECT's QRESYNC parameter: what the client knew (RFC 7162 §3.2.5).
@@ -410,13 +412,14 @@ impl<'a> Parser<'a> {
         self.literal_rest()
     }
 
-    /// A literal or, where BINARY allows it (APPEND), a literal8 `~{n}`.
-    fn literal_or_literal8(&mut self) -> Result<Vec<u8>> {
+    /// A literal or, where BINARY allows it (APPEND), a literal8 `~{n}`;
+    /// true for a literal8.
+    fn literal_or_literal8(&mut self) -> Result<(Vec<u8>, bool)> {
         if self.eat(b'~') {
             self.expect(b'{')?;
-            return self.literal_rest();
+            return Ok((self.literal_rest()?, true));
         }
-        self.literal()
+        Ok((self.literal()?, false))
     }
 
     /// A literal after its `{`.
@@ -1113,7 +1116,8 @@ impl<'a> Parser<'a> {
             None
         };
         // UTF8=ACCEPT's `UTF8 (~{n} ...)` form (RFC 6855 §4): a message with UTF-8 headers.
-        let data = if matches!(self.peek(), Some(b'U' | b'u')) {
+        // The UTF8 form's literal8 is UTF8=ACCEPT syntax, no sign of BINARY.
+        let (data, literal8) = if matches!(self.peek(), Some(b'U' | b'u')) {
             if self.keyword()? != "UTF8" {
                 return Err("expected a literal or UTF8".into());
             }
@@ -1123,11 +1127,16 @@ impl<'a> Parser<'a> {
             self.expect(b'{')?;
             let data = self.literal_rest()?;
             self.expect(b')')?;
-            data
+            (data, false)
         } else {
             self.literal_or_literal8()?
         };
-        Ok(AppendMessage { flags, date, data })
+        Ok(AppendMessage {
+            flags,
+            date,
+            data,
+            literal8,
+        })
     }
 
     fn nstring(&mut self) -> Result<Option<Vec<u8>>> {
@@ -1317,7 +1326,8 @@ mod tests {
                 messages: vec![AppendMessage {
                     flags: vec!["\\Seen".into(), "\\Draft".into()],
                     date: Some(837596665),
-                    data: b"hello".to_vec()
+                    data: b"hello".to_vec(),
+                    literal8: false
                 }]
             }
         );
@@ -1440,17 +1450,20 @@ mod tests {
                     AppendMessage {
                         flags: vec!["\\Seen".into()],
                         date: None,
-                        data: b"A".to_vec()
+                        data: b"A".to_vec(),
+                        literal8: false
                     },
                     AppendMessage {
                         flags: vec![],
                         date: None,
-                        data: b"B\0".to_vec()
+                        data: b"B\0".to_vec(),
+                        literal8: true
                     },
                     AppendMessage {
                         flags: vec![],
                         date: Some(837596665),
-                        data: b"C".to_vec()
+                        data: b"C".to_vec(),
+                        literal8: false
                     },
                 ]
             }
@@ -1569,8 +1582,8 @@ mod tests {
             let Command::Append { messages: parsed, .. } = parse(&command).unwrap().command else {
                 panic!("not an APPEND");
             };
-            let sent: Vec<&Vec<u8>> = messages.iter().map(|m| &m.0).collect();
-            let got: Vec<&Vec<u8>> = parsed.iter().map(|m| &m.data).collect();
+            let sent: Vec<(&Vec<u8>, bool)> = messages.iter().map(|m| (&m.0, m.1)).collect();
+            let got: Vec<(&Vec<u8>, bool)> = parsed.iter().map(|m| (&m.data, m.literal8)).collect();
             prop_assert_eq!(got, sent);
         }
 

@@ -435,8 +435,8 @@ pub struct Session {
     /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
     saved: Vec<u32>,
     deflate: Option<Deflate>,
-    /// The client has fetched BINARY items, so it reads literal8: BODY[]
-    /// contents with NUL go out as `~{n}` (RFC 3516 §4.3).
+    /// The client has fetched BINARY items or APPENDed a literal8, so it
+    /// reads literal8: BODY[] contents with NUL go out as `~{n}` (RFC 3516 §4.3).
     binary: bool,
 }
 
@@ -1363,6 +1363,7 @@ impl Session {
         if messages.iter().any(|m| m.data.is_empty()) {
             return self.line(&format!("{tag} NO Empty message"));
         }
+        self.binary |= messages.iter().any(|m| m.literal8);
         let adding = messages.iter().map(|m| m.data.len() as u64).sum();
         if over_quota(self.shared.config.imap.quota, self.store(), adding).await {
             return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
