@@ -5,8 +5,8 @@
 //! through the outbound relay (`outbound::Outbound`) in the same attempt.
 
 use crate::deliver::{self, Message};
-use crate::outbound::{Disposition, Outbound};
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
+use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{Accepted, Shared, Wake};
