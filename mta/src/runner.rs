@@ -47,11 +47,8 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
     // Running when ETRN asked for an immediate attempt: retry at once when done.
     let mut rerun: HashSet<String> = HashSet::new();
     let mut attempts: JoinSet<(String, Result<Outcome, String>)> = JoinSet::new();
-    match shared.queue.clean_orphans() {
-        Ok(n) if n > 0 => tracing::info!("queue: removed {n} orphan files"),
-        Ok(_) => {}
-        Err(e) => tracing::error!("{e}"),
-    }
+    let mut cleaned = std::time::Instant::now();
+    clean_crash_leftovers(&shared);
     scan(&shared, &mut schedule);
     loop {
         let now = queue::now();
@@ -108,7 +105,14 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
                 }
                 None => return,
             },
-            _ = tokio::time::sleep(sleep) => scan(&shared, &mut schedule),
+            _ = tokio::time::sleep(sleep) => {
+                // At most a minute apart, and as often as leftovers can come of age.
+                if cleaned.elapsed() >= shared.config.smtp.data_timeout.min(Duration::from_secs(60)) {
+                    cleaned = std::time::Instant::now();
+                    clean_crash_leftovers(&shared);
+                }
+                scan(&shared, &mut schedule);
+            }
         }
     }
 }
@@ -116,6 +120,17 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
 /// Schedule messages found in the spool that we do not know yet (after a
 /// restart, dropped by `sendmail`, released from hold), and forget those
 /// that left the queue (deleted or held by `mtactl queue`).
+/// Remove content files without an envelope and stale envelope temporaries
+/// (never acknowledged: a crash came between writing and the 250) once they
+/// are older than the data timeout, so nothing still being written is touched.
+fn clean_crash_leftovers(shared: &Shared) {
+    match shared.queue.clean_orphans(shared.config.smtp.data_timeout) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!("queue: removed {n} files left by a crash (never acknowledged)"),
+        Err(e) => tracing::error!("{e}"),
+    }
+}
+
 fn scan(shared: &Shared, schedule: &mut HashMap<String, u64>) {
     match shared.queue.list() {
         Ok(ids) => {

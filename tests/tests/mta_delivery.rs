@@ -415,3 +415,33 @@ fn a_user_setting_the_files_do_not_allow_is_refused_at_start_and_mtactl_keeps_ow
     unsafe { libc::kill(mta.pid() as i32, libc::SIGHUP) };
     mta.wait_log("SIGHUP: TLS certificate reloaded", Duration::from_secs(10));
 }
+
+#[test]
+fn files_a_crash_left_in_the_queue_are_removed_once_older_than_the_data_timeout() {
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    setup.edit("data_timeout = \"10m\"", "data_timeout = \"2s\"");
+    let queue = setup.root().join("queue");
+    let mta = setup.start();
+    // What a kill -9 between writing and the 250 leaves: content without an
+    // envelope, and an envelope that was never renamed into place.
+    std::fs::write(queue.join("06B0000000000000000000.msg"), "Subject: never acked\r\n\r\n").unwrap();
+    std::fs::write(queue.join("06B0000000000000000001.env.tmp"), "{").unwrap();
+    let id = send(
+        setup.smtp,
+        "bob@remote.test",
+        &["alice@example.test"],
+        "Subject: real\r\n\r\nx\r\n",
+    );
+    mta.wait_log(
+        "queue: removed 2 files left by a crash (never acknowledged)",
+        Duration::from_secs(15),
+    );
+    assert!(!queue.join("06B0000000000000000000.msg").exists());
+    assert!(!queue.join("06B0000000000000000001.env.tmp").exists());
+    let msgs = wait_messages(&setup.maildir("alice@example.test"), 1);
+    assert!(
+        String::from_utf8_lossy(&msgs[0]).contains("Subject: real"),
+        "{id} delivered"
+    );
+}

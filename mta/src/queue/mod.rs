@@ -296,11 +296,11 @@ impl Queue {
     }
 
     /// Delete content files without an envelope and stale envelope temporaries
-    /// left by a crash; only files older than an hour, since a `sendmail`
-    /// process may be writing a new one right now.
-    pub fn clean_orphans(&self) -> Result<usize, QueueError> {
+    /// left by a crash; only files older than `older_than`, since an SMTP
+    /// session or a `sendmail` process may be writing a new one right now.
+    pub fn clean_orphans(&self, older_than: std::time::Duration) -> Result<usize, QueueError> {
         let mut removed = 0;
-        let cutoff = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let cutoff = SystemTime::now() - older_than;
         for entry in io(&self.dir, std::fs::read_dir(&self.dir))?.filter_map(|e| e.ok()) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let orphan = match name.strip_suffix(".msg") {
@@ -336,6 +336,44 @@ mod tests {
             next_attempt: 0,
             last_error: None,
         }
+    }
+
+    #[test]
+    fn crash_leftovers_older_than_the_cutoff_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let kept = q.store(&envelope(), |_| String::new(), b"x\r\n").unwrap();
+        let held = q.store(&envelope(), |_| String::new(), b"x\r\n").unwrap();
+        q.hold(&held).unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(660);
+        for name in ["crashed.msg", "crashed.env.tmp", &format!("{kept}.env.tmp")] {
+            let f = File::create(dir.path().join(name)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        std::fs::write(dir.path().join("writing.msg"), b"fresh").unwrap();
+        for file in [q.content_path(&kept), q.content_path(&held)] {
+            File::options()
+                .write(true)
+                .open(file)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert_eq!(q.clean_orphans(std::time::Duration::from_secs(600)).unwrap(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            format!("{kept}.env"),
+            format!("{kept}.msg"),
+            format!("{held}.hold"),
+            format!("{held}.msg"),
+            "writing.msg".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
     }
 
     #[test]
