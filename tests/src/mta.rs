@@ -151,6 +151,24 @@ impl Default for MtaSetup {
     }
 }
 
+/// One SMTP transaction, each step asserted 250 (354 for DATA); `mail` and
+/// `rcpts` are the arguments as sent (`<a@b> RET=HDRS`). Returns the queue id.
+pub fn send_transaction(addr: SocketAddr, mail: &str, rcpts: &[&str], body: &str) -> String {
+    let mut c = smtp(addr);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    let r = c.cmd(&format!("MAIL FROM:{mail}")).unwrap();
+    assert_eq!(r.code, 250, "{r:?}");
+    for rcpt in rcpts {
+        let r = c.cmd(&format!("RCPT TO:{rcpt}")).unwrap();
+        assert_eq!(r.code, 250, "{rcpt}: {r:?}");
+    }
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    c.send_raw(body.as_bytes()).unwrap();
+    let r = c.cmd(".").unwrap();
+    assert_eq!(r.code, 250, "{r:?}");
+    r.text().rsplit(' ').next().unwrap().to_string()
+}
+
 /// Connect to `addr`, read the greeting (asserting 220).
 pub fn smtp(addr: SocketAddr) -> SmtpClient {
     let stream = std::net::TcpStream::connect(addr).unwrap();

@@ -7,18 +7,9 @@ use std::io::Write;
 use std::time::Duration;
 
 fn send(addr: std::net::SocketAddr, from: &str, rcpts: &[&str], body: &str) -> String {
-    let mut c = smtp(addr);
-    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")).unwrap().code, 250);
-    for r in rcpts {
-        let reply = c.cmd(&format!("RCPT TO:<{r}>")).unwrap();
-        assert_eq!(reply.code, 250, "{r}: {reply:?}");
-    }
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
-    c.send_raw(body.as_bytes()).unwrap();
-    let r = c.cmd(".").unwrap();
-    assert_eq!(r.code, 250, "{r:?}");
-    r.text().rsplit(' ').next().unwrap().to_string()
+    let rcpts: Vec<String> = rcpts.iter().map(|r| format!("<{r}>")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    send_transaction(addr, &format!("<{from}>"), &rcpts, body)
 }
 
 #[test]

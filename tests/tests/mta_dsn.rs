@@ -10,19 +10,7 @@ use std::time::Duration;
 
 /// One SMTP transaction with DSN parameters; returns the queue id.
 fn send(setup: &MtaSetup, mail: &str, rcpts: &[&str], body: &str) -> String {
-    let mut c = smtp(setup.smtp);
-    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-    let r = c.cmd(&format!("MAIL FROM:{mail}")).unwrap();
-    assert_eq!(r.code, 250, "{r:?}");
-    for rcpt in rcpts {
-        let r = c.cmd(&format!("RCPT TO:{rcpt}")).unwrap();
-        assert_eq!(r.code, 250, "{rcpt}: {r:?}");
-    }
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
-    c.send_raw(body.as_bytes()).unwrap();
-    let r = c.cmd(".").unwrap();
-    assert_eq!(r.code, 250, "{r:?}");
-    r.text().rsplit(' ').next().unwrap().to_string()
+    send_transaction(setup.smtp, mail, rcpts, body)
 }
 
 /// Python prints the report's structure: the top-level type and
