@@ -10,6 +10,7 @@ use clap::Parser;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::dnswl::Site;
 use crate::grey::GreyRules;
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +183,16 @@ pub struct Cli {
     /// Control socket path.
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
+
+/// The `[dns]` table: the resolver SPF and DNSWL lookups go through.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsFile {
+    nameservers: Option<Vec<SocketAddr>>,
 }
 
 /// The TOML file: every key optional, each overriding a default.
@@ -226,6 +237,13 @@ struct File {
     xdp_interfaces: Option<Vec<String>>,
     bpf_pin_dir: Option<PathBuf>,
     pfctl: Option<PathBuf>,
+    aggregate_v4: Option<u8>,
+    aggregate_v6: Option<u8>,
+    spf_promotion: Option<bool>,
+    dnswl: Option<Vec<String>>,
+    dnswl_threshold: Option<i32>,
+    metrics: Option<SocketAddr>,
+    dns: Option<DnsFile>,
 }
 
 /// The merged configuration greyd runs with.
@@ -268,6 +286,16 @@ pub struct Config {
     pub xdp_interfaces: Vec<String>,
     pub bpf_pin_dir: PathBuf,
     pub pfctl: PathBuf,
+    /// Whitelist a retry from another address when both pass SPF for the MAIL FROM domain.
+    pub spf_promotion: bool,
+    /// DNS allowlists consulted for sources that would be greylisted.
+    pub dnswl: Vec<Site>,
+    /// A DNSWL score at or below this passes the source and whitelists it.
+    pub dnswl_threshold: i32,
+    /// Where the Prometheus endpoint listens, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// DNS servers for SPF and DNSWL (empty: /etc/resolv.conf).
+    pub nameservers: Vec<SocketAddr>,
 }
 
 pub const DEFAULT_DB: &str = "/var/db/greyd/greyd.db";
@@ -390,6 +418,16 @@ impl Config {
             xdp_interfaces: f.xdp_interfaces.unwrap_or_default(),
             bpf_pin_dir: f.bpf_pin_dir.unwrap_or_else(|| "/sys/fs/bpf/greyd".into()),
             pfctl: f.pfctl.unwrap_or_else(|| "/sbin/pfctl".into()),
+            spf_promotion: f.spf_promotion.unwrap_or(true),
+            dnswl: f
+                .dnswl
+                .unwrap_or_default()
+                .iter()
+                .map(|s| Site::parse(s).map_err(|e| invalid(e.to_string())))
+                .collect::<Result<_, _>>()?,
+            dnswl_threshold: f.dnswl_threshold.unwrap_or(-1),
+            metrics: cli.metrics.or(f.metrics),
+            nameservers: f.dns.and_then(|d| d.nameservers).unwrap_or_default(),
         })
     }
 }
@@ -401,11 +439,26 @@ fn duration_or(value: Option<String>, default: Duration) -> Result<Duration, Con
 impl File {
     fn rules(&self) -> Result<GreyRules, ConfigError> {
         let d = GreyRules::default();
+        // Shorter prefixes would let unrelated senders pass on each other's retries.
+        let prefix = |key: &str, value: Option<u8>, default: u8, range: std::ops::RangeInclusive<u8>| {
+            let v = value.unwrap_or(default);
+            if range.contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(format!(
+                    "{key} must be a prefix length from {} to {}, not {v}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
         Ok(GreyRules {
             passtime: duration_or(self.passtime.clone(), d.passtime)?,
             greyexp: duration_or(self.greyexp.clone(), d.greyexp)?,
             whiteexp: duration_or(self.whiteexp.clone(), d.whiteexp)?,
             trapexp: duration_or(self.trapexp.clone(), d.trapexp)?,
+            aggregate_v4: prefix("aggregate_v4", self.aggregate_v4, d.aggregate_v4, 16..=32)?,
+            aggregate_v6: prefix("aggregate_v6", self.aggregate_v6, d.aggregate_v6, 32..=128)?,
         })
     }
 }
@@ -459,6 +512,35 @@ mod tests {
         assert_eq!(c.max_bad_commands, 20);
         assert_eq!(c.max_per_source, 10);
         assert_eq!(c.pregreet, Pregreet::Trap);
+        assert_eq!((c.rules.aggregate_v4, c.rules.aggregate_v6), (32, 64));
+        assert!(c.spf_promotion);
+        assert_eq!((c.dnswl.len(), c.dnswl_threshold), (0, -1));
+        assert!(c.nameservers.is_empty() && c.metrics.is_none());
+    }
+
+    #[test]
+    fn smart_greylisting_keys() {
+        let file: File = toml::from_str(
+            "aggregate_v4 = 24\naggregate_v6 = 56\nspf_promotion = false\n\
+             dnswl = [\"list.dnswl.example=127.0.[0..255].[1..3]*-5\"]\ndnswl_threshold = -3\n\
+             metrics = \"127.0.0.1:9100\"\n[dns]\nnameservers = [\"127.0.0.1:5353\"]\n",
+        )
+        .unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none"]), file).unwrap();
+        assert_eq!((c.rules.aggregate_v4, c.rules.aggregate_v6), (24, 56));
+        assert!(!c.spf_promotion);
+        assert_eq!(
+            (c.dnswl[0].domain.as_str(), c.dnswl[0].weight, c.dnswl_threshold),
+            ("list.dnswl.example", -5, -3)
+        );
+        assert_eq!(c.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.nameservers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
+        let wide: File = toml::from_str("aggregate_v4 = 8").unwrap();
+        let err = Config::merge(&cli(&["--firewall", "none"]), wide).unwrap_err();
+        assert!(err.to_string().contains("aggregate_v4"), "{err}");
+        let bad: File = toml::from_str("dnswl = [\"wl.example*x\"]").unwrap();
+        let err = Config::merge(&cli(&["--firewall", "none"]), bad).unwrap_err();
+        assert!(err.to_string().contains("wl.example*x"), "{err}");
     }
 
     #[test]

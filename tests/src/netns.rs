@@ -56,6 +56,22 @@ impl Netns {
         Netns { name }
     }
 
+    /// A namespace of its own with `addrs` (`address/prefix`) on a veth pair
+    /// whose both ends stay inside it: many source addresses of one network
+    /// (an IPv6 /64, say) that only this namespace can reach.
+    pub fn with_addresses(addrs: &[&str]) -> Netns {
+        let ns = Netns::new("addr");
+        ip(&[
+            "-n", &ns.name, "link", "add", "ga", "type", "veth", "peer", "name", "gb",
+        ]);
+        for addr in addrs {
+            ip(&["-n", &ns.name, "addr", "add", addr, "dev", "ga", "nodad"]);
+        }
+        ip(&["-n", &ns.name, "link", "set", "ga", "up"]);
+        ip(&["-n", &ns.name, "link", "set", "gb", "up"]);
+        ns
+    }
+
     /// A command that runs inside the namespace (nsenter execs it, so its PID is the program's).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("nsenter");

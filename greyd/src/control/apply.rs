@@ -46,7 +46,7 @@ impl From<&Decision> for Effects {
     fn from(decision: &Decision) -> Effects {
         let mut fx = Effects::default();
         match decision {
-            Decision::Promote(w) => fx.white_added.push((w.ip, w.expire)),
+            Decision::Promote(whites, _) => fx.white_added.extend(whites.iter().map(|w| (w.ip, w.expire))),
             Decision::Trap(t, _) => fx.trapped_added.push((t.ip, t.expire)),
             Decision::NewGrey(_) | Decision::StillGrey(_) => {}
         }

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS grey (
     first INTEGER NOT NULL, pass INTEGER NOT NULL, expire INTEGER NOT NULL,
     bcount INTEGER NOT NULL, pcount INTEGER NOT NULL,
     PRIMARY KEY (ip, helo, sender, rcpt)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grey_pair ON grey (sender, rcpt);
 CREATE TABLE IF NOT EXISTS white (
     ip TEXT PRIMARY KEY, first INTEGER NOT NULL, pass INTEGER NOT NULL, expire INTEGER NOT NULL,
     bcount INTEGER NOT NULL, pcount INTEGER NOT NULL) WITHOUT ROWID;
@@ -182,6 +183,32 @@ impl Tx<'_> {
             )
             .optional()
             .map_err(Into::into)
+    }
+
+    /// Every grey entry for this sender and recipient, from any address and HELO.
+    pub fn greys_for(&self, from: &str, to: &str) -> Result<Vec<GreyEntry>, DbError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT ip, helo, first, pass, expire, bcount, pcount FROM grey
+             WHERE sender = ?1 AND rcpt = ?2 ORDER BY first",
+        )?;
+        let mut rows = stmt.query(params![from, to])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(GreyEntry {
+                tuple: GreyTuple {
+                    ip: ip_of(r.get(0)?)?,
+                    helo: r.get(1)?,
+                    from: from.to_string(),
+                    to: to.to_string(),
+                },
+                first: r.get(2)?,
+                pass: r.get(3)?,
+                expire: r.get(4)?,
+                bcount: r.get(5)?,
+                pcount: r.get(6)?,
+            });
+        }
+        Ok(out)
     }
 
     pub fn put_grey(&self, e: &GreyEntry) -> Result<(), DbError> {

@@ -14,7 +14,7 @@ use super::limits::{Refusal, Slot};
 use super::state::Shared;
 use crate::config::Pregreet;
 use crate::control::{Effects, canonical};
-use crate::grey::{self, Decision, GreyTuple};
+use crate::grey::{self, Decision, Evidence, GreyTuple};
 use crate::smtp::{Dialogue, DialogueConfig, LineReader, Mode, black_reply};
 use greyd_shared::datetime::now;
 
@@ -26,10 +26,30 @@ enum Verdict {
     /// Whitelisted (`white`: refresh its entry) or allowed: splice to the MTA.
     Pass { white: bool },
     /// Blacklisted (list names for the log) or trapped.
-    Black { lists: String, reply: String },
+    Black {
+        lists: String,
+        reply: String,
+        trapped: bool,
+    },
     /// Unknown: greylist (tuples recorded unless in blacklist-only mode).
     Grey,
 }
+
+impl Verdict {
+    /// The connection's class in the metrics.
+    fn class(&self) -> &'static str {
+        match self {
+            Verdict::Pass { white: true } => "white",
+            Verdict::Pass { white: false } => "allowed",
+            Verdict::Black { trapped: true, .. } => "trapped",
+            Verdict::Black { .. } => "black",
+            Verdict::Grey => "grey",
+        }
+    }
+}
+
+/// Most other addresses of a sender whose SPF is checked for one retry.
+const MAX_SPF_CANDIDATES: usize = 4;
 
 /// Counts a connection for as long as it lives.
 struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -63,6 +83,7 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
         return Verdict::Black {
             lists: "spamd-greytrap".into(),
             reply,
+            trapped: true,
         };
     }
     let matches = m.lists.black_matches(ip);
@@ -71,6 +92,7 @@ fn classify(shared: &Shared, ip: IpAddr, now: i64) -> Verdict {
         return Verdict::Black {
             lists: names.join(" "),
             reply: black_reply(&matches, ip, config.reply_code),
+            trapped: false,
         };
     }
     if config.blacklist_only {
@@ -125,17 +147,27 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, verdict
     let ip = canonical(peer.ip());
     let local = shared.firewall.original_destination(&stream);
     let started = Instant::now();
+    let (verdict, class) = match verdict {
+        Verdict::Grey if dnswl_pass(&shared, ip).await => (Verdict::Pass { white: false }, "white"),
+        v => {
+            let class = v.class();
+            (v, class)
+        }
+    };
+    crate::metrics::connection(class);
     let outcome = match (verdict, shared.firewall.upstream()) {
         (Verdict::Pass { white }, Some(upstream)) => pass(&shared, stream, peer, local, upstream, white).await,
-        (Verdict::Black { lists, reply }, _) => {
+        (Verdict::Black { lists, reply, .. }, _) => {
             let (_black, black_open) = Counted::new(&shared.black);
             let stutter = black_open <= shared.config.maxblack;
             let sent = tarpit(&shared, stream, ip, local, Mode::Black { reply }, stutter).await;
+            crate::metrics::tarpit_spent(class, sent, started.elapsed());
             format!("{sent} bytes sent, lists: {lists}")
         }
         // With no upstream (firewall none) a passed source can only be greylisted.
         (Verdict::Grey | Verdict::Pass { .. }, _) => {
             let sent = tarpit(&shared, stream, ip, local, Mode::Grey, true).await;
+            crate::metrics::tarpit_spent("grey", sent, started.elapsed());
             format!("{sent} bytes sent, greylisted")
         }
     };
@@ -143,6 +175,39 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, verdict
         "{ip}: disconnected after {:.1}s, {outcome}",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A source the DNS allowlists vouch for (score at or below the threshold)
+/// skips greylisting: it is whitelisted now, as a promotion would, and passed.
+async fn dnswl_pass(shared: &Arc<Shared>, ip: IpAddr) -> bool {
+    if !shared.dns.has_dnswl() {
+        return false;
+    }
+    let score = shared.dns.dnswl_score(ip).await;
+    let threshold = shared.config.dnswl_threshold;
+    if score > threshold {
+        return false;
+    }
+    let rules = shared.config.rules;
+    let white = match shared
+        .with_db(move |tx| grey::refresh_white(tx, ip, &rules, now()))
+        .await
+    {
+        Ok(w) => w,
+        Err(e) => {
+            warn!("{ip}: cannot whitelist: {e}");
+            return false;
+        }
+    };
+    info!("{ip}: whitelisted: DNSWL score {score} is at or below {threshold}");
+    crate::metrics::promotions("dnswl", 1);
+    let fx = Effects {
+        white_added: vec![(ip, white.expire)],
+        ..Effects::default()
+    };
+    shared.announce(&fx);
+    shared.mirror(fx, None);
+    true
 }
 
 /// Splice a whitelisted client to the MTA after a PROXY v2 header.
@@ -343,6 +408,7 @@ async fn pregreet(shared: &Arc<Shared>, dialogue: &mut Dialogue, ip: IpAddr) {
         Err(e) => return warn!("{ip}: cannot trap: {e}"),
     };
     info!("{ip}: trapped (pregreet): sent before the banner ended");
+    crate::metrics::trap_hit("pregreet");
     dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
     let fx = Effects {
         trapped_added: vec![(ip, entry.expire)],
@@ -360,35 +426,77 @@ fn shrink_window(stream: &TcpStream, window: Option<u32>) {
     }
 }
 
+/// SPF evidence for a retry whose sender and recipient first came from other
+/// addresses that have waited out the pass time; asked only then, and only
+/// when nothing else promotes the tuple, so most tuples cost no lookup.
+async fn spf_evidence(shared: &Arc<Shared>, tuple: &GreyTuple) -> Evidence {
+    let sender = grey::dequote(&tuple.from);
+    if !shared.config.spf_promotion || !sender.contains('@') {
+        return Evidence::default();
+    }
+    let (from, to) = (tuple.from.clone(), tuple.to.clone());
+    let seen = match shared.with_db(move |tx| tx.greys_for(&from, &to)).await {
+        Ok(seen) => seen,
+        Err(e) => {
+            warn!("{}: cannot read grey entries: {e}", tuple.ip);
+            return Evidence::default();
+        }
+    };
+    let candidates = grey::spf_candidates(tuple, &seen, &shared.config.rules, now());
+    if candidates.is_empty() || !shared.dns.spf_passes(tuple.ip, &tuple.helo, &sender).await {
+        return Evidence::default();
+    }
+    let mut spf_pass = vec![tuple.ip];
+    for ip in candidates.into_iter().take(MAX_SPF_CANDIDATES) {
+        if shared.dns.spf_passes(ip, &tuple.helo, &sender).await {
+            spf_pass.push(ip);
+            break;
+        }
+    }
+    Evidence { spf_pass }
+}
+
 /// Greylist a tuple; a trap turns the rest of this dialogue black.
 async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple, on_low_mx: bool) {
+    let evidence = spf_evidence(shared, &tuple).await;
     let rules = shared.config.rules;
     let shared2 = Arc::clone(shared);
     let t = tuple.clone();
     let when = now();
     let decision = shared
-        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &rules, when))
+        .with_db(move |tx| grey::record_tuple(tx, &t, &shared2.allowed, on_low_mx, &evidence, &rules, when))
         .await;
     let ip = tuple.ip;
     let decision = match decision {
         Ok(d) => d,
         Err(e) => return warn!("{ip}: cannot record tuple: {e}"),
     };
+    crate::metrics::tuple();
     match &decision {
         Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: {} -> {}", tuple.from, tuple.to),
-        Decision::Promote(_) => {
+        Decision::Promote(whites, reason) => {
+            let also: Vec<String> = whites.iter().skip(1).map(|w| w.ip.to_string()).collect();
+            let also = if also.is_empty() {
+                String::new()
+            } else {
+                format!(", with {} where it was first seen", also.join(" "))
+            };
             info!(
-                "{ip}: whitelisted: {} -> {} retried after the pass time",
-                tuple.from, tuple.to
-            )
+                "{ip}: whitelisted ({}): {} -> {} retried after the pass time{also}",
+                reason.as_str(),
+                tuple.from,
+                tuple.to
+            );
+            crate::metrics::promotions(reason.as_str(), whites.len());
         }
         Decision::Trap(_, reason) => {
             info!("{ip}: trapped ({}): {} -> {}", reason.as_str(), tuple.from, tuple.to);
+            crate::metrics::trap_hit(reason.name());
             dialogue.trap(crate::smtp::message_reply(TRAP_MESSAGE, ip, shared.config.reply_code));
         }
     }
     if let Some(sync) = &shared.sync {
-        sync.send(&[crate::sync::announce(&decision, &tuple, when)]);
+        sync.send(&crate::sync::announce(&decision, &tuple, when));
     }
     shared.mirror(Effects::from(&decision), None);
 }

@@ -3,6 +3,7 @@
 
 mod conn;
 mod control;
+mod dns;
 mod limits;
 mod state;
 
@@ -100,6 +101,10 @@ pub async fn run(config: Config) -> Result<()> {
             config.sync_port,
         )?)
     };
+    if let Some(addr) = config.metrics {
+        crate::metrics::install(addr).with_context(|| format!("cannot serve metrics on {addr}"))?;
+        info!("metrics on http://{addr}/metrics");
+    }
     let shared = Shared::new(config, db, allowed, fw, sync)?;
     drop_privileges(&shared.config)?;
     for l in listeners {

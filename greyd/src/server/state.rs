@@ -21,6 +21,7 @@ use crate::lists::Lists;
 use crate::sync::{Sync, SyncMessage};
 use greyd_shared::datetime::now;
 
+use super::dns::Dns;
 use super::limits::Limits;
 
 /// Sets consulted on every connection.
@@ -45,6 +46,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// Open blacklisted connections.
     pub black: AtomicUsize,
+    /// SPF and DNSWL lookups.
+    pub dns: Dns,
 }
 
 impl Shared {
@@ -63,6 +66,7 @@ impl Shared {
             lists: Lists::new(lists),
         };
         let limits = Limits::new(config.maxcon, config.max_per_source);
+        let dns = Dns::new(&config.nameservers, &config.hostname, config.dnswl.clone());
         let shared = Arc::new(Shared {
             config,
             db: Mutex::new(db),
@@ -72,6 +76,7 @@ impl Shared {
             sync,
             limits,
             black: AtomicUsize::new(0),
+            dns,
         });
         shared.firewall.load(&shared.firewall_state())?;
         Ok(shared)

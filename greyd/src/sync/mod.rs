@@ -179,7 +179,9 @@ impl Sync {
         }
         for packet in self.packets(messages) {
             for t in &self.targets {
-                let _ = self.socket.try_send_to(&packet, *t);
+                if self.socket.try_send_to(&packet, *t).is_ok() {
+                    crate::metrics::sync_packet("sent");
+                }
             }
         }
     }
@@ -245,9 +247,11 @@ impl Sync {
             match codec::decode(&buf[..n], &self.key) {
                 Ok(p) => {
                     if self.replay.lock().unwrap_or_else(|e| e.into_inner()).insert(p.hmac) {
+                        crate::metrics::sync_packet("received");
                         return Ok((from, p.messages));
                     }
                     self.stats.replayed.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::sync_packet("dropped");
                     tracing::info!(
                         "sync: dropped a replayed packet from {from} ({} so far)",
                         self.stats.replayed.load(Ordering::Relaxed)
@@ -255,6 +259,7 @@ impl Sync {
                 }
                 Err(DecodeError::BadHmac) => {
                     self.stats.bad_hmac.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::sync_packet("dropped");
                     tracing::info!(
                         "sync: dropped a packet with a bad HMAC from {from} ({} so far)",
                         self.stats.bad_hmac.load(Ordering::Relaxed)
@@ -262,6 +267,7 @@ impl Sync {
                 }
                 Err(e) => {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::sync_packet("dropped");
                     tracing::info!(
                         "sync: dropped a packet from {from}: {e} ({} so far)",
                         self.stats.malformed.load(Ordering::Relaxed)
@@ -294,7 +300,15 @@ pub fn merge(
                 from: from.clone(),
                 to: to.clone(),
             };
-            fx = Effects::from(&grey::record_tuple(tx, &tuple, allowed, false, rules, now)?);
+            fx = Effects::from(&grey::record_tuple(
+                tx,
+                &tuple,
+                allowed,
+                false,
+                &grey::Evidence::default(),
+                rules,
+                now,
+            )?);
         }
         SyncMessage::White { timestamp, expire, .. } if clamp(*expire) > now => {
             let entry = match tx.white(ip)? {
@@ -336,27 +350,30 @@ pub fn merge(
     Ok(fx)
 }
 
-/// The message announcing a local decision, if peers should hear of it.
-pub fn announce(decision: &Decision, tuple: &GreyTuple, now: i64) -> SyncMessage {
+/// The messages announcing a local decision to peers.
+pub fn announce(decision: &Decision, tuple: &GreyTuple, now: i64) -> Vec<SyncMessage> {
     let ts = now as u32;
     match decision {
-        Decision::Promote(w) => SyncMessage::White {
-            timestamp: ts,
-            expire: w.expire as u32,
-            ip: w.ip,
-        },
-        Decision::Trap(t, _) => SyncMessage::Trapped {
+        Decision::Promote(whites, _) => whites
+            .iter()
+            .map(|w| SyncMessage::White {
+                timestamp: ts,
+                expire: w.expire as u32,
+                ip: w.ip,
+            })
+            .collect(),
+        Decision::Trap(t, _) => vec![SyncMessage::Trapped {
             timestamp: ts,
             expire: t.expire as u32,
             ip: t.ip,
-        },
-        Decision::NewGrey(_) | Decision::StillGrey(_) => SyncMessage::Grey {
+        }],
+        Decision::NewGrey(_) | Decision::StillGrey(_) => vec![SyncMessage::Grey {
             timestamp: ts,
             ip: tuple.ip,
             helo: tuple.helo.clone(),
             from: tuple.from.clone(),
             to: tuple.to.clone(),
-        },
+        }],
     }
 }
 
