@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::limits::{Refusal, Slot};
 use super::state::Shared;
+use super::stutter::Outcome;
 use crate::config::Pregreet;
 use crate::control::{Effects, canonical};
 use crate::grey::{self, Decision, Evidence, GreyTuple};
@@ -273,23 +274,23 @@ impl Stutter {
     }
 }
 
-/// Write `bytes`, stuttering while the stutter is active.
+/// Write `bytes`, stuttering on the shared clock while the stutter is active.
 async fn send(
-    stream: &mut TcpStream,
+    shared: &Shared,
+    stream: &Arc<TcpStream>,
     bytes: &[u8],
     stutter: Option<Stutter>,
     timeout: Duration,
 ) -> std::io::Result<()> {
     let write = async {
-        let mut rest = bytes;
-        while let Some(s) = stutter.filter(Stutter::active)
-            && let Some((first, tail)) = rest.split_first()
-        {
-            stream.write_all(std::slice::from_ref(first)).await?;
-            tokio::time::sleep(s.delay).await;
-            rest = tail;
+        match stutter.filter(Stutter::active) {
+            None => write_all(stream, bytes).await,
+            Some(s) => match shared.stutterer.send(stream, bytes, s.until).await {
+                Outcome::Sent => Ok(()),
+                Outcome::Rest(mut rest) => write_all(stream, rest.make_contiguous()).await,
+                Outcome::Failed(e) => Err(e),
+            },
         }
-        stream.write_all(rest).await
     };
     // A client that never reads cannot hold the connection past the idle limit per reply.
     let slowest = stutter.map_or(Duration::ZERO, |s| s.delay) * u32::try_from(bytes.len()).unwrap_or(u32::MAX);
@@ -298,15 +299,40 @@ async fn send(
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
+/// `write_all` on a stream the stutter clock shares.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `read` on a stream the stutter clock shares.
+async fn read(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
+}
+
 /// The tarpit dialogue. Returns the number of bytes sent.
 async fn tarpit(
     shared: &Arc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     ip: IpAddr,
     local: Option<SocketAddr>,
     mode: Mode,
     black_stutter: bool,
 ) -> usize {
+    let stream = Arc::new(stream);
     let config = &shared.config;
     let started = Instant::now();
     let on_low_mx = matches!((config.low_priority_mx, local), (Some(mx), Some(l)) if canonical(l.ip()) == mx);
@@ -334,14 +360,14 @@ async fn tarpit(
     let banner = dialogue.banner(&config.banner_name, now());
     // The last byte is held back to look for input that came before it.
     let (head, last) = banner.as_bytes().split_at(banner.len() - 1);
-    if send(&mut stream, head, stutter_now(&dialogue), config.idle_timeout)
+    if send(shared, &stream, head, stutter_now(&dialogue), config.idle_timeout)
         .await
         .is_err()
     {
         return sent;
     }
     let input_waiting = config.pregreet != Pregreet::Off && input_waiting(&stream);
-    if send(&mut stream, last, None, config.idle_timeout).await.is_err() {
+    if send(shared, &stream, last, None, config.idle_timeout).await.is_err() {
         return sent;
     }
     sent += banner.len();
@@ -351,11 +377,11 @@ async fn tarpit(
     let mut lines = LineReader::new();
     let mut buf = [0u8; 512];
     loop {
-        let n = match tokio::time::timeout(config.idle_timeout, stream.read(&mut buf)).await {
+        let n = match tokio::time::timeout(config.idle_timeout, read(&stream, &mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return sent,
             Ok(Ok(n)) => n,
             Err(_) => {
-                let _ = stream.write_all(b"421 4.4.2 Timeout, closing connection\r\n").await;
+                let _ = write_all(&stream, b"421 4.4.2 Timeout, closing connection\r\n").await;
                 return sent;
             }
         };
@@ -370,7 +396,8 @@ async fn tarpit(
             }
             if let Some(reply) = step.reply {
                 if send(
-                    &mut stream,
+                    shared,
+                    &stream,
                     reply.as_bytes(),
                     stutter_now(&dialogue),
                     config.idle_timeout,

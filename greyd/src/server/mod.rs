@@ -6,6 +6,7 @@ mod control;
 mod dns;
 mod limits;
 mod state;
+mod stutter;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

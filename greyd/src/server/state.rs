@@ -23,6 +23,7 @@ use greyd_shared::datetime::now;
 
 use super::dns::Dns;
 use super::limits::Limits;
+use super::stutter::Stutterer;
 
 /// Sets consulted on every connection.
 #[derive(Default)]
@@ -48,6 +49,8 @@ pub struct Shared {
     pub black: AtomicUsize,
     /// SPF and DNSWL lookups.
     pub dns: Dns,
+    /// The clock every stuttered reply is sent on.
+    pub stutterer: Arc<Stutterer>,
 }
 
 impl Shared {
@@ -66,6 +69,7 @@ impl Shared {
             lists: Lists::new(lists),
         };
         let limits = Limits::new(config.maxcon, config.max_per_source);
+        let config_stutter = config.stutter;
         let dns = Dns::new(&config.nameservers, &config.hostname, config.dnswl.clone());
         let shared = Arc::new(Shared {
             config,
@@ -77,6 +81,7 @@ impl Shared {
             limits,
             black: AtomicUsize::new(0),
             dns,
+            stutterer: Stutterer::start(config_stutter),
         });
         shared.firewall.load(&shared.firewall_state())?;
         Ok(shared)
