@@ -8,6 +8,7 @@ use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Exchange, Step};
 use crate::net::Io;
 use crate::queue::Client;
+use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared, Wake};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -298,19 +299,19 @@ impl Session {
         // Routing may read .forward and :include: files and the passwd database.
         let verdict = tokio::task::spawn_blocking(move || shared.route(&local, &domain, may_relay))
             .await
-            .unwrap_or_else(|_| Err("451 4.3.0 Internal error".into()));
+            .unwrap_or_else(|_| Verdict::Reject("451 4.3.0 Internal error".into()));
         match verdict {
-            Ok(relay) => {
+            Verdict::Local | Verdict::Relay => {
                 let tx = self.tx.as_mut().expect("checked above");
                 tx.recipients.push(Accepted {
                     address: rcpt.to_string(),
                     params,
-                    relay,
+                    relay: verdict == Verdict::Relay,
                 });
                 self.reply("250 2.1.5 Ok");
                 Ok(())
             }
-            Err(reply) => {
+            Verdict::Reject(reply) => {
                 tracing::info!("reject: RCPT from {} to=<{rcpt}>: {reply}", self.client_name());
                 self.error(&reply)
             }
@@ -460,11 +461,11 @@ impl Session {
         let arg = arg.trim_start_matches('<').trim_end_matches('>');
         let (local, domain) = arg.rsplit_once('@').unwrap_or((arg, &self.shared.config.hostname));
         match self.shared.route(local, domain, false) {
-            Ok(_) => {
+            Verdict::Local | Verdict::Relay => {
                 self.reply(&format!("250 2.1.5 <{local}@{domain}>"));
                 Ok(())
             }
-            Err(reply) => self.error(&reply),
+            Verdict::Reject(reply) => self.error(&reply),
         }
     }
 
