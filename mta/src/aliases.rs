@@ -19,10 +19,31 @@ pub enum AliasTarget {
 
 /// A syntax error, with the 1-based line it was found on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("line {line}: {problem}")]
 pub struct AliasError {
     pub line: usize,
-    pub message: String,
+    pub problem: AliasProblem,
+}
+
+/// What is wrong with one alias entry or one target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AliasProblem {
+    #[error("missing ':' after the alias name")]
+    MissingColon,
+    #[error("bad alias name {0:?}")]
+    BadName(String),
+    #[error("alias {0} has no targets")]
+    NoTargets(String),
+    #[error("alias {0} defined twice")]
+    DefinedTwice(String),
+    #[error("alias {name}: {problem}")]
+    InAlias { name: String, problem: Box<AliasProblem> },
+    #[error("empty program")]
+    EmptyProgram,
+    #[error("include path {0:?} is not absolute")]
+    RelativeInclude(String),
+    #[error("bad address {0:?}")]
+    BadAddress(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,38 +71,41 @@ pub fn parse(text: &str) -> Result<Aliases, Vec<AliasError>> {
     let mut aliases = Aliases::default();
     let mut errors = Vec::new();
     for (line, entry) in logical_lines(text) {
-        let err = |message: String| AliasError { line, message };
+        let err = |problem: AliasProblem| AliasError { line, problem };
         let Some((name, value)) = entry.split_once(':') else {
-            errors.push(err("missing ':' after the alias name".into()));
+            errors.push(err(AliasProblem::MissingColon));
             continue;
         };
         let name = name.trim().to_ascii_lowercase();
         if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            errors.push(err(format!("bad alias name {name:?}")));
+            errors.push(err(AliasProblem::BadName(name)));
             continue;
         }
         match parse_targets(value) {
-            Ok(targets) if targets.is_empty() => errors.push(err(format!("alias {name} has no targets"))),
+            Ok(targets) if targets.is_empty() => errors.push(err(AliasProblem::NoTargets(name))),
             Ok(targets) => {
                 if aliases.map.insert(name.clone(), targets).is_some() {
-                    errors.push(err(format!("alias {name} defined twice")));
+                    errors.push(err(AliasProblem::DefinedTwice(name)));
                 }
             }
-            Err(message) => errors.push(err(format!("alias {name}: {message}"))),
+            Err(problem) => errors.push(err(AliasProblem::InAlias {
+                name,
+                problem: Box::new(problem),
+            })),
         }
     }
     if errors.is_empty() { Ok(aliases) } else { Err(errors) }
 }
 
 /// Comma-separated targets, as in an alias value or an :include: file.
-pub fn parse_targets(value: &str) -> Result<Vec<AliasTarget>, String> {
+pub fn parse_targets(value: &str) -> Result<Vec<AliasTarget>, AliasProblem> {
     split_commas(value)
         .into_iter()
         .map(|item| parse_target(&item))
         .collect()
 }
 
-fn parse_target(item: &str) -> Result<AliasTarget, String> {
+fn parse_target(item: &str) -> Result<AliasTarget, AliasProblem> {
     let unquoted = item
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
@@ -89,7 +113,7 @@ fn parse_target(item: &str) -> Result<AliasTarget, String> {
         .unwrap_or(item);
     if let Some(program) = unquoted.strip_prefix('|') {
         if program.trim().is_empty() {
-            return Err("empty program".into());
+            return Err(AliasProblem::EmptyProgram);
         }
         return Ok(AliasTarget::Program(program.trim().to_string()));
     }
@@ -99,7 +123,7 @@ fn parse_target(item: &str) -> Result<AliasTarget, String> {
     if let Some(path) = item.strip_prefix(":include:") {
         let path = path.trim();
         if !path.starts_with('/') {
-            return Err(format!("include path {path:?} is not absolute"));
+            return Err(AliasProblem::RelativeInclude(path.to_string()));
         }
         return Ok(AliasTarget::Include(PathBuf::from(path)));
     }
@@ -112,12 +136,12 @@ fn parse_target(item: &str) -> Result<AliasTarget, String> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
     {
-        return Err(format!("bad address {item:?}"));
+        return Err(AliasProblem::BadAddress(item.to_string()));
     }
     if let Some((local, domain)) = addr.rsplit_once('@')
         && (local.is_empty() || !crate::smtp::command::valid_domain(domain, true))
     {
-        return Err(format!("bad address {item:?}"));
+        return Err(AliasProblem::BadAddress(item.to_string()));
     }
     Ok(if no_alias {
         AliasTarget::NoAlias(addr.to_string())

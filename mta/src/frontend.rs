@@ -345,7 +345,7 @@ pub fn newaliases(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> R
         }
         Err(errors) => {
             for e in errors {
-                let _ = writeln!(err, "{}:{}: {}", path.display(), e.line, e.message);
+                let _ = writeln!(err, "{}:{}: {}", path.display(), e.line, e.problem);
             }
             Ok(EX_DATAERR)
         }

@@ -5,14 +5,14 @@
 //! accept or refuse, and at delivery time to find the final targets.
 //! SRS addresses of ours lead back to the sender they stand for.
 
-use crate::aliases::{self, AliasTarget, Aliases};
+use crate::aliases::{self, AliasError, AliasTarget, Aliases};
 use crate::auth::Authenticator;
 use crate::auth::shadow;
 use crate::config::{Config, MailboxFormat};
 use crate::deliver::{Owner, Target};
 use crate::outbound::srs::{self, SrsError, SrsKey};
-use crate::reload::{Reloading, read_optional};
-use crate::virtusertable::{self, VirtTarget, Virtusertable};
+use crate::reload::{FileError, ReadError, Reloading, read_optional};
+use crate::virtusertable::{self, VirtError, VirtTarget, Virtusertable};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -89,27 +89,28 @@ fn list_words(text: &str) -> Vec<String> {
 pub struct Router {
     config: Arc<Config>,
     auth: Arc<Authenticator>,
-    aliases: Reloading<Aliases>,
-    virtusers: Reloading<Virtusertable>,
-    local_names: Reloading<Vec<String>>,
-    relay_domains: Reloading<RelayDomains>,
-    srs_key: Reloading<Option<SrsKey>>,
+    aliases: Reloading<Aliases, FileError<AliasError>>,
+    virtusers: Reloading<Virtusertable, FileError<VirtError>>,
+    local_names: Reloading<Vec<String>, ReadError>,
+    relay_domains: Reloading<RelayDomains, ReadError>,
+    srs_key: Reloading<Option<SrsKey>, ReadError>,
 }
 
-fn errors_to_string<E: std::fmt::Display>(path: &std::path::Path, errs: Vec<E>) -> String {
-    let lines: Vec<String> = errs.iter().map(|e| format!("{}: {e}", path.display())).collect();
-    lines.join("; ")
+/// A parser's list of problems, tagged with the file they were found in.
+fn invalid<P: std::fmt::Display + std::fmt::Debug>(path: &std::path::Path) -> impl FnOnce(Vec<P>) -> FileError<P> {
+    move |problems| FileError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    }
 }
 
 impl Router {
     pub fn new(config: Arc<Config>, auth: Arc<Authenticator>) -> Router {
         let f = &config.files;
         Router {
-            aliases: Reloading::new(&f.aliases, |p| {
-                aliases::parse(&read_optional(p)?).map_err(|e| errors_to_string(p, e))
-            }),
+            aliases: Reloading::new(&f.aliases, |p| aliases::parse(&read_optional(p)?).map_err(invalid(p))),
             virtusers: Reloading::new(&f.virtusertable, |p| {
-                virtusertable::parse(&read_optional(p)?).map_err(|e| errors_to_string(p, e))
+                virtusertable::parse(&read_optional(p)?).map_err(invalid(p))
             }),
             local_names: Reloading::new(&f.local_host_names, |p| {
                 Ok(list_words(&read_optional(p)?)
@@ -124,7 +125,7 @@ impl Router {
         }
     }
 
-    fn get<T>(r: &Reloading<T>) -> Option<Arc<T>> {
+    fn get<T, E: std::fmt::Display>(r: &Reloading<T, E>) -> Option<Arc<T>> {
         r.get().map_err(|e| tracing::error!("{e}")).ok()
     }
 

@@ -8,7 +8,7 @@ use crate::deliver::{self, Message};
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
 use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
-use crate::recipient::Resolved;
+use crate::recipient::{Resolved, Verdict};
 use crate::service::{Accepted, Shared, Wake};
 use crate::smtp::command::{Body, MailParams};
 use std::collections::{HashMap, HashSet};
@@ -477,8 +477,11 @@ fn send_dsn(shared: &Shared, id: &str, env: &Envelope, content: &[u8], event: Ev
     let bytes = dsn::build(&report, content);
     let (local, domain) = to.rsplit_once('@').unwrap_or((&to, host));
     let relay = match shared.route(local, domain, true) {
-        Ok(relay) => relay,
-        Err(reply) => return tracing::warn!("{id}: delivery status notification to <{to}> not possible: {reply}"),
+        Verdict::Local => false,
+        Verdict::Relay => true,
+        Verdict::Reject(reply) => {
+            return tracing::warn!("{id}: delivery status notification to <{to}> not possible: {reply}");
+        }
     };
     let rcpt = [Accepted {
         address: to.clone(),

@@ -5,7 +5,7 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::outbound::dkim::Signers;
+use crate::outbound::dkim::{DkimError, Signers};
 use crate::queue::{Client, Envelope, Queue, QueueError, RcptStatus, Recipient};
 use crate::recipient::{Router, Verdict};
 use crate::reload::Reloading;
@@ -32,7 +32,7 @@ pub struct Shared {
     /// The one DNS resolver of mta (`[dns]`).
     pub dns: Arc<crate::dns::Dns>,
     /// DKIM keys, re-read when `[dkim] key_dir` changes.
-    pub dkim: Reloading<Signers>,
+    pub dkim: Reloading<Signers, DkimError>,
     /// `None` outside the daemon (`sendmail`): the runner finds new files by scanning.
     pub wake: Option<UnboundedSender<Wake>>,
 }
@@ -56,9 +56,7 @@ impl Shared {
         let router = Arc::new(Router::new(Arc::clone(&config), Arc::clone(&auth)));
         let queue = Queue::open(&config.queue.dir)?;
         let dns = Arc::new(crate::dns::Dns::new(&config.dns));
-        let dkim = Reloading::new(&config.dkim.key_dir, |dir| {
-            Signers::load(dir).map_err(|e| e.to_string())
-        });
+        let dkim = Reloading::new(&config.dkim.key_dir, Signers::load);
         Ok(Shared {
             dkim,
             config,
@@ -72,12 +70,8 @@ impl Shared {
     }
 
     /// Route a recipient for a client that may (or may not) relay.
-    pub fn route(&self, local: &str, domain: &str, may_relay: bool) -> Result<bool, String> {
-        match self.router.check(local, domain, may_relay) {
-            Verdict::Local => Ok(false),
-            Verdict::Relay => Ok(true),
-            Verdict::Reject(reply) => Err(reply),
-        }
+    pub fn route(&self, local: &str, domain: &str, may_relay: bool) -> Verdict {
+        self.router.check(local, domain, may_relay)
     }
 
     /// `DKIM-Signature:` headers for a message we originate: from an
@@ -89,10 +83,7 @@ impl Shared {
         if client.auth.is_none() && client.addr.is_some() {
             return String::new();
         }
-        let signed = self
-            .dkim
-            .get()
-            .and_then(|signers| signers.sign(body, sender).map_err(|e| e.to_string()));
+        let signed = self.dkim.get().and_then(|signers| signers.sign(body, sender));
         signed.unwrap_or_else(|e| {
             tracing::error!("DKIM: {e}; sending unsigned");
             String::new()

@@ -9,6 +9,7 @@
 //! `sendmail`); the daemon answers with one JSON line (`Response`).
 
 use crate::queue::{Client, QueueError};
+use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared};
 use crate::smtp::command::Mailbox;
 use serde::{Deserialize, Serialize};
@@ -99,16 +100,17 @@ pub fn enqueue(shared: &Shared, sub: &Submission, uid: u32, user: &str) -> Resul
             format!("{r}@{host}")
         };
         // Local users may send anywhere, as sendmail lets them.
-        let routed = Mailbox::parse(&full, true)
-            .map_err(|_| "553 5.1.3 Bad address syntax".to_string())
-            .and_then(|mb| shared.route(&mb.local, &mb.domain, true));
+        let routed = match Mailbox::parse(&full, true) {
+            Ok(mb) => shared.route(&mb.local, &mb.domain, true),
+            Err(_) => Verdict::Reject("553 5.1.3 Bad address syntax".into()),
+        };
         match routed {
-            Ok(relay) => accepted.push(Accepted {
+            Verdict::Local | Verdict::Relay => accepted.push(Accepted {
                 address: full,
                 params: Default::default(),
-                relay,
+                relay: routed == Verdict::Relay,
             }),
-            Err(reply) => response.rejected.push((r.clone(), reply)),
+            Verdict::Reject(reply) => response.rejected.push((r.clone(), reply)),
         }
     }
     if accepted.is_empty() {

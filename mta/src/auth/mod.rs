@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use users::{ScramSecret, Users};
+use users::{ScramSecret, Users, UsersError};
 
 impl sasl::SecretLookup for Users {
     fn scram(&self, user: &str) -> Option<ScramSecret> {
@@ -26,7 +26,7 @@ impl sasl::SecretLookup for Users {
 
 pub struct Authenticator {
     config: AuthConfig,
-    users: Reloading<Users>,
+    users: Reloading<Users, UsersError>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Password checks running at once. An argon2 check takes 19 MiB and a
     /// core: more at once than there are cores only adds memory, which a
@@ -38,7 +38,7 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Authenticator {
         Authenticator {
             config: config.clone(),
-            users: Reloading::new(&config.users_file, |p| Users::load(p).map_err(|e| e.to_string())),
+            users: Reloading::new(&config.users_file, Users::load),
             failures: Mutex::new(HashMap::new()),
             checks: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         }

@@ -3,12 +3,15 @@
 //! machines over the decoded client responses; password checks are left to
 //! the caller (they are slow on purpose), secrets come from a lookup.
 
+use super::Authenticator;
 use super::users::{ScramSecret, random_bytes};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::sync::Arc;
 
 pub const MECHANISMS: &[&str] = &["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"];
 
@@ -295,9 +298,150 @@ fn scram_final(
     Step::Challenge(format!("v={}", B64.encode(server_signature)).into_bytes())
 }
 
+/// How an exchange run to its end came out; each protocol words its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The client proved this identity.
+    Proved(String),
+    /// Wrong credentials, a refused authorization identity, or a client
+    /// throttled while it was typing.
+    Refused,
+    /// `*` or an answer that is not base64.
+    Cancelled,
+    /// Decoded, but not what the mechanism expects.
+    Malformed,
+    /// An initial response for a mechanism that starts with a challenge.
+    InitialNotAllowed,
+    Unsupported,
+}
+
+/// The protocol's half of an exchange: send one challenge in its framing
+/// (`334 …`, `+ …`) and read the answer, decoded (`None`: cancelled).
+pub trait Challenger {
+    type Error;
+    fn challenge(&mut self, challenge: &[u8]) -> impl Future<Output = Result<Option<Vec<u8>>, Self::Error>> + Send;
+}
+
+/// What a client asked for: `AUTH mechanism [initial-response]` from `ip`.
+pub struct Request<'a> {
+    pub mechanism: &'a str,
+    pub initial: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    /// Our name, for CRAM-MD5's challenge.
+    pub hostname: &'a str,
+}
+
+/// Run a request from start to end: the one loop SMTP AUTH, POP3 AUTH and
+/// IMAP AUTHENTICATE share. Password checks go through
+/// [`Authenticator::check_password`] (off the reactor, one per core).
+pub async fn drive<C: Challenger>(
+    auth: &Arc<Authenticator>,
+    request: Request<'_>,
+    channel: &mut C,
+) -> Result<Outcome, C::Error> {
+    let Request {
+        mechanism,
+        initial,
+        ip,
+        hostname,
+    } = request;
+    let Some((mut exchange, challenge)) = Exchange::start(mechanism, hostname) else {
+        return Ok(Outcome::Unsupported);
+    };
+    let mut response = match initial {
+        Some(_) if !exchange.accepts_initial() => return Ok(Outcome::InitialNotAllowed),
+        Some(init) => decode(init),
+        None => channel.challenge(&challenge.unwrap_or_default()).await?,
+    };
+    let users = auth.users();
+    loop {
+        let Some(answer) = response else {
+            return Ok(Outcome::Cancelled);
+        };
+        match exchange.step(&answer, users.as_ref()) {
+            Step::Challenge(c) => response = channel.challenge(&c).await?,
+            Step::CheckPassword { user, password } => {
+                // A client may have been throttled while it took its time.
+                let throttled = ip.is_some_and(|ip| auth.throttled(ip));
+                let ok = !throttled && auth.check_password(&user, password).await;
+                return Ok(if ok { Outcome::Proved(user) } else { Outcome::Refused });
+            }
+            Step::Success { user } => return Ok(Outcome::Proved(user)),
+            Step::Failure => return Ok(Outcome::Refused),
+            Step::Malformed => return Ok(Outcome::Malformed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that answers each challenge from a script and records them.
+    struct Scripted {
+        answers: std::vec::IntoIter<Option<&'static [u8]>>,
+        challenges: Vec<Vec<u8>>,
+    }
+
+    impl Challenger for Scripted {
+        type Error = ();
+        async fn challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+            self.challenges.push(challenge.to_vec());
+            self.answers.next().ok_or(()).map(|a| a.map(<[u8]>::to_vec))
+        }
+    }
+
+    fn authenticator() -> (tempfile::TempDir, Arc<Authenticator>) {
+        let dir = tempfile::tempdir().unwrap();
+        let users_file = dir.path().join("users");
+        let mut users = crate::auth::users::Users::default();
+        users.set(crate::auth::users::VirtualUser::new("alice@example.org", "secret", false).unwrap());
+        users.save(&users_file).unwrap();
+        let config = crate::config::AuthConfig {
+            users_file,
+            system_users: false,
+            ..Default::default()
+        };
+        (dir, Arc::new(Authenticator::new(&config)))
+    }
+
+    fn run(mechanism: &str, initial: Option<&str>, answers: Vec<Option<&'static [u8]>>) -> (Outcome, Vec<Vec<u8>>) {
+        let (_dir, auth) = authenticator();
+        let mut client = Scripted {
+            answers: answers.into_iter(),
+            challenges: Vec::new(),
+        };
+        let request = Request {
+            mechanism,
+            initial,
+            ip: Some("192.0.2.7".parse().unwrap()),
+            hostname: "mx.example.org",
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(drive(&auth, request, &mut client)).unwrap();
+        (outcome, client.challenges)
+    }
+
+    #[test]
+    fn driver_runs_each_ending() {
+        let plain = B64.encode(b"\0alice@example.org\0secret");
+        assert_eq!(
+            run("PLAIN", Some(&plain), vec![]),
+            (Outcome::Proved("alice@example.org".into()), vec![])
+        );
+        let wrong = B64.encode(b"\0alice@example.org\0wrong");
+        assert_eq!(run("PLAIN", Some(&wrong), vec![]).0, Outcome::Refused);
+        let (outcome, challenges) = run("LOGIN", None, vec![Some(b"alice@example.org"), Some(b"secret")]);
+        assert_eq!(outcome, Outcome::Proved("alice@example.org".into()));
+        assert_eq!(challenges, vec![b"Username:".to_vec(), b"Password:".to_vec()]);
+        assert_eq!(run("LOGIN", None, vec![None]).0, Outcome::Cancelled);
+        assert_eq!(run("PLAIN", None, vec![Some(b"no nul bytes")]).0, Outcome::Malformed);
+        assert_eq!(run("CRAM-MD5", Some("eA=="), vec![]).0, Outcome::InitialNotAllowed);
+        assert_eq!(run("GSSAPI", None, vec![]).0, Outcome::Unsupported);
+    }
 
     struct One(ScramSecret, String);
     impl SecretLookup for One {

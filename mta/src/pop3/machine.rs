@@ -173,11 +173,11 @@ impl Machine {
                 return Action::Update { deleted };
             }
             State::Transaction { messages, deleted } => transaction(cmd, messages, deleted),
-            State::LoggingIn | State::Update => Err("-ERR [SYS/TEMP] Busy".into()),
+            State::LoggingIn | State::Update => Err(Failure::Busy),
         };
         // A well-formed command that fails (no such message) is the client's
         // ordinary business, not abuse: it does not count towards `max_errors`.
-        result.unwrap_or_else(Action::Reply)
+        result.unwrap_or_else(|failure| Action::Reply(failure.to_string()))
     }
 
     fn authorization(&mut self, cmd: Command, user: Option<String>) -> Action {
@@ -260,13 +260,30 @@ impl Machine {
     }
 }
 
-/// A TRANSACTION-state command other than QUIT; `Err` holds a failure reply.
-fn transaction(cmd: Command, messages: &[Entry], deleted: &mut [bool]) -> Result<Action, String> {
-    let live = |n: u32| -> Result<usize, String> {
+/// Why a well-formed command failed; displays as its `-ERR` reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Failure {
+    #[error("-ERR No such message")]
+    NoSuchMessage,
+    #[error("-ERR Message {0} already deleted")]
+    AlreadyDeleted(u32),
+    #[error("-ERR Already logged in")]
+    AlreadyLoggedIn,
+    #[error("-ERR STLS only before login")]
+    StlsAfterLogin,
+    #[error("-ERR Unexpected command")]
+    Unexpected,
+    #[error("-ERR [SYS/TEMP] Busy")]
+    Busy,
+}
+
+/// A TRANSACTION-state command other than QUIT.
+fn transaction(cmd: Command, messages: &[Entry], deleted: &mut [bool]) -> Result<Action, Failure> {
+    let live = |n: u32| -> Result<usize, Failure> {
         let i = n as usize - 1;
         match deleted.get(i) {
-            None => Err("-ERR No such message".into()),
-            Some(true) => Err(format!("-ERR Message {n} already deleted")),
+            None => Err(Failure::NoSuchMessage),
+            Some(true) => Err(Failure::AlreadyDeleted(n)),
             Some(false) => Ok(i),
         }
     };
@@ -312,9 +329,9 @@ fn transaction(cmd: Command, messages: &[Entry], deleted: &mut [bool]) -> Result
                 messages.len()
             ))
         }
-        Command::User(_) | Command::Pass(_) | Command::Auth { .. } => return Err("-ERR Already logged in".into()),
-        Command::Stls => return Err("-ERR STLS only before login".into()),
-        Command::Capa | Command::Noop | Command::Quit => return Err("-ERR Unexpected command".into()),
+        Command::User(_) | Command::Pass(_) | Command::Auth { .. } => return Err(Failure::AlreadyLoggedIn),
+        Command::Stls => return Err(Failure::StlsAfterLogin),
+        Command::Capa | Command::Noop | Command::Quit => return Err(Failure::Unexpected),
     })
 }
 

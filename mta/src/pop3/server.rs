@@ -5,7 +5,7 @@
 use super::command::{MAX_LINE, MAX_SASL_LINE};
 use super::machine::{self, Action, Machine, Refusal};
 use super::maildrop::{Maildrop, MaildropError};
-use crate::auth::sasl::{self, Exchange, Step};
+use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::net::{self, Gate, Incoming, Io};
 use crate::service::Shared;
 use crate::smtp::lines::{LineBuffer, LineError};
@@ -279,35 +279,28 @@ impl Session {
         if self.shared.auth.throttled(self.peer.ip()) {
             return Ok(self.machine.refused(Refusal::Throttled));
         }
-        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
-            return Ok(self.machine.refused(Refusal::Cancelled));
+        let shared = Arc::clone(&self.shared);
+        let request = sasl::Request {
+            mechanism,
+            initial: initial.as_deref(),
+            ip: Some(self.peer.ip()),
+            hostname: &shared.config.hostname,
         };
-        let mut response = match initial {
-            Some(init) if exchange.accepts_initial() => sasl::decode(&init),
-            Some(_) => None,
-            None => {
-                self.reply(&format!("+ {}", B64.encode(challenge.unwrap_or_default())));
-                self.sasl_response().await?
+        Ok(match sasl::drive(&shared.auth, request, self).await? {
+            Outcome::Proved(user) => self.login(Some(user), Refusal::Credentials).await,
+            Outcome::Refused => self.login(None, Refusal::Credentials).await,
+            Outcome::Unsupported | Outcome::InitialNotAllowed | Outcome::Cancelled | Outcome::Malformed => {
+                self.machine.refused(Refusal::Cancelled)
             }
-        };
-        let users = self.shared.auth.users();
-        loop {
-            let Some(resp) = response else {
-                return Ok(self.machine.refused(Refusal::Cancelled));
-            };
-            match exchange.step(&resp, users.as_ref()) {
-                Step::Challenge(c) => {
-                    self.reply(&format!("+ {}", B64.encode(c)));
-                    response = self.sasl_response().await?;
-                }
-                Step::CheckPassword { user, password } => {
-                    let ok = self.check_password(&user, password).await;
-                    return Ok(self.login(ok.then_some(user), Refusal::Credentials).await);
-                }
-                Step::Success { user } => return Ok(self.login(Some(user), Refusal::Credentials).await),
-                Step::Failure => return Ok(self.login(None, Refusal::Credentials).await),
-                Step::Malformed => return Ok(self.machine.refused(Refusal::Cancelled)),
-            }
-        }
+        })
+    }
+}
+
+/// POP3 AUTH challenges (RFC 5034): `+ base64`, answered by a base64 line.
+impl Challenger for Session {
+    type Error = End;
+    async fn challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, End> {
+        self.reply(&format!("+ {}", B64.encode(challenge)));
+        self.sasl_response().await
     }
 }

@@ -5,9 +5,10 @@
 use super::command::{self, Command, MailParams, Mailbox};
 use super::data::{DataDecoder, DataOutcome};
 use super::lines::LineBuffer;
-use crate::auth::sasl::{self, Exchange, Step};
+use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::net::Io;
 use crate::queue::Client;
+use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared, Wake};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -298,19 +299,19 @@ impl Session {
         // Routing may read .forward and :include: files and the passwd database.
         let verdict = tokio::task::spawn_blocking(move || shared.route(&local, &domain, may_relay))
             .await
-            .unwrap_or_else(|_| Err("451 4.3.0 Internal error".into()));
+            .unwrap_or_else(|_| Verdict::Reject("451 4.3.0 Internal error".into()));
         match verdict {
-            Ok(relay) => {
+            Verdict::Local | Verdict::Relay => {
                 let tx = self.tx.as_mut().expect("checked above");
                 tx.recipients.push(Accepted {
                     address: rcpt.to_string(),
                     params,
-                    relay,
+                    relay: verdict == Verdict::Relay,
                 });
                 self.reply("250 2.1.5 Ok");
                 Ok(())
             }
-            Err(reply) => {
+            Verdict::Reject(reply) => {
                 tracing::info!("reject: RCPT from {} to=<{rcpt}>: {reply}", self.client_name());
                 self.error(&reply)
             }
@@ -460,11 +461,11 @@ impl Session {
         let arg = arg.trim_start_matches('<').trim_end_matches('>');
         let (local, domain) = arg.rsplit_once('@').unwrap_or((arg, &self.shared.config.hostname));
         match self.shared.route(local, domain, false) {
-            Ok(_) => {
+            Verdict::Local | Verdict::Relay => {
                 self.reply(&format!("250 2.1.5 <{local}@{domain}>"));
                 Ok(())
             }
-            Err(reply) => self.error(&reply),
+            Verdict::Reject(reply) => self.error(&reply),
         }
     }
 
@@ -522,39 +523,20 @@ impl Session {
         if ip.is_some_and(|ip| self.shared.auth.throttled(ip)) {
             return self.error("454 4.7.0 Too many failed authentications; try again later");
         }
-        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
-            return self.error("504 5.5.4 Unrecognized authentication type");
+        let shared = Arc::clone(&self.shared);
+        let request = sasl::Request {
+            mechanism,
+            initial: initial.as_deref(),
+            ip,
+            hostname: &shared.config.hostname,
         };
-        let mut response = match initial {
-            Some(init) if exchange.accepts_initial() => sasl::decode(&init),
-            Some(_) => {
-                return self.error("501 5.5.4 Initial response not allowed for this mechanism");
-            }
-            None => {
-                self.reply(&format!("334 {}", B64.encode(challenge.unwrap_or_default())));
-                self.read_response().await?
-            }
-        };
-        let users = self.shared.auth.users();
-        loop {
-            let Some(resp) = response else {
-                return self.error("501 5.7.0 Authentication cancelled or malformed");
-            };
-            match exchange.step(&resp, users.as_ref()) {
-                Step::Challenge(c) => {
-                    self.reply(&format!("334 {}", B64.encode(c)));
-                    response = self.read_response().await?;
-                }
-                Step::CheckPassword { user, password } => {
-                    let ok = self.shared.auth.check_password(&user, password).await;
-                    return self.auth_result(ok.then_some(user), mechanism);
-                }
-                Step::Success { user } => return self.auth_result(Some(user), mechanism),
-                Step::Failure => return self.auth_result(None, mechanism),
-                Step::Malformed => {
-                    return self.error("501 5.5.2 Malformed authentication response");
-                }
-            }
+        match sasl::drive(&shared.auth, request, &mut AuthChannel(self)).await? {
+            Outcome::Proved(user) => self.auth_result(Some(user), mechanism),
+            Outcome::Refused => self.auth_result(None, mechanism),
+            Outcome::Unsupported => self.error("504 5.5.4 Unrecognized authentication type"),
+            Outcome::InitialNotAllowed => self.error("501 5.5.4 Initial response not allowed for this mechanism"),
+            Outcome::Cancelled => self.error("501 5.7.0 Authentication cancelled or malformed"),
+            Outcome::Malformed => self.error("501 5.5.2 Malformed authentication response"),
         }
     }
 
@@ -581,5 +563,16 @@ impl Session {
                 self.error("535 5.7.8 Authentication credentials invalid")
             }
         }
+    }
+}
+
+/// SMTP AUTH challenges (RFC 4954): `334 base64`, answered by a base64 line.
+struct AuthChannel<'a>(&'a mut Session);
+
+impl Challenger for AuthChannel<'_> {
+    type Error = End;
+    async fn challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, End> {
+        self.0.reply(&format!("334 {}", B64.encode(challenge)));
+        self.0.read_response().await
     }
 }
