@@ -224,7 +224,7 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
             };
             let why = format!(
                 "expired after {}: {last}",
-                crate::config::format_duration(shared.config.queue.lifetime),
+                greyd_shared::duration::format(shared.config.queue.lifetime),
             );
             tracing::info!("{id}: to=<{}>, status=expired ({why})", rcpt.address);
             failed.push(Failure {

@@ -2,9 +2,11 @@
 //! not link greyd (SQLite, eBPF) for them:
 //!
 //! - [`datetime`]: the clock and mail's date formats;
+//! - [`duration`]: `90s`, `25m`, `4h`, `36d` as config files write them;
 //! - [`logging`]: log lines to stderr or syslog;
 //! - [`proxy`]: PROXY protocol v2, greyd's encoder and the mta's parser.
 
 pub mod datetime;
+pub mod duration;
 pub mod logging;
 pub mod proxy;

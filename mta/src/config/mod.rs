@@ -484,43 +484,16 @@ impl Config {
     }
 }
 
-/// Parse `30s`, `5m`, `4h`, `5d` (or a bare number of seconds).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split].parse().ok()?;
-    let unit = match &s[split..] {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n.checked_mul(unit)?))
-}
-
-/// Format a duration the way `parse_duration` reads it.
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "0s".into(),
-        s if s % 86400 == 0 => format!("{}d", s / 86400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
 mod duration {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(*d))
+        s.serialize_str(&greyd_shared::duration::format(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).ok_or_else(|| serde::de::Error::custom(format!("bad duration {s:?} (use 30s, 5m, 4h, 5d)")))
+        greyd_shared::duration::parse(&s, 1).map_err(serde::de::Error::custom)
     }
 }
 
@@ -529,12 +502,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("25m"), Some(Duration::from_secs(1500)));
-        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432000)));
-        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(format_duration(Duration::from_secs(14400)), "4h");
+    fn durations_in_toml_count_bare_seconds() {
+        let c: Config = toml::from_str("[queue]\nlifetime = \"7\"\n").unwrap();
+        assert_eq!(c.queue.lifetime, Duration::from_secs(7));
+        let bad = toml::from_str::<Config>("[queue]\nlifetime = \"5x\"\n").unwrap_err();
+        assert!(bad.to_string().contains("bad duration unit"), "{bad}");
     }
 
     #[test]
