@@ -1377,6 +1377,7 @@ impl Session {
                 .zip(&flags)
                 .map(|(m, flags)| NewMessage {
                     data: &m.data,
+                    binary: m.literal8,
                     flags,
                     date: m.date.map(|d| UNIX_EPOCH + Duration::from_secs(d.max(0) as u64)),
                 })
