@@ -11,6 +11,7 @@ pub mod framer;
 pub mod listing;
 pub mod message;
 pub mod mutf7;
+pub mod parse;
 pub mod search;
 pub mod sequence;
 pub mod sequence_match;

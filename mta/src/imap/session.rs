@@ -7,13 +7,14 @@
 
 use super::binary::{self, UnknownCte};
 use super::command::{
-    self, AppendMessage, Command, FetchAttr, ListOptions, MessageSet, NameEncoding, Qresync, SearchReturn, Section,
-    SectionText, StatusItem, StoreMode, Tagged,
+    self, AppendMessage, Command, FetchAttr, ListOptions, MessageSet, Qresync, SearchReturn, Section, SectionText,
+    StatusItem, StoreMode, Tagged,
 };
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
 use super::listing;
 use super::message;
+use super::parse::NameEncoding;
 use super::search::{Candidate, Context, SearchKey};
 use super::sequence::{self, SequenceSet};
 use super::sort::{self, Criterion};
