@@ -20,3 +20,4 @@ pub mod session;
 pub mod sort;
 pub mod subject;
 pub mod thread;
+pub mod view;
