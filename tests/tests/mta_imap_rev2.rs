@@ -299,3 +299,69 @@ c.logout()
     assert_eq!(files("cur") + files("new"), 2, "no file of the refused APPEND stayed");
     assert_eq!(files("tmp"), 0);
 }
+
+/// Issue 11: a BINARY APPEND with NUL, bare LFs and a bare CR before CRLF
+/// comes back byte for byte from FETCH BINARY[] and BODY[], RFC822.SIZE
+/// counts those bytes, COPY keeps them, and POP3 sends the same bytes with
+/// LIST giving their number; text APPENDed with LF lines still reads as CRLF.
+#[test]
+fn binary_append_keeps_its_exact_bytes() {
+    let (setup, _mta) = started(0);
+    let pop3s = format!("pop3s_port = {}\n", setup.pop3s.port());
+    let out = run(
+        &setup,
+        &(pop3s
+            + r#"
+raw = (b"Subject: exact\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+       b"Content-Transfer-Encoding: binary\r\n\r\n"
+       b"\x00bare\nLF\n.dot after LF\r\nCR\r\r\n\n\x00end")
+def fetch(r, n):
+    untagged, tagged = r.cmd(b"FETCH %d (RFC822.SIZE BINARY.PEEK[] BODY.PEEK[])" % n)
+    parts = untagged[0]
+    size = int(re.search(rb"RFC822\.SIZE (\d+)", parts[0]).group(1))
+    return size, parts[1], parts[3]
+r = Raw()
+untagged, tagged = r.cmd(b"APPEND INBOX ~{%d+}\r\n" % len(raw) + raw)
+print("append", tagged.split()[1].decode())
+untagged, tagged = r.cmd(b"APPEND INBOX {%d+}\r\n" % len(b"Subject: lf\n\nlf text\n") + b"Subject: lf\n\nlf text\n")
+r.cmd(b"CREATE Kept")
+r.cmd(b"SELECT INBOX")
+size, binary, body = fetch(r, 1)
+print("inbox", size == len(raw), binary == raw, body == raw)
+size, binary, body = fetch(r, 2)
+print("text", size, body == b"Subject: lf\r\n\r\nlf text\r\n")
+r.cmd(b"COPY 1 Kept")
+r.cmd(b"SELECT Kept")
+size, binary, body = fetch(r, 1)
+print("copy", size == len(raw), binary == raw, body == raw)
+r.cmd(b"LOGOUT")
+
+p = ctx.wrap_socket(socket.create_connection(("127.0.0.1", pop3s_port), timeout=20))
+pf = p.makefile("rb")
+def reply(line):
+    if line: p.sendall(line + b"\r\n")
+    return pf.readline()
+reply(None)
+reply(b"USER " + user.encode()); reply(b"PASS " + pw.encode())
+listed = int(reply(b"LIST 1").split()[2])
+print("pop3-list", listed == len(raw))
+print("pop3-retr", reply(b"RETR 1").split()[:2] == [b"+OK", str(len(raw)).encode()])
+# Dot-stuffed at every line start (after LF), ended by CRLF "." CRLF.
+data = b""
+while not data.endswith(b"\r\n.\r\n"):
+    data += pf.readline()
+lines = data[:-3].split(b"\n")
+unstuffed = b"\n".join(l[1:] if l.startswith(b".") else l for l in lines)
+print("pop3-bytes", unstuffed == raw + b"\r\n", b"\n..dot after LF" in data)
+reply(b"QUIT")
+"#),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "append OK");
+    assert_eq!(lines[1], "inbox True True True", "FETCH gives back what APPEND sent");
+    assert_eq!(lines[2], "text 24 True", "LF text is served with CRLF as before");
+    assert_eq!(lines[3], "copy True True True", "COPY keeps the exact bytes");
+    assert_eq!(lines[4], "pop3-list True");
+    assert_eq!(lines[5], "pop3-retr True");
+    assert_eq!(lines[6], "pop3-bytes True True");
+}

@@ -1,18 +1,13 @@
 //! Client commands: a framed command (see `framer`) parsed into a typed
-//! [`Command`]. Pure; every failure is a [`ParseError`] the session turns
-//! into `BAD`. SEARCH nesting is capped so a hostile client cannot recurse
-//! deeply.
+//! [`Command`], built on the grammar primitives of `parse`. Pure; every
+//! failure is a [`ParseError`] the session turns into `BAD`.
 
-use super::date;
-use super::mutf7;
+use super::parse::{NameEncoding, Parser, Result, is_atom_char};
 use super::search::{self, SearchKey};
-use super::sequence::{SequenceError, SequenceSet};
+use super::sequence::SequenceSet;
 use super::sequence_match::SequenceMatch;
 use super::sort::{Criterion, SortKey};
 use super::thread::Algorithm;
-
-/// Deepest SEARCH nesting (parentheses, NOT, OR) accepted.
-pub const MAX_SEARCH_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -247,318 +242,13 @@ pub enum Command {
     Id,
 }
 
-/// `tag = 1*<any ASTRING-CHAR except "+">`
-pub fn is_tag(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| is_atom_char(b) && b != b'+' || b == b']')
-}
-
-fn is_atom_char(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
-}
-
-/// How mailbox names travel: modified UTF-7 (IMAP4rev1), or UTF-8 once the
-/// client enabled IMAP4rev2 or UTF8=ACCEPT (RFC 9051 §5.1, RFC 6855 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NameEncoding {
-    #[default]
-    ModifiedUtf7,
-    Utf8,
-}
-
-impl NameEncoding {
-    /// A mailbox name from the wire as the store's UTF-8.
-    fn label(self) -> &'static str {
-        match self {
-            NameEncoding::ModifiedUtf7 => "modified UTF-7",
-            NameEncoding::Utf8 => "UTF-8",
-        }
-    }
-
-    fn decode(self, raw: &[u8]) -> Result<String> {
-        match self {
-            NameEncoding::ModifiedUtf7 => mutf7::decode(raw).ok_or_else(|| "bad mailbox name encoding".into()),
-            NameEncoding::Utf8 => String::from_utf8(raw.to_vec()).map_err(|_| "mailbox name is not UTF-8".into()),
-        }
-    }
-
-    /// A store name as the wire carries it.
-    pub fn encode(self, name: &str) -> String {
-        match self {
-            NameEncoding::ModifiedUtf7 => mutf7::encode(name),
-            NameEncoding::Utf8 => name.to_string(),
-        }
-    }
-}
-
-pub struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-    names: NameEncoding,
-    /// A mailbox name did not decode (see [`ParseError::bad_name`]).
-    bad_name: bool,
-}
-
-type Result<T> = std::result::Result<T, String>;
-
-impl<'a> Parser<'a> {
-    pub fn new(s: &'a [u8], names: NameEncoding) -> Parser<'a> {
-        Parser {
-            s,
-            i: 0,
-            names,
-            bad_name: false,
-        }
-    }
-
-    pub fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    pub fn at_end(&self) -> bool {
-        self.i == self.s.len()
-    }
-
-    pub fn expect(&mut self, b: u8) -> Result<()> {
-        if self.peek() == Some(b) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(format!("expected {:?}", b as char))
-        }
-    }
-
-    pub fn sp(&mut self) -> Result<()> {
-        self.expect(b' ')
-    }
-
-    pub fn eat(&mut self, b: u8) -> bool {
-        let hit = self.peek() == Some(b);
-        if hit {
-            self.i += 1;
-        }
-        hit
-    }
-
-    pub fn end(&self) -> Result<()> {
-        if self.at_end() {
-            Ok(())
-        } else {
-            Err("unexpected text at end of command".into())
-        }
-    }
-
-    /// Characters while `ok`, at least one.
-    fn run(&mut self, ok: impl Fn(u8) -> bool) -> Result<&'a str> {
-        let start = self.i;
-        while self.peek().is_some_and(&ok) {
-            self.i += 1;
-        }
-        if start == self.i {
-            return Err("missing argument".into());
-        }
-        // All accepted characters are ASCII.
-        std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "non-ASCII atom".to_string())
-    }
-
-    pub fn atom(&mut self) -> Result<&'a str> {
-        self.run(is_atom_char)
-    }
-
-    /// An atom, uppercased (command names, keywords).
-    fn keyword(&mut self) -> Result<String> {
-        Ok(self.atom()?.to_ascii_uppercase())
-    }
-
-    pub fn number(&mut self) -> Result<u32> {
-        self.run(|b| b.is_ascii_digit())?
-            .parse()
-            .map_err(|_| "number out of range".into())
-    }
-
-    pub fn number64(&mut self) -> Result<u64> {
-        self.run(|b| b.is_ascii_digit())?
-            .parse()
-            .map_err(|_| "number out of range".into())
-    }
-
-    fn quoted(&mut self) -> Result<Vec<u8>> {
-        self.expect(b'"')?;
-        let mut out = Vec::new();
-        loop {
-            match self.peek() {
-                None | Some(b'\r' | b'\n' | 0) => return Err("unterminated quoted string".into()),
-                Some(b'"') => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.i += 1;
-                    match self.peek() {
-                        Some(c @ (b'"' | b'\\')) => out.push(c),
-                        _ => return Err("bad escape in quoted string".into()),
-                    }
-                    self.i += 1;
-                }
-                Some(c) => {
-                    out.push(c);
-                    self.i += 1;
-                }
-            }
-        }
-    }
-
-    fn literal(&mut self) -> Result<Vec<u8>> {
-        self.expect(b'{')?;
-        self.literal_rest()
-    }
-
-    /// A literal or, where BINARY allows it (APPEND), a literal8 `~{n}`;
-    /// true for a literal8.
-    fn literal_or_literal8(&mut self) -> Result<(Vec<u8>, bool)> {
-        if self.eat(b'~') {
-            self.expect(b'{')?;
-            return Ok((self.literal_rest()?, true));
-        }
-        Ok((self.literal()?, false))
-    }
-
-    /// A literal after its `{`.
-    fn literal_rest(&mut self) -> Result<Vec<u8>> {
-        let n = self.number64()?;
-        self.eat(b'+');
-        self.expect(b'}')?;
-        self.eat(b'\r');
-        self.expect(b'\n')?;
-        let n = usize::try_from(n).map_err(|_| "literal too large")?;
-        let end = self
-            .i
-            .checked_add(n)
-            .filter(|&e| e <= self.s.len())
-            .ok_or("short literal")?;
-        let data = self.s[self.i..end].to_vec();
-        self.i = end;
-        Ok(data)
-    }
-
-    pub fn string(&mut self) -> Result<Vec<u8>> {
-        match self.peek() {
-            Some(b'"') => self.quoted(),
-            Some(b'{') => self.literal(),
-            _ => Err("expected a string".into()),
-        }
-    }
-
-    pub fn astring(&mut self) -> Result<Vec<u8>> {
-        match self.peek() {
-            Some(b'"' | b'{') => self.string(),
-            _ => Ok(self.run(|b| is_atom_char(b) || b == b']')?.as_bytes().to_vec()),
-        }
-    }
-
-    fn astring_utf8(&mut self) -> Result<String> {
-        String::from_utf8(self.astring()?).map_err(|_| "not UTF-8".into())
-    }
-
-    fn mailbox(&mut self) -> Result<String> {
-        let raw = self.astring()?;
-        let name = self.decode_name(&raw);
-        if name.eq_ignore_ascii_case("INBOX") {
-            return Ok("INBOX".into());
-        }
-        Ok(name)
-    }
-
-    /// LIST patterns: astring plus the wildcards.
-    fn list_mailbox(&mut self) -> Result<String> {
-        let raw = match self.peek() {
-            Some(b'"' | b'{') => self.string()?,
-            _ => self
-                .run(|b| is_atom_char(b) || b"%*]".contains(&b))?
-                .as_bytes()
-                .to_vec(),
-        };
-        Ok(self.decode_name(&raw))
-    }
-
-    /// A mailbox name from the wire; one that does not decode is noted, and
-    /// parsing goes on so the command gets NO.
-    fn decode_name(&mut self, raw: &[u8]) -> String {
-        self.names.decode(raw).unwrap_or_else(|_| {
-            self.bad_name = true;
-            String::from_utf8_lossy(raw).into_owned()
-        })
-    }
-
-    /// `( item SP item ... )` with `item` parsed by `f`.
-    fn list<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<Vec<T>> {
-        self.expect(b'(')?;
-        let mut items = Vec::new();
-        if self.eat(b')') {
-            return Ok(items);
-        }
-        loop {
-            items.push(f(self)?);
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
-    }
-
-    fn flag(&mut self) -> Result<String> {
-        let backslash = self.eat(b'\\');
-        let name = self.atom()?;
-        if !backslash {
-            return Ok(name.to_string());
-        }
-        let system = ["Seen", "Answered", "Flagged", "Deleted", "Draft", "Recent"]
-            .into_iter()
-            .find(|f| f.eq_ignore_ascii_case(name))
-            .ok_or_else(|| format!("unknown flag \\{name}"))?;
-        Ok(format!("\\{system}"))
-    }
-
-    fn flags(&mut self) -> Result<Vec<String>> {
-        if self.peek() == Some(b'(') {
-            self.list(Self::flag)
-        } else {
-            let mut flags = vec![self.flag()?];
-            while self.eat(b' ') {
-                flags.push(self.flag()?);
-            }
-            Ok(flags)
-        }
-    }
-
+impl Parser<'_> {
     /// A sequence set or `$` (SEARCHRES), which stands alone.
     pub fn message_set(&mut self) -> Result<MessageSet> {
         if self.eat(b'$') {
             return Ok(MessageSet::Saved);
         }
         self.sequence_set().map(MessageSet::Set)
-    }
-
-    pub fn sequence_set(&mut self) -> Result<SequenceSet> {
-        let text = self.run(|b| b.is_ascii_digit() || b":,*".contains(&b))?;
-        SequenceSet::parse(text).map_err(|e: SequenceError| e.to_string())
-    }
-
-    /// `"17-Jul-1996 02:44:25 -0700"`, as seconds since the epoch.
-    fn date_time(&mut self) -> Result<i64> {
-        let raw = self.quoted()?;
-        let text = std::str::from_utf8(&raw).map_err(|_| "bad date")?;
-        date::parse_date_time(text).ok_or_else(|| "bad date-time".into())
-    }
-
-    /// `1-Feb-1994` (quoted or not), as days since the epoch.
-    pub fn date(&mut self) -> Result<i64> {
-        let raw = if self.peek() == Some(b'"') {
-            self.quoted()?
-        } else {
-            self.atom()?.as_bytes().to_vec()
-        };
-        let text = std::str::from_utf8(&raw).map_err(|_| "bad date")?;
-        date::parse_date(text).ok_or_else(|| "bad date".into())
     }
 
     fn section(&mut self) -> Result<Section> {
@@ -674,14 +364,14 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'(') {
             return self.list(Self::fetch_attr);
         }
-        let save = self.i;
+        let save = self.pos();
         let word = self.atom().map(str::to_ascii_uppercase).unwrap_or_default();
         Ok(match word.as_str() {
             "ALL" => vec![Flags, InternalDate, Rfc822Size, Envelope],
             "FAST" => vec![Flags, InternalDate, Rfc822Size],
             "FULL" => vec![Flags, InternalDate, Rfc822Size, Envelope, Body],
             _ => {
-                self.i = save;
+                self.rewind(save);
                 vec![self.fetch_attr()?]
             }
         })
@@ -761,7 +451,7 @@ impl<'a> Parser<'a> {
 
     fn search(&mut self, uid: bool) -> Result<Command> {
         let mut returns = None;
-        let save = self.i;
+        let save = self.pos();
         if self.keyword().as_deref() == Ok("RETURN") {
             self.sp()?;
             returns = Some(self.list(|p| {
@@ -776,9 +466,9 @@ impl<'a> Parser<'a> {
             })?);
             self.sp()?;
         } else {
-            self.i = save;
+            self.rewind(save);
         }
-        let save = self.i;
+        let save = self.pos();
         if self.keyword().as_deref() == Ok("CHARSET") {
             self.sp()?;
             let charset = self.astring()?;
@@ -787,7 +477,7 @@ impl<'a> Parser<'a> {
             }
             self.sp()?;
         } else {
-            self.i = save;
+            self.rewind(save);
         }
         let key = search::parse_keys(self)?;
         Ok(Command::Search { uid, returns, key })
@@ -829,7 +519,7 @@ impl<'a> Parser<'a> {
             "STORE" => {
                 let set = self.message_set()?;
                 self.sp()?;
-                let save = self.i;
+                let save = self.pos();
                 let unchanged_since = if self.peek() == Some(b'(') {
                     let m = self.list(|p| {
                         if p.keyword()? != "UNCHANGEDSINCE" {
@@ -841,7 +531,7 @@ impl<'a> Parser<'a> {
                     self.sp()?;
                     m.first().copied()
                 } else {
-                    self.i = save;
+                    self.rewind(save);
                     None
                 };
                 let item = self
@@ -1084,7 +774,7 @@ impl<'a> Parser<'a> {
                     "GETQUOTA" => Command::GetQuota(self.astring_utf8()?),
                     "GETQUOTAROOT" => Command::GetQuotaRoot(self.mailbox()?),
                     "SETQUOTA" => {
-                        self.i = self.s.len();
+                        self.skip_rest();
                         Command::SetQuota
                     }
                     "UID" => self.uid_command()?,
@@ -1138,17 +828,6 @@ impl<'a> Parser<'a> {
             literal8,
         })
     }
-
-    fn nstring(&mut self) -> Result<Option<Vec<u8>>> {
-        if matches!(self.peek(), Some(b'"' | b'{')) {
-            return self.string().map(Some);
-        }
-        if self.keyword()? == "NIL" {
-            Ok(None)
-        } else {
-            Err("expected a string or NIL".into())
-        }
-    }
 }
 
 /// Parse one framed command of an IMAP4rev1 session (modified UTF-7 names).
@@ -1177,10 +856,10 @@ pub fn parse_with(input: &[u8], names: NameEncoding) -> std::result::Result<Tagg
     p.sp().map_err(fail)?;
     let name = p.keyword().map_err(fail)?;
     let command = p.command(&name).map_err(fail)?;
-    if p.bad_name {
+    if p.bad_name() {
         return Err(ParseError {
             tag: Some(tag),
-            message: format!("[NONEXISTENT] Mailbox name is not valid {}", p.names.label()),
+            message: format!("[NONEXISTENT] Mailbox name is not valid {}", p.names().label()),
             bad_name: true,
         });
     }

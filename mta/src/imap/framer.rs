@@ -109,7 +109,7 @@ impl Framer {
     fn tag(&self) -> Option<String> {
         let end = self.buf.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
         let tag = std::str::from_utf8(&self.buf[..end]).ok()?;
-        (!tag.is_empty() && tag.len() <= 64 && super::command::is_tag(tag)).then(|| tag.to_string())
+        (!tag.is_empty() && tag.len() <= 64 && super::parse::is_tag(tag)).then(|| tag.to_string())
     }
 
     /// The next frame, or `None` if more input is needed.

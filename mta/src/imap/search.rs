@@ -1,11 +1,14 @@
 //! SEARCH: the search-key grammar (nesting capped at
-//! [`MAX_SEARCH_DEPTH`](super::command::MAX_SEARCH_DEPTH)) and its
+//! [`MAX_SEARCH_DEPTH`], so a hostile client cannot recurse deeply) and its
 //! evaluation over one message: metadata always, the parsed message
 //! (mail-parser) only for keys that look at headers or bodies.
 
-use super::command::{MAX_SEARCH_DEPTH, Parser};
+use super::parse::Parser;
 use super::sequence::SequenceSet;
 use mail_parser::{Address, HeaderValue, Message, PartType};
+
+/// Deepest SEARCH nesting (parentheses, NOT, OR) accepted.
+pub const MAX_SEARCH_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchKey {

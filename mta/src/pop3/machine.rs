@@ -14,7 +14,7 @@ pub const MECHANISMS: &[&str] = &["PLAIN", "LOGIN", "SCRAM-SHA-256"];
 /// One message of the maildrop as the session lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Octets of the CRLF form RETR sends (before byte-stuffing).
+    /// Octets of the message RETR sends (before byte-stuffing).
     pub size: u64,
     pub uidl: String,
 }
@@ -335,8 +335,10 @@ fn transaction(cmd: Command, messages: &[Entry], deleted: &mut [bool]) -> Result
     })
 }
 
-/// Append a message (CRLF form) byte-stuffed for RETR or TOP, with the
+/// Append a message (wire form) byte-stuffed for RETR or TOP, with the
 /// terminating ".": whole, or the header, blank line and `top` body lines.
+/// A bare LF inside a raw message counts as a line end, so a client that
+/// splits at LF never sees an unstuffed ".".
 pub fn stuffed(message: &[u8], top: Option<u32>, out: &mut Vec<u8>) {
     let mut body_lines: Option<u32> = None;
     for line in message.split_inclusive(|&b| b == b'\n') {

@@ -75,7 +75,7 @@ impl Maildrop {
         }
     }
 
-    /// Message `index` in CRLF form; `retrieved`: RETR (not TOP), so it is now seen.
+    /// Message `index` in wire form (see `store::wire`); `retrieved`: RETR (not TOP), so it is now seen.
     pub fn read(&self, index: usize, retrieved: bool) -> Result<Vec<u8>, MaildropError> {
         match self {
             Maildrop::Maildir { inbox, uids } => {

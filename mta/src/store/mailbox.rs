@@ -7,6 +7,7 @@
 
 use super::flags::{FlagOp, Flags, KeywordTable, split_name};
 use super::index::{self, Index, IndexEntry, Record};
+use super::wire::Form;
 use super::{StoreError, io_err};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -26,7 +27,7 @@ pub struct MessageMeta {
     pub uid: u32,
     pub flags: Flags,
     pub modseq: u64,
-    /// RFC822.SIZE: the size of the CRLF form that `Mailbox::read` returns.
+    /// RFC822.SIZE: the size of what `Mailbox::read` returns.
     pub size: u64,
     pub internal_date: SystemTime,
 }
@@ -35,6 +36,8 @@ pub struct MessageMeta {
 pub struct NewMessage<'a> {
     /// CRLF or LF line ends.
     pub data: &'a [u8],
+    /// Sent as binary (an IMAP literal8): kept as it is even without CRLFs.
+    pub binary: bool,
     pub flags: &'a Flags,
     /// INTERNALDATE; now if not given.
     pub date: Option<SystemTime>,
@@ -289,7 +292,7 @@ impl Mailbox {
             let entry = IndexEntry {
                 uid: st.index.uid_next,
                 modseq: 0,
-                size: crlf_size(&data),
+                size: Form::of(base).wire_size(&data),
                 mtime: unix_secs(mtime),
                 info: info.unwrap_or("").to_string(),
                 base: base.to_string(),
@@ -387,13 +390,13 @@ impl Mailbox {
         self.dir.join("cur").join(format!("{}:2,{}", e.base, e.info))
     }
 
-    /// The message in CRLF form.
+    /// The message in wire form: CRLF lines, or the exact bytes of a raw file.
     pub fn read(&self, uid: u32) -> Result<Vec<u8>, StoreError> {
-        self.with_file(uid, |path| fs::read(path).map(|data| to_crlf(&data)))
+        self.with_file(uid, |path, form| fs::read(path).map(|data| form.wire(data)))
     }
 
     /// The header of a message up to and including the empty line that ends
-    /// it, in CRLF form: what SEARCH, SORT, THREAD, ENVELOPE and header
+    /// it, in wire form: what SEARCH, SORT, THREAD, ENVELOPE and header
     /// FETCHes need, without reading the body.
     pub fn header(&self, uid: u32) -> Result<Arc<[u8]>, StoreError> {
         if let Some(h) = self.lock()?.headers.by_uid.get(&uid) {
@@ -406,18 +409,18 @@ impl Mailbox {
 
     /// Run `f` on the file of `uid`, rescanning once if another tool renamed
     /// it (a flag change) since the last scan.
-    fn with_file<T>(&self, uid: u32, f: impl Fn(&Path) -> std::io::Result<T>) -> Result<T, StoreError> {
+    fn with_file<T>(&self, uid: u32, f: impl Fn(&Path, Form) -> std::io::Result<T>) -> Result<T, StoreError> {
         for attempt in 0..2 {
-            let path = {
+            let (path, form) = {
                 let mut st = self.lock()?;
                 if attempt > 0 {
                     st.known = None;
                     self.sync_locked(&mut st)?;
                 }
                 let e = st.index.messages.get(&uid).ok_or(StoreError::NoSuchMessage(uid))?;
-                self.file_path(e)
+                (self.file_path(e), Form::of(&e.base))
             };
-            match f(&path) {
+            match f(&path, form) {
                 Ok(v) => return Ok(v),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err(path, e)),
@@ -487,9 +490,14 @@ impl Mailbox {
     }
 
     /// Save a message (CRLF or LF lines; stored with LF as Maildir tools
-    /// expect). Returns (UIDVALIDITY, UID).
+    /// expect unless that would alter it, see `wire`). Returns (UIDVALIDITY, UID).
     pub fn append(&self, data: &[u8], flags: &Flags, date: Option<SystemTime>) -> Result<(u32, u32), StoreError> {
-        let (validity, uids) = self.append_all(&[NewMessage { data, flags, date }])?;
+        let (validity, uids) = self.append_all(&[NewMessage {
+            data,
+            binary: false,
+            flags,
+            date,
+        }])?;
         Ok((validity, uids[0]))
     }
 
@@ -499,7 +507,8 @@ impl Mailbox {
     pub fn append_all(&self, messages: &[NewMessage<'_>]) -> Result<(u32, Vec<u32>), StoreError> {
         let mut written = Vec::with_capacity(messages.len());
         for m in messages {
-            match self.write_tmp(&to_lf(m.data), m.date) {
+            let form = Form::for_new(m.data, m.binary);
+            match self.write_tmp(&form.stored(m.data), form, m.date) {
                 Ok(tmp) => written.push(tmp),
                 Err(e) => {
                     written.iter().for_each(|t| drop(fs::remove_file(&t.0)));
@@ -537,9 +546,15 @@ impl Mailbox {
         Ok((st.index.uid_validity, uids))
     }
 
-    /// Write a new file into tmp/: (path, unique name, CRLF size).
-    fn write_tmp(&self, data: &[u8], date: Option<SystemTime>) -> Result<(PathBuf, String, u64), StoreError> {
-        let base = super::unique_name();
+    /// Write the file contents `data` of a message in `form` into tmp/:
+    /// (path, unique name, wire size).
+    fn write_tmp(
+        &self,
+        data: &[u8],
+        form: Form,
+        date: Option<SystemTime>,
+    ) -> Result<(PathBuf, String, u64), StoreError> {
+        let base = form.mark(super::unique_name());
         let path = self.dir.join("tmp").join(&base);
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new()
@@ -558,7 +573,7 @@ impl Mailbox {
             io_err(&path, e)
         })?;
         super::chown(&path, self.owner);
-        Ok((path, base, crlf_size(data)))
+        Ok((path, base, form.wire_size(data)))
     }
 
     /// Move a file from tmp/ into cur/ with `flags` and give it the next UID.
@@ -638,13 +653,14 @@ impl Mailbox {
     /// COPY: the messages are hard-linked (copied across file systems) into
     /// `dest` with their flags. Returns dest's UIDVALIDITY and (source, dest) UID pairs.
     pub fn copy_to(&self, uids: &[u32], dest: &Mailbox) -> Result<(u32, Vec<(u32, u32)>), StoreError> {
-        let mut sources: Vec<(u32, PathBuf, Flags, SystemTime)> = {
+        let mut sources: Vec<(u32, PathBuf, Form, Flags, SystemTime)> = {
             let st = self.lock()?;
             uids.iter()
                 .filter_map(|uid| st.index.messages.get(uid))
                 .map(|e| {
                     let date = UNIX_EPOCH + Duration::from_secs(e.mtime.max(0) as u64);
-                    (e.uid, self.file_path(e), st.keywords.flags(&e.info), date)
+                    let form = Form::of(&e.base);
+                    (e.uid, self.file_path(e), form, st.keywords.flags(&e.info), date)
                 })
                 .collect()
         };
@@ -653,8 +669,8 @@ impl Mailbox {
         // The source lock is released before the destination's is taken, so
         // two opposite COPYs cannot deadlock.
         let mut staged = Vec::new();
-        for (uid, path, flags, date) in sources {
-            match dest.link_tmp(&path, date) {
+        for (uid, path, form, flags, date) in sources {
+            match dest.link_tmp(&path, form, date) {
                 Ok(tmp) => staged.push((uid, tmp, flags, date)),
                 Err(StoreError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -690,19 +706,19 @@ impl Mailbox {
         Ok((st.index.uid_validity, pairs))
     }
 
-    /// Put a copy of `source` into tmp/ (a hard link when possible).
-    fn link_tmp(&self, source: &Path, date: SystemTime) -> Result<(PathBuf, String, u64), StoreError> {
-        let base = super::unique_name();
+    /// Put a copy of `source`, a file in `form`, into tmp/ (a hard link when possible).
+    fn link_tmp(&self, source: &Path, form: Form, date: SystemTime) -> Result<(PathBuf, String, u64), StoreError> {
+        let base = form.mark(super::unique_name());
         let path = self.dir.join("tmp").join(&base);
         match fs::hard_link(source, &path) {
             Ok(()) => {
                 let data = fs::read(&path).map_err(|e| io_err(&path, e))?;
-                Ok((path, base, crlf_size(&data)))
+                Ok((path, base, form.wire_size(&data)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(io_err(source, e)),
             Err(_) => {
                 let data = fs::read(source).map_err(|e| io_err(source, e))?;
-                self.write_tmp(&data, Some(date))
+                self.write_tmp(&data, form, Some(date))
             }
         }
     }
@@ -811,24 +827,14 @@ fn unix_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Size of `data` once every bare LF is a CRLF.
-pub fn crlf_size(data: &[u8]) -> u64 {
-    let bare = data
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'))
-        .count();
-    (data.len() + bare) as u64
-}
-
 /// The header block of the file at `path` (through the empty line, or the
-/// whole file if it has none), in CRLF form, without reading the body of a
+/// whole file if it has none), in wire form, without reading the body of a
 /// large message.
-fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
-    header_from(File::open(path)?, 8192)
+fn read_header(path: &Path, form: Form) -> std::io::Result<Vec<u8>> {
+    header_from(File::open(path)?, form, 8192)
 }
 
-fn header_from(mut source: impl std::io::Read, chunk: usize) -> std::io::Result<Vec<u8>> {
+fn header_from(mut source: impl std::io::Read, form: Form, chunk: usize) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::new();
     let mut buf = vec![0u8; chunk];
     loop {
@@ -844,7 +850,7 @@ fn header_from(mut source: impl std::io::Read, chunk: usize) -> std::io::Result<
             break;
         }
     }
-    Ok(to_crlf(&data))
+    Ok(form.wire(data))
 }
 
 /// Where the header ends (just past the empty line), searching from `from`.
@@ -864,30 +870,6 @@ fn header_end(data: &[u8], from: usize) -> Option<usize> {
     })
 }
 
-/// Bare LF → CRLF (what the wire protocols want).
-pub fn to_crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(crlf_size(data) as usize);
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
-/// CRLF → LF (the Maildir convention).
-fn to_lf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\r' && data.get(i + 1) == Some(&b'\n') {
-            continue;
-        }
-        out.push(b);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -901,34 +883,28 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn line_end_conversions(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..64)) {
-            let crlf = to_crlf(&data);
-            prop_assert_eq!(crlf.len() as u64, crlf_size(&data));
-            prop_assert_eq!(to_crlf(&crlf), crlf);
-        }
-
+        /// In either form the header is a prefix of what `read` returns;
+        /// from an LF file it ends at the first empty line.
         #[test]
         fn header_is_the_part_before_the_first_empty_line(
             data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..64),
             chunk in 1usize..9,
+            raw: bool,
         ) {
-            let header = header_from(&data[..], chunk).unwrap();
-            prop_assert_eq!(&header, &header_from(&data[..], 8192).unwrap());
-            let whole = to_crlf(&data);
+            let form = if raw { Form::Raw } else { Form::Lf };
+            let header = header_from(&data[..], form, chunk).unwrap();
+            prop_assert_eq!(&header, &header_from(&data[..], form, 8192).unwrap());
+            let whole = form.wire(data.clone());
             prop_assert!(whole.starts_with(&header));
-            if header.len() < whole.len() {
-                prop_assert!(header == b"\r\n" || header.ends_with(b"\r\n\r\n"));
+            if !raw {
+                if header.len() < whole.len() {
+                    prop_assert!(header == b"\r\n" || header.ends_with(b"\r\n\r\n"));
+                }
+                // No empty line before the end.
+                let inner = &header[..header.len().saturating_sub(2)];
+                prop_assert!(!inner.starts_with(b"\r\n"));
+                prop_assert!(inner.windows(4).all(|w| w != b"\r\n\r\n"));
             }
-            // No empty line before the end.
-            let inner = &header[..header.len().saturating_sub(2)];
-            prop_assert!(!inner.starts_with(b"\r\n"));
-            prop_assert!(inner.windows(4).all(|w| w != b"\r\n\r\n"));
-        }
-
-        #[test]
-        fn lf_text_survives_the_wire_form(data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'a')], 0..64)) {
-            prop_assert_eq!(to_lf(&to_crlf(&data)), data);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The mail store that IMAP and POP3 serve: where a user's mail lives
 //! (`locate`), and Maildir with Maildir++ folders as the truth for messages
 //! and flags, with a per-mailbox index beside it for UIDs and MODSEQs
-//! (`mailbox`, `index`, `flags`).
+//! (`mailbox`, `index`, `flags`). Message files hold LF text, or the exact
+//! bytes of a message that LF text would alter, marked in the file name
+//! (`wire`); every reader gives back the bytes that were sent.
 //!
 //! Folder names are UTF-8 with `/` as the hierarchy delimiter; on disk
 //! "Lists/rust" is the Maildir++ folder `.Lists.rust` (so `.` cannot occur
@@ -10,6 +12,7 @@
 pub mod flags;
 pub mod index;
 pub mod mailbox;
+pub mod wire;
 
 pub use flags::{FlagOp, Flags};
 pub use mailbox::{Mailbox, MessageMeta, NewMessage, Snapshot, StoreOutcome};
@@ -681,11 +684,13 @@ mod tests {
             .append_all(&[
                 NewMessage {
                     data: b"a\r\n",
+                    binary: false,
                     flags: &plain,
                     date: None,
                 },
                 NewMessage {
                     data: b"b\r\n",
+                    binary: false,
                     flags: &seen(),
                     date: None,
                 },
@@ -705,11 +710,13 @@ mod tests {
             .append_all(&[
                 NewMessage {
                     data: b"c\r\n",
+                    binary: false,
                     flags: &full,
                     date: None,
                 },
                 NewMessage {
                     data: b"d\r\n",
+                    binary: false,
                     flags: &one_more,
                     date: None,
                 },
@@ -742,6 +749,78 @@ mod tests {
         assert_eq!(pairs, [(a, 3)]);
         assert_eq!(inbox.sync().unwrap().messages.len(), 1);
         assert_eq!(archive.read(3).unwrap(), b"a\r\n");
+    }
+
+    /// A BINARY APPEND with NUL and bare LFs (issue 11): every reader gives
+    /// back the bytes as sent and RFC822.SIZE counts exactly those, through
+    /// flag changes, COPY, MOVE and a rebuilt index.
+    #[test]
+    fn binary_messages_keep_their_exact_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        store.create_folder("Archive").unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        let archive = store.mailbox("Archive").unwrap();
+        let data: &[u8] = b"Subject: bin\r\nX: bare\nLF\r\n\r\n\0\x01\n\r\n\n.\n";
+        let (_, uids) = inbox
+            .append_all(&[NewMessage {
+                data,
+                binary: true,
+                flags: &Flags::default(),
+                date: None,
+            }])
+            .unwrap();
+        let uid = uids[0];
+        let file = &cur_files(tmp.path())[0];
+        assert!(file.ends_with(",raw:2,"), "{file}");
+        assert_eq!(fs::read(tmp.path().join("cur").join(file)).unwrap(), data);
+        let check = |mailbox: &Mailbox, uid: u32| {
+            let snap = mailbox.sync().unwrap();
+            let meta = snap.messages.iter().find(|m| m.uid == uid).unwrap();
+            assert_eq!(mailbox.read(uid).unwrap(), data);
+            assert_eq!(meta.size, data.len() as u64);
+            assert_eq!(
+                &mailbox.header(uid).unwrap()[..],
+                b"Subject: bin\r\nX: bare\nLF\r\n\r\n"
+            );
+        };
+        check(&inbox, uid);
+        inbox.store_flags(&[uid], FlagOp::Add, &seen(), None).unwrap();
+        check(&inbox, uid);
+        let (_, pairs) = inbox.copy_to(&[uid], &archive).unwrap();
+        check(&archive, pairs[0].1);
+        let (_, pairs) = archive.move_to(&[pairs[0].1], &inbox).unwrap();
+        check(&inbox, pairs[0].1);
+        // The mark is in the file name, so a rebuilt index sizes it right too.
+        fs::remove_file(tmp.path().join(index::FILE)).unwrap();
+        let rebuilt = Mailbox::open("INBOX", tmp.path(), None).unwrap();
+        for m in rebuilt.sync().unwrap().messages.iter() {
+            check(&rebuilt, m.uid);
+        }
+    }
+
+    /// Ordinary mail keeps today's format: LF on disk, CRLF when read.
+    #[test]
+    fn text_messages_are_stored_with_lf() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), None).unwrap();
+        let inbox = store.mailbox("INBOX").unwrap();
+        let (_, crlf) = inbox
+            .append(b"A: b\r\n\r\nNUL\0ok\r\n", &Flags::default(), None)
+            .unwrap();
+        let (_, lf) = inbox.append(b"A: b\n\nlf\n", &Flags::default(), None).unwrap();
+        let (_, mixed) = inbox
+            .append(b"A: b\r\n\r\nbare\nlf\r\n", &Flags::default(), None)
+            .unwrap();
+        let files = cur_files(tmp.path());
+        assert_eq!(files.iter().filter(|f| f.contains(",raw")).count(), 1, "{files:?}");
+        assert_eq!(inbox.read(crlf).unwrap(), b"A: b\r\n\r\nNUL\0ok\r\n");
+        assert_eq!(inbox.read(lf).unwrap(), b"A: b\r\n\r\nlf\r\n");
+        assert_eq!(inbox.read(mixed).unwrap(), b"A: b\r\n\r\nbare\nlf\r\n");
+        let snap = inbox.sync().unwrap();
+        for m in snap.messages.iter() {
+            assert_eq!(m.size, inbox.read(m.uid).unwrap().len() as u64);
+        }
     }
 
     #[test]

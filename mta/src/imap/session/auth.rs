@@ -1,0 +1,154 @@
+//! Getting authenticated: STARTTLS, LOGIN and AUTHENTICATE (SASL), with
+//! the failed-login throttle, and opening the user's store on success.
+
+use super::{End, Flow, Session, User, blocking};
+use crate::auth::sasl::{self, Exchange, Step};
+use crate::imap::framer::{Frame, Limits};
+use crate::store::{self, Store};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::sync::Arc;
+
+impl Session {
+    pub(super) async fn starttls(&mut self, tag: &str) -> Flow {
+        let tls = match (&self.shared.tls, self.tls) {
+            (_, true) => return self.bad(Some(tag), "TLS already active"),
+            (None, _) => {
+                self.line(&format!("{tag} NO TLS not available"));
+                return Ok(());
+            }
+            (Some(tls), false) => Arc::clone(tls),
+        };
+        self.ok(tag, "Begin TLS negotiation now");
+        self.flush().await?;
+        // Anything pipelined after STARTTLS came in plaintext: discard it.
+        self.framer.clear();
+        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
+        match tokio::time::timeout(self.timeout(), tls.acceptor().accept(io)).await {
+            Ok(Ok(stream)) => {
+                self.io = Box::new(stream);
+                self.tls = true;
+                Ok(())
+            }
+            _ => {
+                tracing::info!("imap: TLS handshake with {} failed", self.peer);
+                Err(End::Closed)
+            }
+        }
+    }
+
+    /// Refuse a login for a reason; `Some(reply)` when refused.
+    pub(super) fn login_refusal(&self, tag: &str) -> Option<String> {
+        if self.user.is_some() {
+            return Some(format!("{tag} BAD Already authenticated"));
+        }
+        if !self.tls {
+            return Some(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first"));
+        }
+        if self.shared.auth.throttled(self.peer.ip()) {
+            return Some(format!(
+                "{tag} NO [UNAVAILABLE] Too many failed logins; try again later"
+            ));
+        }
+        None
+    }
+
+    pub(super) async fn login(&mut self, tag: &str, user: String, password: String) -> Flow {
+        if let Some(reply) = self.login_refusal(tag) {
+            self.line(&reply);
+            return Ok(());
+        }
+        let ok = self.shared.auth.check_password(&user, password).await;
+        self.login_result(tag, ok.then_some(user), "LOGIN").await
+    }
+
+    pub(super) async fn authenticate(&mut self, tag: &str, mechanism: &str, initial: Option<String>) -> Flow {
+        if let Some(reply) = self.login_refusal(tag) {
+            self.line(&reply);
+            return Ok(());
+        }
+        if mechanism == "CRAM-MD5" {
+            // Offered by SMTP, but not advertised here: it needs plaintext secrets.
+            self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+            return Ok(());
+        }
+        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
+            self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+            return Ok(());
+        };
+        let mut response = match initial {
+            Some(init) if exchange.accepts_initial() => sasl::decode(&init),
+            _ => {
+                let c = challenge.unwrap_or_default();
+                self.line(&format!("+ {}", B64.encode(c)));
+                self.read_sasl_line().await?
+            }
+        };
+        let users = self.shared.auth.users();
+        loop {
+            let Some(r) = response else {
+                return self.bad(Some(tag), "Authentication cancelled or malformed");
+            };
+            match exchange.step(&r, users.as_ref()) {
+                Step::Challenge(c) => {
+                    self.line(&format!("+ {}", B64.encode(c)));
+                    response = self.read_sasl_line().await?;
+                }
+                Step::CheckPassword { user, password } => {
+                    let ok = self.shared.auth.check_password(&user, password).await;
+                    return self.login_result(tag, ok.then_some(user), mechanism).await;
+                }
+                Step::Success { user } => return self.login_result(tag, Some(user), mechanism).await,
+                Step::Failure => return self.login_result(tag, None, mechanism).await,
+                Step::Malformed => return self.bad(Some(tag), "Malformed authentication response"),
+            }
+        }
+    }
+
+    pub(super) async fn read_sasl_line(&mut self) -> Result<Option<Vec<u8>>, End> {
+        match self.next_frame().await? {
+            Frame::Command(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
+            _ => Ok(None),
+        }
+    }
+
+    pub(super) async fn login_result(&mut self, tag: &str, user: Option<String>, how: &str) -> Flow {
+        let ip = self.peer.ip();
+        let Some(user) = user else {
+            self.shared.auth.record_failure(ip);
+            tracing::warn!("imap: {how} failed from {}", self.peer);
+            self.line(&format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials"));
+            return Ok(());
+        };
+        self.shared.auth.record_success(ip);
+        let location = store::locate(&self.shared.config, &user);
+        let opened = match location {
+            Some(loc) if loc.format == crate::config::MailboxFormat::Maildir => blocking(move || {
+                let store = Store::open(&loc.path, loc.owner.as_ref())?;
+                store.ensure_special_folders()?;
+                Ok(store)
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!("imap: opening the mail of {user:?}: {e}");
+                "Mailbox unavailable"
+            }),
+            Some(_) => Err("This account's mail is in mbox format: use POP3"),
+            None => Err("No mailbox for this account"),
+        };
+        match opened {
+            Ok(store) => {
+                tracing::info!("imap: {user:?} logged in from {} with {how}", self.peer);
+                self.user = Some(User {
+                    name: user,
+                    store: Arc::new(store),
+                });
+                self.framer.limits = Limits::authenticated(self.shared.config.imap.max_message_size);
+                let caps = self.capabilities();
+                self.ok(tag, &format!("[CAPABILITY {caps}] Logged in"));
+            }
+            Err(why) => self.line(&format!("{tag} NO [UNAVAILABLE] {why}")),
+        }
+        Ok(())
+    }
+}

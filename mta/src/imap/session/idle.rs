@@ -1,0 +1,66 @@
+//! IDLE: report changes to the selected mailbox as they happen (woken by
+//! this process's own changes, polling for other processes') until DONE.
+
+use super::{End, Flow, Session};
+use crate::imap::framer::Frame;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// How often IDLE looks at the Maildir for changes made by other processes.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+impl Session {
+    pub(super) async fn idle(&mut self, tag: &str) -> Flow {
+        self.line("+ idling");
+        if self.selected.is_some() {
+            self.update(true).await;
+        }
+        self.flush().await?;
+        let mut changes = self.selected.as_ref().map(|s| s.mailbox.changes());
+        let deadline = tokio::time::Instant::now() + self.shared.config.imap.idle_timeout;
+        let mut poll = tokio::time::interval(IDLE_POLL);
+        let mut buf = vec![0u8; 1024];
+        enum Event {
+            Input(usize),
+            Change,
+            Timeout,
+        }
+        loop {
+            let event = tokio::select! {
+                r = self.io.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return Err(End::Closed),
+                    Ok(n) => Event::Input(n),
+                },
+                Some(_) = async { match &mut changes { Some(c) => c.changed().await.ok(), None => std::future::pending().await } } => Event::Change,
+                _ = poll.tick() => Event::Change,
+                _ = tokio::time::sleep_until(deadline) => Event::Timeout,
+            };
+            match event {
+                Event::Input(n) => {
+                    self.take_input(&buf[..n])?;
+                    if let Some(frame) = self.framer.next_frame() {
+                        match frame {
+                            Frame::Command(line) if line.eq_ignore_ascii_case(b"DONE") => {
+                                self.ok(tag, "IDLE terminated");
+                            }
+                            _ => {
+                                self.bad(Some(tag), "Expected DONE")?;
+                            }
+                        }
+                        return Ok(());
+                    }
+                }
+                Event::Change => {
+                    if self.selected.is_some() {
+                        self.update(true).await;
+                    }
+                }
+                Event::Timeout => {
+                    self.line("* BYE Autologout; idle for too long");
+                    return Err(End::Closed);
+                }
+            }
+            self.flush().await?;
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! One IMAP session: the state machine (not authenticated, authenticated,
+//! selected) with its tokio shell, and the dispatch of commands to the
+//! concerns in this folder as `impl Session` blocks: `auth` (STARTTLS,
+//! LOGIN, AUTHENTICATE), `select` (SELECT/EXAMINE and the updates of the
+//! selected mailbox), `mailboxes` (LIST, STATUS, APPEND, QUOTA, ...),
+//! `search` (SEARCH, SORT, THREAD), `fetch`, `store` (STORE, COPY, MOVE,
+//! EXPUNGE) and `idle`. Commands come from the bounded framer and parser;
+//! mailbox work goes to the store on the blocking pool. What the client
+//! knows of the selected mailbox is a pure [`View`].
+
+mod auth;
+mod fetch;
+mod idle;
+mod mailboxes;
+mod search;
+mod select;
+mod store;
+
+use super::command::{self, Command, MessageSet, Tagged};
+use super::deflate::Deflate;
+use super::framer::{Frame, Framer, Limits};
+use super::parse::NameEncoding;
+use super::sequence::SequenceSet;
+use super::view::View;
+use crate::net::Io;
+use crate::service::Shared;
+use crate::store::{Flags, Mailbox, Store, StoreError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const READ_CHUNK: usize = 16 << 10;
+
+/// Protocol errors (BAD) before the session is closed.
+const MAX_ERRORS: u32 = 20;
+
+/// Replies are flushed once this much is buffered (long FETCH responses).
+const FLUSH_AT: usize = 256 << 10;
+
+/// Why the session ends.
+pub enum End {
+    Logout,
+    Closed,
+}
+
+type Flow = Result<(), End>;
+
+struct User {
+    name: String,
+    store: Arc<Store>,
+}
+
+/// The selected mailbox and what its client has been told of it.
+struct Selected {
+    mailbox: Arc<Mailbox>,
+    view: View,
+}
+
+impl std::ops::Deref for Selected {
+    type Target = View;
+
+    fn deref(&self) -> &View {
+        &self.view
+    }
+}
+
+impl std::ops::DerefMut for Selected {
+    fn deref_mut(&mut self) -> &mut View {
+        &mut self.view
+    }
+}
+
+fn epoch_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// Run store work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io("(task)".into(), std::io::Error::other(e))))
+}
+
+/// Parsed flag names as store flags (`\Recent` cannot be set and is ignored).
+fn to_flags(names: &[String]) -> Flags {
+    let mut flags = Flags::default();
+    for n in names {
+        match n.as_str() {
+            "\\Seen" => flags.seen = true,
+            "\\Answered" => flags.answered = true,
+            "\\Flagged" => flags.flagged = true,
+            "\\Deleted" => flags.deleted = true,
+            "\\Draft" => flags.draft = true,
+            "\\Recent" => {}
+            keyword => {
+                flags.keywords.insert(keyword.to_string());
+            }
+        }
+    }
+    flags
+}
+
+/// Whether adding `adding` bytes to the account would exceed `limit` (0: no quota).
+async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
+    if limit == 0 {
+        return false;
+    }
+    match blocking(move || store.usage()).await {
+        Ok(used) => used.saturating_add(adding) > limit,
+        Err(e) => {
+            tracing::warn!("imap: quota usage: {e}");
+            false
+        }
+    }
+}
+
+/// The response code and text for a store error.
+fn store_no(e: &StoreError) -> String {
+    match e {
+        StoreError::NoSuchMailbox(_) => format!("NO [NONEXISTENT] {e}"),
+        StoreError::Exists(_) => format!("NO [ALREADYEXISTS] {e}"),
+        StoreError::BadName(_) | StoreError::Inbox => format!("NO [CANNOT] {e}"),
+        StoreError::NoSuchMessage(_) => format!("NO {e}"),
+        StoreError::TooManyKeywords => format!("NO [LIMIT] {e}"),
+        StoreError::Io(..) => {
+            tracing::error!("imap: store: {e}");
+            "NO [UNAVAILABLE] Temporary mailbox error".into()
+        }
+    }
+}
+
+pub struct Session {
+    io: Box<dyn Io>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tls: bool,
+    framer: Framer,
+    out: Vec<u8>,
+    errors: u32,
+    user: Option<User>,
+    selected: Option<Selected>,
+    condstore: bool,
+    /// QRESYNC enabled: expunges are reported as VANISHED.
+    qresync: bool,
+    /// ENABLE IMAP4rev2: RFC 9051's response rules (no \Recent, ESEARCH, ...).
+    rev2: bool,
+    /// Mailbox names in UTF-8 after ENABLE IMAP4rev2 or UTF8=ACCEPT, else modified UTF-7.
+    names: NameEncoding,
+    /// SEARCHRES: the UIDs `SEARCH RETURN (SAVE)` kept for `$`; empty
+    /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
+    saved: Vec<u32>,
+    deflate: Option<Deflate>,
+    /// The client has fetched BINARY items or APPENDed a literal8, so it
+    /// reads literal8: BODY[] contents with NUL go out as `~{n}` (RFC 3516 §4.3).
+    binary: bool,
+}
+
+impl Session {
+    pub fn new(io: Box<dyn Io>, shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Session {
+        Session {
+            io,
+            shared,
+            peer,
+            tls,
+            framer: Framer::new(Limits::UNAUTHENTICATED),
+            out: Vec::new(),
+            errors: 0,
+            user: None,
+            selected: None,
+            condstore: false,
+            qresync: false,
+            rev2: false,
+            names: NameEncoding::ModifiedUtf7,
+            saved: Vec::new(),
+            deflate: None,
+            binary: false,
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn capabilities(&self) -> String {
+        // LITERAL+ and not LITERAL-: LITERAL+ is the superset (RFC 7888), so it serves IMAP4rev2 too.
+        let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
+        if self.user.is_none() {
+            if !self.tls {
+                caps.extend(["STARTTLS", "LOGINDISABLED"]);
+            } else {
+                caps.extend(["AUTH=PLAIN", "AUTH=LOGIN", "AUTH=SCRAM-SHA-256"]);
+            }
+            return caps.join(" ");
+        }
+        caps.extend([
+            "IDLE",
+            "UIDPLUS",
+            "MOVE",
+            "NAMESPACE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "ESEARCH",
+            "CONDSTORE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "SORT",
+            "QRESYNC",
+            "COMPRESS=DEFLATE",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+            "SEARCHRES",
+            "BINARY",
+            "MULTIAPPEND",
+            "STATUS=SIZE",
+            "UTF8=ACCEPT",
+        ]);
+        if self.shared.config.imap.quota > 0 {
+            caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
+        }
+        format!(
+            "{} APPENDLIMIT={}",
+            caps.join(" "),
+            self.shared.config.imap.max_message_size
+        )
+    }
+
+    fn timeout(&self) -> Duration {
+        let c = &self.shared.config.imap;
+        if self.user.is_some() {
+            c.idle_timeout
+        } else {
+            c.login_timeout
+        }
+    }
+
+    async fn flush(&mut self) -> Flow {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(d) = &mut self.deflate {
+            out = d.deflate(&out);
+        }
+        self.io.write_all(&out).await.map_err(|_| End::Closed)?;
+        self.io.flush().await.map_err(|_| End::Closed)
+    }
+
+    /// Give received bytes to the framer (inflated first under COMPRESS).
+    /// `Ok(false)` when compressed input is pending but produced nothing yet.
+    fn take_input(&mut self, bytes: &[u8]) -> Result<bool, End> {
+        let Some(d) = &mut self.deflate else {
+            self.framer.extend(bytes);
+            return Ok(true);
+        };
+        d.push(bytes);
+        match d.inflate() {
+            Ok(plain) => {
+                self.framer.extend(&plain);
+                Ok(!plain.is_empty())
+            }
+            Err(e) => {
+                tracing::info!("imap: {e} from {}", self.peer);
+                Err(End::Closed)
+            }
+        }
+    }
+
+    /// Read more input (flushing replies first); on timeout say BYE.
+    async fn fill(&mut self) -> Flow {
+        self.flush().await?;
+        // Compressed input already here is inflated a chunk at a time before reading more.
+        if self.deflate.is_some() && self.take_input(&[])? {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; READ_CHUNK];
+        match tokio::time::timeout(self.timeout(), self.io.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Closed),
+            Ok(Ok(n)) => {
+                self.take_input(&buf[..n])?;
+                Ok(())
+            }
+            Err(_) => {
+                self.line("* BYE Autologout; idle for too long");
+                let _ = self.flush().await;
+                Err(End::Closed)
+            }
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<Frame, End> {
+        loop {
+            if let Some(frame) = self.framer.next_frame() {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    pub async fn run(mut self) {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} IMAP ready",
+            self.capabilities(),
+            self.shared.config.hostname
+        );
+        self.line(&greeting);
+        let end = self.serve().await;
+        let _ = self.flush().await;
+        if let Some(user) = &self.user {
+            let how = if matches!(end, Err(End::Logout)) {
+                "logout"
+            } else {
+                "disconnect"
+            };
+            tracing::info!("imap: {:?} {how} from {}", user.name, self.peer);
+        }
+    }
+
+    async fn serve(&mut self) -> Flow {
+        loop {
+            match self.next_frame().await? {
+                Frame::Continue => self.line("+ Ready for literal data"),
+                Frame::TooLong { tag } => self.bad(tag.as_deref(), "Command line too long")?,
+                Frame::TooBig { tag, fatal } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    let limit = self.framer.limits.literals;
+                    self.line(&format!("{tag} NO [TOOBIG] Literal larger than {limit} bytes"));
+                    if fatal {
+                        self.line("* BYE Non-synchronizing literal too large");
+                        return Err(End::Closed);
+                    }
+                }
+                Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
+                    Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
+                    Err(e) if e.bad_name => self.line(&format!("{} NO {}", e.tag.as_deref().unwrap_or("*"), e.message)),
+                    Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
+                },
+            }
+            if self.out.len() > FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+    }
+
+    fn bad(&mut self, tag: Option<&str>, text: &str) -> Flow {
+        self.errors += 1;
+        self.line(&format!("{} BAD {text}", tag.unwrap_or("*")));
+        if self.errors >= MAX_ERRORS {
+            self.line("* BYE Too many errors");
+            return Err(End::Closed);
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, tag: &str, command: Command) -> Flow {
+        let authenticated = self.user.is_some();
+        let selected = self.selected.is_some();
+        match command {
+            Command::Capability => {
+                let caps = self.capabilities();
+                self.line(&format!("* CAPABILITY {caps}"));
+                self.ok(tag, "CAPABILITY completed");
+            }
+            Command::Noop | Command::Check => {
+                if selected {
+                    self.update(true).await;
+                }
+                self.ok(tag, "completed");
+            }
+            Command::Logout => {
+                self.line("* BYE Logging out");
+                self.ok(tag, "LOGOUT completed");
+                return Err(End::Logout);
+            }
+            Command::StartTls => return self.starttls(tag).await,
+            Command::Login { user, password } => self.login(tag, user, password).await?,
+            Command::Authenticate { mechanism, initial } => self.authenticate(tag, &mechanism, initial).await?,
+            Command::Id => {
+                self.line("* ID (\"name\" \"greyd-mta\")");
+                self.ok(tag, "ID completed");
+            }
+            _ if !authenticated => return self.bad(Some(tag), "Log in first"),
+            Command::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => {
+                if qresync.is_some() && !self.qresync {
+                    return self.bad(Some(tag), "ENABLE QRESYNC first");
+                }
+                self.select(tag, mailbox, read_only, condstore, qresync).await
+            }
+            Command::Create(name) => {
+                let store = self.store();
+                let name = name.trim_end_matches('/').to_string();
+                let r = blocking(move || store.create_folder(&name)).await;
+                self.done(tag, r.map(drop), "CREATE completed");
+            }
+            Command::Delete(name) => {
+                if self.selected.as_ref().is_some_and(|s| s.mailbox.name() == name) {
+                    self.selected = None;
+                }
+                let store = self.store();
+                let r = blocking(move || store.delete_folder(&name)).await;
+                self.done(tag, r, "DELETE completed");
+            }
+            Command::Rename(from, to) => {
+                let store = self.store();
+                let r = blocking(move || store.rename_folder(&from, &to)).await;
+                self.done(tag, r, "RENAME completed");
+            }
+            Command::Subscribe(name) => self.subscribe(tag, name, true).await,
+            Command::Unsubscribe(name) => self.subscribe(tag, name, false).await,
+            Command::List {
+                reference,
+                patterns,
+                lsub,
+                options,
+            } => self.list(tag, &reference, &patterns, lsub, options).await,
+            Command::Status { mailbox, items } => self.status(tag, mailbox, items).await,
+            Command::Append { mailbox, messages } => self.append(tag, mailbox, messages).await,
+            // RFC 5161 §3.1: the response rules must not change under an open mailbox.
+            Command::Enable(_) if selected => return self.bad(Some(tag), "ENABLE is only valid before SELECT"),
+            Command::Enable(caps) => {
+                let mut enabled = Vec::new();
+                for c in caps {
+                    match c.as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        "QRESYNC" => {
+                            self.condstore = true;
+                            self.qresync = true;
+                        }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            self.names = NameEncoding::Utf8;
+                            enabled.push("IMAP4rev2".into());
+                            continue;
+                        }
+                        "UTF8=ACCEPT" => self.names = NameEncoding::Utf8,
+                        _ => continue,
+                    }
+                    enabled.push(c);
+                }
+                self.line(format!("* ENABLED {}", enabled.join(" ")).trim_end());
+                self.ok(tag, "ENABLE completed");
+            }
+            Command::Namespace => {
+                self.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.ok(tag, "NAMESPACE completed");
+            }
+            Command::Idle => self.idle(tag).await?,
+            Command::Compress => {
+                if self.deflate.is_some() {
+                    self.line(&format!("{tag} NO [COMPRESSIONACTIVE] Already compressing"));
+                } else {
+                    self.ok(tag, "DEFLATE active");
+                    self.flush().await?;
+                    // Whatever the client sent after COMPRESS is already compressed.
+                    let rest = self.framer.take();
+                    self.deflate = Some(Deflate::new());
+                    self.take_input(&rest)?;
+                }
+            }
+            Command::GetQuota(root) => {
+                if root.is_empty() {
+                    self.quota(tag, None).await;
+                } else {
+                    self.line(&format!("{tag} NO [NONEXISTENT] No such quota root"));
+                }
+            }
+            Command::GetQuotaRoot(mailbox) => self.quota(tag, Some(mailbox)).await,
+            Command::SetQuota => self.line(&format!("{tag} NO [CANNOT] Quotas are set in the configuration")),
+            _ if !selected => return self.bad(Some(tag), "No mailbox selected"),
+            Command::Close | Command::Unselect => {
+                self.saved.clear();
+                let close = matches!(command, Command::Close);
+                if let Some(sel) = self.selected.take()
+                    && close
+                    && !sel.read_only
+                {
+                    let mailbox = sel.mailbox;
+                    if let Err(e) = blocking(move || mailbox.expunge(None)).await {
+                        tracing::warn!("imap: CLOSE expunge: {e}");
+                    }
+                }
+                self.ok(tag, "completed");
+            }
+            Command::Expunge { uids } => {
+                let uids = uids.map(|set| self.sequence_set(set, true));
+                self.expunge(tag, uids).await
+            }
+            Command::Search { uid, returns, key } => {
+                let key = key.with_saved(&self.saved);
+                self.search(tag, uid, returns, key).await
+            }
+            Command::Sort { uid, criteria, key } => {
+                let key = key.with_saved(&self.saved);
+                self.sort(tag, uid, criteria, key).await
+            }
+            Command::Thread { uid, algorithm, key } => {
+                let key = key.with_saved(&self.saved);
+                self.thread(tag, uid, algorithm, key).await
+            }
+            Command::Fetch {
+                uid,
+                set,
+                attrs,
+                changed_since,
+                vanished,
+            } => {
+                if vanished && !self.qresync {
+                    return self.bad(Some(tag), "ENABLE QRESYNC first");
+                }
+                let set = self.sequence_set(set, uid);
+                if vanished {
+                    self.vanished_earlier(&set, changed_since.unwrap_or(0), 0).await;
+                }
+                self.fetch(tag, uid, set, attrs, changed_since).await?
+            }
+            Command::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                let set = self.sequence_set(set, uid);
+                self.store_flags(tag, uid, set, mode, silent, flags, unchanged_since)
+                    .await
+            }
+            Command::Copy {
+                uid,
+                set,
+                mailbox,
+                remove,
+            } => {
+                let set = self.sequence_set(set, uid);
+                self.copy(tag, uid, set, mailbox, remove).await
+            }
+        }
+        Ok(())
+    }
+
+    /// A command's message set as numbers of its kind: `$` becomes the
+    /// saved UIDs, or for a command by sequence number, the numbers those
+    /// messages have now. Messages expunged since the SAVE drop out.
+    fn sequence_set(&self, set: MessageSet, uid: bool) -> SequenceSet {
+        match set {
+            MessageSet::Set(set) => set,
+            MessageSet::Saved if uid => SequenceSet::from_numbers(&self.saved),
+            MessageSet::Saved => {
+                let saved = SequenceSet::from_numbers(&self.saved);
+                let numbers: Vec<u32> = self.selected().resolve(&saved, true).iter().map(|p| p.0).collect();
+                SequenceSet::from_numbers(&numbers)
+            }
+        }
+    }
+
+    fn ok(&mut self, tag: &str, text: &str) {
+        self.line(&format!("{tag} OK {text}"));
+    }
+
+    fn done(&mut self, tag: &str, r: Result<(), StoreError>, text: &str) {
+        match r {
+            Ok(()) => self.ok(tag, text),
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.user.as_ref().expect("authenticated").store)
+    }
+
+    fn selected(&self) -> &Selected {
+        self.selected.as_ref().expect("selected")
+    }
+}

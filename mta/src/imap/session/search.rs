@@ -1,0 +1,256 @@
+//! SEARCH (with ESEARCH, SEARCHRES and CONDSTORE's MODSEQ), SORT and
+//! THREAD over the messages the client knows.
+
+use super::fetch::Need;
+use super::{Session, blocking, epoch_secs, store_no};
+use crate::imap::command::SearchReturn;
+use crate::imap::search::{Candidate, Context, SearchKey};
+use crate::imap::sequence::{self, SequenceSet};
+use crate::imap::sort::{self, Criterion};
+use crate::imap::subject;
+use crate::imap::thread;
+use crate::store::{Flags, MessageMeta, StoreError};
+use std::sync::Arc;
+
+pub(super) fn has_flag(flags: &Flags, name: &str) -> bool {
+    match name.to_ascii_lowercase().as_str() {
+        "\\seen" => flags.seen,
+        "\\answered" => flags.answered,
+        "\\flagged" => flags.flagged,
+        "\\deleted" => flags.deleted,
+        "\\draft" => flags.draft,
+        _ => flags.keywords.iter().any(|k| k.eq_ignore_ascii_case(name)),
+    }
+}
+
+/// What THREAD needs of a message: its ids, sent date and base subject.
+fn thread_item(number: u32, internal_date: i64, message: Option<&mail_parser::Message>) -> thread::Item {
+    let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
+        match v {
+            mail_parser::HeaderValue::Text(t) => vec![format!("<{t}>")],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| format!("<{t}>")).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut references = message.map(|m| ids(m.references())).unwrap_or_default();
+    if references.is_empty() {
+        references = message.map(|m| ids(m.in_reply_to())).unwrap_or_default();
+        references.truncate(1);
+    }
+    thread::Item {
+        number,
+        date: message
+            .and_then(|m| m.date())
+            .map_or(internal_date, |d| d.to_timestamp()),
+        subject: subject::base_subject(message.and_then(|m| m.subject()).unwrap_or("")),
+        message_id: message.and_then(|m| m.message_id()).map(|id| format!("<{id}>")),
+        references,
+    }
+}
+
+impl Session {
+    /// The messages matching `key` as (number, MODSEQ, what THREAD needs if
+    /// `threading`), by UID or sequence number, in mailbox order or sorted by `criteria`.
+    pub(super) async fn matching(
+        &mut self,
+        uid: bool,
+        key: SearchKey,
+        criteria: Vec<Criterion>,
+        threading: bool,
+    ) -> Result<Vec<(u32, u64, Option<thread::Item>)>, StoreError> {
+        self.update(uid).await;
+        let sel = self.selected();
+        let ctx = Context {
+            max_seq: sel.known().len() as u32,
+            max_uid: sel.max_uid(),
+        };
+        let candidates: Vec<(u32, MessageMeta, bool)> = sel
+            .known()
+            .numbered()
+            .filter_map(|(seq, uid)| sel.meta(uid).map(|m| (seq, m.clone(), sel.is_recent(uid))))
+            .collect();
+        let mailbox = Arc::clone(&sel.mailbox);
+        blocking(move || {
+            let need = if key.needs_body() {
+                Need::Whole
+            } else if threading || key.needs_message() || criteria.iter().any(|c| c.key.needs_message()) {
+                Need::Header
+            } else {
+                Need::Nothing
+            };
+            let mut found = Vec::new();
+            for (seq, meta, recent) in candidates {
+                let raw = match need.load(&mailbox, meta.uid) {
+                    Ok(raw) => raw,
+                    Err(StoreError::NoSuchMessage(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+                let parsed = raw
+                    .as_deref()
+                    .and_then(|r| mail_parser::MessageParser::default().parse(r));
+                let flags = |f: &str| has_flag(&meta.flags, f);
+                let internal_date = epoch_secs(meta.internal_date);
+                let c = Candidate {
+                    seq,
+                    uid: meta.uid,
+                    has_flag: &flags,
+                    recent,
+                    modseq: meta.modseq,
+                    size: meta.size,
+                    internal_date,
+                    message: parsed.as_ref(),
+                };
+                if key.matches(&c, &ctx) {
+                    let values: Vec<sort::Value> = criteria
+                        .iter()
+                        .map(|k| sort::value(k.key, internal_date, meta.size, parsed.as_ref()))
+                        .collect();
+                    let number = if uid { meta.uid } else { seq };
+                    let item = threading.then(|| thread_item(number, internal_date, parsed.as_ref()));
+                    found.push((number, meta.modseq, values, item));
+                }
+            }
+            // Stable: equal values keep sequence order, as RFC 5256 asks.
+            found.sort_by(|a, b| sort::compare(&criteria, &a.2, &b.2));
+            Ok(found.into_iter().map(|(n, m, _, t)| (n, m, t)).collect())
+        })
+        .await
+    }
+
+    pub(super) async fn sort(&mut self, tag: &str, uid: bool, criteria: Vec<Criterion>, key: SearchKey) {
+        match self.matching(uid, key, criteria, false).await {
+            Ok(found) => {
+                let numbers: String = found.iter().map(|f| format!(" {}", f.0)).collect();
+                self.line(&format!("* SORT{numbers}"));
+                self.ok(tag, "SORT completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    pub(super) async fn thread(&mut self, tag: &str, uid: bool, algorithm: thread::Algorithm, key: SearchKey) {
+        match self.matching(uid, key, Vec::new(), true).await {
+            Ok(found) => {
+                let items: Vec<thread::Item> = found.into_iter().filter_map(|f| f.2).collect();
+                let threads = tokio::task::spawn_blocking(move || thread::thread(algorithm, &items))
+                    .await
+                    .unwrap_or_default();
+                self.line(format!("* THREAD {threads}").trim_end());
+                self.ok(tag, "THREAD completed");
+            }
+            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+        }
+    }
+
+    pub(super) async fn search(&mut self, tag: &str, uid: bool, returns: Option<Vec<SearchReturn>>, key: SearchKey) {
+        let uses_modseq = key.uses_modseq();
+        // SEARCH MODSEQ enables CONDSTORE (RFC 7162 §3.1).
+        self.condstore |= uses_modseq;
+        let save = returns.as_ref().is_some_and(|r| r.contains(&SearchReturn::Save));
+        let found = match self.matching(uid, key, Vec::new(), false).await {
+            Ok(f) => f,
+            Err(e) => {
+                if save {
+                    self.saved.clear();
+                }
+                return self.line(&format!("{tag} {}", store_no(&e)));
+            }
+        };
+        let numbers: Vec<u32> = found.iter().map(|f| f.0).collect();
+        // With only MIN or MAX, MODSEQ is that of the messages returned (RFC 7162 §3.1.5).
+        let only_ends = returns.as_ref().is_some_and(|r| {
+            let has = |x| r.contains(&x);
+            (has(SearchReturn::Min) || has(SearchReturn::Max)) && !has(SearchReturn::All) && !has(SearchReturn::Count)
+        });
+        let top_modseq = if only_ends {
+            let r = returns.as_deref().unwrap_or_default();
+            let min = found.first().filter(|_| r.contains(&SearchReturn::Min));
+            let max = found.last().filter(|_| r.contains(&SearchReturn::Max));
+            min.into_iter().chain(max).map(|f| f.1).max()
+        } else {
+            found.iter().map(|f| f.1).max()
+        };
+        if save {
+            self.save_result(uid, &numbers, returns.as_deref().unwrap_or_default());
+        }
+        // IMAP4rev2 answers every SEARCH in the ESEARCH form (RFC 9051 §6.4.4).
+        let returns = match returns {
+            None if self.rev2 => Some(Vec::new()),
+            Some(r) if save => {
+                let rest: Vec<SearchReturn> = r.into_iter().filter(|r| *r != SearchReturn::Save).collect();
+                if rest.is_empty() {
+                    // SAVE alone asks for no ESEARCH response (RFC 5182 §2.1).
+                    return self.ok(tag, "SEARCH completed, result saved");
+                }
+                Some(rest)
+            }
+            r => r,
+        };
+        match returns {
+            None => {
+                let mut line = String::from("* SEARCH");
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if uses_modseq && let Some(m) = top_modseq {
+                    line.push_str(&format!(" (MODSEQ {m})"));
+                }
+                self.line(&line);
+            }
+            Some(mut returns) => {
+                if returns.is_empty() {
+                    returns.push(SearchReturn::All);
+                }
+                let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    line.push_str(" UID");
+                }
+                for r in returns {
+                    match r {
+                        SearchReturn::Min if !numbers.is_empty() => line.push_str(&format!(" MIN {}", numbers[0])),
+                        SearchReturn::Max if !numbers.is_empty() => {
+                            line.push_str(&format!(" MAX {}", numbers[numbers.len() - 1]))
+                        }
+                        SearchReturn::All if !numbers.is_empty() => {
+                            line.push_str(&format!(" ALL {}", sequence::render(&numbers)))
+                        }
+                        SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+                        SearchReturn::Min | SearchReturn::Max | SearchReturn::All | SearchReturn::Save => {}
+                    }
+                }
+                if uses_modseq && let Some(m) = top_modseq {
+                    line.push_str(&format!(" MODSEQ {m}"));
+                }
+                self.line(&line);
+            }
+        }
+        self.ok(tag, "SEARCH completed");
+    }
+
+    /// Keep a SEARCH result for `$` as UIDs. With MIN or MAX but neither ALL
+    /// nor COUNT, only those messages are kept (RFC 5182 §2.4).
+    pub(super) fn save_result(&mut self, uid: bool, numbers: &[u32], returns: &[SearchReturn]) {
+        let has = |r: SearchReturn| returns.contains(&r);
+        let kept: Vec<u32> = if !has(SearchReturn::All) && !has(SearchReturn::Count) {
+            let mut ends = Vec::new();
+            if has(SearchReturn::Min) {
+                ends.extend(numbers.first());
+            }
+            if has(SearchReturn::Max) {
+                ends.extend(numbers.last());
+            }
+            if ends.is_empty() { numbers.to_vec() } else { ends }
+        } else {
+            numbers.to_vec()
+        };
+        let mut uids: Vec<u32> = if uid {
+            kept
+        } else {
+            let set = SequenceSet::from_numbers(&kept);
+            self.selected().resolve(&set, false).iter().map(|p| p.1).collect()
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        self.saved = uids;
+    }
+}
