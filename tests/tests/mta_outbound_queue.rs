@@ -4,7 +4,8 @@
 //! and DSN parameters passed on to peers with it, `mtactl queue delete
 //! --bounce`, transport entries that keep a domain's mail here (`local`);
 //! and the connections it makes: reused for the next message, at most
-//! `destination_concurrency` at once, none to a server that just timed out.
+//! `destination_concurrency` at once, none to a server that just timed out;
+//! Postfix's smtp-sink as the receiving peer.
 
 use greyd_tests::dns::DnsServer;
 use greyd_tests::mta::{run_ok, send_transaction, wait_messages};
@@ -300,4 +301,44 @@ fn a_server_that_timed_out_is_not_tried_again_for_a_while() {
         q.contains("second@silent.test") && q.contains("third@silent.test"),
         "{q}"
     );
+}
+
+#[test]
+fn smtp_sink_receives_all_recipients_in_one_transaction() {
+    use std::os::unix::fs::PermissionsExt;
+    let dns = DnsServer::start();
+    let port = greyd_tests::free_port();
+    dns.mx("sink.test", 10, "mx.sink.test");
+    dns.a("mx.sink.test", Ipv4Addr::new(127, 0, 0, 19));
+    let dumps = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dumps.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let _sink = greyd_tests::Daemon::spawn({
+        let mut c = std::process::Command::new("/usr/sbin/smtp-sink");
+        c.args(["-u", "nobody", "-d"])
+            .arg(dumps.path().join("m."))
+            .args([&format!("127.0.0.19:{port}"), "10"]);
+        c
+    });
+    greyd_tests::wait_port(SocketAddr::from(([127, 0, 0, 19], port)), Duration::from_secs(5));
+    let tx = sender(&dns, port, &[]);
+    let out = tx.start();
+    send(&tx, &["one@sink.test", "two@sink.test"], "into the sink");
+    out.wait_log("to=<two@sink.test>, relay=mx.sink.test", Duration::from_secs(15));
+    wait_until("the dump", Duration::from_secs(5), || {
+        std::fs::read_dir(dumps.path()).unwrap().count() == 1
+    });
+    let file = std::fs::read_dir(dumps.path()).unwrap().next().unwrap().unwrap().path();
+    let dump = String::from_utf8(std::fs::read(file).unwrap()).unwrap();
+    let lines: Vec<&str> = dump.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("X-Mail-Args: <{SENDER}>"))),
+        "{dump}"
+    );
+    assert!(lines.contains(&"X-Rcpt-Args: <one@sink.test>"), "{dump}");
+    assert!(lines.contains(&"X-Rcpt-Args: <two@sink.test>"), "{dump}");
+    assert!(lines.contains(&"Subject: into the sink"), "{dump}");
+    // Dot-stuffing undone by the sink gives back the line as it was.
+    assert!(lines.contains(&".line starting with a dot"), "{dump}");
+    assert!(out.log().matches("status=sent (250").count() == 2, "{}", out.log());
+    wait_until("the queue to empty", Duration::from_secs(10), || queue_is_empty(&tx));
 }
