@@ -3,6 +3,7 @@
 //! aliases (with :include:), system users and their ~/.forward, virtual
 //! users; and the relay decision for everything else. Used at RCPT time to
 //! accept or refuse, and at delivery time to find the final targets.
+//! Domains the transport table sends `local` count as ours.
 //! SRS addresses of ours lead back to the sender they stand for.
 
 use crate::aliases::{self, AliasError, AliasTarget, Aliases};
@@ -10,6 +11,7 @@ use crate::auth::Authenticator;
 use crate::auth::shadow;
 use crate::config::{Config, MailboxFormat};
 use crate::deliver::{Owner, Target};
+use crate::outbound::route::{Transport, TransportError, TransportTable};
 use crate::outbound::srs::{self, SrsError, SrsKey};
 use crate::reload::{FileError, ReadError, Reloading, read_optional};
 use crate::virtusertable::{self, VirtError, VirtTarget, Virtusertable};
@@ -94,6 +96,8 @@ pub struct Router {
     local_names: Reloading<Vec<String>, ReadError>,
     relay_domains: Reloading<RelayDomains, ReadError>,
     srs_key: Reloading<Option<SrsKey>, ReadError>,
+    /// `[outbound] transport`, for its `local` entries.
+    transport: Option<Reloading<TransportTable, FileError<TransportError>>>,
 }
 
 /// A parser's list of problems, tagged with the file they were found in.
@@ -120,6 +124,11 @@ impl Router {
             }),
             relay_domains: Reloading::new(&f.relay_domains, |p| Ok(parse_relay_domains(&read_optional(p)?))),
             srs_key: Reloading::new(&config.srs.key_file, |p| Ok(SrsKey::from_file_text(&read_optional(p)?))),
+            transport: config.outbound.transport.as_ref().map(|path| {
+                Reloading::new(path, |p| {
+                    TransportTable::parse(&read_optional(p)?).map_err(|e| invalid(p)(vec![e]))
+                })
+            }),
             config,
             auth,
         }
@@ -154,13 +163,19 @@ impl Router {
         Some(srs::reverse(local, &key, crate::queue::now()))
     }
 
-    /// The hostname, `domains`, local-host-names and `localhost`.
+    /// The hostname, `domains`, local-host-names, `localhost` and the
+    /// domains the transport table delivers `local`.
     pub fn is_local_domain(&self, domain: &str) -> bool {
         let d = domain.to_ascii_lowercase();
         d == "localhost"
             || d.eq_ignore_ascii_case(&self.config.hostname)
             || self.config.domains.iter().any(|x| x.eq_ignore_ascii_case(&d))
             || Self::get(&self.local_names).is_some_and(|n| n.contains(&d))
+            || self
+                .transport
+                .as_ref()
+                .and_then(Self::get)
+                .is_some_and(|t| t.lookup(&d) == Some(&Transport::Local))
     }
 
     fn is_virtual_domain(&self, domain: &str) -> bool {

@@ -6,6 +6,7 @@
 
 use crate::deliver::{self, Message};
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
+use crate::outbound::srs;
 use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
 use crate::recipient::{Resolved, Verdict};
@@ -210,11 +211,12 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
                 params: Default::default(),
                 status: RcptStatus::Relay,
                 done: Vec::new(),
+                forwarded: true,
             });
         }
     }
-    relay(shared, outbound, id, &mut env, &content, &mut failed);
-    notify_delivered(shared, id, &env, &content, &delivered);
+    let relayed = relay(shared, outbound, id, &mut env, &content, &mut failed);
+    notify_delivered(shared, id, &env, &content, &delivered, relayed);
     let pending = env.recipients.iter().any(|r| is_pending(&r.status));
     if pending && now.saturating_sub(env.arrived) > shared.config.queue.lifetime.as_secs() {
         for rcpt in env.recipients.iter_mut().filter(|r| is_pending(&r.status)) {
@@ -240,6 +242,7 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
     if pending {
         env.attempts += 1;
         env.next_attempt = now + backoff(shared, env.attempts - 1);
+        warn_delayed(shared, id, &mut env, &content, now);
         shared.queue.write_envelope(id, &env)?;
         bounce(shared, id, &env, &content, &failed);
         return Ok(Outcome::RetryAt(env.next_attempt));
@@ -250,7 +253,8 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
 /// Send the remote recipients (`Relay`, `RelayDeferred`) through `outbound`
 /// and record each outcome in the envelope. A crash after a server's 250
 /// and before the envelope is rewritten sends that recipient again once:
-/// at least once, never lost.
+/// at least once, never lost. Returns the `Action: relayed` reports due for
+/// recipients with NOTIFY=SUCCESS taken by a server that does not do DSN.
 fn relay(
     shared: &Shared,
     outbound: &Outbound,
@@ -258,51 +262,77 @@ fn relay(
     env: &mut Envelope,
     content: &[u8],
     failed: &mut Vec<Failure>,
-) {
+) -> Vec<RecipientReport> {
     use crate::outbound::client::{Mail, Rcpt};
-    let rcpts: Vec<(usize, Rcpt)> = env
-        .recipients
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| matches!(r.status, RcptStatus::Relay | RcptStatus::RelayDeferred(_)))
-        .map(|(i, r)| {
-            let rcpt = Rcpt {
-                address: r.address.clone(),
-                notify: r.params.notify.clone(),
-                orcpt: r.params.orcpt.clone(),
-            };
-            (i, rcpt)
-        })
-        .collect();
-    if rcpts.is_empty() {
-        return;
+    let relaying = |r: &Recipient| matches!(r.status, RcptStatus::Relay | RcptStatus::RelayDeferred(_));
+    let forwarding = if env.recipients.iter().any(|r| r.forwarded && relaying(r)) {
+        forwarding_sender(shared, id, env.sender.as_deref())
+    } else {
+        env.sender.clone()
+    };
+    // One group per envelope sender: forwarded recipients may carry the SRS one.
+    type Group = (Option<String>, Vec<(usize, Rcpt)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, r) in env.recipients.iter().enumerate() {
+        if !relaying(r) {
+            continue;
+        }
+        let sender = if r.forwarded { &forwarding } else { &env.sender };
+        let rcpt = Rcpt {
+            address: r.address.clone(),
+            notify: r.params.notify.clone(),
+            orcpt: r.params.orcpt.clone(),
+        };
+        match groups.iter_mut().find(|(s, _)| s == sender) {
+            Some((_, list)) => list.push((i, rcpt)),
+            None => groups.push((sender.clone(), vec![(i, rcpt)])),
+        }
     }
     let headers_end = content
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(content.len());
-    let needs_smtputf8 = env.params.smtputf8
-        || !env.sender.as_deref().unwrap_or("").is_ascii()
-        || rcpts.iter().any(|(_, r)| !r.address.is_ascii())
-        || !content[..headers_end].is_ascii();
-    let msg = crate::outbound::deliver::Message {
-        id,
-        mail: Mail {
-            sender: env.sender.clone(),
-            params: env.params.clone(),
-            size: content.len() as u64,
-            needs_smtputf8,
-        },
-        content,
-        arrived: env.arrived,
-    };
     let hostname = shared.config.hostname.to_ascii_lowercase();
     let is_self = |host: &str| host == hostname || shared.router.is_local_domain(host);
-    let outcomes = tokio::runtime::Handle::current().block_on(outbound.deliver(&msg, rcpts, &is_self));
+    let mut outcomes = Vec::new();
+    for (sender, rcpts) in groups {
+        let needs_smtputf8 = env.params.smtputf8
+            || !sender.as_deref().unwrap_or("").is_ascii()
+            || rcpts.iter().any(|(_, r)| !r.address.is_ascii())
+            || !content[..headers_end].is_ascii();
+        let msg = crate::outbound::deliver::Message {
+            id,
+            mail: Mail {
+                sender,
+                params: env.params.clone(),
+                size: content.len() as u64,
+                needs_smtputf8,
+            },
+            content,
+            arrived: env.arrived,
+        };
+        outcomes.extend(tokio::runtime::Handle::current().block_on(outbound.deliver(&msg, rcpts, &is_self)));
+    }
+    let mut relayed = Vec::new();
+    let now = queue::now();
     for o in outcomes {
         let rcpt = &mut env.recipients[o.index];
         rcpt.status = match o.disposition {
-            Disposition::Sent => RcptStatus::Delivered,
+            Disposition::Sent => {
+                if !o.peer_dsn && dsn::wanted(&rcpt.params.notify, Event::Success) {
+                    relayed.push(RecipientReport {
+                        address: rcpt.address.clone(),
+                        orcpt: rcpt.params.orcpt.clone(),
+                        action: Action::Relayed,
+                        status: o.status,
+                        remote_mta: o.remote_mta,
+                        diagnostic: Some(o.diagnostic),
+                        last_attempt: now,
+                        will_retry_until: None,
+                    });
+                }
+                RcptStatus::Delivered
+            }
             Disposition::Deferred => RcptStatus::RelayDeferred(o.diagnostic),
             Disposition::Bounced => {
                 failed.push(Failure {
@@ -315,6 +345,61 @@ fn relay(
             }
         };
     }
+    relayed
+}
+
+/// The envelope sender for recipients we forward: its SRS form, so SPF
+/// passes at the receiver and bounces come back through us to the sender.
+/// `<>` and senders of our own domains stay as they are, and so does every
+/// sender when there is no SRS key (with a warning).
+fn forwarding_sender(shared: &Shared, id: &str, sender: Option<&str>) -> Option<String> {
+    let sender = sender?;
+    let ours = sender
+        .rsplit_once('@')
+        .is_none_or(|(_, domain)| shared.router.is_our_domain(domain));
+    if ours {
+        return Some(sender.to_string());
+    }
+    let Some(key) = shared.router.srs_key() else {
+        tracing::warn!("{id}: no SRS key: forwarding with the original sender <{sender}>");
+        return Some(sender.to_string());
+    };
+    Some(srs::forward(sender, shared.router.srs_domain(), &key, queue::now()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    #[error("{0}: the non-delivery report could not be queued, so the message stays")]
+    Report(String),
+}
+
+/// `mtactl queue delete ID --bounce`: the recipients still to do fail with
+/// 5.7.0, the sender gets one non-delivery report about them (as NOTIFY
+/// allows), then the message (queued or held) is removed. The report is
+/// queued first: a crash in between leaves the message, never a silent loss.
+/// Returns the number of recipients that were still to do.
+pub fn delete_with_bounce(shared: &Shared, id: &str) -> Result<usize, DeleteError> {
+    let env = shared.queue.load_any(id)?;
+    let content = shared.queue.read_content(id)?;
+    let failed: Vec<Failure> = env
+        .recipients
+        .iter()
+        .filter(|r| is_pending(&r.status))
+        .map(|r| Failure {
+            recipient: r.address.clone(),
+            status: "5.7.0".into(),
+            diagnostic: "message deleted from the queue by the mail administrator".into(),
+            remote_mta: None,
+        })
+        .collect();
+    if !bounce(shared, id, &env, &content, &failed) {
+        return Err(DeleteError::Report(id.to_string()));
+    }
+    shared.queue.delete(id)?;
+    tracing::info!("{id}: removed by the administrator");
+    Ok(failed.len())
 }
 
 /// Nothing left to do: bounce what failed, then remove the message.
@@ -396,7 +481,7 @@ fn deliver_recipient(
 
 /// Queue an RFC 3464 non-delivery report for the recipients in `failed`
 /// to the sender, or to the postmaster when a bounce itself failed.
-fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[Failure]) {
+fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[Failure]) -> bool {
     let now = queue::now();
     let reports = failed
         .iter()
@@ -414,14 +499,64 @@ fn bounce(shared: &Shared, id: &str, env: &Envelope, content: &[u8], failed: &[F
             })
         })
         .collect();
-    send_dsn(shared, id, env, content, Event::Failure, reports);
+    send_dsn(shared, id, env, content, Event::Failure, reports)
 }
 
-/// Queue a success DSN for the recipients just delivered that asked for one
-/// (NOTIFY=SUCCESS); an alias that only forwarded elsewhere is `expanded`.
-fn notify_delivered(shared: &Shared, id: &str, env: &Envelope, content: &[u8], delivered: &[String]) {
-    let now = queue::now();
+/// The delay warning (Postfix's delay_warning_time): once the message has
+/// waited `[queue] delay_warning`, one `Action: delayed` report for the
+/// recipients still pending that want it, then never again for this message;
+/// none for mail from `<>`. Until then the next attempt comes no later than
+/// the warning is due, so a long backoff does not postpone it. Queued before
+/// the envelope records it: a crash repeats the warning rather than lose it.
+fn warn_delayed(shared: &Shared, id: &str, env: &mut Envelope, content: &[u8], now: u64) {
+    let after = shared.config.queue.delay_warning.as_secs();
+    if after == 0 || env.delay_warned || env.sender.is_none() {
+        return;
+    }
+    let due = env.arrived.saturating_add(after);
+    if now < due {
+        env.next_attempt = env.next_attempt.min(due);
+        return;
+    }
+    let until = env.arrived.saturating_add(shared.config.queue.lifetime.as_secs());
     let reports = env
+        .recipients
+        .iter()
+        .filter(|r| is_pending(&r.status) && dsn::wanted(&r.params.notify, Event::Delay))
+        .map(|r| {
+            let why = match &r.status {
+                RcptStatus::RelayDeferred(e) => Some(e.clone()),
+                _ => env.last_error.clone(),
+            };
+            RecipientReport {
+                address: r.address.clone(),
+                orcpt: r.params.orcpt.clone(),
+                action: Action::Delayed,
+                status: dsn::status_code(why.as_deref().unwrap_or(""), "4.0.0"),
+                remote_mta: None,
+                diagnostic: why,
+                last_attempt: now,
+                will_retry_until: Some(until),
+            }
+        })
+        .collect();
+    send_dsn(shared, id, env, content, Event::Delay, reports);
+    env.delay_warned = true;
+}
+
+/// Queue one success DSN for the recipients just delivered here that asked
+/// for one (NOTIFY=SUCCESS; an alias that only forwarded elsewhere is
+/// `expanded`) and those `relayed` to servers without DSN.
+fn notify_delivered(
+    shared: &Shared,
+    id: &str,
+    env: &Envelope,
+    content: &[u8],
+    delivered: &[String],
+    relayed: Vec<RecipientReport>,
+) {
+    let now = queue::now();
+    let mut reports: Vec<RecipientReport> = env
         .recipients
         .iter()
         .filter(|r| delivered.contains(&r.address) && dsn::wanted(&r.params.notify, Event::Success))
@@ -440,15 +575,24 @@ fn notify_delivered(shared: &Shared, id: &str, env: &Envelope, content: &[u8], d
             will_retry_until: None,
         })
         .collect();
+    reports.extend(relayed);
     send_dsn(shared, id, env, content, Event::Success, reports);
 }
 
 /// Build and queue one DSN about `reports` from `<>`. Mail from `<>` gets
 /// none (so bounces cannot loop), except that a failed bounce is reported to
-/// the postmaster, unless it was the postmaster's own.
-fn send_dsn(shared: &Shared, id: &str, env: &Envelope, content: &[u8], event: Event, reports: Vec<RecipientReport>) {
+/// the postmaster, unless it was the postmaster's own. False when one was
+/// due and could not be queued (logged).
+fn send_dsn(
+    shared: &Shared,
+    id: &str,
+    env: &Envelope,
+    content: &[u8],
+    event: Event,
+    reports: Vec<RecipientReport>,
+) -> bool {
     if reports.is_empty() {
-        return;
+        return true;
     }
     let host = &shared.config.hostname;
     let is_postmaster = |a: &str| {
@@ -461,7 +605,7 @@ fn send_dsn(shared: &Shared, id: &str, env: &Envelope, content: &[u8], event: Ev
         None if event == Event::Failure && !reports.iter().any(|r| is_postmaster(&r.address)) => {
             format!("postmaster@{host}")
         }
-        None => return,
+        None => return true,
     };
     let report = Report {
         reporting_mta: host.clone(),
@@ -480,7 +624,8 @@ fn send_dsn(shared: &Shared, id: &str, env: &Envelope, content: &[u8], event: Ev
         Verdict::Local => false,
         Verdict::Relay => true,
         Verdict::Reject(reply) => {
-            return tracing::warn!("{id}: delivery status notification to <{to}> not possible: {reply}");
+            tracing::warn!("{id}: delivery status notification to <{to}> not possible: {reply}");
+            return false;
         }
     };
     let rcpt = [Accepted {
@@ -509,7 +654,13 @@ fn send_dsn(shared: &Shared, id: &str, env: &Envelope, content: &[u8], event: Ev
         Event::Success => "success",
     };
     match shared.accept_message(None, params, &rcpt, client, received, &bytes) {
-        Ok(bid) => tracing::info!("{id}: sender {kind} notification: {bid}"),
-        Err(e) => tracing::error!("{id}: cannot queue the {kind} notification: {e}"),
+        Ok(bid) => {
+            tracing::info!("{id}: sender {kind} notification: {bid}");
+            true
+        }
+        Err(e) => {
+            tracing::error!("{id}: cannot queue the {kind} notification: {e}");
+            false
+        }
     }
 }

@@ -116,6 +116,7 @@ impl Shared {
                         RcptStatus::Pending
                     },
                     done: Vec::new(),
+                    forwarded: false,
                 })
                 .collect(),
             client,
@@ -123,6 +124,7 @@ impl Shared {
             attempts: 0,
             next_attempt: 0,
             last_error: None,
+            delay_warned: false,
         };
         let signatures = self.dkim_signatures(envelope.sender.as_deref(), &envelope.client, body);
         let id = self.queue.store(&envelope, |id| received(id) + &signatures, body)?;

@@ -8,6 +8,7 @@
 pub mod dns;
 pub mod greyd;
 pub mod netns;
+pub mod outbound;
 pub mod setup;
 
 use std::io::{BufRead, BufReader, Read, Write};

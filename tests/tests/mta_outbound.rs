@@ -5,185 +5,11 @@
 
 use greyd_tests::Daemon;
 use greyd_tests::dns::{Broken, DnsServer};
-use greyd_tests::mta::{MtaSetup, run_ok, smtp, wait_messages};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use greyd_tests::mta::{MtaSetup, run_ok, wait_messages};
+use greyd_tests::outbound::*;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const SENDER: &str = "alice@sender.test";
-
-/// A sending mta for `sender.test` resolving through `dns`, MX port `port`,
-/// loopback allowed to relay; `queue` sets keys of `[queue]` (key, value).
-fn sender(dns: &DnsServer, port: u16, queue: &[(&str, &str)]) -> MtaSetup {
-    let s = MtaSetup::new();
-    s.edit("hostname = \"mx.test\"", "hostname = \"out.sender.test\"");
-    s.edit("domains = [\"example.test\"]", "domains = [\"sender.test\"]");
-    s.edit("networks = []", "networks = [\"127.0.0.0/8\"]");
-    let text = std::fs::read_to_string(&s.config).unwrap();
-    let (before, after) = text.split_once("[queue]\n").unwrap();
-    let (section, rest) = after.split_once("\n[").unwrap();
-    let section: Vec<String> = section
-        .lines()
-        .map(
-            |l| match queue.iter().find(|(k, _)| l.starts_with(&format!("{k} = "))) {
-                Some((k, v)) => format!("{k} = \"{v}\""),
-                None => l.to_string(),
-            },
-        )
-        .collect();
-    std::fs::write(&s.config, format!("{before}[queue]\n{}\n\n[{rest}", section.join("\n"))).unwrap();
-    s.use_dns(dns.addr, port);
-    s.add_user(SENDER, "pw");
-    s
-}
-
-/// Submit a message from alice to `rcpts` over SMTP.
-fn send(setup: &MtaSetup, rcpts: &[&str], subject: &str) {
-    let mut c = smtp(setup.smtp);
-    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-    assert_eq!(c.cmd(&format!("MAIL FROM:<{SENDER}>")).unwrap().code, 250);
-    for r in rcpts {
-        assert_eq!(c.cmd(&format!("RCPT TO:<{r}>")).unwrap().code, 250, "{r}");
-    }
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
-    let body = format!(
-        "From: <{SENDER}>\r\nTo: <{}>\r\nSubject: {subject}\r\n\r\nhello\r\n..line starting with a dot\r\n.",
-        rcpts[0]
-    );
-    assert_eq!(c.cmd(&body).unwrap().code, 250);
-    let _ = c.cmd("QUIT");
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn queue_is_empty(setup: &MtaSetup) -> bool {
-    run_ok(&mut setup.command("mailq")).contains("Mail queue is empty")
-}
-
-/// What a scripted peer does with one command (`.` stands for the message).
-enum Act {
-    Reply(&'static str),
-    /// Close the connection without a reply.
-    Drop,
-    /// Never answer.
-    Stall,
-}
-
-/// A scripted SMTP server: `script(connection number, command)` decides
-/// each answer; every command and message it saw is recorded.
-struct Peer {
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl Peer {
-    fn start(addr: SocketAddr, script: fn(usize, &str) -> Act) -> Peer {
-        let listener = TcpListener::bind(addr).unwrap();
-        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let log = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for (n, stream) in listener.incoming().enumerate() {
-                let Ok(mut out) = stream else { return };
-                let log = Arc::clone(&log);
-                std::thread::spawn(move || {
-                    let mut input = BufReader::new(out.try_clone().unwrap());
-                    let _ = out.write_all(b"220 peer.test ESMTP\r\n");
-                    let mut line = String::new();
-                    // Accepted recipients of the transaction: DATA without any gets 554.
-                    let mut accepted = 0;
-                    loop {
-                        line.clear();
-                        if input.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let cmd = line.trim_end().to_string();
-                        let upper = cmd.to_ascii_uppercase();
-                        let act = if upper.starts_with("EHLO") {
-                            Act::Reply("250-peer.test\r\n250-PIPELINING\r\n250 SIZE 100000")
-                        } else if upper == "DATA" && accepted == 0 {
-                            Act::Reply("554 5.5.1 no valid recipients")
-                        } else if upper == "DATA" {
-                            log.lock().unwrap().push(cmd);
-                            accepted = 0;
-                            let _ = out.write_all(b"354 go\r\n");
-                            let mut msg = String::new();
-                            loop {
-                                line.clear();
-                                if input.read_line(&mut line).unwrap_or(0) == 0 || line == ".\r\n" {
-                                    break;
-                                }
-                                msg.push_str(&line);
-                            }
-                            log.lock().unwrap().push(format!("MESSAGE {msg}"));
-                            script(n, ".")
-                        } else {
-                            log.lock().unwrap().push(cmd.clone());
-                            let act = script(n, &upper);
-                            if upper.starts_with("RCPT") && matches!(act, Act::Reply(r) if r.starts_with('2')) {
-                                accepted += 1;
-                            }
-                            if upper == "RSET" {
-                                accepted = 0;
-                            }
-                            act
-                        };
-                        match act {
-                            Act::Reply(r) => {
-                                let _ = out.write_all(format!("{r}\r\n").as_bytes());
-                                if upper == "QUIT" {
-                                    return;
-                                }
-                            }
-                            Act::Drop => return,
-                            Act::Stall => std::thread::sleep(Duration::from_secs(3600)),
-                        }
-                    }
-                });
-            }
-        });
-        Peer { seen }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn messages(&self) -> usize {
-        self.seen().iter().filter(|l| l.starts_with("MESSAGE ")).count()
-    }
-}
-
-/// A DNS server giving `host` the address 127.0.0.`octet`, a scripted peer
-/// there, and a sender using both (`queue` as for `sender`).
-fn scripted_host(
-    host: &str,
-    octet: u8,
-    script: fn(usize, &str) -> Act,
-    queue: &[(&str, &str)],
-) -> (DnsServer, Peer, MtaSetup) {
-    let dns = DnsServer::start();
-    let port = greyd_tests::free_port();
-    dns.a(host, Ipv4Addr::new(127, 0, 0, octet));
-    let peer = Peer::start(SocketAddr::from(([127, 0, 0, octet], port)), script);
-    let tx = sender(&dns, port, queue);
-    (dns, peer, tx)
-}
-
-/// The usual answers of a server that takes everything.
-fn accept_all(_: usize, cmd: &str) -> Act {
-    match cmd {
-        "." => Act::Reply("250 2.0.0 queued as X1"),
-        "QUIT" => Act::Reply("221 bye"),
-        _ => Act::Reply("250 ok"),
-    }
-}
+use std::time::Duration;
 
 #[test]
 fn mx_priority_fallback_and_starttls_to_a_second_mta() {
@@ -337,14 +163,6 @@ fn deferred_then_sent_on_retry_and_5xx_bounced() {
     wait_until("the queue to empty", Duration::from_secs(10), || queue_is_empty(&tx));
 }
 
-fn always_later(conn: usize, cmd: &str) -> Act {
-    if cmd.starts_with("RCPT") {
-        Act::Reply("450 4.2.0 mailbox busy")
-    } else {
-        accept_all(conn, cmd)
-    }
-}
-
 #[test]
 fn bounced_when_the_queue_lifetime_ends() {
     let (_dns, _peer, tx) = scripted_host(
@@ -443,20 +261,6 @@ fn connection_lost_mid_data_is_deferred_and_retried() {
     );
     assert_eq!(peer.messages(), 2);
     wait_until("the queue to empty", Duration::from_secs(10), || queue_is_empty(&tx));
-}
-
-/// The queue id of the message for `rcpt`, from `mtactl queue list --json`.
-fn queue_id(setup: &MtaSetup, rcpt: &str) -> String {
-    let json = run_ok(setup.command("mtactl").args(["queue", "list", "--json"]));
-    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["recipients"][0]["address"] == rcpt)
-        .unwrap_or_else(|| panic!("{rcpt} not queued: {json}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

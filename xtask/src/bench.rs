@@ -8,6 +8,7 @@
 //! - `lists`: greyd-setup fetching, merging and loading a million entries.
 //! - `steer`, `xdp`: the kernel filters (tests/examples/bench_firewall.rs);
 //! - `smtp`: mta against a private Postfix with smtp-source (`bench_smtp`);
+//! - `relay`: mta against a private Postfix relaying to smtp-sink (`bench_relay`);
 //! - `imap`: mta's IMAP against a private Dovecot with our load generator (`bench_imap`).
 //!
 //! There is no spamd on Linux to compare with in the same run, so these
@@ -24,6 +25,19 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use crate::{root, run};
+
+/// The smtp-source load of the `smtp` and `relay` benchmarks.
+#[derive(clap::Args)]
+pub struct Load {
+    #[arg(long, default_value_t = 2000)]
+    pub messages: usize,
+    /// Parallel SMTP sessions.
+    #[arg(long, default_value_t = 10)]
+    pub sessions: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+}
 
 #[derive(Subcommand)]
 pub enum Bench {
@@ -60,16 +74,9 @@ pub enum Bench {
         clients: usize,
     },
     /// mta against a loopback Postfix, both fed by smtp-source, Maildir delivery.
-    Smtp {
-        #[arg(long, default_value_t = 2000)]
-        messages: usize,
-        /// Parallel SMTP sessions.
-        #[arg(long, default_value_t = 10)]
-        sessions: usize,
-        /// Message size in bytes.
-        #[arg(long, default_value_t = 4096)]
-        size: usize,
-    },
+    Smtp(Load),
+    /// mta against a loopback Postfix, both relaying everything to smtp-sink.
+    Relay(Load),
     /// mta's IMAP against a loopback Dovecot: ops/s and memory per idle connection.
     Imap {
         /// Messages in the generated Maildir.
@@ -95,11 +102,8 @@ pub fn run_bench(b: Bench) -> Result<()> {
         Bench::Xdp { prefixes, seconds } => build_greyd()
             .and_then(|_| bench_example("bench_firewall", &["xdp", &prefixes.to_string(), &seconds.to_string()])),
         Bench::Grey { tuples, clients } => build_greyd().and_then(|_| grey(tuples, clients)),
-        Bench::Smtp {
-            messages,
-            sessions,
-            size,
-        } => crate::bench_smtp::smtp(messages, sessions, size),
+        Bench::Smtp(l) => crate::bench_smtp::smtp(l.messages, l.sessions, l.size),
+        Bench::Relay(l) => crate::bench_relay::relay(l.messages, l.sessions, l.size),
         Bench::Imap {
             messages,
             clients,

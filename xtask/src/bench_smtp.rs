@@ -39,6 +39,13 @@ fn count(dir: &Path) -> usize {
 /// smtp-source against `port`; returns seconds until `maildir_new` holds `messages` files.
 fn load(port: u16, maildir_new: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
     let start = Instant::now();
+    smtp_source(port, messages, sessions, size, RCPT)?;
+    wait_files(maildir_new, messages)?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Send `messages` of `size` bytes to `rcpt` over `sessions` parallel sessions with smtp-source.
+pub(crate) fn smtp_source(port: u16, messages: usize, sessions: usize, size: usize, rcpt: &str) -> Result<()> {
     run(Command::new("smtp-source")
         .args([
             "-c",
@@ -49,20 +56,20 @@ fn load(port: u16, maildir_new: &Path, messages: usize, sessions: usize, size: u
             "-s",
             &sessions.to_string(),
         ])
-        .args(["-f", "bench@remote.test", "-t", RCPT, &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null()))?;
-    let end = start + Duration::from_secs(600);
-    while count(maildir_new) < messages {
+        .args(["-f", "bench@remote.test", "-t", rcpt, &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null()))
+}
+
+/// Wait (at most 10 minutes) until `dir` holds `n` entries.
+pub(crate) fn wait_files(dir: &Path, n: usize) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(600);
+    while count(dir) < n {
         if Instant::now() > end {
-            bail!(
-                "only {} of {messages} messages delivered to {}",
-                count(maildir_new),
-                maildir_new.display()
-            );
+            bail!("only {} of {n} messages delivered to {}", count(dir), dir.display());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(start.elapsed().as_secs_f64())
+    Ok(())
 }
 
 /// A child process killed (by PID) on drop.
@@ -78,6 +85,11 @@ impl Drop for Running {
 /// `mtactl init` in `dir` with every port moved by `offset`, the bench user
 /// (password "bench"), and the daemon (release build) started.
 pub(crate) fn start_mta(dir: &Path, offset: u16) -> Result<Running> {
+    run_mta(&init_mta(dir, offset)?)
+}
+
+/// `mtactl init` in `dir` as for `start_mta`; returns the config file.
+pub(crate) fn init_mta(dir: &Path, offset: u16) -> Result<PathBuf> {
     let bin = root().join("target/release");
     run(Command::new(bin.join("mtactl"))
         .args(["init", "--root"])
@@ -107,10 +119,15 @@ pub(crate) fn start_mta(dir: &Path, offset: u16) -> Result<Running> {
     if !child.wait()?.success() {
         bail!("mtactl user add failed");
     }
+    Ok(config)
+}
+
+/// The daemon (release build) on `config`.
+pub(crate) fn run_mta(config: &Path) -> Result<Running> {
     Ok(Running(
-        Command::new(bin.join("mta"))
+        Command::new(root().join("target/release/mta"))
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .env("MTA_LOG", "warn")
             .spawn()
             .context("start mta")?,
@@ -133,56 +150,86 @@ fn postconf(dir: &Path, settings: &[String]) -> Result<()> {
     run(Command::new("postconf").arg("-c").arg(dir).arg("-e").args(settings))
 }
 
-/// A Postfix instance of its own in `dir`, smtpd on 127.0.0.1:`port`.
-fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
-    let port = free_port()?;
-    let (uid, gid) = (id("-u")?, id("-g")?);
-    let vmail = dir.join("vmail");
-    for d in ["spool", "data"] {
-        std::fs::create_dir_all(dir.join(d))?;
-    }
-    std::fs::create_dir_all(&vmail)?;
-    run(Command::new("chown").arg(format!("{uid}:{gid}")).arg(&vmail))?;
-    run(Command::new("chown").arg("postfix").arg(dir.join("data")))?;
-    std::fs::write(dir.join("main.cf"), "")?;
-    std::fs::copy("/usr/share/postfix/master.cf.dist", dir.join("master.cf"))
-        .or_else(|_| std::fs::copy("/etc/postfix/master.cf", dir.join("master.cf")))?;
-    std::fs::write(dir.join("vmailbox"), format!("{RCPT} {DOMAIN}/alice/\n"))?;
-    let p = |s: &Path| s.display().to_string();
-    postconf(
-        dir,
-        &[
+/// A private Postfix instance (`postfix -c DIR`), stopped on drop.
+pub(crate) struct Postfix {
+    dir: PathBuf,
+}
+
+impl Postfix {
+    /// Postfix of its own in `dir` (own config, queue and data directories,
+    /// no chroot), smtpd on 127.0.0.1:`port`, `settings` added to main.cf.
+    pub(crate) fn start(dir: &Path, port: u16, settings: &[String]) -> Result<Postfix> {
+        for d in ["spool", "data"] {
+            std::fs::create_dir_all(dir.join(d))?;
+        }
+        run(Command::new("chown").arg("postfix").arg(dir.join("data")))?;
+        std::fs::write(dir.join("main.cf"), "")?;
+        std::fs::copy("/usr/share/postfix/master.cf.dist", dir.join("master.cf"))
+            .or_else(|_| std::fs::copy("/etc/postfix/master.cf", dir.join("master.cf")))?;
+        let p = |s: &Path| s.display().to_string();
+        let mut all = vec![
             "compatibility_level=3.6".into(),
             format!("queue_directory={}", p(&dir.join("spool"))),
             format!("data_directory={}", p(&dir.join("data"))),
-            "myhostname=postfix-bench.test".into(),
             "mydestination=".into(),
             "inet_interfaces=127.0.0.1".into(),
             "inet_protocols=ipv4".into(),
             "mynetworks=127.0.0.0/8".into(),
+            format!("maillog_file={}", p(&dir.join("maillog"))),
+            format!("maillog_file_prefixes={}", p(dir)),
+            "smtpd_banner=$myhostname ESMTP".into(),
+        ];
+        all.extend_from_slice(settings);
+        postconf(dir, &all)?;
+        // Its own port, and no chroot (the private queue has no chroot files).
+        run(Command::new("postconf").arg("-c").arg(dir).args(["-M#", "smtp/inet"]))?;
+        run(Command::new("postconf").arg("-c").arg(dir).args([
+            "-M",
+            &format!("127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd"),
+        ]))?;
+        run(Command::new("postconf").arg("-c").arg(dir).args(["-F", "*/*/chroot=n"]))?;
+        run(Command::new("postfix").arg("-c").arg(dir).arg("start"))?;
+        Ok(Postfix { dir: dir.to_path_buf() })
+    }
+
+    /// The master's PID (from its pid file).
+    pub(crate) fn master_pid(&self) -> Result<u32> {
+        let text = std::fs::read_to_string(self.dir.join("spool/pid/master.pid"))?;
+        Ok(text.trim().parse()?)
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix").arg("-c").arg(&self.dir).arg("stop").status();
+    }
+}
+
+/// Postfix with virtual(8) delivery to the bench user's Maildir.
+fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+    let port = free_port()?;
+    let (uid, gid) = (id("-u")?, id("-g")?);
+    let vmail = dir.join("vmail");
+    std::fs::create_dir_all(&vmail)?;
+    run(Command::new("chown").arg(format!("{uid}:{gid}")).arg(&vmail))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("vmailbox"), format!("{RCPT} {DOMAIN}/alice/\n"))?;
+    let p = |s: &Path| s.display().to_string();
+    let _postfix = Postfix::start(
+        dir,
+        port,
+        &[
+            "myhostname=postfix-bench.test".into(),
             format!("virtual_mailbox_domains={DOMAIN}"),
             format!("virtual_mailbox_base={}", p(&vmail)),
             format!("virtual_mailbox_maps=texthash:{}", p(&dir.join("vmailbox"))),
             format!("virtual_uid_maps=static:{uid}"),
             format!("virtual_gid_maps=static:{gid}"),
             "virtual_minimum_uid=1".into(),
-            format!("maillog_file={}", p(&dir.join("maillog"))),
-            format!("maillog_file_prefixes={}", p(dir)),
-            "smtpd_banner=$myhostname ESMTP".into(),
         ],
     )?;
-    // Its own port, and no chroot (the private queue has no chroot files).
-    run(Command::new("postconf").arg("-c").arg(dir).args(["-M#", "smtp/inet"]))?;
-    run(Command::new("postconf").arg("-c").arg(dir).args([
-        "-M",
-        &format!("127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd"),
-    ]))?;
-    run(Command::new("postconf").arg("-c").arg(dir).args(["-F", "*/*/chroot=n"]))?;
-    run(Command::new("postfix").arg("-c").arg(dir).arg("start"))?;
-    let result =
-        wait_port(port).and_then(|_| load(port, &vmail.join(DOMAIN).join("alice/new"), messages, sessions, size));
-    let _ = Command::new("postfix").arg("-c").arg(dir).arg("stop").status();
-    result
+    wait_port(port)?;
+    load(port, &vmail.join(DOMAIN).join("alice/new"), messages, sessions, size)
 }
 
 fn id(flag: &str) -> Result<String> {

@@ -11,6 +11,7 @@
 
 mod bench;
 mod bench_imap;
+mod bench_relay;
 mod bench_smtp;
 mod demo;
 mod deps;

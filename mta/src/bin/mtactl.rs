@@ -97,7 +97,12 @@ enum QueueCmd {
     /// Give a held message back to the queue runner.
     Release { id: String },
     /// Remove a message without delivering it.
-    Delete { id: String },
+    Delete {
+        id: String,
+        /// Tell the sender: one non-delivery report (5.7.0, deleted by the administrator).
+        #[arg(long)]
+        bounce: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,10 +199,16 @@ fn queue(action: QueueCmd, config: &Config) -> Result<()> {
             q.request_retry(Some(std::slice::from_ref(&id)))?;
             println!("{id}: released from hold");
         }
-        QueueCmd::Delete { id } => {
+        QueueCmd::Delete { id, bounce: false } => {
             known(&id)?;
             q.delete(&id)?;
             println!("{id}: removed");
+        }
+        QueueCmd::Delete { id, bounce: true } => {
+            known(&id)?;
+            let shared = mta::service::Shared::new(config.clone(), None, None)?;
+            let n = mta::runner::delete_with_bounce(&shared, &id)?;
+            println!("{id}: removed and bounced ({n} recipients undelivered)");
         }
     }
     Ok(())

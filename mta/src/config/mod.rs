@@ -130,6 +130,11 @@ pub struct QueueConfig {
     /// How long a message may stay undeliverable before it bounces. Default "5d".
     #[serde(with = "duration")]
     pub lifetime: Duration,
+    /// Tell the sender once when a message has waited this long and is still
+    /// being retried (an RFC 3464 `Action: delayed` report; NOTIFY=DELAY or no
+    /// NOTIFY); "0" turns it off. Default "4h".
+    #[serde(with = "duration")]
+    pub delay_warning: Duration,
     /// The local submission socket `sendmail` hands messages to (any user
     /// may connect; the daemon takes their uid from the socket). Default "/run/mta/submit.sock".
     pub submit_socket: PathBuf,
@@ -440,6 +445,7 @@ impl Default for QueueConfig {
             retry_interval: Duration::from_secs(300),
             max_backoff: Duration::from_secs(4000),
             lifetime: Duration::from_secs(5 * 86400),
+            delay_warning: Duration::from_secs(4 * 3600),
             scan_interval: Duration::from_secs(1),
         }
     }

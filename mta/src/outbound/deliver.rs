@@ -6,7 +6,7 @@
 //! recipient with the maillog line of the attempt.
 
 use super::client::{Mail, Rcpt, Verdict, refuse_early};
-use super::route::{self, Batch, Destination, MxPlan, TransportTable};
+use super::route::{self, Batch, Destination, MxPlan, Transport, TransportTable};
 use super::session::{Peer, Session, SessionError, Timeouts, opportunistic_tls};
 use crate::config::Config;
 use crate::dns::{Dns, LookupError};
@@ -50,6 +50,9 @@ pub struct Outcome {
     pub diagnostic: String,
     /// The server that gave the reply, if one did.
     pub remote_mta: Option<String>,
+    /// That server offered DSN, so the NOTIFY request went on with the
+    /// message; otherwise a success is ours to report (`Action: relayed`).
+    pub peer_dsn: bool,
 }
 
 /// The message side of a delivery.
@@ -191,10 +194,11 @@ impl Outbound {
         if let Some(s) = &self.smarthost {
             return s.clone();
         }
-        self.transport
-            .lookup(domain)
-            .cloned()
-            .unwrap_or_else(|| Destination::Mx(domain.to_string()))
+        // `local` domains are the router's (it treats them as ours): never relayed.
+        match self.transport.lookup(domain) {
+            Some(Transport::Smtp(dest)) => dest.clone(),
+            Some(Transport::Local) | None => Destination::Mx(domain.to_string()),
+        }
     }
 
     /// Deliver to `rcpts` (index into the message's list, recipient);
@@ -400,6 +404,7 @@ impl Outbound {
                     status: f.status.to_string(),
                     diagnostic: f.text.clone(),
                     remote_mta: remote.clone(),
+                    peer_dsn: false,
                 })
                 .collect()
         };
@@ -480,6 +485,7 @@ impl Outbound {
                 );
             }
             let list: Vec<Rcpt> = rcpts.iter().map(|(_, r)| r.clone()).collect();
+            let peer_dsn = held.session.caps.dsn;
             return match held.session.transaction(&msg.mail, list, msg.content).await {
                 Ok(verdicts) => {
                     self.keep_idle(addr, held);
@@ -498,6 +504,7 @@ impl Outbound {
                                 status: reply.status(),
                                 diagnostic: reply.one_line(),
                                 remote_mta: Some(host.clone()),
+                                peer_dsn,
                             }
                         })
                         .collect();

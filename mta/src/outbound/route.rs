@@ -142,11 +142,19 @@ pub struct TransportError {
     pub why: String,
 }
 
+/// How a transport table entry delivers a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Smtp(Destination),
+    /// Here, as for our own domains (the local part is a local name).
+    Local,
+}
+
 /// A transport(5)-style table: `domain smtp:[host]:port`, `domain smtp:host`
-/// (MX lookup of host), `.domain` for its subdomains.
+/// (MX lookup of host), `domain local`, `.domain` for its subdomains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransportTable {
-    entries: HashMap<String, Destination>,
+    entries: HashMap<String, Transport>,
 }
 
 impl TransportTable {
@@ -163,11 +171,15 @@ impl TransportTable {
             };
             let mut words = line.split_whitespace();
             let (Some(key), Some(value), None) = (words.next(), words.next(), words.next()) else {
-                return Err(err("expected `domain smtp:[host]:port`"));
+                return Err(err("expected `domain smtp:[host]:port` or `domain local`"));
             };
+            if value == "local" || value == "local:" {
+                entries.insert(key.to_ascii_lowercase(), Transport::Local);
+                continue;
+            }
             let next = value
                 .strip_prefix("smtp:")
-                .ok_or_else(|| err("only smtp: transports are supported"))?;
+                .ok_or_else(|| err("only smtp: and local transports are supported"))?;
             let dest = match next.strip_prefix('[') {
                 Some(rest) => {
                     let (host, after) = rest.split_once(']').ok_or_else(|| err("missing ]"))?;
@@ -181,13 +193,13 @@ impl TransportTable {
                 None if !next.is_empty() && !next.contains(':') => Destination::Mx(next.to_ascii_lowercase()),
                 None => return Err(err("expected smtp:host or smtp:[host]:port")),
             };
-            entries.insert(key.to_ascii_lowercase(), dest);
+            entries.insert(key.to_ascii_lowercase(), Transport::Smtp(dest));
         }
         Ok(TransportTable { entries })
     }
 
     /// The entry for `domain`: exact, else the nearest `.parent` entry.
-    pub fn lookup(&self, domain: &str) -> Option<&Destination> {
+    pub fn lookup(&self, domain: &str) -> Option<&Transport> {
         if let Some(d) = self.entries.get(domain) {
             return Some(d);
         }
@@ -276,14 +288,23 @@ mod tests {
 
     #[test]
     fn transport_table() {
-        let t = TransportTable::parse("# c\nexample.org smtp:[127.0.0.9]:2525\n.sub.test smtp:mx.other\n").unwrap();
+        let t = TransportTable::parse(
+            "# c\nexample.org smtp:[127.0.0.9]:2525\n.sub.test smtp:mx.other\nhere.test local\n.near.test local:\n",
+        )
+        .unwrap();
+        let smtp = |d: Destination| Some(Transport::Smtp(d));
         assert_eq!(
-            t.lookup("example.org"),
-            Some(&Destination::Host("127.0.0.9".into(), 2525))
+            t.lookup("example.org").cloned(),
+            smtp(Destination::Host("127.0.0.9".into(), 2525))
         );
-        assert_eq!(t.lookup("a.b.sub.test"), Some(&Destination::Mx("mx.other".into())));
+        assert_eq!(
+            t.lookup("a.b.sub.test").cloned(),
+            smtp(Destination::Mx("mx.other".into()))
+        );
         assert_eq!(t.lookup("sub.test"), None);
-        assert!(TransportTable::parse("x local\n").is_err());
+        assert_eq!(t.lookup("here.test"), Some(&Transport::Local));
+        assert_eq!(t.lookup("x.near.test"), Some(&Transport::Local));
+        assert!(TransportTable::parse("x lmtp:h\n").is_err());
         assert!(TransportTable::parse("x smtp:[h\n").is_err());
     }
 

@@ -40,6 +40,10 @@ pub struct Recipient {
     /// Final destinations (mailbox paths, programs) already delivered, so a
     /// retry after a partial failure does not deliver twice.
     pub done: Vec<String>,
+    /// Reached by forwarding (aliases, .forward, virtusertable) a local
+    /// recipient elsewhere: sent with the SRS form of the sender.
+    #[serde(default)]
+    pub forwarded: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +66,9 @@ pub struct Envelope {
     pub attempts: u32,
     pub next_attempt: u64,
     pub last_error: Option<String>,
+    /// The sender has been told that the message is delayed (once per message).
+    #[serde(default)]
+    pub delay_warned: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,12 +336,14 @@ mod tests {
                 params: RcptParams::default(),
                 status: RcptStatus::Pending,
                 done: vec![],
+                forwarded: false,
             }],
             client: Client::default(),
             arrived: now(),
             attempts: 0,
             next_attempt: 0,
             last_error: None,
+            delay_warned: false,
         }
     }
 
