@@ -9,6 +9,7 @@ pub mod dns;
 pub mod greyd;
 pub mod netns;
 pub mod setup;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
