@@ -1,6 +1,6 @@
 //! The one DNS resolver of mta (hickory, from `[dns] nameservers` or
 //! /etc/resolv.conf), and the lookups mail routing needs, with answers
-//! sorted into what routing decides on: records, no such domain, no
+//! (MX, addresses, TXT) sorted into what routing decides on: records, no such domain, no
 //! records, or a temporary failure.
 
 use crate::config::{DnsConfig, IpVersion};
@@ -97,6 +97,24 @@ impl Dns {
                     mx.preference,
                     mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
                 )),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// TXT records at `name`, each record's character-strings joined
+    /// (RFC 7208 §3.3, RFC 8461 §3.1); records that are not UTF-8 are left out.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
+        let lookup = self
+            .resolver
+            .txt_lookup(absolute(name))
+            .await
+            .map_err(|e| classify(name, e))?;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_resolver::proto::rr::RData::TXT(t) => String::from_utf8(t.txt_data.concat()).ok(),
                 _ => None,
             })
             .collect())

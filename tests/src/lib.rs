@@ -10,6 +10,7 @@ pub mod greyd;
 pub mod netns;
 pub mod outbound;
 pub mod setup;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

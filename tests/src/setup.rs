@@ -1,6 +1,7 @@
 //! Helpers for the greyd-setup tests: a tiny HTTP/1.1 server on loopback
 //! (or HTTPS, with a test CA) that serves fixed bodies (plain, gzipped,
-//! truncated) or an endless one.
+//! truncated) or an endless one; also the MTA-STS policy servers of the
+//! mta tests.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -33,8 +34,17 @@ impl HttpServer {
         HttpServer::listen(routes, Some(Arc::new(tls)))
     }
 
+    /// Serve `routes` over TLS on `addr` (an MTA-STS policy server on a 127.x address).
+    pub fn start_tls_on(addr: SocketAddr, routes: Vec<(&str, Body)>, tls: rustls::ServerConfig) -> HttpServer {
+        HttpServer::bind(addr, routes, Some(Arc::new(tls)))
+    }
+
     fn listen(routes: Vec<(&str, Body)>, tls: Option<Arc<rustls::ServerConfig>>) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), routes, tls)
+    }
+
+    fn bind(addr: SocketAddr, routes: Vec<(&str, Body)>, tls: Option<Arc<rustls::ServerConfig>>) -> HttpServer {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
         let routes: Arc<HashMap<String, Body>> =
             Arc::new(routes.into_iter().map(|(p, b)| (p.to_string(), b)).collect());
@@ -99,28 +109,8 @@ fn serve(mut stream: impl Read + Write, routes: &HashMap<String, Body>) {
 /// A CA certificate (PEM, for `SSL_CERT_FILE`) and a server configuration
 /// for `localhost` whose certificate that CA signed.
 pub fn test_tls() -> (String, rustls::ServerConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "greyd test CA");
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    (ca_pem, config)
+    let ca = crate::tls::TestCa::new();
+    (ca.pem().to_string(), ca.server_config(&["localhost"]))
 }
 
 /// Gzip `data`.

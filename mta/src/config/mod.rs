@@ -261,6 +261,13 @@ pub struct OutboundConfig {
     /// greyd's control socket: hosts we delivered to are reported there
     /// (`outbound_peer`, spamlogd's role). Default none.
     pub greyd_control: Option<PathBuf>,
+    /// Postfix smtp_tls_policy_maps-style table: `domain none|may|encrypt|verify [match=a:b]`,
+    /// `.domain` for subdomains; it takes precedence over MTA-STS. Default none (opportunistic TLS).
+    pub tls_policy: Option<PathBuf>,
+    /// Extra trust anchors (PEM) for verified TLS and MTA-STS, besides the system's roots. Default none.
+    pub tls_ca_file: Option<PathBuf>,
+    /// HTTPS port of MTA-STS policy servers (changed only by tests). Default 443.
+    pub mta_sts_port: u16,
 }
 
 impl Default for OutboundConfig {
@@ -281,6 +288,9 @@ impl Default for OutboundConfig {
             data_timeout: Duration::from_secs(600),
             dead_destination: Duration::from_secs(300),
             greyd_control: None,
+            tls_policy: None,
+            tls_ca_file: None,
+            mta_sts_port: 443,
         }
     }
 }

@@ -8,6 +8,7 @@
 use super::client::{Mail, Rcpt, Verdict, refuse_early};
 use super::route::{self, Batch, Destination, MxPlan, Transport, TransportTable};
 use super::session::{Peer, Session, SessionError, Timeouts, opportunistic_tls};
+use super::tls_policy::{TlsPolicies, TlsPolicyError};
 use crate::config::Config;
 use crate::dns::{Dns, LookupError};
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub enum OutboundError {
     Transport(PathBuf, route::TransportError),
     #[error("smarthost {0:?}: expected host:port")]
     Smarthost(String),
+    #[error(transparent)]
+    TlsPolicy(#[from] TlsPolicyError),
 }
 
 /// What happened to one recipient in this attempt.
@@ -78,6 +81,7 @@ pub struct Outbound {
     config: crate::config::OutboundConfig,
     hostname: String,
     tls: Arc<rustls::ClientConfig>,
+    tls_policies: TlsPolicies,
     transport: TransportTable,
     smarthost: Option<Destination>,
     auth: Option<(String, String)>,
@@ -176,6 +180,7 @@ impl Outbound {
             _ => None,
         };
         Ok(Outbound {
+            tls_policies: TlsPolicies::new(config, Arc::clone(&dns))?,
             dns,
             hostname: config.hostname.to_ascii_lowercase(),
             tls: opportunistic_tls(),
@@ -412,6 +417,11 @@ impl Outbound {
             Ok(t) => t,
             Err(f) => return (Relay::none(), None, all(f, None)),
         };
+        let policy = self.tls_policies.for_destination(dest).await;
+        let targets = match policy.filter_hosts(msg.id, targets) {
+            Ok(t) => t,
+            Err(why) => return (Relay::none(), None, all(BatchFailure::defer("4.7.5", why), None)),
+        };
         let slots = self.destination_slots(dest);
         let Ok(_dest_slot) = slots.acquire_owned().await else {
             return (Relay::none(), None, Vec::new());
@@ -446,6 +456,8 @@ impl Outbound {
                             .then_some(self.auth.as_ref())
                             .flatten()
                             .map(|(u, p)| (u.as_str(), p.as_str())),
+                        starttls: !policy.forbids_tls(),
+                        require_tls: policy.requires_tls(),
                         timeouts: Timeouts {
                             connect: self.config.connect_timeout,
                             command: self.config.command_timeout,
@@ -467,6 +479,7 @@ impl Outbound {
                             }
                             failure = match e.reply() {
                                 Some(r) if r.starts_with('5') => BatchFailure::bounce("5.0.0", e.to_string()),
+                                _ if e.is_tls() && policy.requires_tls() => BatchFailure::defer("4.7.5", e.to_string()),
                                 _ if unreachable => BatchFailure::defer("4.4.1", e.to_string()),
                                 _ => BatchFailure::defer("4.4.2", e.to_string()),
                             };
@@ -475,7 +488,15 @@ impl Outbound {
                     }
                 }
             };
-            let tls = held.session.tls.clone();
+            let tls = match policy.check(msg.id, &host, held.session.tls.as_deref(), &held.session.certs) {
+                Ok(outcome) => Some(outcome),
+                Err(why) => {
+                    tracing::info!("{}: {why}", msg.id);
+                    failure = BatchFailure::defer("4.7.5", why);
+                    held.session.quit().await;
+                    continue;
+                }
+            };
             if let Some(refusal) = refuse_early(&held.session.caps, &msg.mail) {
                 self.keep_idle(addr, held);
                 return (

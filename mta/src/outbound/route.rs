@@ -160,13 +160,9 @@ pub struct TransportTable {
 impl TransportTable {
     pub fn parse(text: &str) -> Result<TransportTable, TransportError> {
         let mut entries = HashMap::new();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
+        for (n, line) in table_lines(text) {
             let err = |why: &str| TransportError {
-                line: n + 1,
+                line: n,
                 why: why.to_string(),
             };
             let mut words = line.split_whitespace();
@@ -200,18 +196,33 @@ impl TransportTable {
 
     /// The entry for `domain`: exact, else the nearest `.parent` entry.
     pub fn lookup(&self, domain: &str) -> Option<&Transport> {
-        if let Some(d) = self.entries.get(domain) {
+        nearest(&self.entries, domain)
+    }
+}
+
+/// The lines of a Postfix-style table that hold an entry, `#` comments
+/// removed, with their line numbers (from 1).
+pub fn table_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(n, raw)| (n + 1, raw.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, line)| !line.is_empty())
+}
+
+/// The value of a Postfix-style table keyed by domain: the exact key, else
+/// the nearest `.parent` key (which stands for the parent's subdomains).
+pub fn nearest<'a, T>(entries: &'a HashMap<String, T>, domain: &str) -> Option<&'a T> {
+    if let Some(d) = entries.get(domain) {
+        return Some(d);
+    }
+    let mut rest = domain;
+    while let Some((_, parent)) = rest.split_once('.') {
+        if let Some(d) = entries.get(&format!(".{parent}")) {
             return Some(d);
         }
-        let mut rest = domain;
-        while let Some((_, parent)) = rest.split_once('.') {
-            if let Some(d) = self.entries.get(&format!(".{parent}")) {
-                return Some(d);
-            }
-            rest = parent;
-        }
-        None
+        rest = parent;
     }
+    None
 }
 
 #[cfg(test)]

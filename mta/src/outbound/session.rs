@@ -30,8 +30,8 @@ pub enum SessionError {
     Protocol(String, ReplyError),
     #[error("TLS with {0}: {1}")]
     Tls(String, std::io::Error),
-    #[error("{0} does not offer STARTTLS, which the smarthost configuration requires")]
-    TlsRequired(String),
+    #[error("{0} does not offer STARTTLS, which {1} requires")]
+    TlsRequired(String, &'static str),
     #[error("{0} offers no AUTH mechanism we know (PLAIN, LOGIN)")]
     NoAuth(String),
 }
@@ -45,6 +45,11 @@ impl SessionError {
             SessionError::Refused(_, r, _) => Some(r),
             _ => None,
         }
+    }
+
+    /// STARTTLS was missing or its handshake failed.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, SessionError::Tls(..) | SessionError::TlsRequired(..))
     }
 }
 
@@ -77,6 +82,10 @@ pub struct Peer<'a> {
     pub tls: Arc<rustls::ClientConfig>,
     /// AUTH credentials: TLS is then required.
     pub auth: Option<(&'a str, &'a str)>,
+    /// Whether STARTTLS is used when offered (not for TLS policy `none`).
+    pub starttls: bool,
+    /// The TLS policy requires TLS: without it the session fails.
+    pub require_tls: bool,
     pub timeouts: Timeouts,
 }
 
@@ -86,6 +95,8 @@ pub struct Session {
     pub caps: Capabilities,
     /// The TLS version, when the connection is encrypted.
     pub tls: Option<String>,
+    /// The server's certificate chain, leaf first, for the TLS policy to judge.
+    pub certs: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// `host[ip]:port`.
     pub name: String,
     timeouts: Timeouts,
@@ -167,6 +178,7 @@ impl Session {
             buf: Vec::new(),
             caps: Capabilities::default(),
             tls: None,
+            certs: Vec::new(),
             name: peer.name.clone(),
             timeouts: peer.timeouts,
         };
@@ -177,18 +189,22 @@ impl Session {
             return Err(SessionError::Refused(s.name, greeting.one_line(), "in the greeting"));
         }
         s.hello(peer.helo).await?;
-        if s.caps.starttls {
+        let must = peer.auth.is_some() || peer.require_tls;
+        if s.caps.starttls && (peer.starttls || must) {
             let reply = s.command("STARTTLS\r\n", "after STARTTLS").await?;
             if reply.class() == 2 {
                 s.start_tls(peer.host, peer.tls).await?;
                 s.hello(peer.helo).await?;
-            } else if peer.auth.is_some() {
+            } else if must {
                 return Err(SessionError::Refused(s.name, reply.one_line(), "after STARTTLS"));
             }
         }
+        if peer.require_tls && s.tls.is_none() {
+            return Err(SessionError::TlsRequired(s.name, "the TLS policy"));
+        }
         if let Some((user, password)) = peer.auth {
             if s.tls.is_none() {
-                return Err(SessionError::TlsRequired(s.name));
+                return Err(SessionError::TlsRequired(s.name, "the smarthost configuration"));
             }
             s.authenticate(user, password).await?;
         }
@@ -208,7 +224,9 @@ impl Session {
             .await
             .map_err(|_| SessionError::Timeout(self.name.clone(), "in the TLS handshake"))?
             .map_err(|e| SessionError::Tls(self.name.clone(), e))?;
-        self.tls = tls.get_ref().1.protocol_version().map(|v| match v {
+        let conn = tls.get_ref().1;
+        self.certs = conn.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
+        self.tls = conn.protocol_version().map(|v| match v {
             rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
             rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
             other => format!("{other:?}"),
