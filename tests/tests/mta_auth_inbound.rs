@@ -3,7 +3,7 @@
 //! 127.x addresses, messages signed here with mail-auth and with Debian's
 //! python3-dkim. Asserted is what users see: the reply to the end of DATA,
 //! the Authentication-Results: header of the delivered copy, and the folder
-//! (INBOX or Junk) it landed in.
+//! (INBOX or Junk) it landed in; and the ARC seal, checked by python3-dkim.
 
 use greyd_tests::dns::{Broken, DnsServer};
 use greyd_tests::mta::*;
@@ -415,4 +415,52 @@ fn forged_results_are_removed_and_submissions_left_alone() {
     assert_eq!(all, ["mx.test; dkim=pass header.d=bank.test"]);
     let junk = std::fs::read_dir(w.setup.maildir(RCPT).join(".Junk/new")).map_or(0, |d| d.count());
     assert_eq!(junk, 0);
+}
+
+/// argv: message file, key record name, TXT value; prints the chain validation.
+const PY_ARC_VERIFY: &str = r#"
+import dkim, sys
+msg = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    return sys.argv[3].encode() if name.rstrip(".") == sys.argv[2] else None
+cv, results, reason = dkim.arc_verify(msg, dnsfunc=dnsfunc)
+print(cv.decode(), reason)
+"#;
+
+#[test]
+fn verified_mail_is_arc_sealed_for_forwarding() {
+    let mut w = world();
+    let (pem, record) = dkim_key();
+    let key = w.setup.root().join("arc.test.seal.key");
+    std::fs::write(&key, &pem).unwrap();
+    w.setup.edit(
+        "received_spf = false",
+        &format!("received_spf = true\narc_key = \"{}\"", key.display()),
+    );
+    w.dns.txt("spf.test", "v=spf1 ip4:127.0.0.2 -all");
+    w.start();
+    w.send_ok(GOOD_IP, "spf.test", "a@spf.test", &message("a@spf.test", "sealed"));
+    let got = w.delivered(None, 1);
+    let msg = &got["sealed"];
+    assert!(
+        header(msg, "ARC-Seal").unwrap().starts_with("i=1; a=rsa-sha256"),
+        "{msg}"
+    );
+    let aar = header(msg, "ARC-Authentication-Results").unwrap();
+    assert!(aar.starts_with("i=1; mx.test;") && aar.contains("spf=pass"), "{aar}");
+    assert!(header(msg, "Received-SPF").unwrap().starts_with("pass "), "{msg}");
+
+    // Debian's python3-dkim checks the seal against the published key.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), msg).unwrap();
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", PY_ARC_VERIFY])
+        .arg(file.path())
+        .args(["seal._domainkey.arc.test", &record])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("pass"), "{stdout}");
 }
