@@ -82,6 +82,12 @@ impl Dns {
         Dns { resolver }
     }
 
+    /// mail-auth's authenticator over this resolver, so SPF, DKIM, DMARC and
+    /// iprev lookups go where `[dns]` says.
+    pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator(self.resolver.clone())
+    }
+
     /// MX records of `domain` as (preference, exchange without the final dot).
     pub async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, LookupError> {
         let lookup = self

@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod dns;
 pub mod frontend;
 pub mod imap;
+pub mod inbound_auth;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

@@ -33,6 +33,8 @@ pub struct Shared {
     pub dns: Arc<crate::dns::Dns>,
     /// DKIM keys, re-read when `[dkim] key_dir` changes.
     pub dkim: Reloading<Signers, DkimError>,
+    /// SPF/DKIM/DMARC/ARC/iprev of mail from other servers (`[auth_checks]`).
+    pub inbound_auth: crate::inbound_auth::Verifier,
     /// `None` outside the daemon (`sendmail`): the runner finds new files by scanning.
     pub wake: Option<UnboundedSender<Wake>>,
 }
@@ -57,8 +59,10 @@ impl Shared {
         let queue = Queue::open(&config.queue.dir)?;
         let dns = Arc::new(crate::dns::Dns::new(&config.dns));
         let dkim = Reloading::new(&config.dkim.key_dir, Signers::load);
+        let inbound_auth = crate::inbound_auth::Verifier::new(&config, dns.authenticator());
         Ok(Shared {
             dkim,
+            inbound_auth,
             config,
             tls,
             auth,

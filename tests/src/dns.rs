@@ -143,8 +143,15 @@ impl DnsServer {
         self.add(host, RData::AAAA(AAAA(ip)));
     }
 
+    /// A TXT record; text longer than 255 bytes (a DKIM key) is split into
+    /// several character-strings, which readers join.
     pub fn txt(&self, owner: &str, text: &str) {
-        self.add(owner, RData::TXT(TXT::new(vec![text.to_string()])));
+        let strings = text
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8(c.to_vec()).expect("ASCII TXT text"))
+            .collect();
+        self.add(owner, RData::TXT(TXT::new(strings)));
     }
 
     /// Make every query for `owner` misbehave.

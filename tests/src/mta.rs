@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub const HOST: &str = "mx.test";
 pub const DOMAIN: &str = "example.test";
+const AUTH_CHECKS_ON: &str = "[auth_checks]\nenabled = true";
+const AUTH_CHECKS_OFF: &str = "[auth_checks]\nenabled = false";
 /// A loopback port where no DNS server listens.
 const DEAD_DNS: &str = "127.0.0.1:9";
 
@@ -82,7 +84,15 @@ impl MtaSetup {
         // Never the host's resolvers: a test that routes mail starts its own
         // DNS server (`use_dns`); for the others lookups fail temporarily.
         setup.edit("nameservers = []", &format!("nameservers = [\"{DEAD_DNS}\"]"));
+        // Test clients on port 25 are "other servers": without DNS every
+        // inbound check would defer. Tests of them call `check_authentication`.
+        setup.edit(AUTH_CHECKS_ON, AUTH_CHECKS_OFF);
         setup
+    }
+
+    /// Verify mail on port 25 (SPF, DKIM, DMARC, ...), as a fresh install does.
+    pub fn check_authentication(&self) {
+        self.edit(AUTH_CHECKS_OFF, AUTH_CHECKS_ON);
     }
 
     /// Resolve through `dns` and connect to MX hosts on `port`.

@@ -39,6 +39,7 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub dkim: DkimConfig,
     pub srs: SrsConfig,
+    pub auth_checks: AuthChecksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -329,6 +330,68 @@ impl Default for SrsConfig {
     }
 }
 
+/// What an SPF `fail` on its own (no DMARC verdict against the mail) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpfFailAction {
+    /// Only written into Authentication-Results:.
+    Record,
+    /// Refused with 550 5.7.23 at end of DATA.
+    Reject,
+}
+
+/// What a temporary DNS failure during the checks does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TempErrorAction {
+    /// 451 4.7.x: the sender retries once DNS answers.
+    Defer,
+    /// Accepted, the temperror written into Authentication-Results:.
+    Record,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthChecksConfig {
+    /// SPF, DKIM, DMARC, ARC and iprev on mail arriving on port 25 from
+    /// clients that neither authenticated nor are relay clients. Default true.
+    pub enabled: bool,
+    /// authserv-id of our Authentication-Results: header; incoming ones
+    /// carrying it are removed. Empty means `hostname`. Default "".
+    pub authserv_id: String,
+    /// DMARC fail under `p=reject`: 550 5.7.1 at end of DATA; off files it
+    /// like `p=quarantine`. Default true.
+    pub dmarc_reject: bool,
+    /// DMARC fail under `p=quarantine`: delivered into the recipient's Junk
+    /// folder (Maildir); off delivers it as usual. Default true.
+    pub dmarc_quarantine: bool,
+    /// SPF `fail` without a DMARC verdict: "record" or "reject". Default "record".
+    pub spf_fail: SpfFailAction,
+    /// A DNS temporary error in SPF (MAIL FROM) or DMARC: "defer" (451 4.7.x)
+    /// or "record". Never a 550. Default "defer".
+    pub temperror: TempErrorAction,
+    /// Also add a Received-SPF: header (RFC 7208 §9.1). Default false.
+    pub received_spf: bool,
+    /// RSA key `DOMAIN.SELECTOR.key` (PEM) to ARC-seal verified mail with,
+    /// so copies we forward carry our verdict (RFC 8617). Default none.
+    pub arc_key: Option<PathBuf>,
+}
+
+impl Default for AuthChecksConfig {
+    fn default() -> Self {
+        AuthChecksConfig {
+            enabled: true,
+            authserv_id: String::new(),
+            dmarc_reject: true,
+            dmarc_quarantine: true,
+            spf_fail: SpfFailAction::Record,
+            temperror: TempErrorAction::Defer,
+            received_spf: false,
+            arc_key: None,
+        }
+    }
+}
+
 fn both(port: u16) -> Vec<SocketAddr> {
     vec![
         SocketAddr::from(([0, 0, 0, 0], port)),
@@ -358,6 +421,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             dkim: DkimConfig::default(),
             srs: SrsConfig::default(),
+            auth_checks: AuthChecksConfig::default(),
         }
     }
 }

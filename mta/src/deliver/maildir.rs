@@ -6,7 +6,7 @@ use super::DeliveryError;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,10 +36,26 @@ pub fn unique_name(hostname: &str) -> String {
     )
 }
 
-/// Deliver `data` (already in local form); into `folder` if it exists.
+/// Create the Maildir++ folder `name` inside the Maildir `dir`.
+pub fn create_folder(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let folder = dir.join(format!(".{name}"));
+    create(&folder)?;
+    File::create(folder.join("maildirfolder"))?;
+    Ok(folder)
+}
+
+/// The folder quarantined mail goes into, made when missing (the user may
+/// never have logged in to IMAP, which makes it for new users).
+pub const JUNK: &str = "Junk";
+
+/// Deliver `data` (already in local form); into `folder` if it exists, or
+/// is [`JUNK`].
 pub fn deliver(dir: &Path, folder: Option<&str>, data: &[u8], hostname: &str) -> Result<(), DeliveryError> {
-    let box_dir = match folder.map(|f| dir.join(format!(".{f}"))) {
-        Some(f) if f.join("maildirfolder").exists() => f,
+    let box_dir = match folder.map(|f| (f, dir.join(format!(".{f}")))) {
+        Some((_, path)) if path.join("maildirfolder").exists() => path,
+        Some((JUNK, path)) => {
+            create_folder(dir, JUNK).map_err(|e| DeliveryError::io(&format!("creating {}", path.display()), e))?
+        }
         _ => dir.to_path_buf(),
     };
     create(&box_dir).map_err(|e| DeliveryError::io(&format!("creating {}", box_dir.display()), e))?;
@@ -62,15 +78,6 @@ pub fn deliver(dir: &Path, folder: Option<&str>, data: &[u8], hostname: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    /// Create the Maildir++ folder `name` inside the Maildir `dir`.
-    pub fn create_folder(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-        let folder = dir.join(format!(".{name}"));
-        create(&folder)?;
-        File::create(folder.join("maildirfolder"))?;
-        Ok(folder)
-    }
 
     #[test]
     fn delivers_into_new_and_folder() {
@@ -89,5 +96,15 @@ mod tests {
         assert_eq!(std::fs::read(md.join("new").join(&name)).unwrap(), b"a\n");
         assert_eq!(std::fs::read_dir(md.join(".lists/new")).unwrap().count(), 1);
         assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn junk_is_made_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir");
+        deliver(&md, Some(JUNK), b"spam\n", "h").unwrap();
+        assert!(md.join(".Junk/maildirfolder").exists());
+        assert_eq!(std::fs::read_dir(md.join(".Junk/new")).unwrap().count(), 1);
+        assert!(std::fs::read_dir(md.join("new")).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound));
     }
 }

@@ -115,6 +115,8 @@ pub fn deliver_here(target: &Target, msg: &Message<'_>, hostname: &str) -> Resul
 /// Deliver as `owner` when we are root and the owner is someone else, else here.
 /// IMAP sessions watching a Maildir hear of the delivery at once.
 pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostname: &str) -> Result<(), DeliveryError> {
+    let junk = junk_target(target, msg);
+    let target = junk.as_ref().unwrap_or(target);
     let switch = owner.filter(|o| nix::unistd::geteuid().is_root() && o.uid != 0);
     match (switch, target) {
         (None, _) => deliver_here(target, msg, hostname),
@@ -125,6 +127,20 @@ pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostna
         crate::store::delivered(dir, folder.as_deref());
     }
     Ok(())
+}
+
+/// Mail our Authentication-Results: marks as junk (a DMARC quarantine) goes
+/// into the Junk folder of a Maildir; mbox and programs get it as usual.
+fn junk_target(target: &Target, msg: &Message<'_>) -> Option<Target> {
+    match target {
+        Target::Maildir { dir, .. } if crate::inbound_auth::results::marked_junk(msg.content) => {
+            Some(Target::Maildir {
+                dir: dir.clone(),
+                folder: Some(maildir::JUNK.into()),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Make `cmd` run as `owner`: its uid and gid, HOME and USER. (std drops the

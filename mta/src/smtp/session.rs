@@ -6,12 +6,15 @@ use super::command::{self, Command, MailParams, Mailbox};
 use super::data::{DataDecoder, DataOutcome};
 use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Challenger, Outcome};
+use crate::inbound_auth::policy::Action;
+use crate::inbound_auth::{Facts, Verifier, results};
 use crate::net::Io;
 use crate::queue::Client;
 use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared, Wake};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,10 +346,40 @@ impl Session {
         }
     }
 
+    /// Mail from another server: neither authenticated, nor a relay client, nor local.
+    fn outside_client(&self) -> Option<std::net::IpAddr> {
+        let outside = self.port == Port::Mx && !self.may_relay() && self.shared.inbound_auth.enabled();
+        self.peer.filter(|_| outside).map(|p| p.ip())
+    }
+
     /// Queue the finished transaction and reply with the queue id.
     async fn finish(&mut self, body: Vec<u8>) -> Flow {
         let tx = self.tx.take().expect("transaction in progress");
+        let sender = tx.sender.as_ref().map(ToString::to_string).unwrap_or_default();
+        let facts = self
+            .outside_client()
+            .map(|ip| (ip, self.helo.clone().unwrap_or_default()));
+        let checked = match facts {
+            Some((ip, helo)) => {
+                let facts = Facts {
+                    ip,
+                    helo: &helo,
+                    sender: &sender,
+                };
+                check_authentication(&self.shared.inbound_auth, &facts, body).await
+            }
+            None => Ok((String::new(), body)),
+        };
+        let (auth_headers, body) = match checked {
+            Ok(checked) => checked,
+            Err(reply) => {
+                tracing::info!("reject: DATA from {}: {reply}", self.client_name());
+                self.reply(reply);
+                return Ok(());
+            }
+        };
         let received = self.received_header(&tx.recipients);
+        let received = move |id: &str| auth_headers + &received(id);
         let client = Client {
             addr: self.peer.map(|p| p.ip()),
             helo: self.helo.clone(),
@@ -575,4 +608,23 @@ impl Challenger for AuthChannel<'_> {
         self.0.reply(&format!("334 {}", B64.encode(challenge)));
         self.0.read_response().await
     }
+}
+
+/// Verify mail from outside (SPF, DKIM, DMARC, ARC, iprev). `Err` is the
+/// refusal reply; `Ok` the headers to prepend and the message without
+/// forged results carrying our authserv-id.
+async fn check_authentication(
+    verifier: &Verifier,
+    facts: &Facts<'_>,
+    body: Vec<u8>,
+) -> Result<(String, Vec<u8>), &'static str> {
+    let verdict = verifier.verify(facts, &body).await;
+    if let Action::Refuse(reply) = verdict.action {
+        return Err(reply);
+    }
+    let cleaned = match results::remove_ours(&body, verifier.authserv_id()) {
+        Cow::Owned(cleaned) => Some(cleaned),
+        Cow::Borrowed(_) => None,
+    };
+    Ok((verdict.headers, cleaned.unwrap_or(body)))
 }
