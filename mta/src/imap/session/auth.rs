@@ -2,7 +2,7 @@
 //! the failed-login throttle, and opening the user's store on success.
 
 use super::{End, Flow, Session, User, blocking};
-use crate::auth::sasl::{self, Exchange, Step};
+use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::imap::framer::{Frame, Limits};
 use crate::store::{self, Store};
 use base64::Engine;
@@ -72,40 +72,27 @@ impl Session {
             self.line(&format!("{tag} NO Unsupported authentication mechanism"));
             return Ok(());
         }
-        let Some((mut exchange, challenge)) = Exchange::start(mechanism, &self.shared.config.hostname) else {
-            self.line(&format!("{tag} NO Unsupported authentication mechanism"));
-            return Ok(());
+        let shared = Arc::clone(&self.shared);
+        let request = sasl::Request {
+            mechanism,
+            initial: initial.as_deref(),
+            ip: Some(self.peer.ip()),
+            hostname: &shared.config.hostname,
         };
-        let mut response = match initial {
-            Some(init) if exchange.accepts_initial() => sasl::decode(&init),
-            _ => {
-                let c = challenge.unwrap_or_default();
-                self.line(&format!("+ {}", B64.encode(c)));
-                self.read_sasl_line().await?
+        match sasl::drive(&shared.auth, request, &mut AuthChannel(self)).await? {
+            Outcome::Proved(user) => self.login_result(tag, Some(user), mechanism).await,
+            Outcome::Refused => self.login_result(tag, None, mechanism).await,
+            Outcome::Unsupported => {
+                self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+                Ok(())
             }
-        };
-        let users = self.shared.auth.users();
-        loop {
-            let Some(r) = response else {
-                return self.bad(Some(tag), "Authentication cancelled or malformed");
-            };
-            match exchange.step(&r, users.as_ref()) {
-                Step::Challenge(c) => {
-                    self.line(&format!("+ {}", B64.encode(c)));
-                    response = self.read_sasl_line().await?;
-                }
-                Step::CheckPassword { user, password } => {
-                    let ok = self.shared.auth.check_password(&user, password).await;
-                    return self.login_result(tag, ok.then_some(user), mechanism).await;
-                }
-                Step::Success { user } => return self.login_result(tag, Some(user), mechanism).await,
-                Step::Failure => return self.login_result(tag, None, mechanism).await,
-                Step::Malformed => return self.bad(Some(tag), "Malformed authentication response"),
-            }
+            Outcome::InitialNotAllowed => self.bad(Some(tag), "Initial response not allowed for this mechanism"),
+            Outcome::Cancelled => self.bad(Some(tag), "Authentication cancelled or malformed"),
+            Outcome::Malformed => self.bad(Some(tag), "Malformed authentication response"),
         }
     }
 
-    pub(super) async fn read_sasl_line(&mut self) -> Result<Option<Vec<u8>>, End> {
+    async fn read_sasl_line(&mut self) -> Result<Option<Vec<u8>>, End> {
         match self.next_frame().await? {
             Frame::Command(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
             _ => Ok(None),
@@ -150,5 +137,17 @@ impl Session {
             Err(why) => self.line(&format!("{tag} NO [UNAVAILABLE] {why}")),
         }
         Ok(())
+    }
+}
+
+/// IMAP AUTHENTICATE challenges (RFC 9051 §6.2.2): `+ base64`, answered by a
+/// base64 line.
+struct AuthChannel<'a>(&'a mut Session);
+
+impl Challenger for AuthChannel<'_> {
+    type Error = End;
+    async fn challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, End> {
+        self.0.line(&format!("+ {}", B64.encode(challenge)));
+        self.0.read_sasl_line().await
     }
 }
