@@ -4,7 +4,7 @@
 //! those older than the queue lifetime. Recipients for other hosts go
 //! through the outbound relay (`outbound::Outbound`) in the same attempt.
 
-use crate::deliver::{self, Message};
+use crate::deliver::{self, DeliveryError, Message};
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
 use crate::outbound::srs;
 use crate::outbound::{Disposition, Outbound};
@@ -47,7 +47,7 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
     let mut running: HashSet<String> = HashSet::new();
     // Running when ETRN asked for an immediate attempt: retry at once when done.
     let mut rerun: HashSet<String> = HashSet::new();
-    let mut attempts: JoinSet<(String, Result<Outcome, String>)> = JoinSet::new();
+    let mut attempts: JoinSet<(String, Result<Outcome, queue::QueueError>)> = JoinSet::new();
     let mut cleaned = std::time::Instant::now();
     clean_crash_leftovers(&shared);
     scan(&shared, &mut schedule);
@@ -63,7 +63,7 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
             running.insert(id.clone());
             let (s, o) = (Arc::clone(&shared), Arc::clone(&outbound));
             attempts.spawn_blocking(move || {
-                let outcome = attempt(&s, &o, &id).map_err(|e| e.to_string());
+                let outcome = attempt(&s, &o, &id);
                 (id, outcome)
             });
         }
@@ -191,8 +191,11 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
                 rcpt.status = RcptStatus::Delivered;
                 delivered.push(rcpt.address.clone());
             }
-            Err((true, why)) => env.last_error = Some(why),
-            Err((false, why)) => {
+            Err(DeliveryError {
+                temporary: true,
+                message: why,
+            }) => env.last_error = Some(why),
+            Err(DeliveryError { message: why, .. }) => {
                 tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
@@ -416,7 +419,7 @@ fn finish(
     Ok(Outcome::Done)
 }
 
-/// Deliver one recipient to all its targets; `Err((temporary, reason))`.
+/// Deliver one recipient to all its targets.
 fn deliver_recipient(
     shared: &Shared,
     id: &str,
@@ -425,7 +428,7 @@ fn deliver_recipient(
     content: &[u8],
     rcpt: &mut Recipient,
     relays: &mut Vec<String>,
-) -> Result<(), (bool, String)> {
+) -> Result<(), DeliveryError> {
     let mut temp: Option<String> = None;
     let mut perm: Option<String> = None;
     let mut delivered_any = false;
@@ -469,8 +472,8 @@ fn deliver_recipient(
         }
     }
     match (temp, perm) {
-        (Some(t), _) => Err((true, t)),
-        (None, Some(p)) if !delivered_any => Err((false, p)),
+        (Some(t), _) => Err(DeliveryError::temp(t)),
+        (None, Some(p)) if !delivered_any => Err(DeliveryError::perm(p)),
         (None, Some(p)) => {
             tracing::warn!("{id}: to=<{}>: part of the expansion failed: {p}", rcpt.address);
             Ok(())
