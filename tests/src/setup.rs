@@ -11,8 +11,10 @@ use std::sync::Arc;
 /// What the server sends for a path.
 #[derive(Clone)]
 pub enum Body {
-    /// These bytes, with a Content-Length.
+    /// These bytes as text/plain, with a Content-Length.
     Fixed(Vec<u8>),
+    /// These bytes with this Content-Type.
+    Typed(&'static str, Vec<u8>),
     /// The same chunk again and again until the client goes away.
     Endless(Vec<u8>),
 }
@@ -85,16 +87,8 @@ fn serve(mut stream: impl Read + Write, routes: &HashMap<String, Body>) {
     let path = head.split(' ').nth(1).unwrap_or("/");
     let out = &mut stream;
     let _ = match routes.get(path) {
-        Some(Body::Fixed(bytes)) => out
-            .write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    bytes.len()
-                )
-                .as_bytes(),
-            )
-            .and_then(|()| out.write_all(bytes))
-            .and_then(|()| out.flush()),
+        Some(Body::Fixed(bytes)) => respond(out, "text/plain", bytes),
+        Some(Body::Typed(media, bytes)) => respond(out, media, bytes),
         Some(Body::Endless(chunk)) => out
             .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
             .and_then(|()| {
@@ -104,6 +98,16 @@ fn serve(mut stream: impl Read + Write, routes: &HashMap<String, Body>) {
             }),
         None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
+}
+
+fn respond(out: &mut impl Write, media: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {media}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
+    );
+    out.write_all(head.as_bytes())?;
+    out.write_all(bytes)?;
+    out.flush()
 }
 
 /// A CA certificate (PEM, for `SSL_CERT_FILE`) and a server configuration

@@ -56,12 +56,20 @@ impl World {
     /// Publish an MTA-STS policy for `domain`: the TXT record and an HTTPS
     /// server for mta-sts.`domain` on 127.0.0.`octet`.
     fn sts(&self, domain: &str, octet: u8, policy: &str) -> HttpServer {
+        self.sts_as(domain, octet, "text/plain", policy)
+    }
+
+    /// The same, served with Content-Type `media`.
+    fn sts_as(&self, domain: &str, octet: u8, media: &'static str, policy: &str) -> HttpServer {
         let host = format!("mta-sts.{domain}");
         self.dns.txt(&format!("_mta-sts.{domain}"), "v=STSv1; id=20261203T1");
         self.dns.a(&host, Ipv4Addr::new(127, 0, 0, octet));
         HttpServer::start_tls_on(
             SocketAddr::from(([127, 0, 0, octet], self.sts_port)),
-            vec![("/.well-known/mta-sts.txt", Body::Fixed(policy.as_bytes().to_vec()))],
+            vec![(
+                "/.well-known/mta-sts.txt",
+                Body::Typed(media, policy.as_bytes().to_vec()),
+            )],
             self.ca.server_config(&[&host]),
         )
     }
@@ -247,4 +255,56 @@ fn verify_without_a_matching_name_defers_and_default_is_opportunistic() {
         deferred.contains("dsn=4.7.5") && deferred.contains("certificate of mx.example.test not verified"),
         "{deferred}"
     );
+}
+
+#[test]
+fn a_policy_not_served_as_text_plain_is_no_policy() {
+    let w = World::new();
+    w.dns.mx("example.test", 10, "mx.example.test");
+    // Self-signed: an enforced policy would refuse this peer.
+    let (rx, _d) = w.receiver("mx.example.test", 71, None);
+    let _sts = w.sts_as(
+        "example.test",
+        72,
+        "text/html",
+        "version: STSv1\nmode: enforce\nmx: mx.example.test\nmax_age: 600\n",
+    );
+    let (tx, out) = w.sender(None);
+    send(&tx, BOB);
+    wait_messages(&rx.maildir(BOB), 1);
+    let sent = line(&out, BOB, "status=sent");
+    assert!(sent.contains("tls=TLSv1.3 verified=no policy=default"), "{sent}");
+    let log = out.log();
+    assert!(
+        log.contains(
+            "mta-sts example.test: fetching the policy: the policy is served as \"text/html\", not text/plain"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_session_kept_from_a_plaintext_domain_is_not_reused_for_one_that_requires_tls() {
+    let w = World::new();
+    w.dns.mx("example.test", 10, "mx.example.test");
+    w.dns.mx("plain.test", 10, "mx.example.test");
+    let mut rx = MtaSetup::new();
+    rx.listen_smtp(SocketAddr::from(([127, 0, 0, 73], w.port)));
+    rx.edit(
+        "domains = [\"example.test\"]",
+        "domains = [\"example.test\", \"plain.test\"]",
+    );
+    rx.add_user(BOB, "pw");
+    rx.add_user("carol@plain.test", "pw");
+    w.dns.a("mx.example.test", Ipv4Addr::new(127, 0, 0, 73));
+    let _rx = rx.start();
+    let (tx, out) = w.sender(Some("plain.test none\nexample.test encrypt\n"));
+    send(&tx, "carol@plain.test");
+    let plain = line(&out, "carol@plain.test", "status=sent");
+    assert!(plain.contains("tls=none"), "{plain}");
+    // Within the idle time of the plaintext session, to the same server.
+    send(&tx, BOB);
+    wait_messages(&rx.maildir(BOB), 1);
+    let sent = line(&out, BOB, "status=sent");
+    assert!(sent.contains("tls=TLSv1.3 verified=no policy=table"), "{sent}");
 }

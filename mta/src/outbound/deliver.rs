@@ -8,7 +8,7 @@
 use super::client::{Mail, Rcpt, Verdict, refuse_early};
 use super::route::{self, Batch, Destination, MxPlan, Transport, TransportTable};
 use super::session::{Peer, Session, SessionError, Timeouts, opportunistic_tls};
-use super::tls_policy::{TlsPolicies, TlsPolicyError};
+use super::tls_policy::{Policy, TlsPolicies, TlsPolicyError};
 use crate::config::Config;
 use crate::dns::{Dns, LookupError};
 use std::collections::HashMap;
@@ -392,6 +392,77 @@ impl Outbound {
         Ok(list.into_iter().map(|(h, ip)| (h, SocketAddr::new(ip, port))).collect())
     }
 
+    /// A session with `addr` whose TLS satisfies `policy`: an idle one if
+    /// it does, else a new one; `Err(None)` when the daemon is stopping.
+    async fn session(
+        &self,
+        id: &str,
+        name: &str,
+        host: &str,
+        addr: SocketAddr,
+        dest: &Destination,
+        policy: &Policy,
+    ) -> Result<(Held, String), Option<BatchFailure>> {
+        if let Some(held) = self.take_idle(addr).await {
+            match policy.check(id, host, held.session.tls.as_deref(), &held.session.certs) {
+                Ok(tls) => return Ok((held, tls)),
+                // Opened for another destination, whose policy let it go without
+                // STARTTLS or sent another name: this destination gets its own.
+                Err(_) => held.session.quit().await,
+            }
+        }
+        let Ok(slot) = Arc::clone(&self.connections).acquire_owned().await else {
+            return Err(None);
+        };
+        let peer = Peer {
+            name: name.to_string(),
+            host,
+            addr,
+            helo: &self.hostname,
+            tls: Arc::clone(&self.tls),
+            auth: matches!(dest, Destination::Host(..))
+                .then_some(self.auth.as_ref())
+                .flatten()
+                .map(|(u, p)| (u.as_str(), p.as_str())),
+            starttls: !policy.forbids_tls(),
+            require_tls: policy.requires_tls(),
+            timeouts: Timeouts {
+                connect: self.config.connect_timeout,
+                command: self.config.command_timeout,
+                data: self.config.data_timeout,
+            },
+        };
+        let held = match Session::open(peer).await {
+            Ok(session) => Held {
+                session,
+                _slot: slot,
+                since: Instant::now(),
+            },
+            Err(e) => {
+                // Postfix logs these too: why the next host was tried.
+                tracing::info!("{id}: {e}");
+                let unreachable = matches!(e, SessionError::Connect(..) | SessionError::Timeout(..));
+                if unreachable {
+                    self.mark_dead(addr);
+                }
+                return Err(Some(match e.reply() {
+                    Some(r) if r.starts_with('5') => BatchFailure::bounce("5.0.0", e.to_string()),
+                    _ if e.is_tls() && policy.requires_tls() => BatchFailure::defer("4.7.5", e.to_string()),
+                    _ if unreachable => BatchFailure::defer("4.4.1", e.to_string()),
+                    _ => BatchFailure::defer("4.4.2", e.to_string()),
+                }));
+            }
+        };
+        match policy.check(id, host, held.session.tls.as_deref(), &held.session.certs) {
+            Ok(tls) => Ok((held, tls)),
+            Err(why) => {
+                tracing::info!("{id}: {why}");
+                held.session.quit().await;
+                Err(Some(BatchFailure::defer("4.7.5", why)))
+            }
+        }
+    }
+
     /// One transaction for a batch: `(relay as logged, TLS version, outcomes)`.
     async fn batch(
         &self,
@@ -440,62 +511,13 @@ impl Outbound {
                 );
                 continue;
             }
-            let mut held = match self.take_idle(addr).await {
-                Some(h) => h,
-                None => {
-                    let Ok(slot) = Arc::clone(&self.connections).acquire_owned().await else {
-                        break;
-                    };
-                    let peer = Peer {
-                        name: relay.name.clone(),
-                        host: &host,
-                        addr,
-                        helo: &self.hostname,
-                        tls: Arc::clone(&self.tls),
-                        auth: matches!(dest, Destination::Host(..))
-                            .then_some(self.auth.as_ref())
-                            .flatten()
-                            .map(|(u, p)| (u.as_str(), p.as_str())),
-                        starttls: !policy.forbids_tls(),
-                        require_tls: policy.requires_tls(),
-                        timeouts: Timeouts {
-                            connect: self.config.connect_timeout,
-                            command: self.config.command_timeout,
-                            data: self.config.data_timeout,
-                        },
-                    };
-                    match Session::open(peer).await {
-                        Ok(session) => Held {
-                            session,
-                            _slot: slot,
-                            since: Instant::now(),
-                        },
-                        Err(e) => {
-                            // Postfix logs these too: why the next host was tried.
-                            tracing::info!("{}: {e}", msg.id);
-                            let unreachable = matches!(e, SessionError::Connect(..) | SessionError::Timeout(..));
-                            if unreachable {
-                                self.mark_dead(addr);
-                            }
-                            failure = match e.reply() {
-                                Some(r) if r.starts_with('5') => BatchFailure::bounce("5.0.0", e.to_string()),
-                                _ if e.is_tls() && policy.requires_tls() => BatchFailure::defer("4.7.5", e.to_string()),
-                                _ if unreachable => BatchFailure::defer("4.4.1", e.to_string()),
-                                _ => BatchFailure::defer("4.4.2", e.to_string()),
-                            };
-                            continue;
-                        }
-                    }
-                }
-            };
-            let tls = match policy.check(msg.id, &host, held.session.tls.as_deref(), &held.session.certs) {
-                Ok(outcome) => Some(outcome),
-                Err(why) => {
-                    tracing::info!("{}: {why}", msg.id);
-                    failure = BatchFailure::defer("4.7.5", why);
-                    held.session.quit().await;
+            let (mut held, tls) = match self.session(msg.id, &relay.name, &host, addr, dest, &policy).await {
+                Ok((held, tls)) => (held, Some(tls)),
+                Err(Some(f)) => {
+                    failure = f;
                     continue;
                 }
+                Err(None) => break,
             };
             if let Some(refusal) = refuse_early(&held.session.caps, &msg.mail) {
                 self.keep_idle(addr, held);

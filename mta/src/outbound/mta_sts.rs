@@ -171,6 +171,8 @@ pub enum FetchError {
     Status(u16),
     #[error("the policy is larger than {SIZE_LIMIT} bytes")]
     TooBig,
+    #[error("the policy is served as {0:?}, not text/plain")]
+    MediaType(String),
     #[error("bad policy: {0}")]
     Parse(#[from] ParseError),
 }
@@ -293,6 +295,14 @@ impl Sts {
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status(response.status().as_u16()));
         }
+        let media = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        if !is_text_plain(&media) {
+            return Err(FetchError::MediaType(media));
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > SIZE_LIMIT {
@@ -304,10 +314,26 @@ impl Sts {
     }
 }
 
+/// RFC 8461 §3.3 serves the policy as `text/plain`; a page of another type
+/// (a web server's HTML error page, say) is not a policy.
+fn is_text_plain(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("");
+    media.trim().eq_ignore_ascii_case("text/plain")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn only_text_plain_is_a_policy() {
+        assert!(is_text_plain("text/plain"));
+        assert!(is_text_plain("Text/Plain; charset=utf-8"));
+        assert!(!is_text_plain("text/html"));
+        assert!(!is_text_plain(""));
+        assert!(!is_text_plain("text/plainx"));
+    }
 
     #[test]
     fn rfc_example_policy() {
