@@ -19,6 +19,7 @@ pub mod privileges;
 pub mod queue;
 pub mod recipient;
 pub mod reload;
+pub mod reporting;
 pub mod runner;
 pub mod service;
 pub mod smtp;

@@ -8,10 +8,9 @@ use crate::deliver::{self, DeliveryError, Message};
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
 use crate::outbound::srs;
 use crate::outbound::{Disposition, Outbound};
-use crate::queue::{self, Client, Envelope, RcptStatus, Recipient};
-use crate::recipient::{Resolved, Verdict};
-use crate::service::{Accepted, Shared, Wake};
-use crate::smtp::command::{Body, MailParams};
+use crate::queue::{self, Envelope, RcptStatus, Recipient};
+use crate::recipient::Resolved;
+use crate::service::{OriginateError, Shared, Wake};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -622,44 +621,19 @@ fn send_dsn(
         now: queue::now(),
     };
     let bytes = dsn::build(&report, content);
-    let (local, domain) = to.rsplit_once('@').unwrap_or((&to, host));
-    let relay = match shared.route(local, domain, true) {
-        Verdict::Local => false,
-        Verdict::Relay => true,
-        Verdict::Reject(reply) => {
-            tracing::warn!("{id}: delivery status notification to <{to}> not possible: {reply}");
-            return false;
-        }
-    };
-    let rcpt = [Accepted {
-        address: to.clone(),
-        params: Default::default(),
-        relay,
-    }];
-    let client = Client {
-        addr: None,
-        helo: None,
-        auth: None,
-    };
-    let params = MailParams {
-        body: (!bytes.is_ascii()).then_some(Body::EightBitMime),
-        ..Default::default()
-    };
-    let received = |bid: &str| {
-        format!(
-            "Received: by {host} (mta) id {bid};\r\n\t{}\r\n",
-            crate::datetime::rfc5322(queue::now())
-        )
-    };
     let kind = match event {
         Event::Failure => "non-delivery",
         Event::Delay => "delay",
         Event::Success => "success",
     };
-    match shared.accept_message(None, params, &rcpt, client, received, &bytes) {
+    match shared.originate(None, &[to], &bytes) {
         Ok(bid) => {
             tracing::info!("{id}: sender {kind} notification: {bid}");
             true
+        }
+        Err(e @ OriginateError::Refused(..)) => {
+            tracing::warn!("{id}: delivery status notification to {e}");
+            false
         }
         Err(e) => {
             tracing::error!("{id}: cannot queue the {kind} notification: {e}");

@@ -155,4 +155,52 @@ impl Shared {
         }
         Ok(id)
     }
+
+    /// Queue a message mta writes itself (a delivery status notification,
+    /// a report) for `to`, each address routed as a local sender's would
+    /// be; signed like any local mail. The queue id, or why not.
+    pub fn originate(&self, sender: Option<String>, to: &[String], bytes: &[u8]) -> Result<String, OriginateError> {
+        let host = &self.config.hostname;
+        let recipients = to
+            .iter()
+            .map(|address| {
+                let (local, domain) = address.rsplit_once('@').unwrap_or((address, host));
+                let relay = match self.route(local, domain, true) {
+                    Verdict::Local => false,
+                    Verdict::Relay => true,
+                    Verdict::Reject(reply) => return Err(OriginateError::Refused(address.clone(), reply)),
+                };
+                Ok(Accepted {
+                    address: address.clone(),
+                    params: Default::default(),
+                    relay,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = Client {
+            addr: None,
+            helo: None,
+            auth: None,
+        };
+        let params = MailParams {
+            body: (!bytes.is_ascii()).then_some(crate::smtp::command::Body::EightBitMime),
+            ..Default::default()
+        };
+        let received = |id: &str| {
+            format!(
+                "Received: by {host} (mta) id {id};\r\n\t{}\r\n",
+                crate::datetime::rfc5322(crate::queue::now())
+            )
+        };
+        Ok(self.accept_message(sender, params, &recipients, client, received, bytes)?)
+    }
+}
+
+/// Why a message of our own could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginateError {
+    #[error("<{0}> not possible: {1}")]
+    Refused(String, String),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }

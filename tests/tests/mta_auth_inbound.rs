@@ -464,3 +464,130 @@ fn verified_mail_is_arc_sealed_for_forwarding() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("pass"), "{stdout}");
 }
+
+/// The gzipped XML attachment of a delivered DMARC report (LF lines).
+fn report_xml(msg: &str) -> String {
+    use base64::Engine;
+    use std::io::Read;
+    let part = msg
+        .split("\n--")
+        .find(|p| p.contains("application/gzip"))
+        .unwrap_or_else(|| panic!("no gzip part:\n{msg}"));
+    let body: String = part
+        .split_once("\n\n")
+        .unwrap()
+        .1
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let gz = base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap();
+    let mut xml = String::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut xml).unwrap();
+    xml
+}
+
+#[test]
+fn dmarc_aggregate_reports_go_to_authorised_addresses() {
+    let dns = DnsServer::start();
+    let port = free_port();
+    // The receiver of the reports, the MX of all three report domains.
+    let mut rx = MtaSetup::new();
+    rx.listen_smtp(std::net::SocketAddr::from(([127, 0, 0, 5], port)));
+    rx.edit(
+        "domains = [\"example.test\"]",
+        "domains = [\"sender.test\", \"partner.test\", \"thirdparty.test\"]",
+    );
+    for user in ["dmarc@sender.test", "ok@partner.test", "agg@thirdparty.test"] {
+        rx.add_user(user, "pw");
+    }
+    let _rx = rx.start();
+    dns.a("rx.test", Ipv4Addr::new(127, 0, 0, 5));
+    for domain in ["sender.test", "partner.test", "thirdparty.test"] {
+        dns.mx(domain, 10, "rx.test");
+    }
+    dns.txt("sender.test", "v=spf1 ip4:127.0.0.2 -all");
+    dns.txt(
+        "_dmarc.sender.test",
+        "v=DMARC1; p=none; rua=mailto:dmarc@sender.test,mailto:ok@partner.test,mailto:agg@thirdparty.test",
+    );
+    // partner.test takes sender.test's reports; thirdparty.test publishes nothing.
+    dns.txt("sender.test._report._dmarc.partner.test", "v=DMARC1");
+
+    let mut w = World {
+        dns,
+        setup: MtaSetup::new(),
+        _daemon: None,
+    };
+    w.setup.use_dns(w.dns.addr, port);
+    w.setup.check_authentication();
+    w.setup.add_user(RCPT, "secret");
+    w.setup.edit("dmarc_reports = false", "dmarc_reports = true");
+    w.setup
+        .edit("dmarc_report_interval = \"1d\"", "dmarc_report_interval = \"4s\"");
+    w.start();
+    w.send_ok(
+        GOOD_IP,
+        "sender.test",
+        "a@sender.test",
+        &message("a@sender.test", "one"),
+    );
+    w.send_ok(
+        GOOD_IP,
+        "sender.test",
+        "a@sender.test",
+        &message("a@sender.test", "two"),
+    );
+    w.send_ok(
+        OTHER_IP,
+        "sender.test",
+        "a@sender.test",
+        &message("a@sender.test", "three"),
+    );
+    w.delivered(None, 3);
+
+    let report = wait_messages(&rx.maildir("dmarc@sender.test"), 1).remove(0);
+    let report = String::from_utf8(report).unwrap();
+    // The Subject comes as RFC 2047 encoded words; read it as a mail reader does.
+    let subject = header(&report, "Subject").unwrap();
+    let subject = subject
+        .replace("=?us-ascii?Q?", "")
+        .replace("?= ", "")
+        .replace("?=", "")
+        .replace('_', " ");
+    assert!(
+        subject.starts_with("Report Domain: sender.test Submitter: mx.test Report-ID: <"),
+        "{subject}"
+    );
+    assert_eq!(header(&report, "Auto-Submitted").as_deref(), Some("auto-generated"));
+    let xml = report_xml(&report);
+    let record = |ip: &str| {
+        xml.split("<record>")
+            .find(|r| r.contains(&format!("<source_ip>{ip}</source_ip>")))
+            .unwrap_or_else(|| panic!("no record for {ip}:\n{xml}"))
+            .to_string()
+    };
+    let good = record("127.0.0.2");
+    assert!(
+        good.contains("<count>2</count>") && good.contains("<spf>pass</spf>"),
+        "{good}"
+    );
+    let other = record("127.0.0.3");
+    assert!(
+        other.contains("<count>1</count>") && other.contains("<spf>fail</spf>"),
+        "{other}"
+    );
+    assert!(
+        xml.contains("<domain>sender.test</domain>") && xml.contains("<p>none</p>"),
+        "{xml}"
+    );
+
+    // The authorised outside address got the same report; the other none.
+    let copy = wait_messages(&rx.maildir("ok@partner.test"), 1).remove(0);
+    assert!(String::from_utf8_lossy(&copy).contains("Report Domain: sender.test"));
+    let daemon = w._daemon.as_ref().unwrap();
+    daemon.wait_log(
+        "<agg@thirdparty.test> did not authorise reports",
+        Duration::from_secs(10),
+    );
+    assert!(std::fs::read_dir(rx.maildir("agg@thirdparty.test").join("new")).map_or(true, |d| d.count() == 0));
+}

@@ -375,6 +375,17 @@ pub struct AuthChecksConfig {
     /// RSA key `DOMAIN.SELECTOR.key` (PEM) to ARC-seal verified mail with,
     /// so copies we forward carry our verdict (RFC 8617). Default none.
     pub arc_key: Option<PathBuf>,
+    /// Send DMARC aggregate reports (RFC 7489 §7.2) to the `rua` addresses
+    /// of the domains whose mail was checked; an address outside the domain
+    /// only if it authorises them (§7.1). Default false.
+    pub dmarc_reports: bool,
+    /// How often each domain's report goes out, and so at most one per
+    /// domain in this time. Default "24h".
+    #[serde(with = "duration")]
+    pub dmarc_report_interval: Duration,
+    /// From: and envelope sender of the reports; "" is
+    /// `noreply-dmarc@HOSTNAME`. Default "".
+    pub dmarc_report_from: String,
 }
 
 impl Default for AuthChecksConfig {
@@ -388,6 +399,9 @@ impl Default for AuthChecksConfig {
             temperror: TempErrorAction::Defer,
             received_spf: false,
             arc_key: None,
+            dmarc_reports: false,
+            dmarc_report_interval: Duration::from_secs(86400),
+            dmarc_report_from: String::new(),
         }
     }
 }

@@ -6,12 +6,14 @@
 
 pub mod arc;
 pub mod policy;
+pub mod reports;
 pub mod results;
 pub mod spf;
 
 use crate::config::{AuthChecksConfig, Config};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::report::{PolicyPublished, Record, SPFDomainScope};
 use mail_auth::{AuthenticatedMessage, AuthenticationResults, MessageAuthenticator, ReceivedSpf};
 use policy::{Action, Evidence};
 use std::net::IpAddr;
@@ -39,6 +41,7 @@ pub struct Verifier {
     authserv_id: String,
     hostname: String,
     sealer: Option<arc::Sealer>,
+    reports: Option<reports::Reports>,
 }
 
 impl Verifier {
@@ -61,6 +64,9 @@ impl Verifier {
             authserv_id,
             hostname: config.hostname.clone(),
             sealer,
+            reports: checks
+                .dmarc_reports
+                .then(|| reports::Reports::new(config.queue.dir.join("dmarc"))),
         }
     }
 
@@ -70,6 +76,15 @@ impl Verifier {
 
     pub fn authserv_id(&self) -> &str {
         &self.authserv_id
+    }
+
+    /// The rows kept for DMARC reports, when they are on.
+    pub fn reports(&self) -> Option<&reports::Reports> {
+        self.reports.as_ref()
+    }
+
+    pub fn authenticator(&self) -> &MessageAuthenticator {
+        &self.auth
     }
 
     /// Run every check on `message` (as received, CRLF lines) and decide.
@@ -127,6 +142,33 @@ impl Verifier {
             evidence.dmarc,
             evidence.published,
         );
+        if let Some(reports) = &self.reports
+            && let Some(record) = dmarc.dmarc_record()
+            && !record.rua().is_empty()
+            && let Some(disposition) = reports::disposition(action, evidence.dmarc == policy::Dmarc::Pass)
+        {
+            let row = reports::Row {
+                at: crate::queue::now(),
+                // mail-auth keeps only mailto: URIs, as addresses.
+                rua: record
+                    .rua()
+                    .iter()
+                    .map(|u| (u.uri().to_string(), u.max_size()))
+                    .collect(),
+                policy: PolicyPublished::from_record(dmarc.domain(), record),
+                record: Record::new()
+                    .with_source_ip(facts.ip)
+                    .with_header_from(dmarc.domain())
+                    .with_envelope_from(mail_from_domain)
+                    .with_dkim_output(&dkim)
+                    .with_spf_output(&spf.mail_from, SPFDomainScope::MailFrom)
+                    .with_dmarc_output(&dmarc)
+                    .with_action_disposition(disposition),
+            };
+            if let Err(e) = reports.record(dmarc.domain(), &row) {
+                tracing::warn!("DMARC report row: {e}");
+            }
+        }
         Verdict { action, headers }
     }
 }
