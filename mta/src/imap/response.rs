@@ -24,6 +24,8 @@ pub enum Code {
         uids: Vec<u32>,
     },
     AuthenticationFailed,
+    /// The charsets we do know.
+    BadCharset(Vec<String>),
     Cannot,
     Capability(Vec<String>),
     Closed,
@@ -310,6 +312,10 @@ impl Code {
             Code::AppendUid { validity, uids } => {
                 return push(out, &format!("APPENDUID {validity} {}", sequence::render(uids)));
             }
+            Code::BadCharset(charsets) => {
+                push(out, "BADCHARSET ");
+                return list(out, charsets);
+            }
             Code::Capability(caps) => {
                 push(out, "CAPABILITY");
                 return words(out, caps);
@@ -551,6 +557,10 @@ mod tests {
                     uids: vec![4, 5, 6, 8],
                 },
                 "APPENDUID 9 4:6,8",
+            ),
+            (
+                Code::BadCharset(s(&["UTF-8", "US-ASCII"])),
+                "BADCHARSET (UTF-8 US-ASCII)",
             ),
             (Code::Capability(s(&["IMAP4rev1", "IDLE"])), "CAPABILITY IMAP4rev1 IDLE"),
             (

@@ -356,13 +356,7 @@ impl Session {
                 }
                 Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
-                    Err(e) if e.bad_name => self.send(Status {
-                        tag: e.tag,
-                        kind: Kind::No,
-                        code: None,
-                        text: e.message,
-                    }),
-                    Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
+                    Err(rejected) => self.refuse(rejected.status())?,
                 },
             }
             if self.out.len() > FLUSH_AT {
@@ -372,13 +366,22 @@ impl Session {
     }
 
     fn bad(&mut self, tag: Option<&str>, text: &str) -> Flow {
-        self.errors += 1;
-        self.send(Status {
+        self.refuse(Status {
             tag: tag.map(String::from),
             kind: Kind::Bad,
             code: None,
             text: text.into(),
-        });
+        })
+    }
+
+    /// Answer a command refused; a BAD counts toward [`MAX_ERRORS`].
+    fn refuse(&mut self, status: Status) -> Flow {
+        let bad = status.kind == Kind::Bad;
+        self.send(status);
+        if !bad {
+            return Ok(());
+        }
+        self.errors += 1;
         if self.errors >= MAX_ERRORS {
             self.send(Status::bye("Too many errors"));
             return Err(End::Closed);
