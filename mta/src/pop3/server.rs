@@ -202,16 +202,13 @@ impl Session {
         self.flush().await?;
         // Anything pipelined after STLS was sent in plaintext: discard it.
         self.lines.clear();
-        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        let timeout = self.shared.config.pop3.login_timeout;
-        match tokio::time::timeout(timeout, tls.acceptor().accept(io)).await {
-            Ok(Ok(stream)) => {
-                self.io = Box::new(stream);
+        match net::upgrade_tls(&mut self.io, &tls, self.shared.config.pop3.login_timeout).await {
+            Ok(()) => {
                 self.machine.tls_started();
                 Ok(())
             }
-            _ => {
-                tracing::info!("pop3: TLS handshake with {} failed", self.peer);
+            Err(e) => {
+                tracing::info!("pop3: TLS handshake with {} failed: {e}", self.peer);
                 Err(End::Closed)
             }
         }

@@ -8,7 +8,7 @@ use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::inbound_auth::policy::Action;
 use crate::inbound_auth::{Facts, Verifier, results};
-use crate::net::Io;
+use crate::net::{self, Io};
 use crate::queue::Client;
 use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared, Wake};
@@ -520,19 +520,16 @@ impl Session {
         self.flush().await?;
         // Anything pipelined after STARTTLS was sent in plaintext: discard it (CVE-2011-0411).
         self.lines.clear();
-        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        let handshake = tokio::time::timeout(self.shared.config.smtp.command_timeout, tls.acceptor().accept(io)).await;
-        match handshake {
-            Ok(Ok(stream)) => {
-                self.io = Box::new(stream);
+        match net::upgrade_tls(&mut self.io, &tls, self.shared.config.smtp.command_timeout).await {
+            Ok(()) => {
                 self.tls = true;
                 self.helo = None;
                 self.esmtp = false;
                 self.tx = None;
                 Ok(())
             }
-            _ => {
-                tracing::info!("TLS handshake with {} failed", self.client_name());
+            Err(e) => {
+                tracing::info!("TLS handshake with {} failed: {e}", self.client_name());
                 Err(End::Closed)
             }
         }

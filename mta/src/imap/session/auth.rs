@@ -5,6 +5,7 @@ use super::{End, Flow, Session, User, blocking};
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::imap::framer::{Frame, Limits};
 use crate::imap::response::{Code, Kind, Response, Status};
+use crate::net;
 use crate::store::{self, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -24,15 +25,14 @@ impl Session {
         self.flush().await?;
         // Anything pipelined after STARTTLS came in plaintext: discard it.
         self.framer.clear();
-        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        match tokio::time::timeout(self.timeout(), tls.acceptor().accept(io)).await {
-            Ok(Ok(stream)) => {
-                self.io = Box::new(stream);
+        let timeout = self.timeout();
+        match net::upgrade_tls(&mut self.io, &tls, timeout).await {
+            Ok(()) => {
                 self.tls = true;
                 Ok(())
             }
-            _ => {
-                tracing::info!("imap: TLS handshake with {} failed", self.peer);
+            Err(e) => {
+                tracing::info!("imap: TLS handshake with {} failed: {e}", self.peer);
                 Err(End::Closed)
             }
         }
