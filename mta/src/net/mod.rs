@@ -4,8 +4,10 @@
 //! [`upgrade_tls`] for STARTTLS/STLS), and the byte stream a session runs
 //! over. SMTP, IMAP and POP3 hand it a handler; it does the rest.
 
+mod connection;
 mod gate;
 
+pub use connection::{Connection, Input, ReadError};
 pub use gate::{Gate, Refused, Ticket};
 
 use crate::tls::Tls;
