@@ -8,12 +8,12 @@
 use libfuzzer_sys::fuzz_target;
 use mta::imap::{binary, command};
 use mta::imap::framer::{Frame, Framer, Limits};
-use mta::imap::response::Response;
+use mta::imap::response::{Response, Status};
 
 /// Parse `c`; a refusal must encode as exactly one CRLF-terminated line.
 fn parse_and_answer(c: &[u8]) {
     if let Err(rejected) = command::parse(c) {
-        let wire = Response::from(rejected.status()).to_bytes();
+        let wire = Response::from(Status::refusing(&rejected)).to_bytes();
         let body = wire.strip_suffix(b"\r\n").expect("CRLF at the end");
         assert!(!body.iter().any(|&b| b == b'\r' || b == b'\n'));
     }

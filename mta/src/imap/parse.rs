@@ -6,7 +6,6 @@
 
 use super::date;
 use super::mutf7;
-use super::response::{Code, Kind};
 use super::sequence::{SequenceError, SequenceSet};
 use super::sequence_match::SequenceMatchError;
 use std::fmt;
@@ -99,7 +98,7 @@ impl fmt::Display for Unknown {
 }
 
 /// Why a command did not parse. The text is what the client is told
-/// after `BAD` (or `NO`, see [`ParseError::kind`]).
+/// after `BAD` (or `NO`: see `response::Status::refusing`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("missing tag")]
@@ -189,25 +188,6 @@ pub enum ParseError {
     /// mailbox can exist, so the answer is NO rather than BAD.
     #[error("Mailbox name is not valid {}", .0.label())]
     MailboxName(NameEncoding),
-}
-
-impl ParseError {
-    /// BAD for broken syntax; NO for a name that cannot exist.
-    pub fn kind(&self) -> Kind {
-        match self {
-            ParseError::MailboxName(_) => Kind::No,
-            _ => Kind::Bad,
-        }
-    }
-
-    /// The response code that goes with the text.
-    pub fn code(&self) -> Option<Code> {
-        match self {
-            ParseError::BadCharset => Some(Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()])),
-            ParseError::MailboxName(_) => Some(Code::Nonexistent),
-            _ => None,
-        }
-    }
 }
 
 pub(super) type Result<T> = std::result::Result<T, ParseError>;

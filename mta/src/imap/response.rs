@@ -4,6 +4,8 @@
 //! bytes (strings quoted or sent as literals, literal8 where asked).
 //! The session builds these values; nothing else writes response syntax.
 
+use super::command::Rejected;
+use super::parse::ParseError;
 use super::{binary, message, sequence};
 
 /// The condition of a status response (RFC 9051 §7.1).
@@ -93,6 +95,26 @@ impl Status {
 
     pub fn bye(text: impl Into<String>) -> Status {
         Status::untagged(Kind::Bye, text)
+    }
+
+    /// The answer to a command that did not parse: BAD with the error's
+    /// text, or NO [NONEXISTENT] for a mailbox name that cannot decode (no
+    /// such mailbox can exist, so the command is not malformed).
+    pub fn refusing(rejected: &Rejected) -> Status {
+        let (kind, code) = match rejected.error {
+            ParseError::MailboxName(_) => (Kind::No, Some(Code::Nonexistent)),
+            ParseError::BadCharset => (
+                Kind::Bad,
+                Some(Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()])),
+            ),
+            _ => (Kind::Bad, None),
+        };
+        Status {
+            tag: rejected.tag.clone(),
+            kind,
+            code,
+            text: rejected.error.to_string(),
+        }
     }
 
     pub fn with(self, code: Code) -> Status {
@@ -504,6 +526,59 @@ impl Untagged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::command;
+    use proptest::prelude::*;
+
+    /// The response a client gets for `s`.
+    fn answer(s: &str) -> String {
+        let rejected = command::parse(s.as_bytes()).expect_err(s);
+        let wire = Response::from(Status::refusing(&rejected)).to_bytes();
+        String::from_utf8(wire).unwrap()
+    }
+
+    #[test]
+    fn the_answer_is_derived_from_the_error() {
+        let cases = [
+            ("a17 FROB x", "a17 BAD unknown command FROB"),
+            ("", "* BAD missing tag"),
+            ("a NOOP x", "a BAD unexpected text at end of command"),
+            ("a UID FROB 1", "a BAD unknown command UID FROB"),
+            ("a FETCH 1 (FLAGS BOGUS)", "a BAD unknown FETCH item BOGUS"),
+            ("a FETCH 1:x FLAGS", "a BAD invalid sequence set"),
+            ("a LOGIN \"unterminated", "a BAD unterminated quoted string"),
+            ("a STORE 1 +FLAGS (\\Bogus)", "a BAD unknown flag \\Bogus"),
+            ("a SEARCH FROB", "a BAD unknown search key FROB"),
+            (
+                "a SEARCH CHARSET KOI8-R ALL",
+                "a BAD [BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
+            ),
+            (
+                "a SORT (DATE) ISO-8859-1 ALL",
+                "a BAD [BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
+            ),
+            (
+                "a SELECT \"&Jjo\"",
+                "a NO [NONEXISTENT] Mailbox name is not valid modified UTF-7",
+            ),
+        ];
+        for (command, response) in cases {
+            assert_eq!(answer(command), format!("{response}\r\n"), "{command}");
+        }
+    }
+
+    proptest! {
+        /// Whatever a client sends, a refusal is one response line: the
+        /// client's words in its text cannot start another.
+        #[test]
+        fn a_refusal_is_one_line(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Err(rejected) = command::parse(&b) {
+                let wire = Response::from(Status::refusing(&rejected)).to_bytes();
+                prop_assert!(wire.ends_with(b"\r\n"));
+                let body = &wire[..wire.len() - 2];
+                prop_assert!(!body.contains(&b'\r') && !body.contains(&b'\n'), "{:?}", String::from_utf8_lossy(&wire));
+            }
+        }
+    }
 
     fn wire(r: impl Into<Response>) -> String {
         String::from_utf8(r.into().to_bytes()).unwrap()

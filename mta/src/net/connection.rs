@@ -3,7 +3,7 @@
 //! queued until the next flush, which comes before every read so a client
 //! never waits for an answer held back. STARTTLS happens here too.
 
-use super::{HandshakeError, Io, upgrade_tls};
+use super::stream::{HandshakeError, Io, upgrade_tls};
 use crate::tls::Tls;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -356,7 +356,7 @@ impl Session {
                 }
                 Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
-                    Err(rejected) => self.refuse(rejected.status())?,
+                    Err(rejected) => self.refuse(Status::refusing(&rejected))?,
                 },
             }
             if self.out.len() > FLUSH_AT {
