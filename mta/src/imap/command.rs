@@ -1,23 +1,21 @@
 //! Client commands: a framed command (see `framer`) parsed into a typed
 //! [`Command`], built on the grammar primitives of `parse`. Pure; every
-//! failure is a [`ParseError`] the session turns into `BAD`.
+//! failure is a [`Rejected`], which `response` turns into the answer.
 
-use super::parse::{NameEncoding, Parser, Result, is_atom_char};
+use super::parse::{NameEncoding, ParseError, Parser, Result, Unknown, is_atom_char};
 use super::search::{self, SearchKey};
 use super::sequence::SequenceSet;
 use super::sequence_match::SequenceMatch;
 use super::sort::{Criterion, SortKey};
 use super::thread::Algorithm;
 
+/// A command that did not parse, with its tag when it had a valid one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ParseError {
-    /// The command's tag, when it had a valid one.
+#[error("{error}")]
+pub struct Rejected {
     pub tag: Option<String>,
-    pub message: String,
-    /// Well-formed, but a mailbox name in it cannot be decoded: such a
-    /// mailbox cannot exist, so the answer is NO rather than BAD.
-    pub bad_name: bool,
+    #[source]
+    pub error: ParseError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,7 +259,7 @@ impl Parser<'_> {
             if self.peek().is_some_and(|b| b.is_ascii_digit()) {
                 let n = self.number()?;
                 if n == 0 || section.part.len() == 32 {
-                    return Err("bad section part".into());
+                    return Err(ParseError::SectionPart);
                 }
                 section.part.push(n);
                 if self.eat(b'.') {
@@ -278,17 +276,17 @@ impl Parser<'_> {
                     self.sp()?;
                     let fields = self.list(|p| {
                         let f = p.astring()?;
-                        String::from_utf8(f).map_err(|_| "bad header field name".to_string())
+                        String::from_utf8(f).map_err(|_| ParseError::HeaderFieldName)
                     })?;
                     if fields.is_empty() {
-                        return Err("empty header field list".into());
+                        return Err(ParseError::EmptyHeaderFields);
                     }
                     SectionText::HeaderFields {
                         not: word.ends_with(".NOT"),
                         fields,
                     }
                 }
-                _ => return Err(format!("bad section {word}")),
+                _ => return Err(ParseError::Section(word)),
             });
             break;
         }
@@ -305,7 +303,7 @@ impl Parser<'_> {
         self.expect(b'.')?;
         let length = self.number()?;
         if length == 0 {
-            return Err("zero-length partial".into());
+            return Err(ParseError::ZeroPartial);
         }
         self.expect(b'>')?;
         Ok(Some((origin, length)))
@@ -315,7 +313,7 @@ impl Parser<'_> {
     fn binary_section(&mut self) -> Result<Vec<u32>> {
         let section = self.section()?;
         if section.text.is_some() {
-            return Err("BINARY takes part numbers only".into());
+            return Err(ParseError::BinaryPart);
         }
         Ok(section.part)
     }
@@ -355,7 +353,7 @@ impl Parser<'_> {
             "BINARY.SIZE" => FetchAttr::BinarySize {
                 part: self.binary_section()?,
             },
-            _ => return Err(format!("unknown FETCH item {name}")),
+            _ => return Err(ParseError::Unknown(Unknown::FetchItem, name)),
         })
     }
 
@@ -387,7 +385,7 @@ impl Parser<'_> {
             "SIZE" => StatusItem::Size,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "DELETED" => StatusItem::Deleted,
-            other => return Err(format!("unknown STATUS item {other}")),
+            other => return Err(ParseError::Unknown(Unknown::StatusItem, other.to_string())),
         })
     }
 
@@ -403,13 +401,13 @@ impl Parser<'_> {
                         changed_since = Some(p.number64()?);
                     }
                     "VANISHED" => vanished = true,
-                    other => return Err(format!("unknown FETCH modifier {other}")),
+                    other => return Err(ParseError::Unknown(Unknown::FetchModifier, other.to_string())),
                 }
                 Ok(())
             })?;
         }
         if vanished && changed_since.is_none() {
-            return Err("VANISHED needs CHANGEDSINCE".into());
+            return Err(ParseError::VanishedWithoutChangedSince);
         }
         Ok((changed_since, vanished))
     }
@@ -439,7 +437,7 @@ impl Parser<'_> {
         }
         self.expect(b')')?;
         if uid_validity == 0 || modseq == 0 {
-            return Err("bad QRESYNC parameter".into());
+            return Err(ParseError::BadQresync);
         }
         Ok(Qresync {
             uid_validity,
@@ -461,7 +459,7 @@ impl Parser<'_> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
-                    other => return Err(format!("unknown RETURN option {other}")),
+                    other => return Err(ParseError::Unknown(Unknown::ReturnOption, other.to_string())),
                 })
             })?);
             self.sp()?;
@@ -473,7 +471,7 @@ impl Parser<'_> {
             self.sp()?;
             let charset = self.astring()?;
             if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
-                return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+                return Err(ParseError::BadCharset);
             }
             self.sp()?;
         } else {
@@ -487,7 +485,7 @@ impl Parser<'_> {
     fn charset(&mut self) -> Result<()> {
         let charset = self.astring()?;
         if !charset.eq_ignore_ascii_case(b"UTF-8") && !charset.eq_ignore_ascii_case(b"US-ASCII") {
-            return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+            return Err(ParseError::BadCharset);
         }
         self.sp()
     }
@@ -506,7 +504,7 @@ impl Parser<'_> {
                 let attrs = self.fetch_attrs()?;
                 let (changed_since, vanished) = self.fetch_modifiers()?;
                 if vanished && !uid {
-                    return Err("VANISHED needs UID FETCH".into());
+                    return Err(ParseError::VanishedWithoutUid);
                 }
                 Command::Fetch {
                     uid,
@@ -523,7 +521,7 @@ impl Parser<'_> {
                 let unchanged_since = if self.peek() == Some(b'(') {
                     let m = self.list(|p| {
                         if p.keyword()? != "UNCHANGEDSINCE" {
-                            return Err("expected UNCHANGEDSINCE".into());
+                            return Err(ParseError::ExpectedUnchangedSince);
                         }
                         p.sp()?;
                         p.number64()
@@ -545,7 +543,7 @@ impl Parser<'_> {
                 let silent = match rest {
                     "FLAGS" => false,
                     "FLAGS.SILENT" => true,
-                    _ => return Err(format!("unknown STORE item {item}")),
+                    _ => return Err(ParseError::Unknown(Unknown::StoreItem, item)),
                 };
                 self.sp()?;
                 let flags = self.flags()?;
@@ -573,7 +571,7 @@ impl Parser<'_> {
                 let algorithm = match self.keyword()?.as_str() {
                     "REFERENCES" => Algorithm::References,
                     "ORDEREDSUBJECT" => Algorithm::OrderedSubject,
-                    other => return Err(format!("unknown THREAD algorithm {other}")),
+                    other => return Err(ParseError::Unknown(Unknown::ThreadAlgorithm, other.to_string())),
                 };
                 self.sp()?;
                 self.charset()?;
@@ -592,13 +590,14 @@ impl Parser<'_> {
                         word = p.keyword()?;
                         reverse = true;
                     }
-                    let key = SortKey::parse(&word).ok_or_else(|| format!("unknown sort key {word}"))?;
+                    let key =
+                        SortKey::parse(&word).ok_or_else(|| ParseError::Unknown(Unknown::SortKey, word.clone()))?;
                     let c = Criterion { reverse, key };
                     reverse = false;
                     Ok(c)
                 })?;
                 if criteria.is_empty() {
-                    return Err("empty sort criteria".into());
+                    return Err(ParseError::EmptySortCriteria);
                 }
                 self.sp()?;
                 self.charset()?;
@@ -611,7 +610,7 @@ impl Parser<'_> {
             "EXPUNGE" if uid => Command::Expunge {
                 uids: Some(self.message_set()?),
             },
-            other => return Err(format!("unknown command UID {other}")),
+            other => return Err(ParseError::Unknown(Unknown::UidCommand, other.to_string())),
         })
     }
 
@@ -637,7 +636,7 @@ impl Parser<'_> {
                 if self.peek() == Some(b'(') {
                     self.list(|p| p.nstring().map(drop))?;
                 } else if self.keyword()? != "NIL" {
-                    return Err("expected NIL or a list".into());
+                    return Err(ParseError::ExpectedNilOrList);
                 }
                 Command::Id
             }
@@ -671,7 +670,7 @@ impl Parser<'_> {
                                 match p.keyword()?.as_str() {
                                     "CONDSTORE" => condstore = true,
                                     "QRESYNC" => qresync = Some(p.qresync()?),
-                                    other => return Err(format!("unsupported SELECT parameter {other}")),
+                                    other => return Err(ParseError::SelectParameter(other.to_string())),
                                 }
                                 Ok(())
                             })?;
@@ -702,11 +701,13 @@ impl Parser<'_> {
                                     "SPECIAL-USE" => options.special_use = true,
                                     "RECURSIVEMATCH" => options.recursive = true,
                                     "REMOTE" => {}
-                                    other => return Err(format!("unknown LIST selection option {other}")),
+                                    other => {
+                                        return Err(ParseError::Unknown(Unknown::ListSelection, other.to_string()));
+                                    }
                                 }
                             }
                             if options.recursive && !options.subscribed {
-                                return Err("RECURSIVEMATCH needs another selection option".into());
+                                return Err(ParseError::RecursiveMatchAlone);
                             }
                             self.sp()?;
                         }
@@ -719,7 +720,7 @@ impl Parser<'_> {
                         };
                         if !lsub && self.eat(b' ') {
                             if self.keyword()? != "RETURN" {
-                                return Err("expected RETURN".into());
+                                return Err(ParseError::ExpectedReturn);
                             }
                             self.sp()?;
                             self.list(|p| {
@@ -730,7 +731,7 @@ impl Parser<'_> {
                                         p.sp()?;
                                         options.status = Some(p.list(Self::status_item)?);
                                     }
-                                    other => return Err(format!("unknown LIST return option {other}")),
+                                    other => return Err(ParseError::Unknown(Unknown::ListReturn, other.to_string())),
                                 }
                                 Ok(())
                             })?;
@@ -767,7 +768,7 @@ impl Parser<'_> {
                     }
                     "COMPRESS" => {
                         if self.keyword()? != "DEFLATE" {
-                            return Err("only COMPRESS DEFLATE is supported".into());
+                            return Err(ParseError::CompressDeflateOnly);
                         }
                         Command::Compress
                     }
@@ -781,7 +782,7 @@ impl Parser<'_> {
                     "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" | "THREAD" => {
                         self.selected_command(name, false)?
                     }
-                    other => return Err(format!("unknown command {other}")),
+                    other => return Err(ParseError::Unknown(Unknown::Command, other.to_string())),
                 }
             }
         };
@@ -809,7 +810,7 @@ impl Parser<'_> {
         // The UTF8 form's literal8 is UTF8=ACCEPT syntax, no sign of BINARY.
         let (data, literal8) = if matches!(self.peek(), Some(b'U' | b'u')) {
             if self.keyword()? != "UTF8" {
-                return Err("expected a literal or UTF8".into());
+                return Err(ParseError::ExpectedAppendData);
             }
             self.sp()?;
             self.expect(b'(')?;
@@ -831,37 +832,31 @@ impl Parser<'_> {
 }
 
 /// Parse one framed command of an IMAP4rev1 session (modified UTF-7 names).
-pub fn parse(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
+pub fn parse(input: &[u8]) -> std::result::Result<Tagged, Rejected> {
     parse_with(input, NameEncoding::ModifiedUtf7)
 }
 
 /// Parse one framed command, mailbox names in `names`.
-pub fn parse_with(input: &[u8], names: NameEncoding) -> std::result::Result<Tagged, ParseError> {
+pub fn parse_with(input: &[u8], names: NameEncoding) -> std::result::Result<Tagged, Rejected> {
     let mut p = Parser::new(input, names);
     let tag = match p.run(|b| is_atom_char(b) && b != b'+' || b == b']') {
         Ok(t) => t.to_string(),
         Err(_) => {
-            return Err(ParseError {
+            return Err(Rejected {
                 tag: None,
-                message: "missing tag".into(),
-                bad_name: false,
+                error: ParseError::MissingTag,
             });
         }
     };
-    let fail = |message: String| ParseError {
+    let fail = |error| Rejected {
         tag: Some(tag.clone()),
-        message,
-        bad_name: false,
+        error,
     };
     p.sp().map_err(fail)?;
     let name = p.keyword().map_err(fail)?;
     let command = p.command(&name).map_err(fail)?;
     if p.bad_name() {
-        return Err(ParseError {
-            tag: Some(tag),
-            message: format!("[NONEXISTENT] Mailbox name is not valid {}", p.names().label()),
-            bad_name: true,
-        });
+        return Err(fail(ParseError::MailboxName(p.names())));
     }
     Ok(Tagged { tag, command })
 }
@@ -875,7 +870,7 @@ mod tests {
         parse(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}")).command
     }
 
-    fn bad(s: &str) -> ParseError {
+    fn bad(s: &str) -> Rejected {
         parse(s.as_bytes()).expect_err(s)
     }
 
@@ -888,7 +883,7 @@ mod tests {
             "a LIST \"\" \"&*\"",
         ] {
             let e = bad(s);
-            assert!(e.bad_name, "{s}: {e}");
+            assert!(matches!(e.error, ParseError::MailboxName(_)), "{s}: {e}");
             assert_eq!(e.tag.as_deref(), Some("a"));
         }
         // Valid modified UTF-7 with atom-specials parses: the store then says NO.
@@ -901,7 +896,7 @@ mod tests {
                 qresync: None,
             }
         );
-        assert!(!bad("a SELECT").bad_name);
+        assert_eq!(bad("a SELECT").error, ParseError::Expected(' '));
     }
 
     #[test]

@@ -23,6 +23,18 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// `(a b c)`: `items` each written by `each`, a space between them.
+pub fn parenthesized<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut each: impl FnMut(&mut Vec<u8>, T)) {
+    out.push(b'(');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        each(out, item);
+    }
+    out.push(b')');
+}
+
 /// `NIL` or a string.
 pub fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
@@ -150,16 +162,11 @@ fn params(out: &mut Vec<u8>, ct: Option<&mail_parser::ContentType>, default: &[(
     if attrs.is_empty() {
         return out.extend_from_slice(b"NIL");
     }
-    out.push(b'(');
-    for (i, (k, v)) in attrs.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
+    parenthesized(out, attrs, |out, (k, v)| {
         string(out, k.to_ascii_uppercase().as_bytes());
         out.push(b' ');
         string(out, header_text(v).as_bytes());
-    }
-    out.push(b')');
+    });
 }
 
 fn disposition_etc(out: &mut Vec<u8>, part: &MessagePart) {
@@ -177,16 +184,7 @@ fn disposition_etc(out: &mut Vec<u8>, part: &MessagePart) {
     out.push(b' ');
     match part.content_language() {
         HeaderValue::Text(t) => string(out, t.as_bytes()),
-        HeaderValue::TextList(l) => {
-            out.push(b'(');
-            for (i, t) in l.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                string(out, t.as_bytes());
-            }
-            out.push(b')');
-        }
+        HeaderValue::TextList(l) => parenthesized(out, l, |out, t| string(out, t.as_bytes())),
         _ => out.extend_from_slice(b"NIL"),
     }
     out.push(b' ');

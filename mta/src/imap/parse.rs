@@ -7,6 +7,8 @@
 use super::date;
 use super::mutf7;
 use super::sequence::{SequenceError, SequenceSet};
+use super::sequence_match::SequenceMatchError;
+use std::fmt;
 
 /// `tag = 1*<any ASTRING-CHAR except "+">`
 pub fn is_tag(s: &str) -> bool {
@@ -35,10 +37,10 @@ impl NameEncoding {
         }
     }
 
-    pub(super) fn decode(self, raw: &[u8]) -> Result<String> {
+    pub(super) fn decode(self, raw: &[u8]) -> Option<String> {
         match self {
-            NameEncoding::ModifiedUtf7 => mutf7::decode(raw).ok_or_else(|| "bad mailbox name encoding".into()),
-            NameEncoding::Utf8 => String::from_utf8(raw.to_vec()).map_err(|_| "mailbox name is not UTF-8".into()),
+            NameEncoding::ModifiedUtf7 => mutf7::decode(raw),
+            NameEncoding::Utf8 => String::from_utf8(raw.to_vec()).ok(),
         }
     }
 
@@ -59,7 +61,136 @@ pub struct Parser<'a> {
     bad_name: bool,
 }
 
-pub(super) type Result<T> = std::result::Result<T, String>;
+/// What kind of word a command had where it cannot be: `unknown {kind} {word}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    Command,
+    UidCommand,
+    FetchItem,
+    FetchModifier,
+    StatusItem,
+    StoreItem,
+    ReturnOption,
+    SearchKey,
+    SortKey,
+    ThreadAlgorithm,
+    ListSelection,
+    ListReturn,
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unknown::Command => "command",
+            Unknown::UidCommand => "command UID",
+            Unknown::FetchItem => "FETCH item",
+            Unknown::FetchModifier => "FETCH modifier",
+            Unknown::StatusItem => "STATUS item",
+            Unknown::StoreItem => "STORE item",
+            Unknown::ReturnOption => "RETURN option",
+            Unknown::SearchKey => "search key",
+            Unknown::SortKey => "sort key",
+            Unknown::ThreadAlgorithm => "THREAD algorithm",
+            Unknown::ListSelection => "LIST selection option",
+            Unknown::ListReturn => "LIST return option",
+        })
+    }
+}
+
+/// Why a command did not parse. The text is what the client is told
+/// after `BAD` (or `NO`: see `response::Status::refusing`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("missing tag")]
+    MissingTag,
+    #[error("expected {0:?}")]
+    Expected(char),
+    #[error("unexpected text at end of command")]
+    TrailingText,
+    #[error("missing argument")]
+    MissingArgument,
+    #[error("non-ASCII atom")]
+    NonAsciiAtom,
+    #[error("number out of range")]
+    NumberRange,
+    #[error("unterminated quoted string")]
+    UnterminatedQuoted,
+    #[error("bad escape in quoted string")]
+    BadEscape,
+    #[error("literal too large")]
+    LiteralTooLarge,
+    #[error("short literal")]
+    ShortLiteral,
+    #[error("expected a string")]
+    ExpectedString,
+    #[error("expected a string or NIL")]
+    ExpectedNString,
+    #[error("expected NIL or a list")]
+    ExpectedNilOrList,
+    #[error("not UTF-8")]
+    NotUtf8,
+    #[error("unknown flag \\{0}")]
+    UnknownFlag(String),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error(transparent)]
+    SequenceMatch(#[from] SequenceMatchError),
+    #[error("bad date")]
+    BadDate,
+    #[error("bad date-time")]
+    BadDateTime,
+    #[error("unknown {0} {1}")]
+    Unknown(Unknown, String),
+    #[error("unsupported SELECT parameter {0}")]
+    SelectParameter(String),
+    #[error("bad QRESYNC parameter")]
+    BadQresync,
+    #[error("bad section part")]
+    SectionPart,
+    #[error("bad section {0}")]
+    Section(String),
+    #[error("bad header field name")]
+    HeaderFieldName,
+    #[error("empty header field list")]
+    EmptyHeaderFields,
+    #[error("zero-length partial")]
+    ZeroPartial,
+    #[error("BINARY takes part numbers only")]
+    BinaryPart,
+    #[error("VANISHED needs CHANGEDSINCE")]
+    VanishedWithoutChangedSince,
+    #[error("VANISHED needs UID FETCH")]
+    VanishedWithoutUid,
+    #[error("expected UNCHANGEDSINCE")]
+    ExpectedUnchangedSince,
+    #[error("empty sort criteria")]
+    EmptySortCriteria,
+    #[error("RECURSIVEMATCH needs another selection option")]
+    RecursiveMatchAlone,
+    #[error("expected RETURN")]
+    ExpectedReturn,
+    #[error("only COMPRESS DEFLATE is supported")]
+    CompressDeflateOnly,
+    #[error("expected a literal or UTF8")]
+    ExpectedAppendData,
+    /// SEARCH, SORT and THREAD know UTF-8 and US-ASCII only.
+    #[error("unsupported charset")]
+    BadCharset,
+    #[error("search string is not UTF-8")]
+    SearchNotUtf8,
+    #[error("search nested too deeply")]
+    SearchTooDeep,
+    #[error("missing search key")]
+    MissingSearchKey,
+    #[error("bad MODSEQ entry type {0}")]
+    ModSeqEntryType(String),
+    /// Well-formed, but a mailbox name in it does not decode: no such
+    /// mailbox can exist, so the answer is NO rather than BAD.
+    #[error("Mailbox name is not valid {}", .0.label())]
+    MailboxName(NameEncoding),
+}
+
+pub(super) type Result<T> = std::result::Result<T, ParseError>;
 
 impl<'a> Parser<'a> {
     pub fn new(s: &'a [u8], names: NameEncoding) -> Parser<'a> {
@@ -84,7 +215,7 @@ impl<'a> Parser<'a> {
             self.i += 1;
             Ok(())
         } else {
-            Err(format!("expected {:?}", b as char))
+            Err(ParseError::Expected(b as char))
         }
     }
 
@@ -104,7 +235,7 @@ impl<'a> Parser<'a> {
         if self.at_end() {
             Ok(())
         } else {
-            Err("unexpected text at end of command".into())
+            Err(ParseError::TrailingText)
         }
     }
 
@@ -115,10 +246,10 @@ impl<'a> Parser<'a> {
             self.i += 1;
         }
         if start == self.i {
-            return Err("missing argument".into());
+            return Err(ParseError::MissingArgument);
         }
         // All accepted characters are ASCII.
-        std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "non-ASCII atom".to_string())
+        std::str::from_utf8(&self.s[start..self.i]).map_err(|_| ParseError::NonAsciiAtom)
     }
 
     pub fn atom(&mut self) -> Result<&'a str> {
@@ -133,13 +264,13 @@ impl<'a> Parser<'a> {
     pub fn number(&mut self) -> Result<u32> {
         self.run(|b| b.is_ascii_digit())?
             .parse()
-            .map_err(|_| "number out of range".into())
+            .map_err(|_| ParseError::NumberRange)
     }
 
     pub fn number64(&mut self) -> Result<u64> {
         self.run(|b| b.is_ascii_digit())?
             .parse()
-            .map_err(|_| "number out of range".into())
+            .map_err(|_| ParseError::NumberRange)
     }
 
     pub(super) fn quoted(&mut self) -> Result<Vec<u8>> {
@@ -147,7 +278,7 @@ impl<'a> Parser<'a> {
         let mut out = Vec::new();
         loop {
             match self.peek() {
-                None | Some(b'\r' | b'\n' | 0) => return Err("unterminated quoted string".into()),
+                None | Some(b'\r' | b'\n' | 0) => return Err(ParseError::UnterminatedQuoted),
                 Some(b'"') => {
                     self.i += 1;
                     return Ok(out);
@@ -156,7 +287,7 @@ impl<'a> Parser<'a> {
                     self.i += 1;
                     match self.peek() {
                         Some(c @ (b'"' | b'\\')) => out.push(c),
-                        _ => return Err("bad escape in quoted string".into()),
+                        _ => return Err(ParseError::BadEscape),
                     }
                     self.i += 1;
                 }
@@ -190,12 +321,12 @@ impl<'a> Parser<'a> {
         self.expect(b'}')?;
         self.eat(b'\r');
         self.expect(b'\n')?;
-        let n = usize::try_from(n).map_err(|_| "literal too large")?;
+        let n = usize::try_from(n).map_err(|_| ParseError::LiteralTooLarge)?;
         let end = self
             .i
             .checked_add(n)
             .filter(|&e| e <= self.s.len())
-            .ok_or("short literal")?;
+            .ok_or(ParseError::ShortLiteral)?;
         let data = self.s[self.i..end].to_vec();
         self.i = end;
         Ok(data)
@@ -205,7 +336,7 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'"') => self.quoted(),
             Some(b'{') => self.literal(),
-            _ => Err("expected a string".into()),
+            _ => Err(ParseError::ExpectedString),
         }
     }
 
@@ -217,7 +348,7 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn astring_utf8(&mut self) -> Result<String> {
-        String::from_utf8(self.astring()?).map_err(|_| "not UTF-8".into())
+        String::from_utf8(self.astring()?).map_err(|_| ParseError::NotUtf8)
     }
 
     pub(super) fn mailbox(&mut self) -> Result<String> {
@@ -244,7 +375,7 @@ impl<'a> Parser<'a> {
     /// A mailbox name from the wire; one that does not decode is noted, and
     /// parsing goes on so the command gets NO.
     pub(super) fn decode_name(&mut self, raw: &[u8]) -> String {
-        self.names.decode(raw).unwrap_or_else(|_| {
+        self.names.decode(raw).unwrap_or_else(|| {
             self.bad_name = true;
             String::from_utf8_lossy(raw).into_owned()
         })
@@ -275,7 +406,7 @@ impl<'a> Parser<'a> {
         let system = ["Seen", "Answered", "Flagged", "Deleted", "Draft", "Recent"]
             .into_iter()
             .find(|f| f.eq_ignore_ascii_case(name))
-            .ok_or_else(|| format!("unknown flag \\{name}"))?;
+            .ok_or_else(|| ParseError::UnknownFlag(name.to_string()))?;
         Ok(format!("\\{system}"))
     }
 
@@ -293,14 +424,14 @@ impl<'a> Parser<'a> {
 
     pub fn sequence_set(&mut self) -> Result<SequenceSet> {
         let text = self.run(|b| b.is_ascii_digit() || b":,*".contains(&b))?;
-        SequenceSet::parse(text).map_err(|e: SequenceError| e.to_string())
+        Ok(SequenceSet::parse(text)?)
     }
 
     /// `"17-Jul-1996 02:44:25 -0700"`, as seconds since the epoch.
     pub(super) fn date_time(&mut self) -> Result<i64> {
         let raw = self.quoted()?;
-        let text = std::str::from_utf8(&raw).map_err(|_| "bad date")?;
-        date::parse_date_time(text).ok_or_else(|| "bad date-time".into())
+        let text = std::str::from_utf8(&raw).map_err(|_| ParseError::BadDate)?;
+        date::parse_date_time(text).ok_or(ParseError::BadDateTime)
     }
 
     /// `1-Feb-1994` (quoted or not), as days since the epoch.
@@ -310,8 +441,8 @@ impl<'a> Parser<'a> {
         } else {
             self.atom()?.as_bytes().to_vec()
         };
-        let text = std::str::from_utf8(&raw).map_err(|_| "bad date")?;
-        date::parse_date(text).ok_or_else(|| "bad date".into())
+        let text = std::str::from_utf8(&raw).map_err(|_| ParseError::BadDate)?;
+        date::parse_date(text).ok_or(ParseError::BadDate)
     }
 
     pub(super) fn nstring(&mut self) -> Result<Option<Vec<u8>>> {
@@ -321,7 +452,7 @@ impl<'a> Parser<'a> {
         if self.keyword()? == "NIL" {
             Ok(None)
         } else {
-            Err("expected a string or NIL".into())
+            Err(ParseError::ExpectedNString)
         }
     }
 

@@ -3,7 +3,7 @@
 //! evaluation over one message: metadata always, the parsed message
 //! (mail-parser) only for keys that look at headers or bodies.
 
-use super::parse::Parser;
+use super::parse::{ParseError, Parser, Result, Unknown};
 use super::sequence::SequenceSet;
 use mail_parser::{Address, HeaderValue, Message, PartType};
 
@@ -44,11 +44,9 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
-type Result<T> = std::result::Result<T, String>;
-
 fn text(p: &mut Parser) -> Result<String> {
     p.sp()?;
-    String::from_utf8(p.astring()?).map_err(|_| "search string is not UTF-8".into())
+    String::from_utf8(p.astring()?).map_err(|_| ParseError::SearchNotUtf8)
 }
 
 fn flag_key(name: &str) -> Option<SearchKey> {
@@ -66,10 +64,10 @@ fn flag_key(name: &str) -> Option<SearchKey> {
 fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
     use SearchKey::*;
     if depth > MAX_SEARCH_DEPTH {
-        return Err("search nested too deeply".into());
+        return Err(ParseError::SearchTooDeep);
     }
     if p.at_end() {
-        return Err("missing search key".into());
+        return Err(ParseError::MissingSearchKey);
     }
     if p.peek() == Some(b'(') {
         p.expect(b'(')?;
@@ -130,7 +128,7 @@ fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
                 p.sp()?;
                 let kind = p.atom()?.to_ascii_lowercase();
                 if !matches!(kind.as_str(), "priv" | "shared" | "all") {
-                    return Err(format!("bad MODSEQ entry type {kind}"));
+                    return Err(ParseError::ModSeqEntryType(kind));
                 }
                 p.sp()?;
             }
@@ -157,7 +155,7 @@ fn key(p: &mut Parser, depth: usize) -> Result<SearchKey> {
             p.sp()?;
             Or(Box::new(a), Box::new(key(p, depth + 1)?))
         }
-        other => return Err(format!("unknown search key {other}")),
+        other => return Err(ParseError::Unknown(Unknown::SearchKey, other.to_string())),
     })
 }
 

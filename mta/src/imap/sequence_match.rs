@@ -5,6 +5,15 @@
 
 use super::sequence::{Bound, SequenceSet};
 
+/// Why sequence match data cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceMatchError {
+    #[error("no * in sequence match data")]
+    Star,
+    #[error("sequence match sets differ in length")]
+    Lengths,
+}
+
 /// Both sets as ascending inclusive ranges, in the order the client gave them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceMatch {
@@ -33,12 +42,12 @@ fn numbers(ranges: &[(u32, u32)]) -> impl Iterator<Item = u32> + '_ {
 
 impl SequenceMatch {
     /// Both sets must be explicit (no `*`) and name as many numbers each.
-    pub fn new(seqs: SequenceSet, uids: SequenceSet) -> Result<SequenceMatch, &'static str> {
+    pub fn new(seqs: SequenceSet, uids: SequenceSet) -> Result<SequenceMatch, SequenceMatchError> {
         let (Some(seqs), Some(uids)) = (explicit(&seqs), explicit(&uids)) else {
-            return Err("no * in sequence match data");
+            return Err(SequenceMatchError::Star);
         };
         if count(&seqs) != count(&uids) {
-            return Err("sequence match sets differ in length");
+            return Err(SequenceMatchError::Lengths);
         }
         Ok(SequenceMatch { seqs, uids })
     }
@@ -62,7 +71,7 @@ impl SequenceMatch {
 mod tests {
     use super::*;
 
-    fn matcher(seqs: &str, uids: &str) -> Result<SequenceMatch, &'static str> {
+    fn matcher(seqs: &str, uids: &str) -> Result<SequenceMatch, SequenceMatchError> {
         SequenceMatch::new(SequenceSet::parse(seqs).unwrap(), SequenceSet::parse(uids).unwrap())
     }
 

@@ -1,10 +1,11 @@
 //! What the client of a selected mailbox has been told: the UIDs behind its
 //! sequence numbers, the flag changes it has seen, its \Recent messages and
 //! keywords. [`View::catch_up`] diffs a new store snapshot against that and
-//! returns the untagged EXISTS, EXPUNGE/VANISHED, FETCH and FLAGS lines
+//! returns the untagged EXISTS, EXPUNGE/VANISHED, FETCH and FLAGS responses
 //! that bring the client up to date. Pure: no I/O, no store calls.
 
-use super::sequence::{self, SequenceSet};
+use super::response::{Code, FetchItem, Kind, Response, Status, Untagged};
+use super::sequence::SequenceSet;
 use crate::store::{Flags, MessageMeta, Snapshot};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -117,9 +118,9 @@ impl View {
     }
 
     /// Take in the folder's new `snapshot` and the UIDs that became \Recent
-    /// for this session, and return the lines that tell the client what
+    /// for this session, and return the responses that tell the client what
     /// changed. Expunges are held back unless `rules.allow_expunge`.
-    pub fn catch_up(&mut self, snapshot: Snapshot, recent_uids: Range<u32>, rules: Rules) -> Vec<String> {
+    pub fn catch_up(&mut self, snapshot: Snapshot, recent_uids: Range<u32>, rules: Rules) -> Vec<Response> {
         if self.read_only {
             self.recent = vec![recent_uids];
         } else {
@@ -153,10 +154,10 @@ impl View {
         }
         if rules.allow_expunge && rules.qresync && !gone.is_empty() {
             let uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
-            lines.push(format!("* VANISHED {}", sequence::render(&uids)));
+            lines.push(Untagged::Vanished { earlier: false, uids }.into());
         } else if rules.allow_expunge {
             // Highest first, so each number is still right when the client applies it.
-            lines.extend(gone.iter().rev().map(|(seq, _)| format!("* {seq} EXPUNGE")));
+            lines.extend(gone.iter().rev().map(|&(seq, _)| Untagged::Expunge(seq).into()));
         }
         let holding = !rules.allow_expunge && !gone.is_empty();
         let told = if holding { before } else { Uids::Of(still) };
@@ -166,13 +167,14 @@ impl View {
                 let Some(m) = walk.find(uid) else { continue };
                 let shown = self.shown_above.get(&uid).copied().unwrap_or(self.reported);
                 if m.modseq > shown {
-                    let modseq = if rules.condstore {
-                        format!(" MODSEQ ({})", m.modseq)
-                    } else {
-                        String::new()
-                    };
-                    let flags = render_flags(&m.flags, self.is_recent(uid));
-                    lines.push(format!("* {seq} FETCH (UID {uid} FLAGS {flags}{modseq})"));
+                    let mut items = vec![
+                        FetchItem::Uid(uid),
+                        FetchItem::Flags(flag_names(&m.flags, self.is_recent(uid))),
+                    ];
+                    if rules.condstore {
+                        items.push(FetchItem::ModSeq(m.modseq));
+                    }
+                    lines.push(Untagged::Fetch { seq, items }.into());
                 }
             }
             self.reported = now.highest_modseq;
@@ -195,10 +197,10 @@ impl View {
         }
         self.held_gone = held_gone;
         if !fresh.is_empty() {
-            lines.push(format!("* {total} EXISTS"));
+            lines.push(Untagged::Exists(total as u32).into());
             if !rules.rev2 {
                 let recent = self.known().numbered().filter(|&(_, u)| self.is_recent(u)).count();
-                lines.push(format!("* {recent} RECENT"));
+                lines.push(Untagged::Recent(recent as u32).into());
             }
         }
         lines
@@ -207,23 +209,31 @@ impl View {
 
 /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder with `keywords`: sent
 /// at SELECT and again when a new keyword appears (RFC 3501 §7.2.6).
-pub fn flag_lines(keywords: &[String], read_only: bool) -> [String; 2] {
-    let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
-    let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+pub fn flag_lines(keywords: &[String], read_only: bool) -> [Response; 2] {
+    let system = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+    let flags: Vec<String> = system
+        .iter()
+        .map(|s| s.to_string())
+        .chain(keywords.iter().cloned())
+        .collect();
     let permanent = if read_only {
-        String::new()
+        Vec::new()
     } else {
-        format!("{system}{keywords} \\*")
+        let mut p = flags.clone();
+        p.push("\\*".into());
+        p
     };
     [
-        format!("* FLAGS ({system}{keywords})"),
-        format!("* OK [PERMANENTFLAGS ({permanent})] Limited"),
+        Untagged::Flags(flags).into(),
+        Status::untagged(Kind::Ok, "Limited")
+            .with(Code::PermanentFlags(permanent))
+            .into(),
     ]
 }
 
-/// `(\Seen \Flagged $Junk)`
-pub fn render_flags(flags: &Flags, recent: bool) -> String {
-    let mut names: Vec<&str> = Vec::new();
+/// `\Seen \Flagged $Junk`: a message's flags as FETCH FLAGS lists them.
+pub fn flag_names(flags: &Flags, recent: bool) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
     for (on, name) in [
         (flags.seen, "\\Seen"),
         (flags.answered, "\\Answered"),
@@ -233,11 +243,11 @@ pub fn render_flags(flags: &Flags, recent: bool) -> String {
         (recent, "\\Recent"),
     ] {
         if on {
-            names.push(name);
+            names.push(name.into());
         }
     }
-    names.extend(flags.keywords.iter().map(String::as_str));
-    format!("({})", names.join(" "))
+    names.extend(flags.keywords.iter().cloned());
+    names
 }
 
 /// A list of UIDs by sequence number - 1: a session's own or a snapshot's.
@@ -325,6 +335,12 @@ mod tests {
         }
     }
 
+    /// The responses as the client reads them, a line each.
+    fn wire(responses: Vec<Response>) -> Vec<String> {
+        let lines = responses.iter().map(|r| String::from_utf8(r.to_bytes()).unwrap());
+        lines.map(|l| l.trim_end_matches("\r\n").to_string()).collect()
+    }
+
     fn uids(view: &View) -> Vec<u32> {
         view.known().numbered().map(|p| p.1).collect()
     }
@@ -339,14 +355,14 @@ mod tests {
     #[test]
     fn new_mail_is_announced_with_exists_and_recent() {
         let mut view = View::new(snapshot(vec![meta(1)], &[]), false, 0..0);
-        let lines = view.catch_up(snapshot(vec![meta(1), meta(2), meta(3)], &[]), 2..4, rules(true));
+        let lines = wire(view.catch_up(snapshot(vec![meta(1), meta(2), meta(3)], &[]), 2..4, rules(true)));
         assert_eq!(lines, ["* 3 EXISTS", "* 2 RECENT"]);
         assert!(view.is_recent(3) && !view.is_recent(1));
         let rev2 = Rules {
             rev2: true,
             ..rules(true)
         };
-        let lines = view.catch_up(snapshot(vec![meta(1), meta(2), meta(3), meta(4)], &[]), 4..5, rev2);
+        let lines = wire(view.catch_up(snapshot(vec![meta(1), meta(2), meta(3), meta(4)], &[]), 4..5, rev2));
         assert_eq!(lines, ["* 4 EXISTS"], "IMAP4rev2 has no RECENT");
     }
 
@@ -354,7 +370,7 @@ mod tests {
     fn expunges_wait_until_they_may_be_sent() {
         let mut view = View::new(snapshot(vec![meta(1), meta(2), meta(3)], &[]), false, 0..0);
         // Another session expunged 2 and delivered 4 during a FETCH by sequence number.
-        let lines = view.catch_up(snapshot(vec![meta(1), meta(3), meta(4)], &[]), 0..0, rules(false));
+        let lines = wire(view.catch_up(snapshot(vec![meta(1), meta(3), meta(4)], &[]), 0..0, rules(false)));
         assert_eq!(lines, ["* 4 EXISTS", "* 0 RECENT"]);
         assert_eq!(
             uids(&view),
@@ -368,7 +384,7 @@ mod tests {
         );
         // Later, when EXPUNGE may go out, it does, highest first.
         let s = snapshot(vec![meta(3), meta(4)], &[]);
-        let lines = view.catch_up(s, 0..0, rules(true));
+        let lines = wire(view.catch_up(s, 0..0, rules(true)));
         assert_eq!(lines, ["* 2 EXPUNGE", "* 1 EXPUNGE"]);
         assert_eq!(uids(&view), [3, 4]);
         assert!(view.meta(2).is_none());
@@ -381,7 +397,10 @@ mod tests {
             qresync: true,
             ..rules(true)
         };
-        assert_eq!(view.catch_up(snapshot(vec![meta(2)], &[]), 0..0, q), ["* VANISHED 1,3"]);
+        assert_eq!(
+            wire(view.catch_up(snapshot(vec![meta(2)], &[]), 0..0, q)),
+            ["* VANISHED 1,3"]
+        );
     }
 
     #[test]
@@ -394,7 +413,7 @@ mod tests {
             condstore: true,
             ..rules(true)
         };
-        let lines = view.catch_up(snapshot(vec![meta(1), changed.clone()], &["$Work"]), 0..0, condstore);
+        let lines = wire(view.catch_up(snapshot(vec![meta(1), changed.clone()], &["$Work"]), 0..0, condstore));
         assert_eq!(
             lines,
             [
@@ -407,7 +426,7 @@ mod tests {
         changed.flags.seen = true;
         changed.modseq = 6;
         view.shown(2, 6);
-        let lines = view.catch_up(snapshot(vec![meta(1), changed], &["$Work"]), 0..0, condstore);
+        let lines = wire(view.catch_up(snapshot(vec![meta(1), changed], &["$Work"]), 0..0, condstore));
         assert!(lines.is_empty(), "{lines:?}");
     }
 
@@ -449,11 +468,10 @@ mod tests {
                 uids.extend(next..next + fresh);
                 next += fresh;
                 let s = snapshot(uids.iter().map(|&u| meta(u)).collect(), &[]);
-                for line in view.catch_up(s, 0..0, rules(allow)) {
-                    let words: Vec<&str> = line.split(' ').collect();
-                    match words[2] {
-                        "EXISTS" => count = words[1].parse().unwrap(),
-                        "EXPUNGE" => count -= 1,
+                for response in view.catch_up(s, 0..0, rules(allow)) {
+                    match response {
+                        Response::Data(Untagged::Exists(n)) => count = i64::from(n),
+                        Response::Data(Untagged::Expunge(_)) => count -= 1,
                         _ => {}
                     }
                 }

@@ -1,11 +1,16 @@
 //! The one network layer every listener of mta uses: binding, the accept
 //! loop with its connection caps (per client address, and one budget of
-//! descriptors for the whole process), implicit TLS, and the byte stream a
-//! session runs over. SMTP, IMAP and POP3 hand it a handler; it does the rest.
+//! descriptors for the whole process), the TLS handshake (implicit TLS, and
+//! [`upgrade_tls`] for STARTTLS/STLS), and the byte stream a session runs
+//! over. SMTP, IMAP and POP3 hand it a handler; it does the rest.
 
+mod connection;
 mod gate;
+mod stream;
 
+pub use connection::{Connection, Input, ReadError};
 pub use gate::{Gate, Refused, Ticket};
+pub use stream::{HandshakeError, Io, upgrade_tls};
 
 use crate::tls::Tls;
 use greyd_shared::proxy::{self, ProxyError, ProxyHeader};
@@ -13,12 +18,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-
-/// A bidirectional byte stream a session runs over (TCP, TLS, or stdio).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Bind `addr`; IPv6 sockets are v6-only so `0.0.0.0` and `[::]` can both be listed.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -133,11 +133,10 @@ async fn prepare(
         return None;
     }
     let io: Box<dyn Io> = if spec.implicit_tls {
-        let tls = tls?;
-        match tokio::time::timeout(spec.handshake_timeout, tls.acceptor().accept(sock)).await {
-            Ok(Ok(stream)) => Box::new(stream),
-            _ => {
-                tracing::info!("{}: TLS handshake with {client} failed", spec.service);
+        match stream::handshake(sock, tls?, spec.handshake_timeout).await {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::info!("{}: TLS handshake with {client} failed: {e}", spec.service);
                 return None;
             }
         }

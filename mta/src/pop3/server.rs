@@ -6,17 +6,15 @@ use super::command::{MAX_LINE, MAX_SASL_LINE};
 use super::machine::{self, Action, Machine, Refusal};
 use super::maildrop::{Maildrop, MaildropError};
 use crate::auth::sasl::{self, Challenger, Outcome};
-use crate::net::{self, Gate, Incoming, Io};
+use crate::net::{self, Connection, Gate, Incoming, ReadError};
 use crate::service::Shared;
 use crate::smtp::lines::{LineBuffer, LineError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const READ_CHUNK: usize = 4096;
 /// Replies buffered beyond this are written out before the next command runs.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -37,11 +35,9 @@ pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared
     net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
         let machine = Machine::new(c.tls, shared.tls.is_some(), shared.config.pop3.max_errors);
         let mut session = Session {
-            io: c.io,
+            conn: Connection::new(c.io, LineBuffer::new(MAX_LINE - 2)),
             shared: Arc::clone(&shared),
             peer: c.client,
-            lines: LineBuffer::new(MAX_LINE - 2),
-            out: Vec::new(),
             machine,
             maildrop: None,
         };
@@ -61,11 +57,9 @@ enum End {
 type Flow = Result<(), End>;
 
 struct Session {
-    io: Box<dyn Io>,
+    conn: Connection<LineBuffer>,
     shared: Arc<Shared>,
     peer: SocketAddr,
-    lines: LineBuffer,
-    out: Vec<u8>,
     machine: Machine,
     maildrop: Option<Arc<Maildrop>>,
 }
@@ -76,7 +70,7 @@ impl Session {
         if let Err(End::Quit) = self.serve().await {
             let _ = self.flush().await;
         }
-        let _ = self.io.shutdown().await;
+        self.conn.shutdown().await;
         tracing::debug!("pop3: session from {} ended", self.peer);
     }
 
@@ -91,17 +85,11 @@ impl Session {
     }
 
     fn reply(&mut self, text: &str) {
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        self.conn.reply(text);
     }
 
     async fn flush(&mut self) -> Flow {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let out = std::mem::take(&mut self.out);
-        self.io.write_all(&out).await.map_err(|_| End::Closed)?;
-        self.io.flush().await.map_err(|_| End::Closed)
+        self.conn.flush().await.map_err(|_| End::Closed)
     }
 
     /// The next line, flushing replies whenever the client's input runs dry.
@@ -113,15 +101,13 @@ impl Session {
             pop3.login_timeout
         };
         loop {
-            if let Some(line) = self.lines.next_line() {
+            if let Some(line) = self.conn.input.next_line() {
                 return Ok(line);
             }
-            self.flush().await?;
-            let mut buf = [0u8; READ_CHUNK];
-            match tokio::time::timeout(timeout, self.io.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(End::Closed),
-                Ok(Ok(n)) => self.lines.extend(&buf[..n]),
-                Err(_) => {
+            match self.conn.fill(timeout).await {
+                Ok(()) => {}
+                Err(ReadError::Closed) => return Err(End::Closed),
+                Err(ReadError::Timeout) => {
                     self.reply("-ERR Autologout; idle for too long");
                     return Err(End::Quit);
                 }
@@ -154,8 +140,8 @@ impl Session {
                 match self.blocking(move |m| m.read(index, top.is_none())).await {
                     Ok(message) => {
                         self.reply(&format!("+OK {size} octets"));
-                        machine::stuffed(&message, top, &mut self.out);
-                        if self.out.len() > FLUSH_AT {
+                        machine::stuffed(&message, top, &mut self.conn.out);
+                        if self.conn.out.len() > FLUSH_AT {
                             self.flush().await?;
                         }
                     }
@@ -199,19 +185,13 @@ impl Session {
             return Err(End::Closed);
         };
         self.reply("+OK Begin TLS negotiation");
-        self.flush().await?;
-        // Anything pipelined after STLS was sent in plaintext: discard it.
-        self.lines.clear();
-        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        let timeout = self.shared.config.pop3.login_timeout;
-        match tokio::time::timeout(timeout, tls.acceptor().accept(io)).await {
-            Ok(Ok(stream)) => {
-                self.io = Box::new(stream);
+        match self.conn.start_tls(&tls, self.shared.config.pop3.login_timeout).await {
+            Ok(()) => {
                 self.machine.tls_started();
                 Ok(())
             }
-            _ => {
-                tracing::info!("pop3: TLS handshake with {} failed", self.peer);
+            Err(e) => {
+                tracing::info!("pop3: TLS handshake with {} failed: {e}", self.peer);
                 Err(End::Closed)
             }
         }
@@ -265,9 +245,9 @@ impl Session {
 
     /// One client response in a SASL exchange: `None` for `*` or garbage.
     async fn sasl_response(&mut self) -> Result<Option<Vec<u8>>, End> {
-        self.lines.set_limit(MAX_SASL_LINE);
+        self.conn.input.set_limit(MAX_SASL_LINE);
         let line = self.next_line().await;
-        self.lines.set_limit(MAX_LINE - 2);
+        self.conn.input.set_limit(MAX_LINE - 2);
         match line? {
             Ok(line) => Ok(std::str::from_utf8(&line).ok().and_then(sasl::decode)),
             Err(_) => Ok(None),

@@ -1,6 +1,7 @@
 //! Command-line framing: raw bytes in, CRLF-terminated lines out, with the
 //! line length limit and the bare CR/LF and NUL checks. Pure: no I/O.
 
+use crate::net::Input;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -32,6 +33,18 @@ pub struct LineBuffer {
     skipping: bool,
 }
 
+impl Input for LineBuffer {
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Forget everything buffered (bytes pipelined before a TLS handshake).
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.skipping = false;
+    }
+}
+
 impl LineBuffer {
     /// `limit` is the longest line accepted, CRLF excluded.
     pub fn new(limit: usize) -> LineBuffer {
@@ -48,10 +61,6 @@ impl LineBuffer {
         self.limit = limit;
     }
 
-    pub fn extend(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
     /// Bytes buffered but not yet consumed.
     pub fn pending(&self) -> &[u8] {
         &self.buf
@@ -60,12 +69,6 @@ impl LineBuffer {
     /// Drop `n` bytes from the front (consumed by a DATA or BDAT reader).
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n);
-    }
-
-    /// Forget everything buffered (bytes pipelined before a TLS handshake).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.skipping = false;
     }
 
     /// The next complete line without its CRLF, an error for a bad one, or

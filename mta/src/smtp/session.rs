@@ -8,7 +8,7 @@ use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::inbound_auth::policy::Action;
 use crate::inbound_auth::{Facts, Verifier, results};
-use crate::net::Io;
+use crate::net::{Connection, Io, ReadError};
 use crate::queue::Client;
 use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared, Wake};
@@ -18,7 +18,6 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What kind of listener the client came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +50,10 @@ enum End {
 type Flow = Result<(), End>;
 
 pub struct Session {
-    io: Box<dyn Io>,
+    conn: Connection<LineBuffer>,
     shared: Arc<Shared>,
     port: Port,
     peer: Option<SocketAddr>,
-    lines: LineBuffer,
-    out: Vec<u8>,
     tls: bool,
     helo: Option<String>,
     esmtp: bool,
@@ -65,19 +62,15 @@ pub struct Session {
     errors: u32,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
-
 impl Session {
     /// `tls`: the stream is already TLS (port 465).
     pub fn new(io: Box<dyn Io>, shared: Arc<Shared>, port: Port, peer: Option<SocketAddr>, tls: bool) -> Session {
         let limit = shared.config.smtp.line_length_limit;
         Session {
-            io,
+            conn: Connection::new(io, LineBuffer::new(limit)),
             shared,
             port,
             peer,
-            lines: LineBuffer::new(limit),
-            out: Vec::new(),
             tls,
             helo: None,
             esmtp: false,
@@ -98,7 +91,7 @@ impl Session {
         if matches!(result, Err(End::Quit)) {
             let _ = self.flush().await;
         }
-        let _ = self.io.shutdown().await;
+        self.conn.shutdown().await;
         tracing::debug!("session from {} ended", self.client_name());
     }
 
@@ -119,8 +112,7 @@ impl Session {
     }
 
     fn reply(&mut self, text: &str) {
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        self.conn.reply(text);
     }
 
     /// A failure reply; too many of them end the session (Postfix's hard error limit).
@@ -135,25 +127,15 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Flow {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let out = std::mem::take(&mut self.out);
-        self.io.write_all(&out).await.map_err(|_| End::Closed)?;
-        self.io.flush().await.map_err(|_| End::Closed)
+        self.conn.flush().await.map_err(|_| End::Closed)
     }
 
     /// Read more input (flushing replies first); a timeout sends 421.
     async fn fill(&mut self, timeout: Duration) -> Flow {
-        self.flush().await?;
-        let mut buf = [0u8; READ_CHUNK];
-        match tokio::time::timeout(timeout, self.io.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Closed),
-            Ok(Ok(n)) => {
-                self.lines.extend(&buf[..n]);
-                Ok(())
-            }
-            Err(_) => {
+        match self.conn.fill(timeout).await {
+            Ok(()) => Ok(()),
+            Err(ReadError::Closed) => Err(End::Closed),
+            Err(ReadError::Timeout) => {
                 self.reply("421 4.4.2 Timeout, closing connection");
                 Err(End::Quit)
             }
@@ -162,7 +144,7 @@ impl Session {
 
     async fn next_line(&mut self, timeout: Duration) -> Result<Result<Vec<u8>, super::lines::LineError>, End> {
         loop {
-            if let Some(line) = self.lines.next_line() {
+            if let Some(line) = self.conn.input.next_line() {
                 return Ok(line);
             }
             self.fill(timeout).await?;
@@ -245,7 +227,7 @@ impl Session {
         let last = caps.len() - 1;
         for (i, c) in caps.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
-            self.out.extend_from_slice(format!("250{sep}{c}\r\n").as_bytes());
+            self.conn.out.extend_from_slice(format!("250{sep}{c}\r\n").as_bytes());
         }
         Ok(())
     }
@@ -416,8 +398,8 @@ impl Session {
         let mut decoder = DataDecoder::new(max);
         let mut body = Vec::new();
         let outcome = loop {
-            let (used, done) = decoder.feed(self.lines.pending(), &mut body);
-            self.lines.consume(used);
+            let (used, done) = decoder.feed(self.conn.input.pending(), &mut body);
+            self.conn.input.consume(used);
             if let Some(outcome) = done {
                 break outcome;
             }
@@ -453,14 +435,14 @@ impl Session {
             .map_or(0, |c| c.len() as u64);
         let fits = so_far.saturating_add(size) <= max;
         while remaining > 0 {
-            if self.lines.pending().is_empty() {
+            if self.conn.input.pending().is_empty() {
                 self.fill(self.shared.config.smtp.data_timeout).await?;
             }
-            let take = (self.lines.pending().len() as u64).min(remaining) as usize;
+            let take = (self.conn.input.pending().len() as u64).min(remaining) as usize;
             if keep && fits {
-                chunk.extend_from_slice(&self.lines.pending()[..take]);
+                chunk.extend_from_slice(&self.conn.input.pending()[..take]);
             }
-            self.lines.consume(take);
+            self.conn.input.consume(take);
             remaining -= take as u64;
         }
         let Some(tx) = self.tx.as_mut() else {
@@ -517,22 +499,16 @@ impl Session {
             (Some(tls), false, _) => Arc::clone(tls),
         };
         self.reply("220 2.0.0 Ready to start TLS");
-        self.flush().await?;
-        // Anything pipelined after STARTTLS was sent in plaintext: discard it (CVE-2011-0411).
-        self.lines.clear();
-        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        let handshake = tokio::time::timeout(self.shared.config.smtp.command_timeout, tls.acceptor().accept(io)).await;
-        match handshake {
-            Ok(Ok(stream)) => {
-                self.io = Box::new(stream);
+        match self.conn.start_tls(&tls, self.shared.config.smtp.command_timeout).await {
+            Ok(()) => {
                 self.tls = true;
                 self.helo = None;
                 self.esmtp = false;
                 self.tx = None;
                 Ok(())
             }
-            _ => {
-                tracing::info!("TLS handshake with {} failed", self.client_name());
+            Err(e) => {
+                tracing::info!("TLS handshake with {} failed: {e}", self.client_name());
                 Err(End::Closed)
             }
         }

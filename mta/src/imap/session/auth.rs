@@ -4,6 +4,8 @@
 use super::{End, Flow, Session, User, blocking};
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::imap::framer::{Frame, Limits};
+use crate::imap::response::{Code, Kind, Response, Status};
+use crate::net;
 use crate::store::{self, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -14,7 +16,7 @@ impl Session {
         let tls = match (&self.shared.tls, self.tls) {
             (_, true) => return self.bad(Some(tag), "TLS already active"),
             (None, _) => {
-                self.line(&format!("{tag} NO TLS not available"));
+                self.send(Status::no(tag, "TLS not available"));
                 return Ok(());
             }
             (Some(tls), false) => Arc::clone(tls),
@@ -23,39 +25,36 @@ impl Session {
         self.flush().await?;
         // Anything pipelined after STARTTLS came in plaintext: discard it.
         self.framer.clear();
-        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        match tokio::time::timeout(self.timeout(), tls.acceptor().accept(io)).await {
-            Ok(Ok(stream)) => {
-                self.io = Box::new(stream);
+        let timeout = self.timeout();
+        match net::upgrade_tls(&mut self.io, &tls, timeout).await {
+            Ok(()) => {
                 self.tls = true;
                 Ok(())
             }
-            _ => {
-                tracing::info!("imap: TLS handshake with {} failed", self.peer);
+            Err(e) => {
+                tracing::info!("imap: TLS handshake with {} failed: {e}", self.peer);
                 Err(End::Closed)
             }
         }
     }
 
     /// Refuse a login for a reason; `Some(reply)` when refused.
-    pub(super) fn login_refusal(&self, tag: &str) -> Option<String> {
+    pub(super) fn login_refusal(&self, tag: &str) -> Option<Status> {
         if self.user.is_some() {
-            return Some(format!("{tag} BAD Already authenticated"));
+            return Some(Status::tagged(tag, Kind::Bad, "Already authenticated"));
         }
         if !self.tls {
-            return Some(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first"));
+            return Some(Status::no(tag, "Use STARTTLS first").with(Code::PrivacyRequired));
         }
         if self.shared.auth.throttled(self.peer.ip()) {
-            return Some(format!(
-                "{tag} NO [UNAVAILABLE] Too many failed logins; try again later"
-            ));
+            return Some(Status::no(tag, "Too many failed logins; try again later").with(Code::Unavailable));
         }
         None
     }
 
     pub(super) async fn login(&mut self, tag: &str, user: String, password: String) -> Flow {
         if let Some(reply) = self.login_refusal(tag) {
-            self.line(&reply);
+            self.send(reply);
             return Ok(());
         }
         let ok = self.shared.auth.check_password(&user, password).await;
@@ -64,12 +63,12 @@ impl Session {
 
     pub(super) async fn authenticate(&mut self, tag: &str, mechanism: &str, initial: Option<String>) -> Flow {
         if let Some(reply) = self.login_refusal(tag) {
-            self.line(&reply);
+            self.send(reply);
             return Ok(());
         }
         if mechanism == "CRAM-MD5" {
             // Offered by SMTP, but not advertised here: it needs plaintext secrets.
-            self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+            self.send(Status::no(tag, "Unsupported authentication mechanism"));
             return Ok(());
         }
         let shared = Arc::clone(&self.shared);
@@ -83,7 +82,7 @@ impl Session {
             Outcome::Proved(user) => self.login_result(tag, Some(user), mechanism).await,
             Outcome::Refused => self.login_result(tag, None, mechanism).await,
             Outcome::Unsupported => {
-                self.line(&format!("{tag} NO Unsupported authentication mechanism"));
+                self.send(Status::no(tag, "Unsupported authentication mechanism"));
                 Ok(())
             }
             Outcome::InitialNotAllowed => self.bad(Some(tag), "Initial response not allowed for this mechanism"),
@@ -104,7 +103,7 @@ impl Session {
         let Some(user) = user else {
             self.shared.auth.record_failure(ip);
             tracing::warn!("imap: {how} failed from {}", self.peer);
-            self.line(&format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials"));
+            self.send(Status::no(tag, "Invalid credentials").with(Code::AuthenticationFailed));
             return Ok(());
         };
         self.shared.auth.record_success(ip);
@@ -131,10 +130,9 @@ impl Session {
                     store: Arc::new(store),
                 });
                 self.framer.limits = Limits::authenticated(self.shared.config.imap.max_message_size);
-                let caps = self.capabilities();
-                self.ok(tag, &format!("[CAPABILITY {caps}] Logged in"));
+                self.send(Status::ok(tag, "Logged in").with(Code::Capability(self.capabilities())));
             }
-            Err(why) => self.line(&format!("{tag} NO [UNAVAILABLE] {why}")),
+            Err(why) => self.send(Status::no(tag, why).with(Code::Unavailable)),
         }
         Ok(())
     }
@@ -147,7 +145,7 @@ struct AuthChannel<'a>(&'a mut Session);
 impl Challenger for AuthChannel<'_> {
     type Error = End;
     async fn challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, End> {
-        self.0.line(&format!("+ {}", B64.encode(challenge)));
+        self.0.send(Response::Continue(B64.encode(challenge)));
         self.0.read_sasl_line().await
     }
 }

@@ -5,8 +5,9 @@ use super::{FLUSH_AT, Flow, Session, blocking, epoch_secs};
 use crate::imap::binary::{self, UnknownCte};
 use crate::imap::command::{FetchAttr, Section, SectionText};
 use crate::imap::message;
+use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::sequence::SequenceSet;
-use crate::imap::view::render_flags;
+use crate::imap::view::flag_names;
 use crate::store::{FlagOp, Flags, Mailbox, MessageMeta, StoreError};
 use std::sync::Arc;
 
@@ -158,7 +159,8 @@ impl Session {
                     Err(StoreError::NoSuchMessage(_)) => (None, need != Need::Nothing),
                     Err(e) => return Err(e),
                 };
-                Ok((render_fetch(seq, &meta, recent, raw.as_deref(), &a, literal8), gone))
+                let fetch = render_fetch(seq, &meta, recent, raw.as_deref(), &a, literal8);
+                Ok((fetch.map(|f| Response::from(f).to_bytes()), gone))
             })
             .await;
             match rendered {
@@ -179,8 +181,10 @@ impl Session {
             }
         }
         match undecodable {
-            Some(e) => self.line(&format!("{tag} NO [UNKNOWN-CTE] {e}")),
-            None if expunged => self.ok(tag, "[EXPUNGEISSUED] Some messages were expunged meanwhile"),
+            Some(e) => self.send(Status::no(tag, e.to_string()).with(Code::UnknownCte)),
+            None if expunged => {
+                self.send(Status::ok(tag, "Some messages were expunged meanwhile").with(Code::ExpungeIssued))
+            }
             None => self.ok(tag, "FETCH completed"),
         }
         Ok(())
@@ -198,42 +202,36 @@ fn render_fetch(
     raw: Option<&[u8]>,
     attrs: &[FetchAttr],
     literal8: bool,
-) -> Result<Vec<u8>, UnknownCte> {
+) -> Result<Untagged, UnknownCte> {
     let parsed = raw.and_then(|r| mail_parser::MessageParser::default().parse(r));
     let gone = raw.is_none();
     let raw = raw.unwrap_or(&[]);
-    let mut out = format!("* {seq} FETCH (").into_bytes();
-    for (i, attr) in attrs.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
-        match attr {
-            FetchAttr::Uid => out.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
-            FetchAttr::Flags => {
-                out.extend_from_slice(format!("FLAGS {}", render_flags(&meta.flags, recent)).as_bytes())
-            }
-            FetchAttr::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes()),
-            FetchAttr::InternalDate => {
-                let secs = epoch_secs(meta.internal_date).max(0) as u64;
-                out.extend_from_slice(format!("INTERNALDATE \"{}\"", crate::datetime::imap(secs)).as_bytes());
-            }
-            FetchAttr::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes()),
+    let mut items = Vec::with_capacity(attrs.len());
+    for attr in attrs {
+        items.push(match attr {
+            FetchAttr::Uid => FetchItem::Uid(meta.uid),
+            FetchAttr::Flags => FetchItem::Flags(flag_names(&meta.flags, recent)),
+            FetchAttr::ModSeq => FetchItem::ModSeq(meta.modseq),
+            FetchAttr::InternalDate => FetchItem::InternalDate(epoch_secs(meta.internal_date).max(0) as u64),
+            FetchAttr::Rfc822Size => FetchItem::Rfc822Size(meta.size),
             FetchAttr::Envelope => {
-                out.extend_from_slice(b"ENVELOPE ");
+                let mut wire = Vec::new();
                 match &parsed {
-                    Some(m) => message::envelope(&mut out, m),
-                    None => out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                    Some(m) => message::envelope(&mut wire, m),
+                    None => wire.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
                 }
+                FetchItem::Envelope(wire)
             }
             FetchAttr::Body | FetchAttr::BodyStructure => {
                 let extended = *attr == FetchAttr::BodyStructure;
-                out.extend_from_slice(if extended { b"BODYSTRUCTURE " } else { b"BODY " });
+                let mut structure = Vec::new();
                 match &parsed {
-                    Some(m) => message::body_structure(&mut out, m, extended),
-                    None => out.extend_from_slice(
+                    Some(m) => message::body_structure(&mut structure, m, extended),
+                    None => structure.extend_from_slice(
                         format!("(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" {} 0)", raw.len()).as_bytes(),
                     ),
                 }
+                FetchItem::Body { extended, structure }
             }
             FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
                 let (name, text) = match attr {
@@ -242,62 +240,65 @@ fn render_fetch(
                     _ => ("RFC822.TEXT", Some(SectionText::Text)),
                 };
                 let section = Section { part: Vec::new(), text };
-                out.extend_from_slice(name.as_bytes());
-                out.push(b' ');
-                match message::section(raw, parsed.as_ref(), &section).filter(|_| !gone) {
-                    Some(bytes) => message::string(&mut out, &bytes),
-                    None if gone => out.extend_from_slice(b"NIL"),
-                    None => message::string(&mut out, b""),
+                let data = match message::section(raw, parsed.as_ref(), &section).filter(|_| !gone) {
+                    Some(bytes) => Some(bytes),
+                    None if gone => None,
+                    None => Some(Vec::new()),
+                };
+                FetchItem::Contents {
+                    name: name.into(),
+                    data,
+                    literal8: false,
                 }
             }
             FetchAttr::Section { section, partial, .. } => {
                 let bytes = message::section(raw, parsed.as_ref(), section).filter(|_| !gone);
                 let mut name = message::section_name(section);
-                let bytes = match (bytes, partial) {
+                let data = match (bytes, partial) {
                     (Some(b), Some((origin, length))) => {
                         name.push_str(&format!("<{origin}>"));
-                        let start = (*origin as usize).min(b.len());
-                        let end = start.saturating_add(*length as usize).min(b.len());
-                        Some(b[start..end].to_vec())
+                        Some(window(&b, *origin, *length).to_vec())
                     }
                     (b, _) => b,
                 };
-                out.extend_from_slice(name.as_bytes());
-                out.push(b' ');
-                match bytes {
-                    Some(b) if literal8 => binary::string(&mut out, &b),
-                    Some(b) => message::string(&mut out, &b),
-                    None => out.extend_from_slice(b"NIL"),
-                }
+                FetchItem::Contents { name, data, literal8 }
             }
             FetchAttr::Binary { part, partial, .. } => {
-                out.extend_from_slice(format!("BINARY[{}]", binary::part_name(part)).as_bytes());
-                match binary::part(raw, parsed.as_ref(), part).transpose()?.filter(|_| !gone) {
-                    Some(b) => {
-                        let b = match partial {
-                            Some((origin, length)) => {
-                                out.extend_from_slice(format!("<{origin}>").as_bytes());
-                                let start = (*origin as usize).min(b.len());
-                                &b[start..start.saturating_add(*length as usize).min(b.len())]
-                            }
-                            None => &b[..],
-                        };
-                        out.push(b' ');
-                        binary::string(&mut out, b);
-                    }
-                    None => out.extend_from_slice(b" NIL"),
+                let mut name = format!("BINARY[{}]", binary::part_name(part));
+                let data = binary::part(raw, parsed.as_ref(), part)
+                    .transpose()?
+                    .filter(|_| !gone)
+                    .map(|b| match partial {
+                        Some((origin, length)) => {
+                            name.push_str(&format!("<{origin}>"));
+                            window(&b, *origin, *length).to_vec()
+                        }
+                        None => b,
+                    });
+                FetchItem::Contents {
+                    name,
+                    data,
+                    literal8: true,
                 }
             }
             FetchAttr::BinarySize { part } => {
                 let size = binary::part(raw, parsed.as_ref(), part)
                     .transpose()?
                     .map_or(0, |b| b.len());
-                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", binary::part_name(part)).as_bytes());
+                FetchItem::BinarySize {
+                    part: binary::part_name(part),
+                    size,
+                }
             }
-        }
+        });
     }
-    out.extend_from_slice(b")\r\n");
-    Ok(out)
+    Ok(Untagged::Fetch { seq, items })
+}
+
+/// The `<origin.length>` window of a partial FETCH, clipped to `bytes`.
+fn window(bytes: &[u8], origin: u32, length: u32) -> &[u8] {
+    let start = (origin as usize).min(bytes.len());
+    &bytes[start..start.saturating_add(length as usize).min(bytes.len())]
 }
 
 #[cfg(test)]
@@ -351,7 +352,7 @@ mod tests {
             },
             FetchAttr::InternalDate,
         ];
-        let out = render_fetch(1, &meta, false, Some(raw), &attrs, false).unwrap();
+        let out = Response::from(render_fetch(1, &meta, false, Some(raw), &attrs, false).unwrap()).to_bytes();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* 1 FETCH (UID 7 RFC822.SIZE 21 BODY[]<2> \"bject\" INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n"
@@ -370,7 +371,8 @@ mod tests {
             },
             partial: None,
         }];
-        let render = |literal8| render_fetch(1, &meta, false, Some(raw), &attrs, literal8).unwrap();
+        let render =
+            |literal8| Response::from(render_fetch(1, &meta, false, Some(raw), &attrs, literal8).unwrap()).to_bytes();
         assert_eq!(render(true), b"* 1 FETCH (BODY[TEXT] ~{5}\r\na\0b\r\n)\r\n");
         assert_eq!(render(false), b"* 1 FETCH (BODY[TEXT] {5}\r\na\0b\r\n)\r\n");
     }

@@ -3,6 +3,7 @@
 
 use super::{End, Flow, Session};
 use crate::imap::framer::Frame;
+use crate::imap::response::{Response, Status};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -11,7 +12,7 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 
 impl Session {
     pub(super) async fn idle(&mut self, tag: &str) -> Flow {
-        self.line("+ idling");
+        self.send(Response::Continue("idling".into()));
         if self.selected.is_some() {
             self.update(true).await;
         }
@@ -56,7 +57,7 @@ impl Session {
                     }
                 }
                 Event::Timeout => {
-                    self.line("* BYE Autologout; idle for too long");
+                    self.send(Status::bye("Autologout; idle for too long"));
                     return Err(End::Closed);
                 }
             }

@@ -1,11 +1,10 @@
 //! The commands on mailboxes as a whole: LIST/LSUB (with LIST-EXTENDED
 //! and LIST-STATUS), SUBSCRIBE, STATUS, GETQUOTA/GETQUOTAROOT and APPEND.
 
-use super::{Session, blocking, over_quota, store_no, to_flags};
+use super::{Session, blocking, dest_no, over_quota, over_quota_no, store_no, to_flags};
 use crate::imap::command::{AppendMessage, ListOptions, StatusItem};
 use crate::imap::listing;
-use crate::imap::message;
-use crate::imap::sequence;
+use crate::imap::response::{Code, Status, Untagged};
 use crate::store::{Flags, NewMessage, Snapshot, Store, StoreError};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -46,13 +45,19 @@ impl Session {
     ) {
         let verb = if lsub { "LSUB" } else { "LIST" };
         if patterns.len() == 1 && patterns[0].is_empty() && options == ListOptions::default() {
-            self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
+            self.send(Untagged::List {
+                lsub,
+                attributes: vec!["\\Noselect"],
+                delimiter: '/',
+                name: String::new(),
+                child_info: false,
+            });
             return self.ok(tag, &format!("{verb} completed"));
         }
         let store = self.store();
         let (folders, subscriptions) = match blocking(move || Ok((store.folders()?, store.subscriptions()?))).await {
             Ok(f) => f,
-            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => return self.send(store_no(tag, &e)),
         };
         let matches = |name: &str| {
             patterns.iter().any(|p| {
@@ -66,13 +71,13 @@ impl Session {
         };
         let mut listed = Vec::new();
         for entry in listing::entries(&folders, &subscriptions, matches, lsub, &options) {
-            let mut line = format!("* {verb} ({}) \"/\" ", entry.attrs.join(" ")).into_bytes();
-            message::string(&mut line, self.names.encode(&entry.name).as_bytes());
-            if entry.child_info {
-                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-            }
-            line.extend_from_slice(b"\r\n");
-            self.out.extend_from_slice(&line);
+            self.send(Untagged::List {
+                lsub,
+                attributes: entry.attrs,
+                delimiter: '/',
+                name: self.names.encode(&entry.name),
+                child_info: entry.child_info,
+            });
             if entry.exists {
                 listed.push(entry.name);
             }
@@ -98,7 +103,7 @@ impl Session {
                 self.status_line(&name, &snapshot, unclaimed, &items);
                 self.ok(tag, "STATUS completed");
             }
-            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => self.send(store_no(tag, &e)),
         }
     }
 
@@ -114,46 +119,47 @@ impl Session {
             .iter()
             .filter(|m| m.uid >= unclaimed || own.is_some_and(|s| s.is_recent(m.uid)))
             .count();
-        let values: Vec<String> = items
+        let count = |f: fn(&Flags) -> bool| m.iter().filter(|m| f(&m.flags)).count() as u64;
+        let items = items
             .iter()
             .map(|item| match item {
-                StatusItem::Messages => format!("MESSAGES {}", m.len()),
-                StatusItem::Recent => format!("RECENT {recent}"),
-                StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
-                StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
-                StatusItem::Unseen => format!("UNSEEN {}", m.iter().filter(|m| !m.flags.seen).count()),
-                StatusItem::Size => format!("SIZE {}", m.iter().map(|m| m.size).sum::<u64>()),
-                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", snapshot.highest_modseq),
-                StatusItem::Deleted => format!("DELETED {}", m.iter().filter(|m| m.flags.deleted).count()),
+                StatusItem::Messages => ("MESSAGES", m.len() as u64),
+                StatusItem::Recent => ("RECENT", recent as u64),
+                StatusItem::UidNext => ("UIDNEXT", u64::from(snapshot.uid_next)),
+                StatusItem::UidValidity => ("UIDVALIDITY", u64::from(snapshot.uid_validity)),
+                StatusItem::Unseen => ("UNSEEN", count(|f| !f.seen)),
+                StatusItem::Size => ("SIZE", m.iter().map(|m| m.size).sum::<u64>()),
+                StatusItem::HighestModSeq => ("HIGHESTMODSEQ", snapshot.highest_modseq),
+                StatusItem::Deleted => ("DELETED", count(|f| f.deleted)),
             })
             .collect();
-        let mut line = b"* STATUS ".to_vec();
-        message::string(&mut line, self.names.encode(name).as_bytes());
-        line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
-        self.out.extend_from_slice(&line);
+        self.send(Untagged::Status {
+            mailbox: self.names.encode(name),
+            items,
+        });
     }
 
     /// GETQUOTA "" / GETQUOTAROOT: one root for the whole account, STORAGE in KiB.
     pub(super) async fn quota(&mut self, tag: &str, mailbox: Option<String>) {
         let limit = self.shared.config.imap.quota;
         if let Some(name) = &mailbox {
-            let mut line = b"* QUOTAROOT ".to_vec();
-            message::string(&mut line, self.names.encode(name).as_bytes());
-            line.extend_from_slice(if limit > 0 { b" \"\"\r\n" } else { b"\r\n" });
-            self.out.extend_from_slice(&line);
+            let roots = if limit > 0 { vec![String::new()] } else { Vec::new() };
+            self.send(Untagged::QuotaRoot {
+                mailbox: self.names.encode(name),
+                roots,
+            });
         }
         if limit > 0 {
             let store = self.store();
             match blocking(move || store.usage()).await {
-                Ok(used) => self.line(&format!(
-                    "* QUOTA \"\" (STORAGE {} {})",
-                    used.div_ceil(1024),
-                    limit / 1024
-                )),
-                Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+                Ok(used) => self.send(Untagged::Quota {
+                    root: String::new(),
+                    resources: vec![("STORAGE", used.div_ceil(1024), limit / 1024)],
+                }),
+                Err(e) => return self.send(store_no(tag, &e)),
             }
         } else if mailbox.is_none() {
-            return self.line(&format!("{tag} NO [NONEXISTENT] No quota configured"));
+            return self.send(Status::no(tag, "No quota configured").with(Code::Nonexistent));
         }
         self.ok(tag, "GETQUOTA completed");
     }
@@ -162,12 +168,12 @@ impl Session {
     /// none (RFC 3502 §6.3.11).
     pub(super) async fn append(&mut self, tag: &str, name: String, messages: Vec<AppendMessage>) {
         if messages.iter().any(|m| m.data.is_empty()) {
-            return self.line(&format!("{tag} NO Empty message"));
+            return self.send(Status::no(tag, "Empty message"));
         }
         self.binary |= messages.iter().any(|m| m.literal8);
         let adding = messages.iter().map(|m| m.data.len() as u64).sum();
         if over_quota(self.shared.config.imap.quota, self.store(), adding).await {
-            return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
+            return self.send(over_quota_no(tag));
         }
         let store = self.store();
         let r = blocking(move || {
@@ -191,14 +197,10 @@ impl Session {
             self.update(true).await;
         }
         match r {
-            Ok((validity, uids)) => self.ok(
-                tag,
-                &format!("[APPENDUID {validity} {}] APPEND completed", sequence::render(&uids)),
-            ),
-            Err(StoreError::NoSuchMailbox(m)) => {
-                self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}"));
+            Ok((validity, uids)) => {
+                self.send(Status::ok(tag, "APPEND completed").with(Code::AppendUid { validity, uids }))
             }
-            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => self.send(dest_no(tag, &e)),
         }
     }
 }

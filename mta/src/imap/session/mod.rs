@@ -20,6 +20,7 @@ use super::command::{self, Command, MessageSet, Tagged};
 use super::deflate::Deflate;
 use super::framer::{Frame, Framer, Limits};
 use super::parse::NameEncoding;
+use super::response::{Code, Kind, Response, Status, Untagged};
 use super::sequence::SequenceSet;
 use super::view::View;
 use crate::net::Io;
@@ -120,19 +121,37 @@ async fn over_quota(limit: u64, store: Arc<Store>, adding: u64) -> bool {
     }
 }
 
-/// The response code and text for a store error.
-fn store_no(e: &StoreError) -> String {
+/// The tagged NO, with its response code, for a store error.
+fn store_no(tag: &str, e: &StoreError) -> Status {
+    let no = Status::no(tag, e.to_string());
     match e {
-        StoreError::NoSuchMailbox(_) => format!("NO [NONEXISTENT] {e}"),
-        StoreError::Exists(_) => format!("NO [ALREADYEXISTS] {e}"),
-        StoreError::BadName(_) | StoreError::Inbox => format!("NO [CANNOT] {e}"),
-        StoreError::NoSuchMessage(_) => format!("NO {e}"),
-        StoreError::TooManyKeywords => format!("NO [LIMIT] {e}"),
+        StoreError::NoSuchMailbox(_) => no.with(Code::Nonexistent),
+        StoreError::Exists(_) => no.with(Code::AlreadyExists),
+        StoreError::BadName(_) | StoreError::Inbox => no.with(Code::Cannot),
+        StoreError::NoSuchMessage(_) => no,
+        StoreError::TooManyKeywords => no.with(Code::Limit),
         StoreError::Io(..) => {
             tracing::error!("imap: store: {e}");
-            "NO [UNAVAILABLE] Temporary mailbox error".into()
+            Status::no(tag, "Temporary mailbox error").with(Code::Unavailable)
         }
     }
+}
+
+/// The tagged NO for a COPY, MOVE or APPEND whose destination failed: a
+/// missing one is TRYCREATE, so the client may create it and retry.
+fn dest_no(tag: &str, e: &StoreError) -> Status {
+    match e {
+        StoreError::NoSuchMailbox(m) => Status::no(tag, format!("No such mailbox: {m}")).with(Code::TryCreate),
+        e => store_no(tag, e),
+    }
+}
+
+fn read_only(tag: &str) -> Status {
+    Status::no(tag, "Mailbox is read-only").with(Code::ReadOnly)
+}
+
+fn over_quota_no(tag: &str) -> Status {
+    Status::no(tag, "Mailbox quota exceeded").with(Code::OverQuota)
 }
 
 pub struct Session {
@@ -183,12 +202,11 @@ impl Session {
         }
     }
 
-    fn line(&mut self, text: &str) {
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+    fn send(&mut self, response: impl Into<Response>) {
+        response.into().encode(&mut self.out);
     }
 
-    fn capabilities(&self) -> String {
+    fn capabilities(&self) -> Vec<String> {
         // LITERAL+ and not LITERAL-: LITERAL+ is the superset (RFC 7888), so it serves IMAP4rev2 too.
         let mut caps = vec!["IMAP4rev1", "IMAP4rev2", "SASL-IR", "ID", "ENABLE", "LITERAL+"];
         if self.user.is_none() {
@@ -197,7 +215,7 @@ impl Session {
             } else {
                 caps.extend(["AUTH=PLAIN", "AUTH=LOGIN", "AUTH=SCRAM-SHA-256"]);
             }
-            return caps.join(" ");
+            return caps.into_iter().map(String::from).collect();
         }
         caps.extend([
             "IDLE",
@@ -225,11 +243,9 @@ impl Session {
         if self.shared.config.imap.quota > 0 {
             caps.extend(["QUOTA", "QUOTA=RES-STORAGE"]);
         }
-        format!(
-            "{} APPENDLIMIT={}",
-            caps.join(" "),
-            self.shared.config.imap.max_message_size
-        )
+        let mut caps: Vec<String> = caps.into_iter().map(String::from).collect();
+        caps.push(format!("APPENDLIMIT={}", self.shared.config.imap.max_message_size));
+        caps
     }
 
     fn timeout(&self) -> Duration {
@@ -288,7 +304,7 @@ impl Session {
                 Ok(())
             }
             Err(_) => {
-                self.line("* BYE Autologout; idle for too long");
+                self.send(Status::bye("Autologout; idle for too long"));
                 let _ = self.flush().await;
                 Err(End::Closed)
             }
@@ -305,12 +321,9 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        let greeting = format!(
-            "* OK [CAPABILITY {}] {} IMAP ready",
-            self.capabilities(),
-            self.shared.config.hostname
-        );
-        self.line(&greeting);
+        let greeting = Status::untagged(Kind::Ok, format!("{} IMAP ready", self.shared.config.hostname))
+            .with(Code::Capability(self.capabilities()));
+        self.send(greeting);
         let end = self.serve().await;
         let _ = self.flush().await;
         if let Some(user) = &self.user {
@@ -326,21 +339,24 @@ impl Session {
     async fn serve(&mut self) -> Flow {
         loop {
             match self.next_frame().await? {
-                Frame::Continue => self.line("+ Ready for literal data"),
+                Frame::Continue => self.send(Response::Continue("Ready for literal data".into())),
                 Frame::TooLong { tag } => self.bad(tag.as_deref(), "Command line too long")?,
                 Frame::TooBig { tag, fatal } => {
-                    let tag = tag.unwrap_or_else(|| "*".into());
                     let limit = self.framer.limits.literals;
-                    self.line(&format!("{tag} NO [TOOBIG] Literal larger than {limit} bytes"));
+                    self.send(Status {
+                        tag,
+                        kind: Kind::No,
+                        code: Some(Code::TooBig),
+                        text: format!("Literal larger than {limit} bytes"),
+                    });
                     if fatal {
-                        self.line("* BYE Non-synchronizing literal too large");
+                        self.send(Status::bye("Non-synchronizing literal too large"));
                         return Err(End::Closed);
                     }
                 }
                 Frame::Command(bytes) => match command::parse_with(&bytes, self.names) {
                     Ok(Tagged { tag, command }) => self.dispatch(&tag, command).await?,
-                    Err(e) if e.bad_name => self.line(&format!("{} NO {}", e.tag.as_deref().unwrap_or("*"), e.message)),
-                    Err(e) => self.bad(e.tag.as_deref(), &e.message)?,
+                    Err(rejected) => self.refuse(Status::refusing(&rejected))?,
                 },
             }
             if self.out.len() > FLUSH_AT {
@@ -350,10 +366,24 @@ impl Session {
     }
 
     fn bad(&mut self, tag: Option<&str>, text: &str) -> Flow {
+        self.refuse(Status {
+            tag: tag.map(String::from),
+            kind: Kind::Bad,
+            code: None,
+            text: text.into(),
+        })
+    }
+
+    /// Answer a command refused; a BAD counts toward [`MAX_ERRORS`].
+    fn refuse(&mut self, status: Status) -> Flow {
+        let bad = status.kind == Kind::Bad;
+        self.send(status);
+        if !bad {
+            return Ok(());
+        }
         self.errors += 1;
-        self.line(&format!("{} BAD {text}", tag.unwrap_or("*")));
         if self.errors >= MAX_ERRORS {
-            self.line("* BYE Too many errors");
+            self.send(Status::bye("Too many errors"));
             return Err(End::Closed);
         }
         Ok(())
@@ -364,8 +394,7 @@ impl Session {
         let selected = self.selected.is_some();
         match command {
             Command::Capability => {
-                let caps = self.capabilities();
-                self.line(&format!("* CAPABILITY {caps}"));
+                self.send(Untagged::Capability(self.capabilities()));
                 self.ok(tag, "CAPABILITY completed");
             }
             Command::Noop | Command::Check => {
@@ -375,7 +404,7 @@ impl Session {
                 self.ok(tag, "completed");
             }
             Command::Logout => {
-                self.line("* BYE Logging out");
+                self.send(Status::bye("Logging out"));
                 self.ok(tag, "LOGOUT completed");
                 return Err(End::Logout);
             }
@@ -383,7 +412,7 @@ impl Session {
             Command::Login { user, password } => self.login(tag, user, password).await?,
             Command::Authenticate { mechanism, initial } => self.authenticate(tag, &mechanism, initial).await?,
             Command::Id => {
-                self.line("* ID (\"name\" \"greyd-mta\")");
+                self.send(Untagged::Id(vec![("name".into(), "greyd-mta".into())]));
                 self.ok(tag, "ID completed");
             }
             _ if !authenticated => return self.bad(Some(tag), "Log in first"),
@@ -449,17 +478,19 @@ impl Session {
                     }
                     enabled.push(c);
                 }
-                self.line(format!("* ENABLED {}", enabled.join(" ")).trim_end());
+                self.send(Untagged::Enabled(enabled));
                 self.ok(tag, "ENABLE completed");
             }
             Command::Namespace => {
-                self.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.send(Untagged::Namespace {
+                    personal: vec![(String::new(), '/')],
+                });
                 self.ok(tag, "NAMESPACE completed");
             }
             Command::Idle => self.idle(tag).await?,
             Command::Compress => {
                 if self.deflate.is_some() {
-                    self.line(&format!("{tag} NO [COMPRESSIONACTIVE] Already compressing"));
+                    self.send(Status::no(tag, "Already compressing").with(Code::CompressionActive));
                 } else {
                     self.ok(tag, "DEFLATE active");
                     self.flush().await?;
@@ -473,11 +504,11 @@ impl Session {
                 if root.is_empty() {
                     self.quota(tag, None).await;
                 } else {
-                    self.line(&format!("{tag} NO [NONEXISTENT] No such quota root"));
+                    self.send(Status::no(tag, "No such quota root").with(Code::Nonexistent));
                 }
             }
             Command::GetQuotaRoot(mailbox) => self.quota(tag, Some(mailbox)).await,
-            Command::SetQuota => self.line(&format!("{tag} NO [CANNOT] Quotas are set in the configuration")),
+            Command::SetQuota => self.send(Status::no(tag, "Quotas are set in the configuration").with(Code::Cannot)),
             _ if !selected => return self.bad(Some(tag), "No mailbox selected"),
             Command::Close | Command::Unselect => {
                 self.saved.clear();
@@ -566,13 +597,13 @@ impl Session {
     }
 
     fn ok(&mut self, tag: &str, text: &str) {
-        self.line(&format!("{tag} OK {text}"));
+        self.send(Status::ok(tag, text));
     }
 
     fn done(&mut self, tag: &str, r: Result<(), StoreError>, text: &str) {
         match r {
             Ok(()) => self.ok(tag, text),
-            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => self.send(store_no(tag, &e)),
         }
     }
 
@@ -582,5 +613,99 @@ impl Session {
 
     fn selected(&self) -> &Selected {
         self.selected.as_ref().expect("selected")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(s: Status) -> String {
+        String::from_utf8(Response::from(s).to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn store_errors_become_a_no_with_the_code_a_client_acts_on() {
+        let cases = [
+            (
+                StoreError::NoSuchMailbox("X".into()),
+                "a NO [NONEXISTENT] no such mailbox: X",
+            ),
+            (
+                StoreError::Exists("X".into()),
+                "a NO [ALREADYEXISTS] mailbox already exists: X",
+            ),
+            (
+                StoreError::BadName("..".into()),
+                "a NO [CANNOT] invalid mailbox name: ..",
+            ),
+            (StoreError::Inbox, "a NO [CANNOT] INBOX cannot be deleted"),
+            (StoreError::NoSuchMessage(4), "a NO no such message: UID 4"),
+            (
+                StoreError::TooManyKeywords,
+                "a NO [LIMIT] too many keywords in this mailbox (Maildir has room for 26)",
+            ),
+            // The path stays in the log: the client learns only that it may retry.
+            (
+                StoreError::Io("/var/mail/x".into(), std::io::Error::other("disk")),
+                "a NO [UNAVAILABLE] Temporary mailbox error",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(wire(store_no("a", &e)), format!("{text}\r\n"));
+        }
+    }
+
+    /// A whole dialogue over an in-memory pipe: what a plaintext client
+    /// sees before it may log in, byte for byte.
+    #[tokio::test]
+    async fn a_plaintext_client_is_sent_to_starttls_before_it_may_log_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config {
+            hostname: "mx.test".into(),
+            ..Default::default()
+        };
+        config.queue.dir = dir.path().join("queue");
+        let shared = Arc::new(Shared::new(config, None, None).unwrap());
+        let (mut client, server) = tokio::io::duplex(64 << 10);
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let session = tokio::spawn(Session::new(Box::new(server), shared, peer, false).run());
+        client
+            .write_all(b"a CAPABILITY\r\nb LOGIN u p\r\nc STARTTLS\r\nd SELECT INBOX\r\ne ENABLE\r\nf LOGOUT\r\n")
+            .await
+            .unwrap();
+        let mut transcript = String::new();
+        client.read_to_string(&mut transcript).await.unwrap();
+        session.await.unwrap();
+        let caps = "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE LITERAL+ STARTTLS LOGINDISABLED";
+        assert_eq!(
+            transcript,
+            format!(
+                "* OK [CAPABILITY {caps}] mx.test IMAP ready\r\n\
+                 * CAPABILITY {caps}\r\n\
+                 a OK CAPABILITY completed\r\n\
+                 b NO [PRIVACYREQUIRED] Use STARTTLS first\r\n\
+                 c NO TLS not available\r\n\
+                 d BAD Log in first\r\n\
+                 e BAD expected ' '\r\n\
+                 * BYE Logging out\r\n\
+                 f OK LOGOUT completed\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_destination_asks_the_client_to_create_it() {
+        let missing = StoreError::NoSuchMailbox("Archive".into());
+        assert_eq!(
+            wire(dest_no("c", &missing)),
+            "c NO [TRYCREATE] No such mailbox: Archive\r\n"
+        );
+        assert_eq!(
+            wire(dest_no("c", &StoreError::TooManyKeywords)),
+            wire(store_no("c", &StoreError::TooManyKeywords))
+        );
+        assert_eq!(wire(read_only("d")), "d NO [READ-ONLY] Mailbox is read-only\r\n");
+        assert_eq!(wire(over_quota_no("e")), "e NO [OVERQUOTA] Mailbox quota exceeded\r\n");
     }
 }

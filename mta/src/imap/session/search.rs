@@ -4,8 +4,9 @@
 use super::fetch::Need;
 use super::{Session, blocking, epoch_secs, store_no};
 use crate::imap::command::SearchReturn;
+use crate::imap::response::{ESearchItem, Untagged};
 use crate::imap::search::{Candidate, Context, SearchKey};
-use crate::imap::sequence::{self, SequenceSet};
+use crate::imap::sequence::SequenceSet;
 use crate::imap::sort::{self, Criterion};
 use crate::imap::subject;
 use crate::imap::thread;
@@ -120,11 +121,10 @@ impl Session {
     pub(super) async fn sort(&mut self, tag: &str, uid: bool, criteria: Vec<Criterion>, key: SearchKey) {
         match self.matching(uid, key, criteria, false).await {
             Ok(found) => {
-                let numbers: String = found.iter().map(|f| format!(" {}", f.0)).collect();
-                self.line(&format!("* SORT{numbers}"));
+                self.send(Untagged::Sort(found.iter().map(|f| f.0).collect()));
                 self.ok(tag, "SORT completed");
             }
-            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => self.send(store_no(tag, &e)),
         }
     }
 
@@ -135,10 +135,10 @@ impl Session {
                 let threads = tokio::task::spawn_blocking(move || thread::thread(algorithm, &items))
                     .await
                     .unwrap_or_default();
-                self.line(format!("* THREAD {threads}").trim_end());
+                self.send(Untagged::Thread(threads));
                 self.ok(tag, "THREAD completed");
             }
-            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => self.send(store_no(tag, &e)),
         }
     }
 
@@ -153,7 +153,7 @@ impl Session {
                 if save {
                     self.saved.clear();
                 }
-                return self.line(&format!("{tag} {}", store_no(&e)));
+                return self.send(store_no(tag, &e));
             }
         };
         let numbers: Vec<u32> = found.iter().map(|f| f.0).collect();
@@ -188,40 +188,31 @@ impl Session {
         };
         match returns {
             None => {
-                let mut line = String::from("* SEARCH");
-                for n in &numbers {
-                    line.push_str(&format!(" {n}"));
-                }
-                if uses_modseq && let Some(m) = top_modseq {
-                    line.push_str(&format!(" (MODSEQ {m})"));
-                }
-                self.line(&line);
+                let modseq = top_modseq.filter(|_| uses_modseq);
+                self.send(Untagged::Search { numbers, modseq });
             }
             Some(mut returns) => {
                 if returns.is_empty() {
                     returns.push(SearchReturn::All);
                 }
-                let mut line = format!("* ESEARCH (TAG \"{tag}\")");
-                if uid {
-                    line.push_str(" UID");
-                }
-                for r in returns {
-                    match r {
-                        SearchReturn::Min if !numbers.is_empty() => line.push_str(&format!(" MIN {}", numbers[0])),
-                        SearchReturn::Max if !numbers.is_empty() => {
-                            line.push_str(&format!(" MAX {}", numbers[numbers.len() - 1]))
-                        }
-                        SearchReturn::All if !numbers.is_empty() => {
-                            line.push_str(&format!(" ALL {}", sequence::render(&numbers)))
-                        }
-                        SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
-                        SearchReturn::Min | SearchReturn::Max | SearchReturn::All | SearchReturn::Save => {}
-                    }
-                }
+                let mut items: Vec<ESearchItem> = returns
+                    .into_iter()
+                    .filter_map(|r| match (r, numbers.first(), numbers.last()) {
+                        (SearchReturn::Min, Some(&min), _) => Some(ESearchItem::Min(min)),
+                        (SearchReturn::Max, _, Some(&max)) => Some(ESearchItem::Max(max)),
+                        (SearchReturn::All, Some(_), _) => Some(ESearchItem::All(numbers.clone())),
+                        (SearchReturn::Count, ..) => Some(ESearchItem::Count(numbers.len())),
+                        (SearchReturn::Min | SearchReturn::Max | SearchReturn::All | SearchReturn::Save, ..) => None,
+                    })
+                    .collect();
                 if uses_modseq && let Some(m) = top_modseq {
-                    line.push_str(&format!(" MODSEQ {m}"));
+                    items.push(ESearchItem::ModSeq(m));
                 }
-                self.line(&line);
+                self.send(Untagged::ESearch {
+                    tag: tag.to_string(),
+                    uid,
+                    items,
+                });
             }
         }
         self.ok(tag, "SEARCH completed");

@@ -4,8 +4,8 @@
 use super::{Selected, Session, blocking, store_no};
 use crate::imap::command::Qresync;
 use crate::imap::listing;
-use crate::imap::message;
-use crate::imap::sequence::{self, SequenceSet};
+use crate::imap::response::{Code, FetchItem, Kind, Response, Status, Untagged};
+use crate::imap::sequence::SequenceSet;
 use crate::imap::view::{self, Rules, View};
 use crate::store::{Mailbox, StoreError};
 use std::ops::Range;
@@ -40,7 +40,7 @@ impl Session {
     ) {
         self.saved.clear();
         if self.selected.take().is_some() && (self.rev2 || self.qresync) {
-            self.line("* OK [CLOSED] Previous mailbox closed");
+            self.send(Status::untagged(Kind::Ok, "Previous mailbox closed").with(Code::Closed));
         }
         let rev2 = self.rev2;
         if condstore {
@@ -56,7 +56,7 @@ impl Session {
         .await;
         let (mailbox, snapshot, recent_uids) = match opened {
             Ok(o) => o,
-            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => return self.send(store_no(tag, &e)),
         };
         let exists = snapshot.messages.len();
         let recent = snapshot
@@ -65,20 +65,21 @@ impl Session {
             .filter(|m| recent_uids.contains(&m.uid))
             .count();
         let first_unseen = snapshot.messages.iter().position(|m| !m.flags.seen);
+        let ok = |code, text| Response::from(Status::untagged(Kind::Ok, text).with(code));
         let mut lines = view::flag_lines(&snapshot.keywords, read_only).to_vec();
-        lines.push(format!("* {exists} EXISTS"));
+        lines.push(Untagged::Exists(exists as u32).into());
         // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 Appendix E).
         if !rev2 {
-            lines.push(format!("* {recent} RECENT"));
+            lines.push(Untagged::Recent(recent as u32).into());
             if let Some(i) = first_unseen {
-                lines.push(format!("* OK [UNSEEN {}] First unseen", i + 1));
+                lines.push(ok(Code::Unseen(i as u32 + 1), "First unseen"));
             }
         }
-        lines.push(format!("* OK [UIDVALIDITY {}] UIDs valid", snapshot.uid_validity));
-        lines.push(format!("* OK [UIDNEXT {}] Predicted next UID", snapshot.uid_next));
-        lines.push(format!("* OK [HIGHESTMODSEQ {}] Highest", snapshot.highest_modseq));
+        lines.push(ok(Code::UidValidity(snapshot.uid_validity), "UIDs valid"));
+        lines.push(ok(Code::UidNext(snapshot.uid_next), "Predicted next UID"));
+        lines.push(ok(Code::HighestModSeq(snapshot.highest_modseq), "Highest"));
         for l in lines {
-            self.line(&l);
+            self.send(l);
         }
         if rev2 {
             self.select_list(mailbox.name()).await;
@@ -98,23 +99,27 @@ impl Session {
             self.vanished_earlier(&known_uids, q.modseq, known_through).await;
             let sel = self.selected();
             let r = known_uids.resolve(sel.max_uid());
-            let lines: Vec<String> = sel
+            let lines: Vec<Untagged> = sel
                 .snapshot
                 .messages
                 .iter()
                 .enumerate()
                 .filter(|(_, m)| m.modseq > q.modseq && r.contains(m.uid))
-                .map(|(i, m)| {
-                    let flags = view::render_flags(&m.flags, sel.is_recent(m.uid));
-                    format!("* {} FETCH (UID {} FLAGS {flags} MODSEQ ({}))", i + 1, m.uid, m.modseq)
+                .map(|(i, m)| Untagged::Fetch {
+                    seq: i as u32 + 1,
+                    items: vec![
+                        FetchItem::Uid(m.uid),
+                        FetchItem::Flags(view::flag_names(&m.flags, sel.is_recent(m.uid))),
+                        FetchItem::ModSeq(m.modseq),
+                    ],
                 })
                 .collect();
             for l in lines {
-                self.line(&l);
+                self.send(l);
             }
         }
-        let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
-        self.ok(tag, &format!("[{mode}] SELECT completed"));
+        let mode = if read_only { Code::ReadOnly } else { Code::ReadWrite };
+        self.send(Status::ok(tag, "SELECT completed").with(mode));
     }
 
     /// IMAP4rev2's SELECT names the mailbox in a LIST response with its
@@ -128,16 +133,19 @@ impl Session {
         let Some(f) = folders.iter().find(|f| f.name == name) else {
             return;
         };
-        let mut attrs = vec![if f.has_children {
+        let mut attributes = vec![if f.has_children {
             "\\HasChildren"
         } else {
             "\\HasNoChildren"
         }];
-        attrs.extend(f.special_use.map(listing::special_use_attribute));
-        let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-        message::string(&mut line, self.names.encode(name).as_bytes());
-        line.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&line);
+        attributes.extend(f.special_use.map(listing::special_use_attribute));
+        self.send(Untagged::List {
+            lsub: false,
+            attributes,
+            delimiter: '/',
+            name: self.names.encode(name),
+            child_info: false,
+        });
     }
 
     /// `* VANISHED (EARLIER) uids`: UIDs in `set` expunged since `modseq`
@@ -153,7 +161,7 @@ impl Session {
                 uids.retain(|&u| u > known_through && r.contains(u));
                 uids.sort_unstable();
                 if !uids.is_empty() {
-                    self.line(&format!("* VANISHED (EARLIER) {}", sequence::render(&uids)));
+                    self.send(Untagged::Vanished { earlier: true, uids });
                 }
             }
             Err(e) => tracing::warn!("imap: VANISHED: {e}"),
@@ -184,7 +192,7 @@ impl Session {
         };
         let Some(sel) = &mut self.selected else { return };
         for l in sel.view.catch_up(snapshot, recent_uids, rules) {
-            self.line(&l);
+            self.send(l);
         }
     }
 }

@@ -1,16 +1,17 @@
 //! Changing messages: STORE (with UNCHANGEDSINCE), COPY, MOVE and EXPUNGE.
 
-use super::{Session, blocking, over_quota, store_no, to_flags};
+use super::{Session, blocking, dest_no, over_quota, over_quota_no, read_only, store_no, to_flags};
 use crate::imap::command::StoreMode;
-use crate::imap::sequence::{self, SequenceSet};
+use crate::imap::response::{Code, FetchItem, Kind, Status, Untagged};
+use crate::imap::sequence::SequenceSet;
 use crate::imap::view;
-use crate::store::{FlagOp, StoreError};
+use crate::store::FlagOp;
 use std::sync::Arc;
 
 impl Session {
     pub(super) async fn expunge(&mut self, tag: &str, uids: Option<SequenceSet>) {
         if self.selected().read_only {
-            return self.line(&format!("{tag} NO [READ-ONLY] Mailbox is read-only"));
+            return self.send(read_only(tag));
         }
         let only: Option<Vec<u32>> = uids.map(|set| self.selected().resolve(&set, true).iter().map(|p| p.1).collect());
         let mailbox = Arc::clone(&self.selected().mailbox);
@@ -33,7 +34,7 @@ impl Session {
         self.update(uid).await;
         let sel = self.selected();
         if sel.read_only {
-            return self.line(&format!("{tag} NO [READ-ONLY] Mailbox is read-only"));
+            return self.send(read_only(tag));
         }
         if unchanged_since.is_some() {
             self.condstore = true;
@@ -50,7 +51,7 @@ impl Session {
         let mailbox = Arc::clone(&sel.mailbox);
         let outcome = match blocking(move || mailbox.store_flags(&uids, op, &flags, unchanged_since)).await {
             Ok(o) => o,
-            Err(e) => return self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => return self.send(store_no(tag, &e)),
         };
         let condstore = self.condstore;
         let sel = self.selected.as_mut().expect("selected");
@@ -81,20 +82,20 @@ impl Session {
             let mut items = Vec::new();
             // Under CONDSTORE every untagged FETCH carries the UID (RFC 7162 §3.1).
             if uid || condstore {
-                items.push(format!("UID {u}"));
+                items.push(FetchItem::Uid(*u));
             }
             if !silent {
-                items.push(format!("FLAGS {}", view::render_flags(flags, sel.is_recent(*u))));
+                items.push(FetchItem::Flags(view::flag_names(flags, sel.is_recent(*u))));
             }
             if condstore {
-                items.push(format!("MODSEQ ({modseq})"));
+                items.push(FetchItem::ModSeq(*modseq));
             }
             if !silent || condstore {
-                lines.push(format!("* {seq} FETCH ({})", items.join(" ")));
+                lines.push(Untagged::Fetch { seq, items }.into());
             }
         }
         for l in lines {
-            self.line(&l);
+            self.send(l);
         }
         if outcome.modified.is_empty() {
             self.ok(tag, "STORE completed");
@@ -109,10 +110,7 @@ impl Session {
                     .collect()
             };
             modified.sort_unstable();
-            self.ok(
-                tag,
-                &format!("[MODIFIED {}] Conditional STORE failed", sequence::render(&modified)),
-            );
+            self.send(Status::ok(tag, "Conditional STORE failed").with(Code::Modified(modified)));
         }
     }
 
@@ -120,7 +118,7 @@ impl Session {
         self.update(uid).await;
         let sel = self.selected();
         if remove && sel.read_only {
-            return self.line(&format!("{tag} NO [READ-ONLY] Mailbox is read-only"));
+            return self.send(read_only(tag));
         }
         let uids: Vec<u32> = sel.resolve(&set, uid).iter().map(|t| t.1).collect();
         if uids.is_empty() {
@@ -128,7 +126,7 @@ impl Session {
         }
         let adding: u64 = uids.iter().filter_map(|&u| sel.meta(u)).map(|m| m.size).sum();
         if !remove && over_quota(self.shared.config.imap.quota, self.store(), adding).await {
-            return self.line(&format!("{tag} NO [OVERQUOTA] Mailbox quota exceeded"));
+            return self.send(over_quota_no(tag));
         }
         let sel = self.selected();
         let source = Arc::clone(&sel.mailbox);
@@ -144,23 +142,20 @@ impl Session {
         .await;
         match r {
             Ok((validity, pairs)) => {
-                let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-                let dst: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-                let code = format!(
-                    "[COPYUID {validity} {} {}]",
-                    sequence::render(&src),
-                    sequence::render(&dst)
-                );
+                let code = Code::CopyUid {
+                    validity,
+                    source: pairs.iter().map(|p| p.0).collect(),
+                    dest: pairs.iter().map(|p| p.1).collect(),
+                };
                 if remove {
-                    self.line(&format!("* OK {code} Moved"));
+                    self.send(Status::untagged(Kind::Ok, "Moved").with(code));
                     self.update(true).await;
                     self.ok(tag, "MOVE completed");
                 } else {
-                    self.ok(tag, &format!("{code} COPY completed"));
+                    self.send(Status::ok(tag, "COPY completed").with(code));
                 }
             }
-            Err(StoreError::NoSuchMailbox(m)) => self.line(&format!("{tag} NO [TRYCREATE] No such mailbox: {m}")),
-            Err(e) => self.line(&format!("{tag} {}", store_no(&e))),
+            Err(e) => self.send(dest_no(tag, &e)),
         }
     }
 }
@@ -169,13 +164,13 @@ impl Session {
 mod tests {
     use super::super::search::has_flag;
     use super::*;
-    use crate::imap::view::render_flags;
+    use crate::imap::view::flag_names;
 
     #[test]
     fn flags_round_trip() {
         let f = to_flags(&["\\Seen".into(), "\\Recent".into(), "$Junk".into()]);
         assert!(f.seen && !f.deleted);
-        assert_eq!(render_flags(&f, true), "(\\Seen \\Recent $Junk)");
+        assert_eq!(flag_names(&f, true), ["\\Seen", "\\Recent", "$Junk"]);
         assert!(has_flag(&f, "$junk"));
         assert!(has_flag(&f, "\\SEEN"));
         assert!(!has_flag(&f, "\\Draft"));
