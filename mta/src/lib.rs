@@ -21,6 +21,7 @@ pub mod recipient;
 pub mod reload;
 pub mod runner;
 pub mod service;
+pub mod sieve;
 pub mod smtp;
 pub mod store;
 pub mod submit;
