@@ -66,8 +66,15 @@ pub struct Input<'a> {
 }
 
 pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
+    run_all(&[script], input)
+}
+
+/// Run scripts one after the other (global before, the user's, global
+/// after), as one run: actions, flags and limits carry over, `stop` ends
+/// them all; each script has its own variables.
+pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
     let mut r = Runner {
-        script,
+        expand_variables: false,
         input,
         headers: Headers::parse(input.content),
         actions: Vec::new(),
@@ -77,7 +84,17 @@ pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
         captures: Vec::new(),
         steps: 0,
     };
-    match r.block(&script.commands) {
+    let mut result = Ok(Flow::Continue);
+    for script in scripts {
+        r.expand_variables = script.variables;
+        r.variables.clear();
+        r.captures.clear();
+        result = r.block(&script.commands);
+        if !matches!(result, Ok(Flow::Continue)) {
+            break;
+        }
+    }
+    match result {
         Ok(_) => {
             // Every action that could clash with it (keep, reject) cancelled it.
             if !r.cancelled_keep {
@@ -106,7 +123,8 @@ enum Flow {
 }
 
 struct Runner<'a> {
-    script: &'a Script,
+    /// The running script required "variables".
+    expand_variables: bool,
     input: &'a Input<'a>,
     headers: Headers,
     actions: Vec<Action>,
@@ -302,7 +320,7 @@ impl Runner<'_> {
 
     /// `${name}` and `${N}` replaced when the script uses variables.
     fn expand(&mut self, s: &str, line: usize) -> Result<String, RunError> {
-        if !self.script.variables || !s.contains("${") {
+        if !self.expand_variables || !s.contains("${") {
             return Ok(s.to_string());
         }
         self.charge(line, 1 + s.len() as u64 / 64)?;
@@ -418,7 +436,7 @@ impl Runner<'_> {
         let found = matcher::test(how, &values, &keys);
         self.charge(line, found.steps)?;
         if found.matched
-            && self.script.variables
+            && self.expand_variables
             && let Some(c) = found.captures
         {
             self.captures = c;

@@ -1,7 +1,8 @@
 //! Sieve (RFC 5228), our own implementation: lexer, generic grammar,
 //! checker (require and extensions), and an interpreter returning typed
-//! actions. Pure: the delivery code acts on the result. Supported
-//! extensions are listed in [`compile::EXTENSIONS`].
+//! actions. Pure (but for [`scripts`], where a user's scripts live): the
+//! delivery code acts on the result. Supported extensions are listed in
+//! [`compile::EXTENSIONS`].
 
 pub mod ast;
 pub mod compile;
@@ -10,9 +11,10 @@ pub mod interp;
 pub mod lexer;
 pub mod matcher;
 pub mod message;
+pub mod scripts;
 
 pub use ast::Script;
-pub use interp::{Action, Input, Outcome, RunError, run};
+pub use interp::{Action, Input, Outcome, RunError, run, run_all};
 
 /// Largest script we accept.
 pub const MAX_SCRIPT: usize = 1 << 20;
