@@ -22,6 +22,7 @@ pub mod reload;
 pub mod reporting;
 pub mod runner;
 pub mod service;
+pub mod sieve;
 pub mod smtp;
 pub mod store;
 pub mod submit;

@@ -395,7 +395,12 @@ impl Router {
 
 fn mailbox_target((format, path): (MailboxFormat, PathBuf), folder: Option<String>) -> Target {
     match format {
-        MailboxFormat::Maildir => Target::Maildir { dir: path, folder },
+        MailboxFormat::Maildir => Target::Maildir {
+            dir: path,
+            folder,
+            create: false,
+            flags: Vec::new(),
+        },
         MailboxFormat::Mbox => Target::Mbox(path),
     }
 }
@@ -406,6 +411,8 @@ fn file_target(path: &std::path::Path) -> Target {
         Target::Maildir {
             dir: PathBuf::from(path),
             folder: None,
+            create: false,
+            flags: Vec::new(),
         }
     } else {
         Target::Mbox(path.to_path_buf())
@@ -485,7 +492,9 @@ mod tests {
             vec![Resolved::Deliver {
                 target: Target::Maildir {
                     dir: dir.path().join("vmail/v.example/alice"),
-                    folder: Some("lists".into())
+                    folder: Some("lists".into()),
+                    create: false,
+                    flags: Vec::new(),
                 },
                 owner: None
             }]

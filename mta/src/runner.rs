@@ -4,7 +4,7 @@
 //! those older than the queue lifetime. Recipients for other hosts go
 //! through the outbound relay (`outbound::Outbound`) in the same attempt.
 
-use crate::deliver::{self, DeliveryError, Message};
+use crate::deliver::{self, DeliveryError, Message, Target};
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
 use crate::outbound::srs;
 use crate::outbound::{Disposition, Outbound};
@@ -431,36 +431,38 @@ fn deliver_recipient(
     let mut temp: Option<String> = None;
     let mut perm: Option<String> = None;
     let mut delivered_any = false;
+    let mut work = Vec::new();
+    let address = rcpt.address.clone();
+    let msg = Message {
+        sender: sender.as_deref(),
+        recipient: &address,
+        content,
+        arrived,
+    };
     for r in shared.router.expand(&rcpt.address) {
         match r {
             Resolved::Deliver { target, owner } => {
-                let key = target.key();
-                if rcpt.done.contains(&key) {
-                    delivered_any = true;
+                let filtered = match &target {
+                    Target::Maildir { dir, folder, .. } => {
+                        deliver::sieve::filter(&shared.config.delivery, dir, folder.as_deref(), &msg)
+                    }
+                    _ => None,
+                };
+                let Some(f) = filtered else {
+                    work.push((target, owner));
+                    continue;
+                };
+                if let Some(reason) = f.reject {
+                    tracing::info!("{id}: to=<{}>, status=rejected by sieve ({reason})", rcpt.address);
+                    perm = Some(format!("550 5.7.1 rejected by the recipient's filter: {reason}"));
                     continue;
                 }
-                let msg = Message {
-                    sender: sender.as_deref(),
-                    recipient: &rcpt.address,
-                    content,
-                    arrived,
-                };
-                match deliver::deliver(&target, &msg, owner.as_ref(), &shared.config.hostname) {
-                    Ok(()) => {
-                        tracing::info!(
-                            "{id}: to=<{}>, relay=local, delay={}s, status=sent ({key})",
-                            rcpt.address,
-                            queue::now().saturating_sub(arrived)
-                        );
-                        rcpt.done.push(key);
-                        delivered_any = true;
-                    }
-                    Err(e) if e.temporary => {
-                        tracing::info!("{id}: to=<{}>, relay=local, status=deferred ({key}: {e})", rcpt.address);
-                        temp = Some(e.message);
-                    }
-                    Err(e) => perm = Some(e.message),
+                if f.targets.is_empty() && f.redirects.is_empty() {
+                    tracing::info!("{id}: to=<{}>, status=discarded by sieve", rcpt.address);
                 }
+                delivered_any |= f.targets.is_empty();
+                relays.extend(f.redirects);
+                work.extend(f.targets.into_iter().map(|t| (t, owner.clone())));
             }
             Resolved::Relay(addr) => {
                 relays.push(addr);
@@ -468,6 +470,29 @@ fn deliver_recipient(
             }
             Resolved::Error(reply) if reply.starts_with('4') => temp = Some(reply),
             Resolved::Error(reply) => perm = Some(reply),
+        }
+    }
+    for (target, owner) in work {
+        let key = target.key();
+        if rcpt.done.contains(&key) {
+            delivered_any = true;
+            continue;
+        }
+        match deliver::deliver(&target, &msg, owner.as_ref(), &shared.config.hostname) {
+            Ok(()) => {
+                tracing::info!(
+                    "{id}: to=<{}>, relay=local, delay={}s, status=sent ({key})",
+                    rcpt.address,
+                    queue::now().saturating_sub(arrived)
+                );
+                rcpt.done.push(key);
+                delivered_any = true;
+            }
+            Err(e) if e.temporary => {
+                tracing::info!("{id}: to=<{}>, relay=local, status=deferred ({key}: {e})", rcpt.address);
+                temp = Some(e.message);
+            }
+            Err(e) => perm = Some(e.message),
         }
     }
     match (temp, perm) {

@@ -49,6 +49,10 @@ struct DeliverArgs {
     #[arg(long)]
     folder: Option<String>,
     #[arg(long)]
+    create: bool,
+    #[arg(long)]
+    flag: Vec<String>,
+    #[arg(long)]
     mbox: Option<PathBuf>,
 }
 
@@ -90,6 +94,8 @@ fn deliver_as_user(config: &std::path::Path, args: DeliverArgs) -> Result<()> {
         (Some(dir), None) => Target::Maildir {
             dir,
             folder: args.folder,
+            create: args.create,
+            flags: args.flag,
         },
         (None, Some(path)) => Target::Mbox(path),
         _ => anyhow::bail!("give exactly one of --maildir and --mbox"),

@@ -1,6 +1,7 @@
 //! `mtactl`: set up and manage the mail server (smtpctl/doveadm's role):
 //! `init` a self-contained configuration, manage virtual `user`s, make a
-//! self-signed `cert`, `dkim generate` signing keys.
+//! self-signed `cert`, `dkim generate` signing keys, `sieve check` and
+//! `sieve test` scripts.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -59,6 +60,11 @@ enum Cmd {
         #[arg(long = "name")]
         names: Vec<String>,
     },
+    /// Sieve scripts: check one, or show what it would do with a message.
+    Sieve {
+        #[command(subcommand)]
+        action: SieveCmd,
+    },
     /// DKIM signing keys.
     Dkim {
         #[command(subcommand)]
@@ -78,6 +84,23 @@ enum DkimCmd {
         selector: Option<String>,
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
+    },
+}
+
+#[derive(Subcommand)]
+enum SieveCmd {
+    /// Compile FILE; errors name the line.
+    Check { file: PathBuf },
+    /// Run FILE over MESSAGE and print the actions; nothing is delivered.
+    Test {
+        file: PathBuf,
+        message: PathBuf,
+        /// Envelope sender; default: the message's Return-Path, else `<>`.
+        #[arg(long)]
+        sender: Option<String>,
+        /// Envelope recipient.
+        #[arg(long, default_value = "user@localhost")]
+        recipient: String,
     },
 }
 
@@ -142,6 +165,7 @@ fn main() -> Result<()> {
         } => init(&root, hostname, domain, listen, port_offset),
         Cmd::User { action, config } => user(action, &Config::load(&config)?),
         Cmd::Queue { action, config } => queue(action, &Config::load(&config)?),
+        Cmd::Sieve { action } => sieve(action),
         Cmd::Dkim {
             action:
                 DkimCmd::Generate {
@@ -163,6 +187,73 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn sieve(action: SieveCmd) -> Result<()> {
+    use mta::sieve::{self, Action};
+    let (file, test) = match action {
+        SieveCmd::Check { file } => (file, None),
+        SieveCmd::Test {
+            file,
+            message,
+            sender,
+            recipient,
+        } => (file, Some((message, sender, recipient))),
+    };
+    let src = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let script = sieve::parse(&src).with_context(|| file.display().to_string())?;
+    let Some((message, sender, recipient)) = test else {
+        println!("{}: ok", file.display());
+        return Ok(());
+    };
+    let content = std::fs::read(&message).with_context(|| format!("reading {}", message.display()))?;
+    let return_path = sieve::message::Headers::parse(&content)
+        .get("return-path")
+        .first()
+        .and_then(|v| sieve::message::addresses(v).into_iter().next());
+    let sender = sender.or(return_path).filter(|s| !s.is_empty());
+    let exists = |_: &str| true;
+    let outcome = sieve::run(
+        &script,
+        &sieve::Input {
+            content: &content,
+            sender: sender.as_deref(),
+            recipient: &recipient,
+            mailbox_exists: &exists,
+        },
+    );
+    if let Some(e) = &outcome.error {
+        println!("error: {e}; the message would be kept");
+    }
+    if outcome.actions.is_empty() {
+        println!("discard");
+    }
+    for a in &outcome.actions {
+        let flags = |f: &[String]| {
+            if f.is_empty() {
+                String::new()
+            } else {
+                format!(" flags {}", f.join(" "))
+            }
+        };
+        match a {
+            Action::Keep { flags: f } => println!("keep into INBOX{}", flags(f)),
+            Action::FileInto {
+                mailbox,
+                create,
+                flags: f,
+            } => {
+                println!(
+                    "fileinto {mailbox}{}{}",
+                    if *create { " (create)" } else { "" },
+                    flags(f)
+                )
+            }
+            Action::Redirect { address } => println!("redirect to {address}"),
+            Action::Reject { reason } => println!("reject: {reason}"),
+        }
+    }
+    Ok(())
 }
 
 fn queue(action: QueueCmd, config: &Config) -> Result<()> {

@@ -165,6 +165,12 @@ pub struct DeliveryConfig {
     pub forward: bool,
     /// User that runs aliases-file programs and file deliveries when mta runs as root. Default "nobody".
     pub alias_user: String,
+    /// Run the user's active Sieve script on Maildir deliveries. Default true.
+    pub sieve: bool,
+    /// Sieve script run before every user's own (for example to file spam). Default none.
+    pub sieve_before: Option<PathBuf>,
+    /// Sieve script run after every user's own. Default none.
+    pub sieve_after: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -547,6 +553,9 @@ impl Default for DeliveryConfig {
             virtual_dir: "/var/vmail".into(),
             forward: true,
             alias_user: "nobody".into(),
+            sieve: true,
+            sieve_before: None,
+            sieve_after: None,
         }
     }
 }

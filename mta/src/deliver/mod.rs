@@ -6,16 +6,20 @@
 pub mod maildir;
 pub mod mbox;
 pub mod pipe;
+pub mod sieve;
 
 use std::path::PathBuf;
 
 /// Where one recipient's copy goes, and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A Maildir; `folder` is a Maildir++ folder name used if it exists.
+    /// A Maildir; `folder` is a Maildir++ folder name used if it exists
+    /// (or made, with `create`); `flags` are IMAP flags the message gets.
     Maildir {
         dir: PathBuf,
         folder: Option<String>,
+        create: bool,
+        flags: Vec<String>,
     },
     Mbox(PathBuf),
     Program(String),
@@ -25,7 +29,7 @@ impl Target {
     /// Stable key recorded in the envelope once this target is done.
     pub fn key(&self) -> String {
         match self {
-            Target::Maildir { dir, folder } => match folder {
+            Target::Maildir { dir, folder, .. } => match folder {
                 Some(f) => format!("maildir:{}/.{f}", dir.display()),
                 None => format!("maildir:{}", dir.display()),
             },
@@ -106,7 +110,21 @@ impl Message<'_> {
 /// Deliver in this process (the caller already has the right identity).
 pub fn deliver_here(target: &Target, msg: &Message<'_>, hostname: &str) -> Result<(), DeliveryError> {
     match target {
-        Target::Maildir { dir, folder } => maildir::deliver(dir, folder.as_deref(), &msg.local_form(), hostname),
+        Target::Maildir {
+            dir,
+            folder,
+            create,
+            flags,
+        } => maildir::deliver(
+            dir,
+            &maildir::Placement {
+                folder: folder.as_deref(),
+                create: *create,
+                flags,
+            },
+            &msg.local_form(),
+            hostname,
+        ),
         Target::Mbox(path) => mbox::deliver(path, msg),
         Target::Program(cmd) => pipe::deliver(cmd, msg, None),
     }
@@ -123,7 +141,7 @@ pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostna
         (Some(o), Target::Program(cmd)) => pipe::deliver(cmd, msg, Some(o)),
         (Some(o), _) => helper::deliver_as(o, target, msg),
     }?;
-    if let Target::Maildir { dir, folder } = target {
+    if let Target::Maildir { dir, folder, .. } = target {
         crate::store::delivered(dir, folder.as_deref());
     }
     Ok(())
@@ -133,10 +151,12 @@ pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostna
 /// into the Junk folder of a Maildir; mbox and programs get it as usual.
 fn junk_target(target: &Target, msg: &Message<'_>) -> Option<Target> {
     match target {
-        Target::Maildir { dir, .. } if crate::inbound_auth::results::marked_junk(msg.content) => {
+        Target::Maildir { dir, flags, .. } if crate::inbound_auth::results::marked_junk(msg.content) => {
             Some(Target::Maildir {
                 dir: dir.clone(),
                 folder: Some(maildir::JUNK.into()),
+                create: true,
+                flags: flags.clone(),
             })
         }
         _ => None,
@@ -200,10 +220,21 @@ pub mod helper {
             .arg("--arrived")
             .arg(msg.arrived.to_string());
         match target {
-            Target::Maildir { dir, folder } => {
+            Target::Maildir {
+                dir,
+                folder,
+                create,
+                flags,
+            } => {
                 cmd.arg("--maildir").arg(dir);
                 if let Some(f) = folder {
                     cmd.arg("--folder").arg(f);
+                }
+                if *create {
+                    cmd.arg("--create");
+                }
+                for f in flags {
+                    cmd.arg("--flag").arg(f);
                 }
             }
             Target::Mbox(p) => {

@@ -514,7 +514,7 @@ mod tests {
     fn delivered_mail_gets_uids_that_survive_reopening() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("Maildir");
-        maildir::deliver(&root, None, b"Subject: one\n\nbody\n", "h").unwrap();
+        maildir::deliver(&root, &Default::default(), b"Subject: one\n\nbody\n", "h").unwrap();
         let store = Store::open(&root, None).unwrap();
         let inbox = store.mailbox("inbox").unwrap();
         let snap = inbox.sync().unwrap();
@@ -527,7 +527,7 @@ mod tests {
         let validity = snap.uid_validity;
         drop(inbox);
 
-        maildir::deliver(&root, None, b"Subject: two\n\n", "h").unwrap();
+        maildir::deliver(&root, &Default::default(), b"Subject: two\n\n", "h").unwrap();
         let inbox = store.mailbox("INBOX").unwrap();
         let snap = inbox.sync().unwrap();
         assert_eq!(snap.uid_validity, validity);
@@ -542,7 +542,7 @@ mod tests {
         let root = tmp.path().to_path_buf();
         let store = Store::open(&root, None).unwrap();
         for n in 0..3 {
-            maildir::deliver(&root, None, format!("n: {n}\n").as_bytes(), "h").unwrap();
+            maildir::deliver(&root, &Default::default(), format!("n: {n}\n").as_bytes(), "h").unwrap();
         }
         let inbox = store.mailbox("INBOX").unwrap();
         let before = inbox.sync().unwrap();
@@ -564,7 +564,7 @@ mod tests {
         let vanished = inbox.vanished_since(before.highest_modseq).unwrap();
         assert_eq!(vanished, [3]);
         // A file someone drops in later never takes a used UID.
-        maildir::deliver(&root, None, b"n: 4\n", "h").unwrap();
+        maildir::deliver(&root, &Default::default(), b"n: 4\n", "h").unwrap();
         assert_eq!(inbox.sync().unwrap().messages.last().unwrap().uid, 4);
     }
 
@@ -598,7 +598,7 @@ mod tests {
         let inbox = store.mailbox("INBOX").unwrap();
         let mut changes = inbox.changes();
         changes.mark_unchanged();
-        maildir::deliver(tmp.path(), None, b"x\n", "h").unwrap();
+        maildir::deliver(tmp.path(), &Default::default(), b"x\n", "h").unwrap();
         delivered(tmp.path(), Some("nofolder"));
         assert!(changes.has_changed().unwrap());
     }
@@ -607,7 +607,7 @@ mod tests {
     fn a_lost_index_is_rebuilt_with_a_new_uidvalidity() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path(), None).unwrap();
-        maildir::deliver(tmp.path(), None, b"x\n", "h").unwrap();
+        maildir::deliver(tmp.path(), &Default::default(), b"x\n", "h").unwrap();
         let old = store.mailbox("INBOX").unwrap().sync().unwrap().uid_validity;
         fs::remove_file(tmp.path().join(index::FILE)).unwrap();
         let snap = Mailbox::open("INBOX", tmp.path(), None).unwrap().sync().unwrap();

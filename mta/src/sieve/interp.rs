@@ -1,0 +1,519 @@
+//! Running a checked script over one message and its envelope: the list of
+//! actions to take. Limits (actions, redirects, CPU steps, variable sizes)
+//! and run-time errors end the run with the implicit keep and the reason,
+//! so a bad script never loses a message.
+
+use super::ast::*;
+use super::matcher;
+use super::message::{Headers, addresses};
+use std::collections::HashMap;
+
+/// Most actions one run may take.
+pub const MAX_ACTIONS: usize = 32;
+/// Most redirects one run may take.
+pub const MAX_REDIRECTS: usize = 4;
+/// The CPU budget: commands, tests and comparisons (long strings cost more).
+pub const MAX_STEPS: u64 = 100_000;
+/// Longest value a variable may hold; longer values are cut (RFC 5229 allows it).
+pub const MAX_VARIABLE: usize = 4096;
+
+const REJECT_ALONE: &str = "reject cannot be combined with keep, fileinto or redirect";
+
+/// What the delivery does with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Into the user's INBOX, with these IMAP flags.
+    Keep {
+        flags: Vec<String>,
+    },
+    FileInto {
+        mailbox: String,
+        create: bool,
+        flags: Vec<String>,
+    },
+    Redirect {
+        address: String,
+    },
+    Reject {
+        reason: String,
+    },
+}
+
+/// A run that stopped early, with the line it stopped at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct RunError {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Never empty unless the script discarded the message.
+    pub actions: Vec<Action>,
+    /// Why the script was abandoned for the implicit keep.
+    pub error: Option<RunError>,
+}
+
+/// The message and envelope a script sees.
+pub struct Input<'a> {
+    pub content: &'a [u8],
+    /// Envelope sender, `None` for `<>`.
+    pub sender: Option<&'a str>,
+    pub recipient: &'a str,
+    /// Whether the user has this mailbox (`mailboxexists`).
+    pub mailbox_exists: &'a dyn Fn(&str) -> bool,
+}
+
+pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
+    run_all(&[script], input)
+}
+
+/// Run scripts one after the other (global before, the user's, global
+/// after), as one run: actions, flags and limits carry over, `stop` ends
+/// them all; each script has its own variables.
+pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
+    let mut r = Runner {
+        expand_variables: false,
+        input,
+        headers: Headers::parse(input.content),
+        actions: Vec::new(),
+        cancelled_keep: false,
+        flags: Vec::new(),
+        variables: HashMap::new(),
+        captures: Vec::new(),
+        steps: 0,
+    };
+    let mut result = Ok(Flow::Continue);
+    for script in scripts {
+        r.expand_variables = script.variables;
+        r.variables.clear();
+        r.captures.clear();
+        result = r.block(&script.commands);
+        if !matches!(result, Ok(Flow::Continue)) {
+            break;
+        }
+    }
+    match result {
+        Ok(_) => {
+            // Every action that could clash with it (keep, reject) cancelled it.
+            if !r.cancelled_keep {
+                r.actions.push(Action::Keep { flags: r.flags.clone() });
+            }
+            Outcome {
+                actions: r.actions,
+                error: None,
+            }
+        }
+        Err(error) => keep_after(error),
+    }
+}
+
+/// The message goes to INBOX as it is, whatever the script did so far.
+fn keep_after(error: RunError) -> Outcome {
+    Outcome {
+        actions: vec![Action::Keep { flags: Vec::new() }],
+        error: Some(error),
+    }
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Runner<'a> {
+    /// The running script required "variables".
+    expand_variables: bool,
+    input: &'a Input<'a>,
+    headers: Headers,
+    actions: Vec<Action>,
+    cancelled_keep: bool,
+    /// imap4flags' internal variable.
+    flags: Vec<String>,
+    variables: HashMap<String, String>,
+    /// `${0}`..`${9}` from the last successful `:matches`.
+    captures: Vec<String>,
+    steps: u64,
+}
+
+impl Runner<'_> {
+    fn charge(&mut self, line: usize, steps: u64) -> Result<(), RunError> {
+        self.steps += steps;
+        if self.steps > MAX_STEPS {
+            return Err(fail(line, format!("over the limit of {MAX_STEPS} steps")));
+        }
+        Ok(())
+    }
+
+    fn block(&mut self, commands: &[Command]) -> Result<Flow, RunError> {
+        for c in commands {
+            if let Flow::Stop = self.command(c)? {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn command(&mut self, cmd: &Command) -> Result<Flow, RunError> {
+        let line = cmd.line;
+        self.charge(line, 1)?;
+        match &cmd.kind {
+            CommandKind::If { branches, otherwise } => {
+                for (test, body) in branches {
+                    if self.test(test, line)? {
+                        return self.block(body);
+                    }
+                }
+                return self.block(otherwise);
+            }
+            CommandKind::Stop => return Ok(Flow::Stop),
+            CommandKind::Keep { flags } => {
+                let flags = self.flags_or_current(flags.as_deref(), line)?;
+                self.cancelled_keep = true;
+                self.add_keep(line, flags)?;
+            }
+            CommandKind::Discard => self.cancelled_keep = true,
+            CommandKind::FileInto {
+                mailbox,
+                create,
+                copy,
+                flags,
+            } => {
+                let flags = self.flags_or_current(flags.as_deref(), line)?;
+                let mailbox = self.expand(mailbox, line)?;
+                self.cancelled_keep |= !copy;
+                if mailbox.eq_ignore_ascii_case("INBOX") {
+                    self.add_keep(line, flags)?;
+                } else if !self
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, Action::FileInto { mailbox: m, .. } if *m == mailbox))
+                {
+                    self.push(
+                        line,
+                        Action::FileInto {
+                            mailbox,
+                            create: *create,
+                            flags,
+                        },
+                    )?;
+                }
+            }
+            CommandKind::Redirect { address, copy } => {
+                let address = self.expand(address, line)?;
+                if !plausible_address(&address) {
+                    return Err(fail(line, format!("redirect to a bad address {address:?}")));
+                }
+                self.cancelled_keep |= !copy;
+                let redirects = self
+                    .actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Redirect { .. }))
+                    .count();
+                if !self.actions.contains(&Action::Redirect {
+                    address: address.clone(),
+                }) {
+                    if redirects >= MAX_REDIRECTS {
+                        return Err(fail(line, format!("more than {MAX_REDIRECTS} redirects")));
+                    }
+                    self.push(line, Action::Redirect { address })?;
+                }
+            }
+            CommandKind::Reject { reason } => {
+                let reason = self.expand(reason, line)?;
+                self.cancelled_keep = true;
+                self.push(line, Action::Reject { reason })?;
+            }
+            CommandKind::Flags { op, variable, flags } => {
+                let given = self.flag_list(flags, line)?;
+                let mut current = match variable {
+                    Some(v) => split_flags(&self.variable(v)),
+                    None => self.flags.clone(),
+                };
+                match op {
+                    FlagOp::Set => current = given,
+                    FlagOp::Add => {
+                        for f in given {
+                            if !current.iter().any(|c| c.eq_ignore_ascii_case(&f)) {
+                                current.push(f);
+                            }
+                        }
+                    }
+                    FlagOp::Remove => current.retain(|c| !given.iter().any(|g| g.eq_ignore_ascii_case(c))),
+                }
+                match variable {
+                    Some(v) => self.set_variable(v, current.join(" ")),
+                    None => self.flags = current,
+                }
+            }
+            CommandKind::Set { name, value, modifiers } => {
+                let mut v = self.expand(value, line)?;
+                for m in modifiers.iter().rev() {
+                    v = modify(*m, &v);
+                }
+                self.set_variable(name, v);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn add_keep(&mut self, line: usize, flags: Vec<String>) -> Result<(), RunError> {
+        if self.actions.iter().any(|a| matches!(a, Action::Reject { .. })) {
+            return Err(fail(line, REJECT_ALONE));
+        }
+        if let Some(Action::Keep { flags: f }) = self.actions.iter_mut().find(|a| matches!(a, Action::Keep { .. })) {
+            *f = flags;
+        } else {
+            self.actions.push(Action::Keep { flags });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, line: usize, action: Action) -> Result<(), RunError> {
+        if self.actions.len() >= MAX_ACTIONS {
+            return Err(fail(line, format!("more than {MAX_ACTIONS} actions")));
+        }
+        let rejects = matches!(action, Action::Reject { .. });
+        if self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Reject { .. }) != rejects)
+        {
+            return Err(fail(line, REJECT_ALONE));
+        }
+        self.actions.push(action);
+        Ok(())
+    }
+
+    fn flags_or_current(&mut self, given: Option<&[String]>, line: usize) -> Result<Vec<String>, RunError> {
+        match given {
+            Some(g) => self.flag_list(g, line),
+            None => Ok(self.flags.clone()),
+        }
+    }
+
+    /// Flag arguments: expanded, split at spaces, duplicates dropped.
+    fn flag_list(&mut self, given: &[String], line: usize) -> Result<Vec<String>, RunError> {
+        let mut out: Vec<String> = Vec::new();
+        for g in given {
+            for f in split_flags(&self.expand(g, line)?) {
+                if !out.iter().any(|o| o.eq_ignore_ascii_case(&f)) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn variable(&self, name: &str) -> String {
+        self.variables
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_variable(&mut self, name: &str, mut value: String) {
+        truncate(&mut value, MAX_VARIABLE);
+        self.variables.insert(name.to_ascii_lowercase(), value);
+    }
+
+    /// `${name}` and `${N}` replaced when the script uses variables.
+    fn expand(&mut self, s: &str, line: usize) -> Result<String, RunError> {
+        if !self.expand_variables || !s.contains("${") {
+            return Ok(s.to_string());
+        }
+        self.charge(line, 1 + s.len() as u64 / 64)?;
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find('}') {
+                Some(end) if valid_reference(&after[..end]) => {
+                    let name = &after[..end];
+                    let value = match name.parse::<usize>() {
+                        Ok(n) => self.captures.get(n).cloned().unwrap_or_default(),
+                        Err(_) => self.variable(name),
+                    };
+                    out.push_str(&value);
+                    rest = &after[end + 1..];
+                }
+                _ => {
+                    out.push_str("${");
+                    rest = after;
+                }
+            }
+            if out.len() > MAX_VARIABLE * 4 {
+                return Err(fail(line, "string too long after expanding variables"));
+            }
+        }
+        out.push_str(rest);
+        self.charge(line, out.len() as u64 / 64)?;
+        Ok(out)
+    }
+
+    fn expand_all(&mut self, list: &[String], line: usize) -> Result<Vec<String>, RunError> {
+        list.iter().map(|s| self.expand(s, line)).collect()
+    }
+
+    fn test(&mut self, test: &Test, line: usize) -> Result<bool, RunError> {
+        self.charge(line, 1)?;
+        let (how, values, keys) = match test {
+            Test::True => return Ok(true),
+            Test::False => return Ok(false),
+            Test::Not(t) => return Ok(!self.test(t, line)?),
+            Test::AllOf(ts) => {
+                for t in ts {
+                    if !self.test(t, line)? {
+                        return Ok(false);
+                    }
+                }
+                return Ok(true);
+            }
+            Test::AnyOf(ts) => {
+                for t in ts {
+                    if self.test(t, line)? {
+                        return Ok(true);
+                    }
+                }
+                return Ok(false);
+            }
+            Test::Exists(names) => {
+                let names = self.expand_all(names, line)?;
+                return Ok(names.iter().all(|n| !self.headers.get(n).is_empty()));
+            }
+            Test::Size { over, limit } => {
+                let size = self.input.content.len() as u64;
+                return Ok(if *over { size > *limit } else { size < *limit });
+            }
+            Test::MailboxExists(names) => {
+                let names = self.expand_all(names, line)?;
+                return Ok(names.iter().all(|n| (self.input.mailbox_exists)(n)));
+            }
+            Test::Header { how, names, keys } => {
+                let names = self.expand_all(names, line)?;
+                let values = names.iter().flat_map(|n| self.headers.get(n)).collect();
+                (how, values, keys)
+            }
+            Test::Address { how, part, names, keys } => {
+                let names = self.expand_all(names, line)?;
+                let values = names
+                    .iter()
+                    .flat_map(|n| self.headers.get(n))
+                    .flat_map(|v| addresses(&v))
+                    .filter_map(|a| address_part(&a, *part))
+                    .collect();
+                (how, values, keys)
+            }
+            Test::Envelope { how, part, names, keys } => {
+                let values = names
+                    .iter()
+                    .map(|n| match n.to_ascii_lowercase().as_str() {
+                        "from" => self.input.sender.unwrap_or(""),
+                        _ => self.input.recipient,
+                    })
+                    .filter_map(|a| match (a, part) {
+                        // The null sender matches "" with :all only.
+                        ("", AddressPart::All) => Some(String::new()),
+                        ("", _) => None,
+                        (a, p) => address_part(a, *p),
+                    })
+                    .collect();
+                (how, values, keys)
+            }
+            Test::HasFlag { how, variables, keys } => {
+                let values = if variables.is_empty() {
+                    self.flags.clone()
+                } else {
+                    variables.iter().flat_map(|v| split_flags(&self.variable(v))).collect()
+                };
+                (how, values, keys)
+            }
+            Test::String { how, sources, keys } => (how, self.expand_all(sources, line)?, keys),
+        };
+        let keys = self.expand_all(keys, line)?;
+        let found = matcher::test(how, &values, &keys);
+        self.charge(line, found.steps)?;
+        if found.matched
+            && self.expand_variables
+            && let Some(c) = found.captures
+        {
+            self.captures = c;
+        }
+        Ok(found.matched)
+    }
+}
+
+fn fail(line: usize, message: impl Into<String>) -> RunError {
+    RunError {
+        line,
+        message: message.into(),
+    }
+}
+
+fn valid_reference(name: &str) -> bool {
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+        || (!name.is_empty()
+            && name.split('.').all(|p| {
+                p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }))
+}
+
+fn split_flags(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+fn modify(m: Modifier, v: &str) -> String {
+    let mut chars = v.chars();
+    match m {
+        Modifier::Lower => v.to_lowercase(),
+        Modifier::Upper => v.to_uppercase(),
+        Modifier::LowerFirst => chars
+            .next()
+            .map(|c| c.to_lowercase().chain(chars).collect())
+            .unwrap_or_default(),
+        Modifier::UpperFirst => chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default(),
+        Modifier::QuoteWildcard => v
+            .chars()
+            .flat_map(|c| match c {
+                '*' | '?' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect(),
+        Modifier::Length => v.chars().count().to_string(),
+    }
+}
+
+/// `local@domain` minus what `part` leaves out; `None` when there is no such part.
+fn address_part(addr: &str, part: AddressPart) -> Option<String> {
+    let (local, domain) = addr.rsplit_once('@').unwrap_or((addr, ""));
+    Some(match part {
+        AddressPart::All => addr.to_string(),
+        AddressPart::LocalPart => local.to_string(),
+        AddressPart::Domain => domain.to_string(),
+        AddressPart::User => local.split_once('+').map_or(local, |(u, _)| u).to_string(),
+        AddressPart::Detail => local.split_once('+')?.1.to_string(),
+    })
+}
+
+fn plausible_address(a: &str) -> bool {
+    a.rsplit_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}

@@ -1,0 +1,182 @@
+//! Sieve at delivery end to end: scripts in the user's Maildir (active one
+//! marked as Pigeonhole does), a global before script from mta.toml, mail
+//! sent with Python's smtplib, and the folders and flags checked over IMAP
+//! with imaplib, as a mail client would see them. Broken scripts and
+//! scripts over a limit keep the message; reject bounces to the sender.
+
+use greyd_tests::mta::*;
+use std::path::Path;
+use std::process::Command;
+
+const ALICE: &str = "alice@example.test";
+const BOB: &str = "bob@example.test";
+const PASS: &str = "pw-sieve";
+
+const SCRIPT: &str = r#"require ["fileinto", "mailbox", "imap4flags", "reject", "variables", "subaddress", "envelope"];
+# Lists go to Lists/<name>, flagged, made on first use.
+if header :matches "List-Id" "*<*.lists.example>" {
+    fileinto :create :flags ["\\Flagged", "$Work"] "Lists/${2}";
+    stop;
+}
+if envelope :detail "to" "seen" { addflag "\\Seen"; }
+if header :contains "subject" "reject me" { reject "not wanted here"; }
+if header :contains "subject" "five redirects" {
+    redirect "a@remote.example"; redirect "b@remote.example"; redirect "c@remote.example";
+    redirect "d@remote.example"; redirect "e@remote.example";
+}
+"#;
+
+/// Put `text` in the Maildir as script `name` and mark it active.
+fn install(maildir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(maildir.join("sieve")).unwrap();
+    std::fs::write(maildir.join("sieve").join(format!("{name}.sieve")), text).unwrap();
+    let link = maildir.join(".dovecot.sieve");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("sieve/{name}.sieve"), link).unwrap();
+}
+
+fn send(setup: &MtaSetup, from: &str, to: &str, headers: &str) {
+    let (ok, out, err) = python(
+        r#"
+import smtplib, sys
+port, sender, rcpt, headers = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
+    s.sendmail(sender, [rcpt], headers.replace("|", "\r\n") + "\r\n\r\nbody\r\n")
+"#,
+        &[&setup.smtp.port().to_string(), from, to, headers],
+    );
+    assert!(ok, "{out}{err}");
+}
+
+/// Per folder: how many messages and the flags of each, as IMAP shows them.
+fn imap_view(setup: &MtaSetup, user: &str) -> String {
+    let (ok, out, err) = python(
+        r#"
+import imaplib, ssl, sys, re
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+c = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=15)
+c.starttls(ssl_context=ctx)
+c.login(sys.argv[2], sys.argv[3])
+for box in ["INBOX", "Junk", "Lists/rust"]:
+    typ, data = c.select('"%s"' % box, readonly=True)
+    if typ != "OK":
+        print(box, "missing"); continue
+    n = int(data[0])
+    flags = []
+    if n:
+        typ, data = c.fetch("1:*", "(FLAGS)")
+        for d in data:
+            f = re.search(rb"FLAGS \(([^)]*)\)", d).group(1).decode().split()
+            flags.append(",".join(sorted(x for x in f if x != "\\Recent")) or "-")
+    print(box, n, " ".join(sorted(flags)))
+c.logout()
+"#,
+        &[&setup.imap.port().to_string(), user, PASS],
+    );
+    assert!(ok, "{out}{err}");
+    out
+}
+
+fn eventually_view(setup: &MtaSetup, user: &str, want: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = imap_view(setup, user);
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(last, want);
+}
+
+#[test]
+fn scripts_file_flag_reject_and_keep_on_failure() {
+    let setup = MtaSetup::new();
+    setup.add_user(ALICE, PASS);
+    setup.add_user(BOB, PASS);
+    let before = setup.root().join("before.sieve");
+    std::fs::write(
+        &before,
+        "require \"fileinto\";\nif header :is \"X-Spam\" \"yes\" { fileinto \"Junk\"; stop; }\n",
+    )
+    .unwrap();
+    setup.edit(
+        "[delivery]",
+        &format!("[delivery]\nsieve_before = {:?}", before.display().to_string()),
+    );
+    install(&setup.maildir(ALICE), "main", SCRIPT);
+    install(
+        &setup.maildir(BOB),
+        "broken",
+        "require \"fileinto\";\nfileinto \"x\"\nkeep;\n",
+    );
+    let _mta = setup.start();
+
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "Subject: weekly|List-Id: Rust users <rust.lists.example>",
+    );
+    send(&setup, BOB, ALICE, "Subject: buy now|X-Spam: yes");
+    send(&setup, BOB, "alice+seen@example.test", "Subject: hello");
+    send(&setup, BOB, ALICE, "Subject: five redirects please");
+    eventually_view(
+        &setup,
+        ALICE,
+        "INBOX 2 - \\Seen\nJunk 1 -\nLists/rust 1 $Work,\\Flagged\n",
+    );
+    // INBOX holds "hello" (\Seen, from +seen) and the message whose script
+    // broke the limit of 4 redirects, kept as it came.
+
+    // A script that does not compile is skipped: Bob's mail still arrives.
+    send(&setup, ALICE, BOB, "Subject: to bob");
+    eventually_view(&setup, BOB, "INBOX 1 -\nJunk 0 \nLists/rust missing\n");
+
+    // reject: the sender (Bob, local) gets a non-delivery report with the reason.
+    send(&setup, BOB, ALICE, "Subject: please reject me");
+    eventually_view(&setup, BOB, "INBOX 2 - -\nJunk 0 \nLists/rust missing\n");
+    // IMAP has moved them to cur/.
+    let texts: Vec<String> = std::fs::read_dir(setup.maildir(BOB).join("cur"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("not wanted here")), "{texts:?}");
+    eventually_view(
+        &setup,
+        ALICE,
+        "INBOX 2 - \\Seen\nJunk 1 -\nLists/rust 1 $Work,\\Flagged\n",
+    );
+}
+
+#[test]
+fn mtactl_checks_and_tests_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.sieve");
+    let bad = dir.path().join("bad.sieve");
+    let mail = dir.path().join("mail.eml");
+    std::fs::write(&good, SCRIPT).unwrap();
+    std::fs::write(&bad, "keep;\n\nfileinto \"x\";\n").unwrap();
+    std::fs::write(&mail, "Subject: w\r\nList-Id: <rust.lists.example>\r\n\r\nx\r\n").unwrap();
+    let out = Command::new(greyd_tests::bin("mtactl"))
+        .args(["sieve", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(greyd_tests::bin("mtactl"))
+        .args(["sieve", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: fileinto needs require \"fileinto\""), "{err}");
+    let out = run_ok(
+        Command::new(greyd_tests::bin("mtactl"))
+            .args(["sieve", "test"])
+            .arg(&good)
+            .arg(&mail),
+    );
+    assert_eq!(out, "fileinto Lists/rust (create) flags \\Flagged $Work\n");
+}
