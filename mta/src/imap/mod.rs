@@ -12,6 +12,7 @@ pub mod listing;
 pub mod message;
 pub mod mutf7;
 pub mod parse;
+pub mod query;
 pub mod search;
 pub mod sequence;
 pub mod sequence_match;

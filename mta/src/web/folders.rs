@@ -1,10 +1,13 @@
-//! The folder page: every folder with its unread and total counts.
+//! The folder page: every folder with its unread and total counts, and
+//! creating, renaming and deleting folders.
 
-use super::{User, layout};
-use crate::store::{Store, StoreError};
+use super::{User, layout, url};
+use crate::store::{SPECIAL_FOLDERS, Store, StoreError};
+use axum::extract::Form;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
+use serde::Deserialize;
 use std::sync::Arc;
 
 /// One folder's line on the folder page.
@@ -37,6 +40,9 @@ pub async fn blocking<T: Send + 'static>(
         Ok(Err(StoreError::NoSuchMailbox(name))) => {
             Err(layout::error(StatusCode::NOT_FOUND, &format!("No folder named {name}")))
         }
+        Ok(Err(
+            e @ (StoreError::BadName(_) | StoreError::Exists(_) | StoreError::Inbox | StoreError::NoSuchMessage(_)),
+        )) => Err(layout::error(StatusCode::BAD_REQUEST, &e.to_string())),
         Ok(Err(e)) => {
             tracing::error!("web: store: {e}");
             Err(layout::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
@@ -60,14 +66,55 @@ pub async fn home(user: User) -> Response {
             thead { tr { th { "Folder" } th.num { "Unread" } th.num { "Total" } } }
             tbody {
                 @for f in &folders {
-                    tr {
-                        td { (f.name) }
+                    tr.unread[f.unread > 0] {
+                        td { a href=(format!("/mail?f={}", url::enc(&f.name))) { (f.name) } }
                         td.num { (f.unread) }
                         td.num { (f.total) }
                     }
                 }
             }
         }
+        p.actions { a href="/compose" { "Compose" } }
+        h2 { "Manage folders" }
+        (layout::form(&user, "/folders", html! {
+            div.actions {
+                select name="action" aria-label="What" {
+                    option value="create" { "Create" }
+                    option value="rename" { "Rename" }
+                    option value="delete" { "Delete" }
+                }
+                input type="text" name="name" placeholder="Folder" aria-label="Folder" required;
+                input type="text" name="new_name" placeholder="New name (rename)" aria-label="New name";
+                button type="submit" { "Go" }
+            }
+        }))
     };
     layout::page("Folders", Some(&user), body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct FolderChange {
+    action: String,
+    name: String,
+    #[serde(default)]
+    new_name: String,
+}
+
+/// Create, rename or delete a folder (INBOX and the special folders stay).
+pub fn change(store: &Store, c: &FolderChange) -> Result<(), StoreError> {
+    let special = |n: &str| n.eq_ignore_ascii_case("INBOX") || SPECIAL_FOLDERS.iter().any(|(s, _)| *s == n);
+    match c.action.as_str() {
+        "create" => store.create_folder(c.name.trim()),
+        "rename" if !special(&c.name) => store.rename_folder(&c.name, c.new_name.trim()),
+        "delete" if !special(&c.name) => store.delete_folder(&c.name),
+        _ => Err(StoreError::BadName(format!("{} cannot be changed that way", c.name))),
+    }
+}
+
+pub async fn manage(user: User, Form(c): Form<FolderChange>) -> Response {
+    let store = Arc::clone(&user.store);
+    match blocking(move || change(&store, &c)).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(resp) => resp,
+    }
 }

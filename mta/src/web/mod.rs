@@ -21,17 +21,26 @@
 //! - [`layout::page`] for the common page frame (escaping is maud's `(…)`),
 //!   and the security headers (CSP, nosniff, no-store) on every response.
 
+pub mod admin;
+pub mod charts;
+pub mod compose;
 pub mod csrf;
 pub mod folders;
 pub mod layout;
+pub mod list;
 pub mod listener;
 pub mod login;
+pub mod mime;
+pub mod read;
+pub mod sanitise;
 pub mod session;
+pub mod url;
 
 pub use session::{Sessions, User};
 
 use crate::service::Shared;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
@@ -52,11 +61,28 @@ impl WebState {
 /// The whole site: webmail, the pages other modules add, and the layers
 /// every page gets (CSRF check, security headers).
 pub fn router(state: WebState) -> Router {
+    // Room for the form fields and multipart framing around a message of the largest size.
+    let upload_limit = usize::try_from(state.shared.config.smtp.max_message_size).unwrap_or(usize::MAX) + (1 << 20);
     Router::new()
         .route("/", get(folders::home))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/style.css", get(layout::stylesheet))
+        .route("/folders", post(folders::manage))
+        .route("/admin", get(admin::page))
+        .route("/mail", get(list::list))
+        .route("/mail/act", post(list::act))
+        .route("/msg", get(read::show))
+        .route("/msg/body", get(read::frame))
+        .route("/msg/part", get(read::part))
+        .route("/msg/raw", get(read::raw))
+        .route("/msg/headers", get(read::headers))
+        .route(
+            "/compose",
+            get(compose::form)
+                .post(compose::submit)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(axum::middleware::from_fn(layout::security_headers))
         .with_state(state)
