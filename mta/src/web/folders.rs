@@ -1,9 +1,9 @@
 //! The folder page: every folder with its unread and total counts, and
 //! creating, renaming and deleting folders.
 
-use super::{User, layout, url};
+use super::{User, WebState, layout, url};
 use crate::store::{SPECIAL_FOLDERS, Store, StoreError};
-use axum::extract::Form;
+use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -54,7 +54,8 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
-pub async fn home(user: User) -> Response {
+pub async fn home(State(state): State<WebState>, user: User) -> Response {
+    let admin = state.shared.config.web.admins.contains(&user.name);
     let store = Arc::clone(&user.store);
     let folders = match blocking(move || counts(&store)).await {
         Ok(f) => f,
@@ -74,7 +75,10 @@ pub async fn home(user: User) -> Response {
                 }
             }
         }
-        p.actions { a href="/compose" { "Compose" } }
+        p.actions {
+            a href="/compose" { "Compose" }
+            @if admin { a href="/admin" { "Status" } }
+        }
         h2 { "Manage folders" }
         (layout::form(&user, "/folders", html! {
             div.actions {

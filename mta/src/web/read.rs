@@ -93,8 +93,20 @@ async fn load(user: &User, q: &MsgQuery, mark_seen: bool) -> Result<Vec<u8>, Res
     .await
 }
 
-fn unparseable() -> Response {
-    layout::error(StatusCode::UNPROCESSABLE_ENTITY, "This message cannot be parsed.")
+/// Load and parse the message, then answer with `f`.
+async fn with_message(
+    user: &User,
+    q: &MsgQuery,
+    mark_seen: bool,
+    f: impl FnOnce(&[u8], &Message) -> Response,
+) -> Response {
+    match load(user, q, mark_seen).await {
+        Ok(raw) => match MessageParser::default().parse(&raw) {
+            Some(m) => f(&raw, &m),
+            None => layout::error(StatusCode::UNPROCESSABLE_ENTITY, "This message cannot be parsed."),
+        },
+        Err(resp) => resp,
+    }
 }
 
 /// Whether the message has a real HTML part (mail-parser also offers text converted to HTML).
@@ -121,74 +133,70 @@ pub fn linkify(text: &str) -> Markup {
 }
 
 pub async fn show(user: User, Query(q): Query<MsgQuery>) -> Response {
-    let raw = match load(&user, &q, true).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let Some(m) = MessageParser::default().parse(&raw) else {
-        return unparseable();
-    };
-    let s = summary(&m);
-    let html_part = has_html(&m);
-    let text = if html_part { None } else { m.body_text(0) };
-    let attachments: Vec<(u32, String, usize)> = m
-        .attachments()
-        .enumerate()
-        .filter(|(_, p)| p.content_id().is_none() || p.attachment_name().is_some())
-        .map(|(i, p)| {
-            (
-                i as u32,
-                p.attachment_name().unwrap_or("attachment").to_string(),
-                p.contents().len(),
-            )
-        })
-        .collect();
-    let compose = |mode: &str| format!("/compose?f={}&uid={}&mode={mode}", url::enc(&q.f), q.uid);
-    let act = format!("/mail/act?f={}", url::enc(&q.f));
-    let body = html! {
-        p { a href=(format!("/mail?f={}", url::enc(&q.f))) { "← " (q.f) } }
-        h1 { @if s.subject.is_empty() { "(no subject)" } @else { (s.subject) } }
-        dl.headers {
-            dt { "From" } dd { (s.from) }
-            dt { "To" } dd { (s.to) }
-            @if !s.cc.is_empty() { dt { "Cc" } dd { (s.cc) } }
-            dt { "Date" } dd { (s.date) }
-        }
-        div.actions {
-            a href=(compose("reply")) { "Reply" }
-            a href=(compose("all")) { "Reply all" }
-            a href=(compose("forward")) { "Forward" }
-            a href=(q.href("/msg/headers")) { "Headers" }
-            a href=(q.href("/msg/raw")) { "Source" }
-        }
-        (layout::form(&user, &act, html! {
-            input type="hidden" name="uid" value=(q.uid);
+    with_message(&user, &q, true, |_, m| {
+        let s = summary(m);
+        let html_part = has_html(m);
+        let text = if html_part { None } else { m.body_text(0) };
+        let attachments: Vec<(u32, String, usize)> = m
+            .attachments()
+            .enumerate()
+            .filter(|(_, p)| p.content_id().is_none() || p.attachment_name().is_some())
+            .map(|(i, p)| {
+                (
+                    i as u32,
+                    p.attachment_name().unwrap_or("attachment").to_string(),
+                    p.contents().len(),
+                )
+            })
+            .collect();
+        let compose = |mode: &str| format!("/compose?f={}&uid={}&mode={mode}", url::enc(&q.f), q.uid);
+        let act = format!("/mail/act?f={}", url::enc(&q.f));
+        let body = html! {
+            p { a href=(format!("/mail?f={}", url::enc(&q.f))) { "← " (q.f) } }
+            h1 { @if s.subject.is_empty() { "(no subject)" } @else { (s.subject) } }
+            dl.headers {
+                dt { "From" } dd { (s.from) }
+                dt { "To" } dd { (s.to) }
+                @if !s.cc.is_empty() { dt { "Cc" } dd { (s.cc) } }
+                dt { "Date" } dd { (s.date) }
+            }
             div.actions {
-                button type="submit" name="action" value="trash" { "Delete" }
-                button type="submit" name="action" value="junk" { "Junk" }
-                button type="submit" name="action" value="unread" { "Mark unread" }
-                button type="submit" name="action" value="flag" { "Flag" }
+                a href=(compose("reply")) { "Reply" }
+                a href=(compose("all")) { "Reply all" }
+                a href=(compose("forward")) { "Forward" }
+                a href=(q.href("/msg/headers")) { "Headers" }
+                a href=(q.href("/msg/raw")) { "Source" }
             }
-        }))
-        @if html_part {
-            @if !q.images {
-                p { a href=(format!("{}&images=true", q.href("/msg"))) { "Show remote images" } }
+            (layout::form(&user, &act, html! {
+                input type="hidden" name="uid" value=(q.uid);
+                div.actions {
+                    button type="submit" name="action" value="trash" { "Delete" }
+                    button type="submit" name="action" value="junk" { "Junk" }
+                    button type="submit" name="action" value="unread" { "Mark unread" }
+                    button type="submit" name="action" value="flag" { "Flag" }
+                }
+            }))
+            @if html_part {
+                @if !q.images {
+                    p { a href=(format!("{}&images=true", q.href("/msg"))) { "Show remote images" } }
+                }
+                iframe.body title="Message" sandbox="allow-popups allow-popups-to-escape-sandbox"
+                    src=(if q.images { format!("{}&images=true", q.href("/msg/body")) } else { q.href("/msg/body") }) {}
+            } @else {
+                pre.text { (linkify(text.as_deref().unwrap_or(""))) }
             }
-            iframe.body title="Message" sandbox="allow-popups allow-popups-to-escape-sandbox"
-                src=(if q.images { format!("{}&images=true", q.href("/msg/body")) } else { q.href("/msg/body") }) {}
-        } @else {
-            pre.text { (linkify(text.as_deref().unwrap_or(""))) }
-        }
-        @if !attachments.is_empty() {
-            h2 { "Attachments" }
-            ul.attachments {
-                @for (n, name, size) in &attachments {
-                    li { a href=(format!("{}&n={n}", q.href("/msg/part"))) download=(name) { (name) } " (" (super::list::human_size(*size as u64)) ")" }
+            @if !attachments.is_empty() {
+                h2 { "Attachments" }
+                ul.attachments {
+                    @for (n, name, size) in &attachments {
+                        li { a href=(format!("{}&n={n}", q.href("/msg/part"))) download=(name) { (name) } " (" (super::list::human_size(*size as u64)) ")" }
+                    }
                 }
             }
-        }
-    };
-    layout::page(&s.subject, Some(&user), body).into_response()
+        };
+        layout::page(&s.subject, Some(&user), body).into_response()
+    })
+    .await
 }
 
 /// The images a message carries for its own HTML, as data URIs.
@@ -209,22 +217,18 @@ fn inline_images(m: &Message) -> sanitise::Inline {
 
 /// The sanitised HTML body, for the sandboxed frame only.
 pub async fn frame(user: User, Query(q): Query<MsgQuery>) -> Response {
-    let raw = match load(&user, &q, false).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let Some(m) = MessageParser::default().parse(&raw) else {
-        return unparseable();
-    };
-    let html = m.body_html(0).unwrap_or_default();
-    let (clean, _) = sanitise::clean(&html, &inline_images(&m), q.images);
-    let doc = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"></head><body>{clean}</body></html>"
-    );
-    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], doc).into_response();
-    let csp = HeaderValue::from_str(&sanitise::body_csp(q.images)).expect("ASCII policy");
-    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
-    resp
+    with_message(&user, &q, false, |_, m| {
+        let html = m.body_html(0).unwrap_or_default();
+        let (clean, _) = sanitise::clean(&html, &inline_images(m), q.images);
+        let doc = format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"></head><body>{clean}</body></html>"
+        );
+        let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], doc).into_response();
+        let csp = HeaderValue::from_str(&sanitise::body_csp(q.images)).expect("ASCII policy");
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+        resp
+    })
+    .await
 }
 
 /// A filename safe inside a quoted header parameter (the UTF-8 form goes in `filename*`).
@@ -248,34 +252,30 @@ fn ascii_filename(name: &str) -> String {
 
 /// An attachment, downloaded byte for byte, never rendered.
 pub async fn part(user: User, Query(q): Query<MsgQuery>) -> Response {
-    let raw = match load(&user, &q, false).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let Some(m) = MessageParser::default().parse(&raw) else {
-        return unparseable();
-    };
-    let Some(p) = q.n.and_then(|n| m.attachments().nth(n as usize)) else {
-        return layout::error(StatusCode::NOT_FOUND, "No such attachment.");
-    };
-    let name = p.attachment_name().unwrap_or("attachment");
-    let disposition = format!(
-        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-        ascii_filename(name),
-        url::enc(name)
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; sandbox".to_string(),
-            ),
-        ],
-        p.contents().to_vec(),
-    )
-        .into_response()
+    with_message(&user, &q, false, |_, m| {
+        let Some(p) = q.n.and_then(|n| m.attachments().nth(n as usize)) else {
+            return layout::error(StatusCode::NOT_FOUND, "No such attachment.");
+        };
+        let name = p.attachment_name().unwrap_or("attachment");
+        let disposition = format!(
+            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+            ascii_filename(name),
+            url::enc(name)
+        );
+        (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (header::CONTENT_DISPOSITION, disposition),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; sandbox".to_string(),
+                ),
+            ],
+            p.contents().to_vec(),
+        )
+            .into_response()
+    })
+    .await
 }
 
 /// The message as stored, as plain text.
@@ -295,33 +295,31 @@ pub async fn raw(user: User, Query(q): Query<MsgQuery>) -> Response {
 
 /// Every header field, as sent (decoded where it is encoded).
 pub async fn headers(user: User, Query(q): Query<MsgQuery>) -> Response {
-    let raw = match load(&user, &q, false).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let Some(m) = MessageParser::default().parse(&raw) else {
-        return unparseable();
-    };
-    let fields: Vec<(String, String)> = m
-        .root_part()
-        .headers
-        .iter()
-        .map(|h| {
-            let value = match &h.value {
-                Hv::Text(t) => t.to_string(),
-                _ => String::from_utf8_lossy(raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or(&[]))
-                    .trim()
-                    .to_string(),
-            };
-            (h.name().to_string(), value)
-        })
-        .collect();
-    let body = html! {
-        p { a href=(q.href("/msg")) { "← Message" } }
-        h1 { "Headers" }
-        dl.headers { @for (k, v) in &fields { dt { (k) } dd { (v) } } }
-    };
-    layout::page("Headers", Some(&user), body).into_response()
+    with_message(&user, &q, false, |raw, m| {
+        let fields: Vec<(String, String)> = m
+            .root_part()
+            .headers
+            .iter()
+            .map(|h| {
+                let value = match &h.value {
+                    Hv::Text(t) => t.to_string(),
+                    _ => {
+                        String::from_utf8_lossy(raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or(&[]))
+                            .trim()
+                            .to_string()
+                    }
+                };
+                (h.name().to_string(), value)
+            })
+            .collect();
+        let body = html! {
+            p { a href=(q.href("/msg")) { "← Message" } }
+            h1 { "Headers" }
+            dl.headers { @for (k, v) in &fields { dt { (k) } dd { (v) } } }
+        };
+        layout::page("Headers", Some(&user), body).into_response()
+    })
+    .await
 }
 
 #[cfg(test)]
