@@ -127,6 +127,20 @@ fn login_folders_csrf_and_logout_over_https() {
     let old = format!("Cookie: {}", session.split(';').next().unwrap());
     let (code, _, _) = curl(&dir.path().join("fresh"), &format!("{base}/"), &["-H", &old]);
     assert_eq!(code, 303, "the session outlived logout");
+
+    // Failed logins are throttled per address, as IMAP's are (auth.max_failures = 5).
+    let wrong = format!("user={USER}&password=wrong");
+    let (_, _, mut page) = curl(&jar, &format!("{base}/login"), &[]);
+    for _ in 0..5 {
+        let token = form_token(&page);
+        let (code, _, next) = curl(&jar, &format!("{base}/login?csrf={token}"), &["--data", &wrong]);
+        assert_eq!(code, 401);
+        page = next;
+    }
+    let token = form_token(&page);
+    let (code, _, page) = curl(&jar, &format!("{base}/login?csrf={token}"), &["--data", &creds]);
+    assert_eq!(code, 429, "{page}");
+    assert!(page.contains("Too many failed logins"), "{page}");
 }
 
 const BOB: &str = "bob@example.test";

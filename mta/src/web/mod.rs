@@ -6,8 +6,9 @@
 //! # Adding pages from another module
 //!
 //! A module (say `crate::lists`) writes a `pub fn routes() -> Router<WebState>`
-//! with paths relative to its prefix, and one line in [`router`] mounts it:
-//! `.nest("/lists", crate::lists::web::routes())`. Its handlers get, for free:
+//! with paths relative to its prefix, and one line in [`router`] mounts it,
+//! among the other routes (before the `.layer` calls, so the layers cover
+//! it): `.nest("/lists", crate::lists::web::routes())`. Its handlers get:
 //!
 //! - [`WebState`] (`State<WebState>`): the daemon's [`Shared`] (config,
 //!   authenticator, router, queue: [`Shared::accept_message`] is the path
