@@ -1,7 +1,7 @@
 //! The mail server behind greyd: SMTP server, durable queue, local
 //! delivery (Maildir, mbox, pipe), authentication, and the tools around
 //! them, the outbound relay (MX routing, SMTP client), and the mail store
-//! with the IMAP and POP3 servers over it.
+//! with the IMAP and POP3 servers over it, and webmail.
 
 pub mod aliases;
 pub mod auth;
@@ -10,6 +10,7 @@ pub use greyd_shared::datetime;
 pub mod deliver;
 pub mod dns;
 pub mod frontend;
+pub mod greyd_control;
 pub mod imap;
 pub mod inbound_auth;
 pub mod net;
@@ -24,7 +25,9 @@ pub mod runner;
 pub mod service;
 pub mod sieve;
 pub mod smtp;
+pub mod stats;
 pub mod store;
 pub mod submit;
 pub mod tls;
 pub mod virtusertable;
+pub mod web;

@@ -11,6 +11,7 @@ use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{OriginateError, Shared, Wake};
+use crate::stats;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,6 +189,7 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
         match status {
             Ok(()) => {
                 rcpt.status = RcptStatus::Delivered;
+                shared.stats.count(stats::Event::Delivered, 1);
                 delivered.push(rcpt.address.clone());
             }
             Err(DeliveryError {
@@ -196,6 +198,7 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
             }) => env.last_error = Some(why),
             Err(DeliveryError { message: why, .. }) => {
                 tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
+                shared.stats.count(stats::Event::Bounced, 1);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
                     status: dsn::status_code(&why, "5.0.0"),
@@ -333,10 +336,12 @@ fn relay(
                         will_retry_until: None,
                     });
                 }
+                shared.stats.count(stats::Event::Delivered, 1);
                 RcptStatus::Delivered
             }
             Disposition::Deferred => RcptStatus::RelayDeferred(o.diagnostic),
             Disposition::Bounced => {
+                shared.stats.count(stats::Event::Bounced, 1);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
                     status: o.status,

@@ -37,6 +37,8 @@ pub struct Shared {
     pub inbound_auth: crate::inbound_auth::Verifier,
     /// `None` outside the daemon (`sendmail`): the runner finds new files by scanning.
     pub wake: Option<UnboundedSender<Wake>>,
+    /// Hourly counts for the status page.
+    pub stats: crate::stats::Stats,
 }
 
 /// A recipient accepted at RCPT time, with the routing verdict.
@@ -70,6 +72,7 @@ impl Shared {
             queue,
             dns,
             wake,
+            stats: Default::default(),
         })
     }
 

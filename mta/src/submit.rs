@@ -90,6 +90,18 @@ pub fn decode_request(line: &[u8], max_size: u64, max_recipients: usize) -> Resu
 
 /// Route and queue a submission for local user `user` (uid `uid`). Blocking.
 pub fn enqueue(shared: &Shared, sub: &Submission, uid: u32, user: &str) -> Result<Response, QueueError> {
+    let client = Client {
+        addr: None,
+        helo: None,
+        auth: Some(user.to_string()),
+    };
+    enqueue_from(shared, sub, client, &format!("mta sendmail, from userid {uid}"))
+}
+
+/// Route and queue a submission of an authenticated `client` (webmail, the
+/// local socket); `via` names the way in, in the Received: header. Routed
+/// and signed as mail from an authenticated client on port 587. Blocking.
+pub fn enqueue_from(shared: &Shared, sub: &Submission, client: Client, via: &str) -> Result<Response, QueueError> {
     let host = &shared.config.hostname;
     let mut response = Response::default();
     let mut accepted = Vec::new();
@@ -119,14 +131,9 @@ pub fn enqueue(shared: &Shared, sub: &Submission, uid: u32, user: &str) -> Resul
     }
     let received = |id: &str| {
         format!(
-            "Received: by {host} (mta sendmail, from userid {uid}) id {id};\r\n\t{}\r\n",
+            "Received: by {host} ({via}) id {id};\r\n\t{}\r\n",
             crate::datetime::rfc5322(crate::queue::now())
         )
-    };
-    let client = Client {
-        addr: None,
-        helo: None,
-        auth: Some(user.to_string()),
     };
     let sender = (!sub.sender.is_empty()).then(|| sub.sender.clone());
     let id = shared.accept_message(sender, Default::default(), &accepted, client, received, &sub.content)?;

@@ -5,6 +5,7 @@
 //! The binaries must be built first (`cargo xtask test` does this); a missing
 //! binary is a loud failure, never a skip.
 
+pub mod browser;
 pub mod dns;
 pub mod greyd;
 pub mod netns;

@@ -49,6 +49,8 @@ fn every_external_command_the_tests_run_is_on_path() {
         "setpriv",
         "runuser",
         "useradd",
+        "chromium",
+        "chromedriver",
     ];
     let missing: Vec<&str> = commands
         .into_iter()

@@ -13,6 +13,7 @@ pub mod listing;
 pub mod message;
 pub mod mutf7;
 pub mod parse;
+pub mod query;
 pub mod response;
 pub mod search;
 pub mod sequence;

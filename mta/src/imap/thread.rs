@@ -75,13 +75,39 @@ impl Arena {
 
 /// Thread `items` (in mailbox order) and render the THREAD response data.
 pub fn thread(algorithm: Algorithm, items: &[Item]) -> String {
+    let (arena, roots) = build(algorithm, items);
+    render(&arena, items, &roots)
+}
+
+/// Thread `items` for display: each message's number and depth (0 for a
+/// thread's first message), threads and replies in order. A placeholder
+/// parent (a message not present) adds no level.
+pub fn threaded(algorithm: Algorithm, items: &[Item]) -> Vec<(u32, usize)> {
+    let (arena, roots) = build(algorithm, items);
+    let mut out = Vec::with_capacity(items.len());
+    let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&r| (r, 0)).collect();
+    while let Some((n, depth)) = stack.pop() {
+        let node = &arena.nodes[n];
+        let below = match node.item {
+            Some(i) => {
+                out.push((items[i].number, depth));
+                depth + 1
+            }
+            None => depth,
+        };
+        stack.extend(node.children.iter().rev().map(|&c| (c, below)));
+    }
+    out
+}
+
+fn build(algorithm: Algorithm, items: &[Item]) -> (Arena, Vec<usize>) {
     let mut arena = Arena { nodes: Vec::new() };
     let roots = match algorithm {
         Algorithm::OrderedSubject => ordered_subject(&mut arena, items),
         Algorithm::References => references(&mut arena, items),
     };
     let roots = sort_siblings(&mut arena, items, roots);
-    render(&arena, items, &roots)
+    (arena, roots)
 }
 
 fn ordered_subject(arena: &mut Arena, items: &[Item]) -> Vec<usize> {

@@ -110,20 +110,11 @@ impl Relay {
 /// Tell greyd that we delivered to `ip`, so its replies pass the greylist
 /// (spamlogd's role); one JSON line on its control socket.
 async fn report_peer(socket: PathBuf, ip: IpAddr) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let talk = async {
-        let mut stream = tokio::net::UnixStream::connect(&socket).await?;
-        let line = format!("{}\n", serde_json::json!({"op": "outbound_peer", "ip": ip.to_string()}));
-        stream.write_all(line.as_bytes()).await?;
-        let mut answer = String::new();
-        tokio::io::BufReader::new(stream).read_line(&mut answer).await?;
-        Ok::<String, std::io::Error>(answer)
-    };
-    match tokio::time::timeout(Duration::from_secs(5), talk).await {
-        Ok(Ok(answer)) if answer.contains("\"ok\"") => {}
-        Ok(Ok(answer)) => tracing::warn!("greyd control {}: {}", socket.display(), answer.trim()),
-        Ok(Err(e)) => tracing::warn!("greyd control {}: {e}", socket.display()),
-        Err(_) => tracing::warn!("greyd control {}: no answer", socket.display()),
+    let req = serde_json::json!({"op": "outbound_peer", "ip": ip.to_string()});
+    match crate::greyd_control::request(&socket, &req).await {
+        Ok(answer) if answer.contains("\"ok\"") => {}
+        Ok(answer) => tracing::warn!("greyd control {}: {answer}", socket.display()),
+        Err(e) => tracing::warn!("greyd control {}: {e}", socket.display()),
     }
 }
 

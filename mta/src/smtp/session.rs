@@ -298,6 +298,9 @@ impl Session {
             }
             Verdict::Reject(reply) => {
                 tracing::info!("reject: RCPT from {} to=<{rcpt}>: {reply}", self.client_name());
+                if reply.starts_with('5') {
+                    self.shared.stats.count(crate::stats::Event::Rejected, 1);
+                }
                 self.error(&reply)
             }
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// How much of each message a command reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Need {
+pub(crate) enum Need {
     Nothing,
     /// The header block, from the folder's header cache.
     Header,
@@ -47,7 +47,7 @@ impl Need {
     }
 
     /// Read what is needed of `uid` (wire form).
-    pub(super) fn load(self, mailbox: &Mailbox, uid: u32) -> Result<Option<Loaded>, StoreError> {
+    pub(crate) fn load(self, mailbox: &Mailbox, uid: u32) -> Result<Option<Loaded>, StoreError> {
         Ok(match self {
             Need::Nothing => None,
             Need::Header => Some(Loaded::Header(mailbox.header(uid)?)),
@@ -57,7 +57,7 @@ impl Need {
 }
 
 /// A message or its header, as [`Need::load`] read it.
-pub(super) enum Loaded {
+pub(crate) enum Loaded {
     Header(Arc<[u8]>),
     Whole(Vec<u8>),
 }

@@ -9,7 +9,7 @@
 //! knows of the selected mailbox is a pure [`View`].
 
 mod auth;
-mod fetch;
+pub(crate) mod fetch;
 mod idle;
 mod mailboxes;
 mod search;
@@ -23,12 +23,13 @@ use super::parse::NameEncoding;
 use super::response::{Code, Kind, Response, Status, Untagged};
 use super::sequence::SequenceSet;
 use super::view::View;
+use crate::imap::query::epoch_secs;
 use crate::net::Io;
 use crate::service::Shared;
 use crate::store::{Flags, Mailbox, Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const READ_CHUNK: usize = 16 << 10;
@@ -69,13 +70,6 @@ impl std::ops::Deref for Selected {
 impl std::ops::DerefMut for Selected {
     fn deref_mut(&mut self) -> &mut View {
         &mut self.view
-    }
-}
-
-fn epoch_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
     }
 }
 

@@ -162,8 +162,8 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::super::search::has_flag;
     use super::*;
+    use crate::imap::query::has_flag;
     use crate::imap::view::flag_names;
 
     #[test]
