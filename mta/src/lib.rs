@@ -12,6 +12,7 @@ pub mod dns;
 pub mod frontend;
 pub mod imap;
 pub mod inbound_auth;
+pub mod lists;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

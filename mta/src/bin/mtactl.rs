@@ -407,6 +407,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.queue.submit_socket = root.join("submit.sock");
     c.dkim.key_dir = root.join("dkim");
     c.srs.key_file = root.join("srs.key");
+    c.lists.dir = root.join("lists");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
     // Programs and files named in this aliases file run as whoever runs mta.
