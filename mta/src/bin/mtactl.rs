@@ -1,11 +1,12 @@
 //! `mtactl`: set up and manage the mail server (smtpctl/doveadm's role):
 //! `init` a self-contained configuration, manage virtual `user`s, make a
-//! self-signed `cert`, `dkim generate` signing keys.
+//! self-signed `cert`, `dkim generate` signing keys, mailing `list`s.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use mta::auth::users::{Users, VirtualUser};
 use mta::config::Config;
+use mta::lists::store::ArchiveMode;
 use mta::outbound::dkim::{self, KeyAlgorithm};
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +60,13 @@ enum Cmd {
         #[arg(long = "name")]
         names: Vec<String>,
     },
+    /// Mailing lists; `mtactl list` alone lists them.
+    List {
+        #[command(subcommand)]
+        action: Option<ListCmd>,
+        #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+        config: PathBuf,
+    },
     /// DKIM signing keys.
     Dkim {
         #[command(subcommand)]
@@ -79,6 +87,38 @@ enum DkimCmd {
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
     },
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    /// Make a list; its addresses (NAME-request, -join, -leave, ...) work at once.
+    Create {
+        list: String,
+        /// An owner's address (repeat for more).
+        #[arg(long, required = true)]
+        owner: Vec<String>,
+        /// Hold every post for an owner.
+        #[arg(long)]
+        moderated: bool,
+        #[arg(long, value_enum, default_value = "public")]
+        archive: ArchiveMode,
+    },
+    /// Remove a list with its members, held posts and archive.
+    Delete { list: String },
+    /// The list's settings and counts.
+    Show { list: String },
+    /// Change a setting (see `show` for the keys).
+    Set { list: String, key: String, value: String },
+    /// The members, one a line (or JSON with their bounce records).
+    Members {
+        list: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member directly (no confirmation).
+    Add { list: String, address: String },
+    /// Remove a member directly (no confirmation).
+    Remove { list: String, address: String },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +182,7 @@ fn main() -> Result<()> {
         } => init(&root, hostname, domain, listen, port_offset),
         Cmd::User { action, config } => user(action, &Config::load(&config)?),
         Cmd::Queue { action, config } => queue(action, &Config::load(&config)?),
+        Cmd::List { action, config } => list(action, &Config::load(&config)?),
         Cmd::Dkim {
             action:
                 DkimCmd::Generate {
@@ -163,6 +204,95 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn list(action: Option<ListCmd>, config: &Config) -> Result<()> {
+    use mta::lists::store::{ListError, Settings, Store};
+    let store = Store::new(&config.lists.dir);
+    let now = mta::queue::now();
+    let member_address = |a: &str| -> Result<String> {
+        let (local, domain) = check_address(a)?;
+        Ok(format!("{local}@{domain}"))
+    };
+    let Some(action) = action else {
+        for name in store.names()? {
+            let l = store.load(&name)?;
+            println!("{name}\t{} members\t{}", l.members.len(), l.settings.description);
+        }
+        return Ok(());
+    };
+    match action {
+        ListCmd::Create {
+            list,
+            owner,
+            moderated,
+            archive,
+        } => {
+            let owners = owner.iter().map(|o| member_address(o)).collect::<Result<Vec<_>>>()?;
+            let l = store.create(
+                &list,
+                Settings {
+                    owners,
+                    moderated,
+                    archive,
+                    ..Settings::default()
+                },
+            )?;
+            println!("created {}", l.address());
+        }
+        ListCmd::Delete { list } => {
+            store.delete(&list)?;
+            println!("deleted {list}");
+        }
+        ListCmd::Show { list } => {
+            let l = store.load(&list)?;
+            let mut settings = serde_json::to_value(&l.settings)?;
+            if let Some(s) = settings.as_object_mut() {
+                s.remove("secret");
+            }
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            let held = l
+                .pending
+                .iter()
+                .filter(|p| p.action == mta::lists::store::Action::Post)
+                .count();
+            let disabled = l.members.iter().filter(|m| !m.enabled).count();
+            println!("members: {} ({disabled} disabled by bounces)", l.members.len());
+            println!("held posts: {held}");
+        }
+        ListCmd::Set { list, key, value } => {
+            store.update(&list, |l| l.settings.set(&key, &value))?;
+            println!("{list}: {key} set");
+        }
+        ListCmd::Members { list, json } => {
+            let l = store.load(&list)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&l.members)?);
+            } else {
+                for m in &l.members {
+                    if m.enabled {
+                        println!("{}", m.address);
+                    } else {
+                        println!("{} (disabled, bounce score {})", m.address, m.bounce.score);
+                    }
+                }
+            }
+        }
+        ListCmd::Add { list, address } => {
+            let address = member_address(&address)?;
+            if !store.update(&list, |l| Ok::<_, ListError>(l.add(&address, now)))? {
+                bail!("{address} is already a member of {list}");
+            }
+            println!("added {address} to {list}");
+        }
+        ListCmd::Remove { list, address } => {
+            if !store.update(&list, |l| Ok::<_, ListError>(l.remove(&address)))? {
+                bail!("{address} is not a member of {list}");
+            }
+            println!("removed {address} from {list}");
+        }
+    }
+    Ok(())
 }
 
 fn queue(action: QueueCmd, config: &Config) -> Result<()> {
