@@ -97,7 +97,7 @@ pub fn receive(shared: &Shared, list: &str, role: &Role, msg: &Incoming<'_>) -> 
             let results = run_commands(shared, &store, &l, &requester, &commands, now)?;
             if *role == Role::Request {
                 let body = if commands.is_empty() {
-                    help(&l, &shared.config.lists.web_url)
+                    help(shared, &l)
                 } else {
                     results.join("\n\n")
                 };
@@ -117,8 +117,8 @@ fn answerable(msg: &Incoming<'_>) -> bool {
     msg.sender.is_some_and(|s| !s.is_empty()) && !auto && !bulk
 }
 
-fn help(l: &List, web_url: &str) -> String {
-    let mut text = format!(
+fn help(shared: &Shared, l: &List) -> String {
+    let text = format!(
         "Commands for the list {addr}: send them to {req}, in the subject or one a line in the body.\n\n\
          subscribe [ADDRESS]    join the list (you will be asked to confirm)\n\
          unsubscribe [ADDRESS]  leave the list (you will be asked to confirm)\n\
@@ -131,10 +131,33 @@ fn help(l: &List, web_url: &str) -> String {
         join = l.role_address(&Role::Join),
         leave = l.role_address(&Role::Leave),
     );
-    if !web_url.is_empty() {
-        text += &format!("The list's page: {web_url}/lists/{}\n", post::url_encode(&l.address()));
+    text + &web_line(shared, l, "The list's page: ", "")
+}
+
+/// `text` and the URL of the list's page `path` as a line; nothing
+/// without `[lists] web_url`.
+fn web_line(shared: &Shared, l: &List, text: &str, path: &str) -> String {
+    let web = shared.config.lists.web_url.trim_end_matches('/');
+    if web.is_empty() {
+        return String::new();
     }
-    text
+    format!("{text}{web}/lists/{}{path}\n", post::url_encode(&l.address()))
+}
+
+/// Record a pending confirmation under `token`.
+fn add_pending(
+    store: &Store,
+    l: &List,
+    token: &str,
+    action: Action,
+    who: &str,
+    reason: &str,
+    now: u64,
+) -> Result<(), ListError> {
+    store.update(&l.address(), |l| {
+        l.add_pending(token, action, who, reason, now);
+        Ok(())
+    })
 }
 
 /// Run mailed commands for `requester`; one result text per command.
@@ -154,7 +177,7 @@ fn run_commands(
                 let who = who.clone().unwrap_or_else(|| requester.to_string());
                 request_confirmation(shared, store, l, &who, subscribe, now)?
             }
-            Command::Help => help(l, &shared.config.lists.web_url),
+            Command::Help => help(shared, l),
             Command::Who if l.is_owner(requester) => {
                 let members: Vec<String> = l
                     .members
@@ -199,23 +222,17 @@ pub fn request_confirmation(
         ));
     }
     let token = new_token();
-    store.update(&l.address(), |l| {
-        l.add_pending(&token, action, who, "", now);
-        Ok::<_, ListError>(())
-    })?;
+    add_pending(store, l, &token, action, who, "", now)?;
     let confirm_addr = l.role_address(&Role::Confirm(token.clone()));
-    let web = &shared.config.lists.web_url;
-    let link = if web.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "or open this page and press the button:\n\n  {web}/lists/{}/confirm?token={token}\n\n",
-            post::url_encode(&l.address())
-        )
-    };
+    let link = web_line(
+        shared,
+        l,
+        "Or open this page and press the button:\n\n  ",
+        &format!("/confirm?token={token}\n"),
+    );
     let body = format!(
         "Someone (hopefully you) asked to {verb} {who} {} the list {}.\n\n\
-         To confirm, reply to this message (it goes to {confirm_addr}), {link}\
+         To confirm, reply to this message (it goes to {confirm_addr}).\n{link}\n\
          This request expires in 3 days. If you did not ask for it, ignore this message.\n",
         if subscribe { "to" } else { "from" },
         l.address(),
@@ -286,7 +303,7 @@ pub fn confirm(shared: &Shared, store: &Store, l: &List, token: &str, now: u64) 
         (Action::Subscribe | Action::Approve, _) => {
             let body = format!(
                 "Welcome to {addr}, {who}.\n\nPost by mailing {addr}.\n\n{}",
-                help(l, &shared.config.lists.web_url)
+                help(shared, l)
             );
             notify(shared, l, who, &format!("Welcome to {addr}"), "", &body, now)?;
             format!("subscribe {who}: done")
@@ -376,22 +393,11 @@ fn receive_post(
     let token = new_token();
     // The content first: a pending entry never points at nothing.
     store.hold(l, &token, msg.content)?;
-    store.update(&addr, |l| {
-        l.add_pending(&token, Action::Post, poster, &reason, now);
-        Ok::<_, ListError>(())
-    })?;
+    add_pending(store, l, &token, Action::Post, poster, &reason, now)?;
     tracing::info!("list {addr}: post from <{poster}> held ({reason}), token {token}");
     let subject = post::header(msg.content, "subject").unwrap_or_default();
     let approve = l.role_address(&Role::Confirm(token.clone()));
-    let web = &shared.config.lists.web_url;
-    let page = if web.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "The moderation page: {web}/lists/{}/moderate\n",
-            post::url_encode(&addr)
-        )
-    };
+    let page = web_line(shared, l, "The moderation page: ", "/moderate");
     let body = format!(
         "A post to {addr} is held for approval.\n\n  From:    {poster}\n  Subject: {subject}\n  Reason:  {reason}\n\n\
          To approve it, reply to this message (it goes to {approve}).\n\
