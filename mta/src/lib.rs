@@ -1,7 +1,7 @@
 //! The mail server behind greyd: SMTP server, durable queue, local
 //! delivery (Maildir, mbox, pipe), authentication, and the tools around
 //! them, the outbound relay (MX routing, SMTP client), and the mail store
-//! with the IMAP and POP3 servers over it.
+//! with the IMAP and POP3 servers over it, and webmail.
 
 pub mod aliases;
 pub mod auth;
@@ -27,3 +27,4 @@ pub mod store;
 pub mod submit;
 pub mod tls;
 pub mod virtusertable;
+pub mod web;

@@ -26,6 +26,8 @@ pub struct MtaSetup {
     pub imaps: SocketAddr,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    /// Webmail (HTTPS).
+    pub web: SocketAddr,
 }
 
 /// Run a command and insist on success; returns stdout.
@@ -71,6 +73,7 @@ impl MtaSetup {
             imaps: SocketAddr::from(([127, 0, 0, 1], free_port())),
             pop3: SocketAddr::from(([127, 0, 0, 1], free_port())),
             pop3s: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            web: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir,
             config,
         };
@@ -81,6 +84,7 @@ impl MtaSetup {
         setup.edit("127.0.0.1:30993", &setup.imaps.to_string());
         setup.edit("127.0.0.1:30110", &setup.pop3.to_string());
         setup.edit("127.0.0.1:30995", &setup.pop3s.to_string());
+        setup.edit("127.0.0.1:30443", &setup.web.to_string());
         // Never the host's resolvers: a test that routes mail starts its own
         // DNS server (`use_dns`); for the others lookups fail temporarily.
         setup.edit("nameservers = []", &format!("nameservers = [\"{DEAD_DNS}\"]"));

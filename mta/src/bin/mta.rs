@@ -1,4 +1,4 @@
-//! `mta`: the mail daemon (SMTP and POP3 listeners, queue runner, local delivery),
+//! `mta`: the mail daemon (SMTP, IMAP, POP3 and HTTPS listeners, queue runner, local delivery),
 //! in the foreground. Also the hidden `deliver-as-user` helper that
 //! delivery runs under a user's uid when the daemon is root.
 
@@ -187,6 +187,11 @@ async fn daemon(config: Config) -> Result<()> {
             let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));
             tokio::spawn(mta::pop3::server::serve(listener, implicit_tls, shared, gate));
         }
+    }
+    let web = mta::web::router(mta::web::WebState::new(Arc::clone(&shared)));
+    for listener in bind_all(&shared.config.web.listen, "HTTPS", true, has_tls)? {
+        let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));
+        tokio::spawn(mta::web::listener::serve(listener, web.clone(), shared, gate));
     }
     let submit_socket = &shared.config.queue.submit_socket;
     let submissions =

@@ -34,7 +34,7 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         listen: IpAddr,
-        /// Added to every standard port (25, 587, 465, 143, 993, 110, 995).
+        /// Added to every standard port (25, 587, 465, 143, 993, 110, 995, 443).
         #[arg(long, default_value_t = 0)]
         port_offset: u16,
     },
@@ -524,6 +524,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.imap.tls_listen = port(993)?;
     c.pop3.listen = port(110)?;
     c.pop3.tls_listen = port(995)?;
+    c.web.listen = port(443)?;
     // greyd in proxy mode connects from loopback: trusting loopback would make an open relay.
     c.relay.networks = Vec::new();
     c.tls.cert = root.join("cert.pem");

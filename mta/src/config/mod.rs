@@ -41,6 +41,7 @@ pub struct Config {
     pub srs: SrsConfig,
     pub auth_checks: AuthChecksConfig,
     pub lists: ListsConfig,
+    pub web: WebConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -205,6 +206,20 @@ pub struct Pop3Config {
     /// Failed commands (bad syntax, overlong lines, refused logins) before the session is closed. Default 10.
     pub max_errors: u32,
     /// Simultaneous POP3 connections from one client address. Default 20.
+    pub max_connections_per_client: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// HTTPS listeners for webmail and the status page (skipped without a certificate). Default `["0.0.0.0:443", "[::]:443"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Users (login names) who may see the status page `/admin`. Default none.
+    pub admins: Vec<String>,
+    /// Idle time after which a webmail session ends. Default "30m".
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Simultaneous HTTPS connections from one client address. Default 50.
     pub max_connections_per_client: usize,
 }
 
@@ -443,6 +458,18 @@ impl Default for Config {
             srs: SrsConfig::default(),
             auth_checks: AuthChecksConfig::default(),
             lists: ListsConfig::default(),
+            web: WebConfig::default(),
+        }
+    }
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: both(443),
+            admins: Vec::new(),
+            idle_timeout: Duration::from_secs(1800),
+            max_connections_per_client: 50,
         }
     }
 }

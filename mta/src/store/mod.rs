@@ -83,6 +83,29 @@ pub fn locate(config: &Config, user: &str) -> Option<Location> {
     }
 }
 
+/// Why a logged-in user's store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("This account's mail is in mbox format: use POP3")]
+    Mbox,
+    #[error("No mailbox for this account")]
+    NoMailbox,
+    #[error("Mailbox unavailable")]
+    Store(#[from] StoreError),
+}
+
+/// Open an authenticated user's Maildir with its special folders, as IMAP
+/// and webmail do after a login. Blocking.
+pub fn open_user(config: &Config, user: &str) -> Result<Store, OpenError> {
+    let loc = locate(config, user).ok_or(OpenError::NoMailbox)?;
+    if loc.format != MailboxFormat::Maildir {
+        return Err(OpenError::Mbox);
+    }
+    let store = Store::open(&loc.path, loc.owner.as_ref())?;
+    store.ensure_special_folders()?;
+    Ok(store)
+}
+
 /// The folders made for new users, with their RFC 6154 use.
 pub const SPECIAL_FOLDERS: [(&str, SpecialUse); 5] = [
     ("Sent", SpecialUse::Sent),

@@ -1,10 +1,10 @@
 //! Getting authenticated: STARTTLS, LOGIN and AUTHENTICATE (SASL), with
 //! the failed-login throttle, and opening the user's store on success.
 
-use super::{End, Flow, Session, User, blocking};
+use super::{End, Flow, Session, User};
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::imap::framer::{Frame, Limits};
-use crate::store::{self, Store};
+use crate::store;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
@@ -108,21 +108,16 @@ impl Session {
             return Ok(());
         };
         self.shared.auth.record_success(ip);
-        let location = store::locate(&self.shared.config, &user);
-        let opened = match location {
-            Some(loc) if loc.format == crate::config::MailboxFormat::Maildir => blocking(move || {
-                let store = Store::open(&loc.path, loc.owner.as_ref())?;
-                store.ensure_special_folders()?;
-                Ok(store)
-            })
+        let config = Arc::clone(&self.shared.config);
+        let who = user.clone();
+        let opened = tokio::task::spawn_blocking(move || store::open_user(&config, &who))
             .await
-            .map_err(|e| {
-                tracing::error!("imap: opening the mail of {user:?}: {e}");
-                "Mailbox unavailable"
-            }),
-            Some(_) => Err("This account's mail is in mbox format: use POP3"),
-            None => Err("No mailbox for this account"),
-        };
+            .unwrap_or_else(|e| Err(store::StoreError::Io("(task)".into(), std::io::Error::other(e)).into()))
+            .inspect_err(|e| {
+                if let store::OpenError::Store(e) = e {
+                    tracing::error!("imap: opening the mail of {user:?}: {e}");
+                }
+            });
         match opened {
             Ok(store) => {
                 tracing::info!("imap: {user:?} logged in from {} with {how}", self.peer);
