@@ -365,3 +365,112 @@ fn posts_from_domains_with_strict_dmarc_go_out_from_the_list() {
     let kept = wait_messages(&maildir(&setup, "bob"), 3).remove(2);
     assert_eq!(header(&kept, "From"), "Ron <ron@relaxed.test>");
 }
+
+/// One curl request to the web listener: (status, body).
+fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn one_click_unsubscribe_web_subscription_and_archive_pages_over_https() {
+    let (setup, _dns) = setup();
+    mtactl(&setup, &["add", LIST, "alice@example.test"]);
+    mtactl(&setup, &["add", LIST, "bob@example.test"]);
+    let _mta = setup.start();
+    greyd_tests::wait_port(setup.web, Duration::from_secs(10));
+    let base = format!("https://{}", setup.web);
+    smtplib(
+        &setup,
+        "alice@example.test",
+        LIST,
+        "From: alice@example.test\nSubject: <b>bold</b> & co\nDate: Sun, 1 Feb 2026 10:00:00 +0000\n\n<script>alert(1)</script> findme\n",
+    );
+    let copy = wait_messages(&maildir(&setup, "bob"), 1).remove(0);
+    let unsubscribe = header(&copy, "List-Unsubscribe");
+    let link = unsubscribe.split(['<', '>']).nth(1).unwrap().replace(WEB, &base);
+
+    // GET only shows the page (link scanners must not unsubscribe anyone).
+    let (code, page) = curl(&link, &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("Remove bob@example.test from dev@example.test?"),
+        "{page}"
+    );
+    assert!(members(&setup).contains("bob@example.test"));
+    let (code, _) = curl(
+        &link.replace("token=", "token=0"),
+        &["--data", "List-Unsubscribe=One-Click"],
+    );
+    assert_eq!(code, 403, "a wrong token removes nobody");
+    let (code, page) = curl(&link, &["--data", "List-Unsubscribe=One-Click"]);
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(members(&setup), "alice@example.test\n");
+
+    let list_page = format!("{base}/lists/dev%40example.test");
+    let (code, page) = curl(&format!("{list_page}/archive"), &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(r#"href="/lists/dev%40example.test/archive/2026-02""#),
+        "{page}"
+    );
+    let (_, month) = curl(&format!("{list_page}/archive/2026-02"), &[]);
+    assert!(
+        month.contains("&lt;b&gt;bold&lt;/b&gt; &amp; co") && !month.contains("<b>bold"),
+        "{month}"
+    );
+    let (_, post) = curl(&format!("{list_page}/archive/msg/0"), &[]);
+    assert!(post.contains("&lt;script&gt;alert(1)&lt;/script&gt; findme"), "{post}");
+    assert!(!post.contains("<script>"), "{post}");
+    let (_, found) = curl(&format!("{list_page}/archive?q=FINDME"), &[]);
+    assert!(
+        found.contains(r#"href="/lists/dev%40example.test/archive/msg/0""#),
+        "{found}"
+    );
+    let (code, mbox) = curl(&format!("{list_page}/archive.mbox"), &[]);
+    assert_eq!(code, 200);
+    assert!(
+        mbox.starts_with("From alice@example.test ") && mbox.contains("<script>alert(1)</script> findme"),
+        "{mbox}"
+    );
+
+    // Subscribing on the web: the form, the mail, the confirm page, its POST.
+    let (_, info) = curl(&list_page, &[]);
+    assert!(
+        info.contains(r#"action="/lists/dev%40example.test/subscribe""#),
+        "{info}"
+    );
+    let (code, page) = curl(
+        &format!("{list_page}/subscribe"),
+        &["--data", "address=dave@example.test"],
+    );
+    assert_eq!(code, 200, "{page}");
+    let confirmation = wait_messages(&maildir(&setup, "dave"), 1).remove(0);
+    let token = header(&confirmation, "Subject")
+        .strip_prefix("confirm ")
+        .unwrap()
+        .to_string();
+    let confirm = format!("{list_page}/confirm?token={token}");
+    let (_, page) = curl(&confirm, &[]);
+    assert!(
+        page.contains("Subscribe dave@example.test to dev@example.test?"),
+        "{page}"
+    );
+    assert!(!members(&setup).contains("dave"), "GET confirms nothing");
+    let (code, page) = curl(&confirm, &["-X", "POST"]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("subscribe dave@example.test: done"), "{page}");
+    assert!(members(&setup).contains("dave@example.test"));
+}

@@ -7,10 +7,12 @@
 //! The router knows list addresses from `store`; no aliases are needed.
 
 pub mod address;
+pub mod archive;
 pub mod bounce;
 pub mod command;
 pub mod post;
 pub mod store;
+pub mod web;
 
 use crate::dns::LookupError;
 use crate::queue::{self, Client, QueueError};

@@ -58,6 +58,7 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", post(login::logout))
         .route("/style.css", get(layout::stylesheet))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
+        .nest("/lists", crate::lists::web::routes())
         .layer(axum::middleware::from_fn(layout::security_headers))
         .with_state(state)
 }
