@@ -13,6 +13,7 @@ pub mod frontend;
 pub mod greyd_control;
 pub mod imap;
 pub mod inbound_auth;
+pub mod lists;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

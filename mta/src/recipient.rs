@@ -32,6 +32,11 @@ pub enum Resolved {
     },
     /// A remote address: stays queued for the outbound relay.
     Relay(String),
+    /// One of a mailing list's addresses: `list` is `NAME@DOMAIN`.
+    List {
+        list: String,
+        role: crate::lists::address::Role,
+    },
     /// Refused, with the full SMTP reply.
     Error(String),
 }
@@ -98,6 +103,8 @@ pub struct Router {
     srs_key: Reloading<Option<SrsKey>, ReadError>,
     /// `[outbound] transport`, for its `local` entries.
     transport: Option<Reloading<TransportTable, FileError<TransportError>>>,
+    /// The mailing lists, whose addresses need no aliases.
+    lists: crate::lists::store::Store,
 }
 
 /// A parser's list of problems, tagged with the file they were found in.
@@ -129,6 +136,7 @@ impl Router {
                     TransportTable::parse(&read_optional(p)?).map_err(|e| invalid(p)(vec![e]))
                 })
             }),
+            lists: crate::lists::store::Store::new(&config.lists.dir),
             config,
             auth,
         }
@@ -183,7 +191,16 @@ impl Router {
     }
 
     pub fn is_our_domain(&self, domain: &str) -> bool {
-        self.is_local_domain(domain) || self.is_virtual_domain(domain)
+        self.is_local_domain(domain) || self.is_virtual_domain(domain) || self.lists.has_domain(domain)
+    }
+
+    /// A list's address: its name is a list at `domain`.
+    fn list_address(&self, local: &str, domain: &str) -> Option<Resolved> {
+        let a = crate::lists::address::parse(local)?;
+        self.lists.exists(&a.name, domain).then(|| Resolved::List {
+            list: format!("{}@{}", a.name, domain.to_ascii_lowercase()),
+            role: a.role,
+        })
     }
 
     /// Clients allowed to relay without AUTH: `[relay] networks` plus the
@@ -263,6 +280,10 @@ impl Router {
                 Ok(a) => self.expand_address(&a, depth + 1, seen, out),
                 Err(e) => out.push(Resolved::Error(format!("550 5.1.1 Invalid SRS address ({e})"))),
             }
+            return;
+        }
+        if let Some(list) = self.list_address(local, domain) {
+            out.push(list);
             return;
         }
         if let Some(v) = Self::get(&self.virtusers)

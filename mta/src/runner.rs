@@ -111,6 +111,8 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
                 if cleaned.elapsed() >= shared.config.smtp.data_timeout.min(Duration::from_secs(60)) {
                     cleaned = std::time::Instant::now();
                     clean_crash_leftovers(&shared);
+                    let s = Arc::clone(&shared);
+                    tokio::task::spawn_blocking(move || crate::lists::tick(&s));
                 }
                 scan(&shared, &mut schedule);
             }
@@ -472,6 +474,29 @@ fn deliver_recipient(
             Resolved::Relay(addr) => {
                 relays.push(addr);
                 delivered_any = true;
+            }
+            Resolved::List { list, role } => {
+                let key = format!("list:{}", crate::lists::address::local_part(&list, &role));
+                if rcpt.done.contains(&key) {
+                    delivered_any = true;
+                    continue;
+                }
+                let msg = crate::lists::Incoming {
+                    sender: sender.as_deref(),
+                    content,
+                };
+                match crate::lists::receive(shared, &list, &role, &msg) {
+                    Ok(()) => {
+                        tracing::info!("{id}: to=<{}>, relay=list, status=sent ({key})", rcpt.address);
+                        rcpt.done.push(key);
+                        delivered_any = true;
+                    }
+                    Err(e) if e.is_permanent() => perm = Some(format!("550 5.1.1 {e}")),
+                    Err(e) => {
+                        tracing::info!("{id}: to=<{}>, relay=list, status=deferred ({e})", rcpt.address);
+                        temp = Some(e.to_string());
+                    }
+                }
             }
             Resolved::Error(reply) if reply.starts_with('4') => temp = Some(reply),
             Resolved::Error(reply) => perm = Some(reply),

@@ -1,12 +1,13 @@
 //! `mtactl`: set up and manage the mail server (smtpctl/doveadm's role):
 //! `init` a self-contained configuration, manage virtual `user`s, make a
 //! self-signed `cert`, `dkim generate` signing keys, `sieve check` and
-//! `sieve test` scripts.
+//! `sieve test` scripts, mailing `list`s.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use mta::auth::users::{Users, VirtualUser};
 use mta::config::Config;
+use mta::lists::store::ArchiveMode;
 use mta::outbound::dkim::{self, KeyAlgorithm};
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +66,13 @@ enum Cmd {
         #[command(subcommand)]
         action: SieveCmd,
     },
+    /// Mailing lists; `mtactl list` alone lists them.
+    List {
+        #[command(subcommand)]
+        action: Option<ListCmd>,
+        #[arg(long, global = true, default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
+        config: PathBuf,
+    },
     /// DKIM signing keys.
     Dkim {
         #[command(subcommand)]
@@ -102,6 +110,38 @@ enum SieveCmd {
         #[arg(long, default_value = "user@localhost")]
         recipient: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    /// Make a list; its addresses (NAME-request, -join, -leave, ...) work at once.
+    Create {
+        list: String,
+        /// An owner's address (repeat for more).
+        #[arg(long, required = true)]
+        owner: Vec<String>,
+        /// Hold every post for an owner.
+        #[arg(long)]
+        moderated: bool,
+        #[arg(long, value_enum, default_value = "public")]
+        archive: ArchiveMode,
+    },
+    /// Remove a list with its members, held posts and archive.
+    Delete { list: String },
+    /// The list's settings and counts.
+    Show { list: String },
+    /// Change a setting (see `show` for the keys).
+    Set { list: String, key: String, value: String },
+    /// The members, one a line (or JSON with their bounce records).
+    Members {
+        list: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member directly (no confirmation).
+    Add { list: String, address: String },
+    /// Remove a member directly (no confirmation).
+    Remove { list: String, address: String },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +206,7 @@ fn main() -> Result<()> {
         Cmd::User { action, config } => user(action, &Config::load(&config)?),
         Cmd::Queue { action, config } => queue(action, &Config::load(&config)?),
         Cmd::Sieve { action } => sieve(action),
+        Cmd::List { action, config } => list(action, &Config::load(&config)?),
         Cmd::Dkim {
             action:
                 DkimCmd::Generate {
@@ -251,6 +292,95 @@ fn sieve(action: SieveCmd) -> Result<()> {
             }
             Action::Redirect { address } => println!("redirect to {address}"),
             Action::Reject { reason } => println!("reject: {reason}"),
+        }
+    }
+    Ok(())
+}
+
+fn list(action: Option<ListCmd>, config: &Config) -> Result<()> {
+    use mta::lists::store::{ListError, Settings, Store};
+    let store = Store::new(&config.lists.dir);
+    let now = mta::queue::now();
+    let member_address = |a: &str| -> Result<String> {
+        let (local, domain) = check_address(a)?;
+        Ok(format!("{local}@{domain}"))
+    };
+    let Some(action) = action else {
+        for name in store.names()? {
+            let l = store.load(&name)?;
+            println!("{name}\t{} members\t{}", l.members.len(), l.settings.description);
+        }
+        return Ok(());
+    };
+    match action {
+        ListCmd::Create {
+            list,
+            owner,
+            moderated,
+            archive,
+        } => {
+            let owners = owner.iter().map(|o| member_address(o)).collect::<Result<Vec<_>>>()?;
+            let l = store.create(
+                &list,
+                Settings {
+                    owners,
+                    moderated,
+                    archive,
+                    ..Settings::default()
+                },
+            )?;
+            println!("created {}", l.address());
+        }
+        ListCmd::Delete { list } => {
+            store.delete(&list)?;
+            println!("deleted {list}");
+        }
+        ListCmd::Show { list } => {
+            let l = store.load(&list)?;
+            let mut settings = serde_json::to_value(&l.settings)?;
+            if let Some(s) = settings.as_object_mut() {
+                s.remove("secret");
+            }
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            let held = l
+                .pending
+                .iter()
+                .filter(|p| p.action == mta::lists::store::Action::Post)
+                .count();
+            let disabled = l.members.iter().filter(|m| !m.enabled).count();
+            println!("members: {} ({disabled} disabled by bounces)", l.members.len());
+            println!("held posts: {held}");
+        }
+        ListCmd::Set { list, key, value } => {
+            store.update(&list, |l| l.settings.set(&key, &value))?;
+            println!("{list}: {key} set");
+        }
+        ListCmd::Members { list, json } => {
+            let l = store.load(&list)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&l.members)?);
+            } else {
+                for m in &l.members {
+                    if m.enabled {
+                        println!("{}", m.address);
+                    } else {
+                        println!("{} (disabled, bounce score {})", m.address, m.bounce.score);
+                    }
+                }
+            }
+        }
+        ListCmd::Add { list, address } => {
+            let address = member_address(&address)?;
+            if !store.update(&list, |l| Ok::<_, ListError>(l.add(&address, now)))? {
+                bail!("{address} is already a member of {list}");
+            }
+            println!("added {address} to {list}");
+        }
+        ListCmd::Remove { list, address } => {
+            if !store.update(&list, |l| Ok::<_, ListError>(l.remove(&address)))? {
+                bail!("{address} is not a member of {list}");
+            }
+            println!("removed {address} from {list}");
         }
     }
     Ok(())
@@ -499,6 +629,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.queue.submit_socket = root.join("submit.sock");
     c.dkim.key_dir = root.join("dkim");
     c.srs.key_file = root.join("srs.key");
+    c.lists.dir = root.join("lists");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
     // Programs and files named in this aliases file run as whoever runs mta.

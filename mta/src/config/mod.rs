@@ -40,6 +40,7 @@ pub struct Config {
     pub dkim: DkimConfig,
     pub srs: SrsConfig,
     pub auth_checks: AuthChecksConfig,
+    pub lists: ListsConfig,
     pub web: WebConfig,
 }
 
@@ -351,6 +352,25 @@ impl Default for SrsConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListsConfig {
+    /// Where the mailing lists live (`mtactl list create`). Default "/etc/mta/lists".
+    pub dir: PathBuf,
+    /// Base URL of the list pages for the https links in List-* headers
+    /// (one-click unsubscribe needs it); empty gives mailto links only. Default "".
+    pub web_url: String,
+}
+
+impl Default for ListsConfig {
+    fn default() -> Self {
+        ListsConfig {
+            dir: PathBuf::from("/etc/mta/lists"),
+            web_url: String::new(),
+        }
+    }
+}
+
 /// What an SPF `fail` on its own (no DMARC verdict against the mail) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -457,6 +477,7 @@ impl Default for Config {
             dkim: DkimConfig::default(),
             srs: SrsConfig::default(),
             auth_checks: AuthChecksConfig::default(),
+            lists: ListsConfig::default(),
             web: WebConfig::default(),
         }
     }

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 /// Headers signed when present. From is listed twice so a second From
 /// added later breaks the signature; absent ones are signed as absent.
-pub const SIGNED_HEADERS: [&str; 12] = [
+/// The list headers are signed so one-click unsubscribe (RFC 8058 §4) can
+/// be trusted in a list's mail.
+pub const SIGNED_HEADERS: [&str; 16] = [
     "From",
     "From",
     "To",
@@ -29,6 +31,10 @@ pub const SIGNED_HEADERS: [&str; 12] = [
     "References",
     "MIME-Version",
     "Content-Type",
+    "List-Id",
+    "List-Post",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -85,6 +85,7 @@ pub fn router(state: WebState) -> Router {
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
+        .nest("/lists", crate::lists::web::routes())
         .layer(axum::middleware::from_fn(layout::security_headers))
         .with_state(state)
 }
