@@ -5,6 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use mta::pop3::command::{self, MAX_LINE};
 use mta::pop3::machine::{Action, Entry, Machine};
+use mta::net::Input;
 use mta::smtp::lines::LineBuffer;
 
 fuzz_target!(|data: &[u8]| {

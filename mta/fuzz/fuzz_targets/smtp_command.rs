@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use mta::net::Input;
 use mta::smtp::{command, lines::LineBuffer};
 
 fuzz_target!(|data: &[u8]| {
