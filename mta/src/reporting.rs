@@ -108,7 +108,7 @@ async fn send(shared: &Arc<Shared>, period: &Period) {
     let rows = period.rows.len();
     let domain = domain.clone();
     let queued = tokio::task::spawn_blocking(move || {
-        let queued = shared.originate(Some(from), &fits, message.as_bytes());
+        let queued = shared.originate(Some(from), &fits, "mta", message.as_bytes());
         (queued, fits)
     })
     .await;

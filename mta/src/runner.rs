@@ -681,7 +681,7 @@ fn send_dsn(
         Event::Delay => "delay",
         Event::Success => "success",
     };
-    match shared.originate(None, &[to], &bytes) {
+    match shared.originate(None, &[to], "mta", &bytes) {
         Ok(bid) => {
             tracing::info!("{id}: sender {kind} notification: {bid}");
             true

@@ -160,26 +160,43 @@ impl Shared {
     }
 
     /// Queue a message mta writes itself (a delivery status notification,
-    /// a report) for `to`, each address routed as a local sender's would
-    /// be; signed like any local mail. The queue id, or why not.
-    pub fn originate(&self, sender: Option<String>, to: &[String], bytes: &[u8]) -> Result<String, OriginateError> {
+    /// a report, list mail) for `to`, each address routed as a local
+    /// sender's would be; signed like any local mail; `via` names the
+    /// writer in its Received: line. An address the router refuses is left
+    /// out and logged; only when none is left is that an error.
+    pub fn originate(
+        &self,
+        sender: Option<String>,
+        to: &[String],
+        via: &str,
+        bytes: &[u8],
+    ) -> Result<String, OriginateError> {
         let host = &self.config.hostname;
-        let recipients = to
-            .iter()
-            .map(|address| {
-                let (local, domain) = address.rsplit_once('@').unwrap_or((address, host));
-                let relay = match self.route(local, domain, true) {
-                    Verdict::Local => false,
-                    Verdict::Relay => true,
-                    Verdict::Reject(reply) => return Err(OriginateError::Refused(address.clone(), reply)),
-                };
-                Ok(Accepted {
-                    address: address.clone(),
-                    params: Default::default(),
-                    relay,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut recipients = Vec::new();
+        let mut refused = Vec::new();
+        for address in to {
+            let (local, domain) = address.rsplit_once('@').unwrap_or((address, host));
+            let relay = match self.route(local, domain, true) {
+                Verdict::Local => false,
+                Verdict::Relay => true,
+                Verdict::Reject(reply) => {
+                    refused.push((address.clone(), reply));
+                    continue;
+                }
+            };
+            recipients.push(Accepted {
+                address: address.clone(),
+                params: Default::default(),
+                relay,
+            });
+        }
+        if recipients.is_empty() {
+            let (address, reply) = refused.into_iter().next().unwrap_or_default();
+            return Err(OriginateError::Refused(address, reply));
+        }
+        for (address, reply) in refused {
+            tracing::warn!("{via}: <{address}> left out: {reply}");
+        }
         let client = Client {
             addr: None,
             helo: None,
@@ -191,7 +208,7 @@ impl Shared {
         };
         let received = |id: &str| {
             format!(
-                "Received: by {host} (mta) id {id};\r\n\t{}\r\n",
+                "Received: by {host} ({via}) id {id};\r\n\t{}\r\n",
                 crate::datetime::rfc5322(crate::queue::now())
             )
         };

@@ -15,9 +15,8 @@ pub mod store;
 pub mod web;
 
 use crate::dns::LookupError;
-use crate::queue::{self, Client, QueueError};
-use crate::recipient::Verdict;
-use crate::service::{Accepted, Shared};
+use crate::queue::{self, QueueError};
+use crate::service::{OriginateError, Shared};
 use address::Role;
 use bounce::Step;
 use command::Command;
@@ -681,48 +680,13 @@ fn send(shared: &Shared, l: &List, to: &[String], content: &[u8]) -> Result<(), 
 }
 
 fn queue_message(shared: &Shared, l: &List, sender: &str, to: &[String], content: &[u8]) -> Result<(), ProcessError> {
-    let accepted: Vec<Accepted> = to
-        .iter()
-        .filter_map(|a| {
-            let (local, domain) = a.rsplit_once('@')?;
-            let relay = match shared.route(local, domain, true) {
-                Verdict::Local => false,
-                Verdict::Relay => true,
-                Verdict::Reject(why) => {
-                    tracing::warn!("list {}: <{a}> refused: {why}", l.address());
-                    return None;
-                }
-            };
-            Some(Accepted {
-                address: a.clone(),
-                params: Default::default(),
-                relay,
-            })
-        })
-        .collect();
-    if accepted.is_empty() {
-        return Ok(());
-    }
-    let host = &shared.config.hostname;
     let list = l.address();
-    let received = |id: &str| {
-        format!(
-            "Received: by {host} (mta list {list}) id {id};\r\n\t{}\r\n",
-            crate::datetime::rfc5322(queue::now())
-        )
-    };
-    let client = Client {
-        addr: None,
-        helo: None,
-        auth: None,
-    };
-    shared.accept_message(
-        Some(sender.to_string()),
-        Default::default(),
-        &accepted,
-        client,
-        received,
-        content,
-    )?;
-    Ok(())
+    match shared.originate(Some(sender.to_string()), to, &format!("mta list {list}"), content) {
+        Ok(_) => Ok(()),
+        Err(OriginateError::Refused(a, why)) => {
+            tracing::warn!("list {list}: <{a}> refused: {why}");
+            Ok(())
+        }
+        Err(OriginateError::Queue(e)) => Err(e.into()),
+    }
 }
