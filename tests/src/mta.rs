@@ -378,3 +378,30 @@ pub fn imaps_python(setup: &MtaSetup, user: &str, password: &str, prelude: &str,
     println!("{out}");
     out
 }
+
+/// One curl request to an HTTPS listener on loopback (certificate not
+/// checked): (status, response head, body). With `jar`, cookies are read
+/// from and written to that file, as a browser keeps them.
+pub fn curl_session(jar: Option<&Path>, url: &str, extra: &[&str]) -> (u16, String, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sk", "--max-time", "20", "-D", "-", "-o", "-", "-w", "\n%{http_code}"]);
+    if let Some(jar) = jar {
+        cmd.arg("--cookie-jar").arg(jar).arg("--cookie").arg(jar);
+    }
+    let out = cmd.args(extra).arg(url).output().expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, code) = text.rsplit_once('\n').unwrap();
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (code.trim().parse().unwrap(), headers.to_string(), body.to_string())
+}
+
+/// The same without cookies: (status, body).
+pub fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+    let (code, _, body) = curl_session(None, url, extra);
+    (code, body)
+}

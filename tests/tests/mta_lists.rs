@@ -8,7 +8,7 @@
 use greyd_tests::dns::DnsServer;
 use greyd_tests::free_port;
 use greyd_tests::greyd::eventually;
-use greyd_tests::mta::{MtaSetup, python, run_ok, send_transaction, wait_messages};
+use greyd_tests::mta::{MtaSetup, curl, python, run_ok, send_transaction, wait_messages};
 use std::time::Duration;
 
 const LIST: &str = "dev@example.test";
@@ -364,24 +364,6 @@ fn posts_from_domains_with_strict_dmarc_go_out_from_the_list() {
     );
     let kept = wait_messages(&maildir(&setup, "bob"), 3).remove(2);
     assert_eq!(header(&kept, "From"), "Ron <ron@relaxed.test>");
-}
-
-/// One curl request to the web listener: (status, body).
-fn curl(url: &str, extra: &[&str]) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-sk", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap(), body.to_string())
 }
 
 #[test]

@@ -9,35 +9,10 @@ use fantoccini::Locator;
 use greyd_tests::browser::{Browser, Canary};
 use greyd_tests::mta::*;
 use greyd_tests::wait_port;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
-
-/// One curl request with a cookie jar; returns (status, headers, body).
-fn curl(jar: &Path, url: &str, extra: &[&str]) -> (u16, String, String) {
-    let out = Command::new("curl")
-        .args(["-sk", "--max-time", "20", "-D", "-", "-o", "-", "-w", "\n%{http_code}"])
-        .arg("--cookie-jar")
-        .arg(jar)
-        .arg("--cookie")
-        .arg(jar)
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (rest, code) = text.rsplit_once('\n').unwrap();
-    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-    (code.trim().parse().unwrap(), headers.to_string(), body.to_string())
-}
 
 /// The CSRF token in the first form action of `html`.
 fn form_token(html: &str) -> String {
@@ -62,11 +37,11 @@ fn login_folders_csrf_and_logout_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let jar = dir.path().join("cookies");
 
-    let (code, headers, _) = curl(&jar, &format!("{base}/"), &[]);
+    let (code, headers, _) = curl_session(Some(&jar), &format!("{base}/"), &[]);
     assert_eq!(code, 303, "{headers}");
     assert_eq!(header(&headers, "location"), ["/login"]);
 
-    let (code, headers, page) = curl(&jar, &format!("{base}/login"), &[]);
+    let (code, headers, page) = curl_session(Some(&jar), &format!("{base}/login"), &[]);
     assert_eq!(code, 200);
     assert!(page.contains("<h1>Log in</h1>"), "{page}");
     assert!(page.contains(r#"name="viewport""#));
@@ -79,17 +54,17 @@ fn login_folders_csrf_and_logout_over_https() {
 
     // A login post without the form's token is refused before the password is looked at.
     let creds = format!("user={USER}&password={PASS}");
-    let (code, _, _) = curl(&jar, &format!("{base}/login"), &["--data", &creds]);
+    let (code, _, _) = curl_session(Some(&jar), &format!("{base}/login"), &["--data", &creds]);
     assert_eq!(code, 403);
-    let (code, _, page) = curl(
-        &jar,
+    let (code, _, page) = curl_session(
+        Some(&jar),
         &format!("{base}/login?csrf={token}"),
         &["--data", &format!("user={USER}&password=wrong")],
     );
     assert_eq!(code, 401);
     assert!(page.contains("Wrong user name or password."), "{page}");
     let token = form_token(&page);
-    let (code, headers, _) = curl(&jar, &format!("{base}/login?csrf={token}"), &["--data", &creds]);
+    let (code, headers, _) = curl_session(Some(&jar), &format!("{base}/login?csrf={token}"), &["--data", &creds]);
     assert_eq!(code, 303, "{headers}");
     let session = header(&headers, "set-cookie")
         .into_iter()
@@ -100,7 +75,7 @@ fn login_folders_csrf_and_logout_over_https() {
         "{session}"
     );
 
-    let (code, _, page) = curl(&jar, &format!("{base}/"), &[]);
+    let (code, _, page) = curl_session(Some(&jar), &format!("{base}/"), &[]);
     assert_eq!(code, 200);
     assert!(page.contains(USER), "{page}");
     assert!(
@@ -115,30 +90,34 @@ fn login_folders_csrf_and_logout_over_https() {
     }
 
     // Logged in, a POST without the session's token is refused, and so is a wrong one.
-    let (code, _, _) = curl(&jar, &format!("{base}/logout"), &["-X", "POST"]);
+    let (code, _, _) = curl_session(Some(&jar), &format!("{base}/logout"), &["-X", "POST"]);
     assert_eq!(code, 403);
-    let (code, _, _) = curl(&jar, &format!("{base}/logout?csrf=00{}", &token[2..]), &["-X", "POST"]);
+    let (code, _, _) = curl_session(
+        Some(&jar),
+        &format!("{base}/logout?csrf=00{}", &token[2..]),
+        &["-X", "POST"],
+    );
     assert_eq!(code, 403);
     let token = form_token(&page);
-    let (code, headers, _) = curl(&jar, &format!("{base}/logout?csrf={token}"), &["-X", "POST"]);
+    let (code, headers, _) = curl_session(Some(&jar), &format!("{base}/logout?csrf={token}"), &["-X", "POST"]);
     assert_eq!(code, 303);
     assert_eq!(header(&headers, "location"), ["/login"]);
     // Not just the cookie: the session itself is gone.
     let old = format!("Cookie: {}", session.split(';').next().unwrap());
-    let (code, _, _) = curl(&dir.path().join("fresh"), &format!("{base}/"), &["-H", &old]);
+    let (code, _, _) = curl_session(Some(&dir.path().join("fresh")), &format!("{base}/"), &["-H", &old]);
     assert_eq!(code, 303, "the session outlived logout");
 
     // Failed logins are throttled per address, as IMAP's are (auth.max_failures = 5).
     let wrong = format!("user={USER}&password=wrong");
-    let (_, _, mut page) = curl(&jar, &format!("{base}/login"), &[]);
+    let (_, _, mut page) = curl_session(Some(&jar), &format!("{base}/login"), &[]);
     for _ in 0..5 {
         let token = form_token(&page);
-        let (code, _, next) = curl(&jar, &format!("{base}/login?csrf={token}"), &["--data", &wrong]);
+        let (code, _, next) = curl_session(Some(&jar), &format!("{base}/login?csrf={token}"), &["--data", &wrong]);
         assert_eq!(code, 401);
         page = next;
     }
     let token = form_token(&page);
-    let (code, _, page) = curl(&jar, &format!("{base}/login?csrf={token}"), &["--data", &creds]);
+    let (code, _, page) = curl_session(Some(&jar), &format!("{base}/login?csrf={token}"), &["--data", &creds]);
     assert_eq!(code, 429, "{page}");
     assert!(page.contains("Too many failed logins"), "{page}");
 }
@@ -383,8 +362,7 @@ fn webmail_in_a_real_browser() {
         wait_text(&b, "<h1>Log in</h1>").await;
         c.goto(&format!("{base}/mail?f=INBOX")).await.unwrap();
         assert!(c.current_url().await.unwrap().path().ends_with("/login"));
-        let (code, _, _) = curl(
-            &dir.path().join("jar"),
+        let (code, _, _) = curl_session(Some(&dir.path().join("jar")),
             &format!("{base}/"),
             &["-H", &format!("Cookie: __Host-mta-session={session}")],
         );
