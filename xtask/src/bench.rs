@@ -29,7 +29,7 @@ use crate::{root, run};
 /// The smtp-source load of the `smtp` and `relay` benchmarks.
 #[derive(clap::Args)]
 pub struct Load {
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 5000)]
     pub messages: usize,
     /// Parallel SMTP sessions.
     #[arg(long, default_value_t = 10)]
@@ -37,6 +37,9 @@ pub struct Load {
     /// Message size in bytes.
     #[arg(long, default_value_t = 4096)]
     pub size: usize,
+    /// Runs of each server, alternating.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Subcommand)]
@@ -77,20 +80,8 @@ pub enum Bench {
     Smtp(Load),
     /// mta against a loopback Postfix, both relaying everything to smtp-sink.
     Relay(Load),
-    /// mta's IMAP against a loopback Dovecot: ops/s and memory per idle connection.
-    Imap {
-        /// Messages in the generated Maildir.
-        #[arg(long, default_value_t = 10_000)]
-        messages: usize,
-        /// Concurrent clients in the throughput run.
-        #[arg(long, default_value_t = 50)]
-        clients: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Idle connections (LOGIN, SELECT, IDLE) for the memory figure.
-        #[arg(long, default_value_t = 500)]
-        idle: usize,
-    },
+    /// mta's IMAP against a loopback Dovecot: ops/s, CPU per op and memory per idle connection.
+    Imap(crate::bench_imap::ImapLoad),
 }
 
 pub fn run_bench(b: Bench) -> Result<()> {
@@ -102,14 +93,9 @@ pub fn run_bench(b: Bench) -> Result<()> {
         Bench::Xdp { prefixes, seconds } => build_greyd()
             .and_then(|_| bench_example("bench_firewall", &["xdp", &prefixes.to_string(), &seconds.to_string()])),
         Bench::Grey { tuples, clients } => build_greyd().and_then(|_| grey(tuples, clients)),
-        Bench::Smtp(l) => crate::bench_smtp::smtp(l.messages, l.sessions, l.size),
-        Bench::Relay(l) => crate::bench_relay::relay(l.messages, l.sessions, l.size),
-        Bench::Imap {
-            messages,
-            clients,
-            seconds,
-            idle,
-        } => crate::bench_imap::imap(messages, clients, seconds, idle),
+        Bench::Smtp(l) => crate::bench_smtp::smtp(&l),
+        Bench::Relay(l) => crate::bench_relay::relay(&l),
+        Bench::Imap(l) => crate::bench_imap::imap(&l),
         Bench::Lists => {
             run(crate::cargo().args(["build", "--release", "--quiet", "-p", "greyd-setup", "--bins"]))?;
             bench_example("bench_lists", &[])

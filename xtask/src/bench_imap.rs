@@ -24,7 +24,27 @@ use tokio::sync::Barrier;
 use tokio_rustls::client::TlsStream;
 
 use crate::bench_smtp::{Running, free_port, mta_maildir, start_mta, wait_port};
+use crate::measure::{RunFigures, Spread, print_run, print_summary, process_tree, scratch, settle, tree_cpu_seconds};
 use crate::run;
+
+/// The load of `bench imap`.
+#[derive(clap::Args)]
+pub struct ImapLoad {
+    /// Messages in the generated Maildir.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Concurrent clients in the throughput run.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Idle connections (LOGIN, SELECT, IDLE) for the memory figure.
+    #[arg(long, default_value_t = 500)]
+    idle: usize,
+    /// Runs of each server, alternating.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
 
 const USER: &str = crate::bench_smtp::RCPT;
 const PASSWORD: &str = "bench";
@@ -320,8 +340,9 @@ async fn work(port: u16, seed: u64, seconds: u64, ready: Arc<Barrier>, tally: Ar
 }
 
 /// Operations per second with `clients` concurrent clients for `seconds`,
-/// and the mean latency of each kind.
-async fn throughput(port: u16, clients: usize, seconds: u64) -> Result<(f64, String)> {
+/// the CPU per operation of the server tree under `server`, and the mean
+/// latency of each kind.
+async fn throughput(port: u16, server: u32, clients: usize, seconds: u64) -> Result<(RunFigures, String)> {
     // Warm up as a mail client that has opened the folder before would have:
     // every header fetched once and one SEARCH, so both servers have read
     // (and may cache) what the timed operations ask for.
@@ -345,35 +366,22 @@ async fn throughput(port: u16, clients: usize, seconds: u64) -> Result<(f64, Str
     {
         bail!("the clients did not all log in and select within 5 minutes");
     }
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), tree_cpu_seconds(server));
     for t in tasks {
         t.await??;
     }
-    let rate = tally.total() as f64 / start.elapsed().as_secs_f64();
-    Ok((rate, tally.latencies()))
+    let ops = tally.total().max(1) as f64;
+    let figures = RunFigures {
+        rate: ops / start.elapsed().as_secs_f64(),
+        cpu_per_unit: (tree_cpu_seconds(server) - cpu) / ops,
+        syncs_per_unit: None,
+    };
+    Ok((figures, tally.latencies()))
 }
 
 /// Summed PSS in kB of `pid` and all its descendants.
 fn pss_kb(pid: u32) -> u64 {
-    let mut family = vec![pid];
-    let mut i = 0;
-    let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                .filter_map(|p| {
-                    let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
-                    Some((p, ppid))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    while i < family.len() {
-        let parent = family[i];
-        family.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-        i += 1;
-    }
-    family
+    process_tree(pid)
         .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
         .filter_map(|s| {
@@ -504,7 +512,57 @@ service anvil {{
     Ok(Running(child))
 }
 
-pub fn imap(messages: usize, clients: usize, seconds: u64, idle: usize) -> Result<()> {
+/// One server measured: the throughput run, then the idle connections (kB each).
+async fn measure(port: u16, server: u32, l: &ImapLoad) -> Result<(RunFigures, f64, String)> {
+    let (figures, latencies) = throughput(port, server, l.clients, l.seconds).await?;
+    let kb = idle_cost(port, server, l.idle).await?;
+    Ok((figures, kb, latencies))
+}
+
+/// mta (IMAPS, with the certificate mtactl made) on a fresh copy of `seed`.
+fn mta_round(rt: &tokio::runtime::Runtime, dir: &Path, seed: &Path, l: &ImapLoad) -> Result<(RunFigures, f64, String)> {
+    let imap_port = free_port()?;
+    let mta = start_mta(dir, imap_port - 143)?;
+    wait_port(imap_port - 143 + 25)?;
+    run(Command::new("cp")
+        .args(["-a", "--"])
+        .arg(seed.join("cur"))
+        .arg(mta_maildir(dir)))?;
+    let imaps_port = imap_port - 143 + 993;
+    wait_port(imaps_port)?;
+    rt.block_on(measure(imaps_port, mta.pid, l))
+}
+
+/// Dovecot on a fresh copy of `seed`, with the certificate of mta's run in `certs`.
+fn dovecot_round(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    seed: &Path,
+    certs: &Path,
+    l: &ImapLoad,
+) -> Result<(RunFigures, f64, String)> {
+    std::fs::create_dir_all(dir.join("Maildir"))?;
+    for sub in ["cur", "new", "tmp"] {
+        run(Command::new("cp")
+            .args(["-a", "--"])
+            .arg(seed.join(sub))
+            .arg(dir.join("Maildir")))?;
+    }
+    for pem in ["cert.pem", "key.pem"] {
+        std::fs::copy(certs.join(pem), dir.join(pem))?;
+    }
+    let port = free_port()?;
+    let dovecot = start_dovecot(dir, port)?;
+    wait_port(port)?;
+    let measured = rt.block_on(measure(port, dovecot.0.id(), l));
+    // SIGTERM lets Dovecot's master stop its children.
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(dovecot.0.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_secs(1));
+    measured
+}
+
+pub fn imap(l: &ImapLoad) -> Result<()> {
     ensure_dovecot()?;
     run(crate::cargo().args(["build", "--release", "--quiet", "-p", "mta", "--bins"]))?;
     crate::bench::raise_nofile(65536);
@@ -512,79 +570,33 @@ pub fn imap(messages: usize, clients: usize, seconds: u64, idle: usize) -> Resul
     // Dovecot runs as nobody and must reach its directory.
     run(Command::new("chmod").arg("755").arg(&work))?;
     let seed = work.join("seed");
-    generate_maildir(&seed, messages)?;
+    generate_maildir(&seed, l.messages)?;
     println!(
-        "{messages} messages; {clients} clients for {seconds} s each doing FETCH header, FETCH body, \
-         SEARCH, STORE, APPEND, IDLE in turn; {idle} idle connections"
+        "{} messages; {} clients for {} s each doing FETCH header, FETCH body, SEARCH, STORE, APPEND, IDLE \
+         in turn; {} idle connections; {} rounds, mta and dovecot alternating",
+        l.messages, l.clients, l.seconds, l.idle, l.rounds
     );
     let rt = tokio::runtime::Runtime::new()?;
-
-    let mta_dir = work.join("mta");
-    let imap_port = free_port()?;
-    let mta = start_mta(&mta_dir, imap_port - 143)?;
-    wait_port(imap_port - 143 + 25)?;
-    // Both servers are driven over IMAPS, with the certificate mtactl made.
-    let imaps_port = imap_port - 143 + 993;
-    run(Command::new("cp")
-        .args(["-a", "--"])
-        .arg(seed.join("cur"))
-        .arg(mta_maildir(&mta_dir)))?;
-    let ours = if std::net::TcpStream::connect(("127.0.0.1", imaps_port)).is_ok() {
-        let measured = rt.block_on(async {
-            let (ops, latencies) = throughput(imaps_port, clients, seconds).await?;
-            let kb = idle_cost(imaps_port, mta.0.id(), idle).await?;
-            anyhow::Ok((ops, latencies, kb))
-        });
-        match measured {
-            Ok((ops, latencies, kb)) => {
-                println!("mta:     {ops:9.1} ops/s, {kb:8.1} kB per idle connection\n         {latencies}");
-                Some((ops, kb))
-            }
-            Err(e) => {
-                println!("mta:     not measured: {e}");
-                None
-            }
-        }
-    } else {
-        println!("mta:     not available (nothing listens on 127.0.0.1:{imaps_port})");
-        None
-    };
-    drop(mta);
-
-    let dovecot_dir = work.join("dovecot");
-    std::fs::create_dir_all(dovecot_dir.join("Maildir"))?;
-    for sub in ["cur", "new", "tmp"] {
-        run(Command::new("cp")
-            .args(["-a", "--"])
-            .arg(seed.join(sub))
-            .arg(dovecot_dir.join("Maildir")))?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut our_kb, mut their_kb) = (Vec::new(), Vec::new());
+    for round in 1..=l.rounds {
+        let mta_dir = scratch(&work, "mta")?;
+        let (f, kb, latencies) = mta_round(&rt, &mta_dir, &seed, l)?;
+        print_run("mta", round, "op", &f);
+        println!("           {kb:.1} kB per idle connection; {latencies}");
+        ours.push(f);
+        our_kb.push(kb);
+        settle();
+        let (f, kb, latencies) = dovecot_round(&rt, &scratch(&work, "dovecot")?, &seed, &mta_dir, l)?;
+        print_run("dovecot", round, "op", &f);
+        println!("           {kb:.1} kB per idle connection; {latencies}");
+        theirs.push(f);
+        their_kb.push(kb);
+        settle();
     }
-    for pem in ["cert.pem", "key.pem"] {
-        std::fs::copy(mta_dir.join(pem), dovecot_dir.join(pem))?;
-    }
-    let port = free_port()?;
-    let dovecot = start_dovecot(&dovecot_dir, port)?;
-    wait_port(port)?;
-    let measured = rt.block_on(async {
-        let ops = throughput(port, clients, seconds).await?;
-        let kb = idle_cost(port, dovecot.0.id(), idle).await?;
-        anyhow::Ok((ops, kb))
-    });
-    // SIGTERM lets Dovecot's master stop its children.
-    // SAFETY: kill(2) on our own child's PID.
-    unsafe { libc::kill(dovecot.0.id() as i32, libc::SIGTERM) };
-    std::thread::sleep(Duration::from_secs(1));
-    drop(dovecot);
-    let ((theirs, latencies), theirs_kb) = measured?;
-    println!("dovecot: {theirs:9.1} ops/s, {theirs_kb:8.1} kB per idle connection\n         {latencies}");
-    match ours {
-        Some((ops, kb)) => println!(
-            "ratio mta/dovecot: {:.2} ops/s, {:.3} memory per idle connection",
-            ops / theirs,
-            kb / theirs_kb
-        ),
-        None => println!("ratio mta/dovecot: not available"),
-    }
+    let (ours_kb, theirs_kb) = (Spread::of(our_kb).median, Spread::of(their_kb).median);
+    println!("memory per idle connection, medians: mta {ours_kb:.1} kB, dovecot {theirs_kb:.1} kB");
+    print_summary(("mta", &ours), ("dovecot", &theirs), "op", 1.5);
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -4,14 +4,14 @@
 //! smtp-sink on loopback: mta through an MX record served by a hickory DNS
 //! server on loopback, Postfix through a transport(5) entry. A run counts
 //! from the first connection until smtp-sink has dumped every message; CPU
-//! is the MTA's own (for Postfix, its master and every child). Needs root
-//! (Postfix's master, smtp-sink's `-u`) and the Debian package postfix.
+//! is the MTA's process tree (for Postfix, its master and every child).
+//! Rounds alternate as in `bench smtp`. Needs root (Postfix's master,
+//! smtp-sink's `-u`) and the Debian packages postfix and strace.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hickory_proto::rr::rdata::{A, MX, SOA};
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_server::Server;
@@ -19,8 +19,11 @@ use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 
-use crate::bench_smtp::{Postfix, Running, free_port, init_mta, run_mta, smtp_source, wait_files, wait_port};
-use crate::run;
+use crate::bench::Load;
+use crate::bench_smtp::{
+    Postfix, Running, alternate_mta_postfix, free_port, init_mta, prepare, run_mta, smtp_source, wait_files, wait_port,
+};
+use crate::measure::{RunFigures, Window};
 
 /// The destination domain; its MX is `SINK_HOST`.
 const DOMAIN: &str = "bench-relay.test";
@@ -94,56 +97,13 @@ fn start_sink(port: u16, dir: &Path) -> Result<Running> {
     Ok(sink)
 }
 
-/// User + system CPU seconds of `pid` and of its children it has reaped.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let (_, ticks) = stat(pid)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks as f64 / hz)
+/// Submit the load to the MTA on `port`, until smtp-sink has dumped it all into `sink_dir`.
+fn submit(port: u16, sink_dir: &Path, l: &Load) -> Result<()> {
+    smtp_source(port, l, &format!("rcpt@{DOMAIN}"))?;
+    wait_files(sink_dir, l.messages)
 }
 
-/// (parent PID, utime + stime + cutime + cstime in ticks) from /proc/PID/stat.
-fn stat(pid: u32) -> Result<(u32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = text.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
-    let ticks = fields[11..15]
-        .iter()
-        .map(|f| f.parse::<u64>())
-        .sum::<Result<u64, _>>()?;
-    Ok((fields[1].parse()?, ticks))
-}
-
-/// CPU seconds of Postfix: the master (with the children it reaped) and
-/// every child still running.
-fn postfix_cpu_seconds(master: u32) -> Result<f64> {
-    let mut total = cpu_seconds(master)?;
-    for entry in std::fs::read_dir("/proc")?.filter_map(|e| e.ok()) {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if matches!(stat(pid), Ok((parent, _)) if parent == master) {
-            total += cpu_seconds(pid).unwrap_or(0.0);
-        }
-    }
-    Ok(total)
-}
-
-/// One run's figures: seconds until all were delivered, CPU seconds used.
-struct Figures {
-    seconds: f64,
-    cpu: f64,
-}
-
-/// Submit the load to the MTA on `port`; seconds until smtp-sink dumped it all into `sink_dir`.
-fn submit(port: u16, sink_dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
-    wait_port(port)?;
-    let start = Instant::now();
-    smtp_source(port, messages, sessions, size, &format!("rcpt@{DOMAIN}"))?;
-    wait_files(sink_dir, messages)?;
-    Ok(start.elapsed().as_secs_f64())
-}
-
-fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<Figures> {
+fn mta(dir: &Path, l: &Load) -> Result<RunFigures> {
     let sink_port = free_port()?;
     let sink_dir = dir.join("sink");
     let _sink = start_sink(sink_port, &sink_dir)?;
@@ -160,14 +120,12 @@ fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<Figu
         .replacen("port = 25\n", &format!("port = {sink_port}\n"), 1);
     std::fs::write(&config, text)?;
     let daemon = run_mta(&config)?;
-    let seconds = submit(port, &sink_dir, messages, sessions, size)?;
-    Ok(Figures {
-        seconds,
-        cpu: cpu_seconds(daemon.0.id())?,
-    })
+    wait_port(port)?;
+    let window = Window::measure(daemon.pid, || submit(port, &sink_dir, l))?;
+    window.figures(&daemon.finish(), l.messages)
 }
 
-fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<Figures> {
+fn postfix(dir: &Path, l: &Load) -> Result<RunFigures> {
     let sink_port = free_port()?;
     let sink_dir = dir.join("sink");
     let _sink = start_sink(sink_port, &sink_dir)?;
@@ -184,43 +142,19 @@ fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<
             format!("transport_maps=texthash:{}", transport.display()),
         ],
     )?;
-    let seconds = submit(port, &sink_dir, messages, sessions, size)?;
-    Ok(Figures {
-        seconds,
-        cpu: postfix_cpu_seconds(instance.master_pid()?)?,
-    })
+    wait_port(port)?;
+    let window = Window::measure(instance.master_pid()?, || submit(port, &sink_dir, l))?;
+    window.figures(&instance.finish(), l.messages)
 }
 
-pub fn relay(messages: usize, sessions: usize, size: usize) -> Result<()> {
-    for tool in ["smtp-source", "smtp-sink", "postfix"] {
-        if Command::new("which")
-            .arg(tool)
-            .output()
-            .map_or(true, |o| !o.status.success())
-        {
-            bail!("{tool} not found: apt-get install postfix (it is in .ci/apt-packages.txt)");
-        }
-    }
-    run(crate::cargo().args(["build", "--release", "--quiet", "-p", "mta", "--bins"]))?;
+pub fn relay(l: &Load) -> Result<()> {
+    prepare()?;
     let work: PathBuf = tempfile::tempdir()?.keep();
-    println!("{messages} messages of {size} bytes, {sessions} parallel submission sessions, relayed to smtp-sink");
-    let report = |who: &str, f: &Figures| {
-        println!(
-            "{who:8} {:8.1} msg/s delivered ({:.2} s), CPU {:.2} ms per message",
-            messages as f64 / f.seconds,
-            f.seconds,
-            f.cpu * 1000.0 / messages as f64
-        );
-    };
-    let ours = mta(&work.join("mta"), messages, sessions, size)?;
-    report("mta:", &ours);
-    let theirs = postfix(&work.join("postfix"), messages, sessions, size)?;
-    report("postfix:", &theirs);
     println!(
-        "ratio mta/postfix: {:.2} in msg/s, {:.2} in CPU per message",
-        theirs.seconds / ours.seconds,
-        ours.cpu / theirs.cpu
+        "{} messages of {} bytes, {} parallel submission sessions, relayed to smtp-sink; {} rounds, alternating",
+        l.messages, l.size, l.sessions, l.rounds
     );
+    alternate_mta_postfix(&work, l, mta, postfix)?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -3,15 +3,20 @@
 //! Postfix instance on loopback (its own config and queue directories,
 //! virtual(8) delivery to Maildir), one after the other in the same run.
 //! A run counts from the first connection until every message is in the
-//! Maildir. Needs root (Postfix's master) and the Debian package postfix;
-//! the system's own Postfix service is neither used nor touched.
+//! Maildir. The two alternate (mta, Postfix, mta, …) for `--rounds` rounds
+//! each, every run in fresh directories with a `sync` and a pause between
+//! runs; both run under strace's sync log (see `measure`). Needs root
+//! (Postfix's master) and the Debian packages postfix and strace; the
+//! system's own Postfix service is neither used nor touched.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
+use crate::bench::Load;
+use crate::measure::{RunFigures, SyncLog, Traced, Window, print_run, print_summary, scratch, settle};
 use crate::{root, run};
 
 const DOMAIN: &str = "example.test";
@@ -36,25 +41,23 @@ fn count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
-/// smtp-source against `port`; returns seconds until `maildir_new` holds `messages` files.
-fn load(port: u16, maildir_new: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
-    let start = Instant::now();
-    smtp_source(port, messages, sessions, size, RCPT)?;
-    wait_files(maildir_new, messages)?;
-    Ok(start.elapsed().as_secs_f64())
+/// smtp-source against `port`, until `maildir_new` holds all the messages.
+fn load(port: u16, maildir_new: &Path, l: &Load) -> Result<()> {
+    smtp_source(port, l, RCPT)?;
+    wait_files(maildir_new, l.messages)
 }
 
-/// Send `messages` of `size` bytes to `rcpt` over `sessions` parallel sessions with smtp-source.
-pub(crate) fn smtp_source(port: u16, messages: usize, sessions: usize, size: usize, rcpt: &str) -> Result<()> {
+/// Send the load to `rcpt` with smtp-source.
+pub(crate) fn smtp_source(port: u16, l: &Load, rcpt: &str) -> Result<()> {
     run(Command::new("smtp-source")
         .args([
             "-c",
             "-l",
-            &size.to_string(),
+            &l.size.to_string(),
             "-m",
-            &messages.to_string(),
+            &l.messages.to_string(),
             "-s",
-            &sessions.to_string(),
+            &l.sessions.to_string(),
         ])
         .args(["-f", "bench@remote.test", "-t", rcpt, &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null()))
@@ -72,6 +75,20 @@ pub(crate) fn wait_files(dir: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Both servers exist and mta's release build is fresh.
+pub(crate) fn prepare() -> Result<()> {
+    for tool in ["smtp-source", "smtp-sink", "postfix", "strace"] {
+        if Command::new("which")
+            .arg(tool)
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            bail!("{tool} not found: apt-get install postfix strace (both are in .ci/apt-packages.txt)");
+        }
+    }
+    run(crate::cargo().args(["build", "--release", "--quiet", "-p", "mta", "--bins"]))
+}
+
 /// A child process killed (by PID) on drop.
 pub(crate) struct Running(pub(crate) Child);
 
@@ -84,7 +101,7 @@ impl Drop for Running {
 
 /// `mtactl init` in `dir` with every port moved by `offset`, the bench user
 /// (password "bench"), and the daemon (release build) started.
-pub(crate) fn start_mta(dir: &Path, offset: u16) -> Result<Running> {
+pub(crate) fn start_mta(dir: &Path, offset: u16) -> Result<Traced> {
     run_mta(&init_mta(dir, offset)?)
 }
 
@@ -122,16 +139,14 @@ pub(crate) fn init_mta(dir: &Path, offset: u16) -> Result<PathBuf> {
     Ok(config)
 }
 
-/// The daemon (release build) on `config`.
-pub(crate) fn run_mta(config: &Path) -> Result<Running> {
-    Ok(Running(
-        Command::new(root().join("target/release/mta"))
+/// The daemon (release build) on `config`, its sync calls logged beside it.
+pub(crate) fn run_mta(config: &Path) -> Result<Traced> {
+    Traced::spawn(config.with_file_name("syncs.log"), |cmd| {
+        cmd.arg(root().join("target/release/mta"))
             .arg("--config")
             .arg(config)
-            .env("MTA_LOG", "warn")
-            .spawn()
-            .context("start mta")?,
-    ))
+            .env("MTA_LOG", "warn");
+    })
 }
 
 /// The Maildir of the bench user under an mta root.
@@ -139,20 +154,22 @@ pub(crate) fn mta_maildir(dir: &Path) -> PathBuf {
     dir.join("mail").join(DOMAIN).join("alice")
 }
 
-fn mta(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+fn mta(dir: &Path, l: &Load) -> Result<RunFigures> {
     let port = free_port()?;
-    let _mta = start_mta(dir, port - 25)?;
+    let daemon = start_mta(dir, port - 25)?;
     wait_port(port)?;
-    load(port, &mta_maildir(dir).join("new"), messages, sessions, size)
+    let window = Window::measure(daemon.pid, || load(port, &mta_maildir(dir).join("new"), l))?;
+    window.figures(&daemon.finish(), l.messages)
 }
 
 fn postconf(dir: &Path, settings: &[String]) -> Result<()> {
     run(Command::new("postconf").arg("-c").arg(dir).arg("-e").args(settings))
 }
 
-/// A private Postfix instance (`postfix -c DIR`), stopped on drop.
+/// A private Postfix instance (`postfix -c DIR`) under strace's sync log, stopped on drop.
 pub(crate) struct Postfix {
     dir: PathBuf,
+    traced: Option<Traced>,
 }
 
 impl Postfix {
@@ -188,25 +205,49 @@ impl Postfix {
             &format!("127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd"),
         ]))?;
         run(Command::new("postconf").arg("-c").arg(dir).args(["-F", "*/*/chroot=n"]))?;
-        run(Command::new("postfix").arg("-c").arg(dir).arg("start"))?;
-        Ok(Postfix { dir: dir.to_path_buf() })
+        let traced = Traced::spawn(dir.join("syncs.log"), |cmd| {
+            cmd.arg("postfix").arg("-c").arg(dir).arg("start");
+        })?;
+        Ok(Postfix {
+            dir: dir.to_path_buf(),
+            traced: Some(traced),
+        })
     }
 
-    /// The master's PID (from its pid file).
+    /// The master's PID (from its pid file, once `postfix start` has written it).
     pub(crate) fn master_pid(&self) -> Result<u32> {
-        let text = std::fs::read_to_string(self.dir.join("spool/pid/master.pid"))?;
-        Ok(text.trim().parse()?)
+        let file = self.dir.join("spool/pid/master.pid");
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            match std::fs::read_to_string(&file).map(|t| t.trim().parse::<u32>()) {
+                Ok(Ok(pid)) if Path::new(&format!("/proc/{pid}")).exists() => return Ok(pid),
+                _ if Instant::now() > end => bail!("Postfix wrote no {}", file.display()),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Stop Postfix and hand over its complete sync log.
+    pub(crate) fn finish(mut self) -> SyncLog {
+        self.stop();
+        self.traced.take().expect("running").finish()
+    }
+
+    fn stop(&self) {
+        let _ = Command::new("postfix").arg("-c").arg(&self.dir).arg("stop").status();
     }
 }
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(&self.dir).arg("stop").status();
+        if self.traced.is_some() {
+            self.stop();
+        }
     }
 }
 
 /// Postfix with virtual(8) delivery to the bench user's Maildir.
-fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<f64> {
+fn postfix(dir: &Path, l: &Load) -> Result<RunFigures> {
     let port = free_port()?;
     let (uid, gid) = (id("-u")?, id("-g")?);
     let vmail = dir.join("vmail");
@@ -215,7 +256,7 @@ fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("vmailbox"), format!("{RCPT} {DOMAIN}/alice/\n"))?;
     let p = |s: &Path| s.display().to_string();
-    let _postfix = Postfix::start(
+    let instance = Postfix::start(
         dir,
         port,
         &[
@@ -229,7 +270,10 @@ fn postfix(dir: &Path, messages: usize, sessions: usize, size: usize) -> Result<
         ],
     )?;
     wait_port(port)?;
-    load(port, &vmail.join(DOMAIN).join("alice/new"), messages, sessions, size)
+    let window = Window::measure(instance.master_pid()?, || {
+        load(port, &vmail.join(DOMAIN).join("alice/new"), l)
+    })?;
+    window.figures(&instance.finish(), l.messages)
 }
 
 fn id(flag: &str) -> Result<String> {
@@ -237,20 +281,37 @@ fn id(flag: &str) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
-pub fn smtp(messages: usize, sessions: usize, size: usize) -> Result<()> {
-    if !Path::new("/usr/sbin/smtp-source").exists() && Command::new("smtp-source").output().is_err() {
-        bail!("smtp-source not found: apt-get install postfix (it is in .ci/apt-packages.txt)");
+/// `rounds` runs of each, alternating, in fresh directories under `work`
+/// with the disk settled between runs; then the medians and the ratio.
+pub(crate) fn alternate_mta_postfix(
+    work: &Path,
+    l: &Load,
+    mta: fn(&Path, &Load) -> Result<RunFigures>,
+    postfix: fn(&Path, &Load) -> Result<RunFigures>,
+) -> Result<()> {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=l.rounds {
+        let f = mta(&scratch(work, "mta")?, l)?;
+        print_run("mta", round, "msg", &f);
+        ours.push(f);
+        settle();
+        let f = postfix(&scratch(work, "postfix")?, l)?;
+        print_run("postfix", round, "msg", &f);
+        theirs.push(f);
+        settle();
     }
-    run(crate::cargo().args(["build", "--release", "--quiet", "-p", "mta", "--bins"]))?;
+    print_summary(("mta", &ours), ("postfix", &theirs), "msg", 2.0);
+    Ok(())
+}
+
+pub fn smtp(l: &Load) -> Result<()> {
+    prepare()?;
     let work: PathBuf = tempfile::tempdir()?.keep();
-    std::fs::create_dir_all(work.join("mta"))?;
-    std::fs::create_dir_all(work.join("postfix"))?;
-    println!("{messages} messages of {size} bytes, {sessions} parallel sessions, Maildir delivery with fsync");
-    let ours = mta(&work.join("mta"), messages, sessions, size)?;
-    println!("mta:     {:8.1} msg/s ({ours:.2} s)", messages as f64 / ours);
-    let theirs = postfix(&work.join("postfix"), messages, sessions, size)?;
-    println!("postfix: {:8.1} msg/s ({theirs:.2} s)", messages as f64 / theirs);
-    println!("ratio mta/postfix: {:.2}", theirs / ours);
+    println!(
+        "{} messages of {} bytes, {} parallel sessions, Maildir delivery with fsync; {} rounds, mta and postfix alternating",
+        l.messages, l.size, l.sessions, l.rounds
+    );
+    alternate_mta_postfix(&work, l, mta, postfix)?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }

@@ -15,6 +15,7 @@ mod bench_relay;
 mod bench_smtp;
 mod demo;
 mod deps;
+mod measure;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
