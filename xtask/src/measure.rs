@@ -132,6 +132,11 @@ impl Traced {
         Ok(Traced { strace, pid, log })
     }
 
+    /// The server's standard error, where the caller piped it.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.strace.stderr.take()
+    }
+
     /// Let the server end (SIGTERM, SIGKILL after 10 s), wait for strace to
     /// write the rest of its log, and hand the log over.
     pub fn finish(mut self) -> SyncLog {
