@@ -5,7 +5,9 @@
 //! Engine: SQLite (rusqlite, bundled). In WAL mode with `synchronous=FULL`
 //! every committed transaction is on disk before `commit` returns, and a
 //! kill -9 at any moment leaves a database that opens with every completed
-//! update kept. Unlike redb or fjall, several processes may open the file at
+//! update kept. Updates that arrive while a commit is on its way to disk
+//! share the next one ([`Db::commit_group`]): one fsync serves them all,
+//! and none is answered before its commit. Unlike redb or fjall, several processes may open the file at
 //! once (greyd, greydb, greyd-setup), and `sqlite3` can inspect it.
 
 mod entry;
@@ -28,7 +30,17 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database holds a bad value: {0}")]
     Corrupt(String),
+    /// The group commit this update was part of failed.
+    #[error("database commit failed: {0}")]
+    Commit(String),
 }
+
+/// One update in a group commit: it runs in its own savepoint (so its
+/// failure undoes only itself) and returns what to do once the commit of
+/// the whole group is known.
+pub type Job = Box<dyn FnOnce(&Tx<'_>) -> Settle + Send>;
+/// Told whether the group's commit succeeded; answers the job's caller.
+pub type Settle = Box<dyn FnOnce(Result<(), &DbError>) + Send>;
 
 /// What a named list does to the sources it contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +155,21 @@ impl Db {
     }
 
     /// Every entry, or those whose IP or address is one of `keys`, in spamdb's order.
+    /// Run `jobs` in order in one transaction and commit it once; then tell
+    /// each job the outcome. Jobs not run (the transaction did not begin)
+    /// are dropped, which their callers see as a failed commit.
+    pub fn commit_group(&mut self, jobs: Vec<Job>) {
+        let tx = match self.conn.transaction() {
+            Ok(tx) => Tx(tx),
+            Err(_) => return,
+        };
+        let settles: Vec<Settle> = jobs.into_iter().map(|job| job(&tx)).collect();
+        let committed = tx.0.commit().map_err(DbError::from);
+        for settle in settles {
+            settle(committed.as_ref().map(|_| ()));
+        }
+    }
+
     pub fn dump(&mut self, keys: &[String]) -> Result<Vec<Entry>, DbError> {
         self.transaction(|tx| tx.dump(keys))
     }
@@ -164,6 +191,18 @@ fn ip_of(text: String) -> Result<IpAddr, DbError> {
 }
 
 impl Tx<'_> {
+    /// Run `f` in a savepoint: if it fails, what it wrote is undone and the
+    /// rest of the transaction stands.
+    pub fn savepoint<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
+        self.0.execute_batch("SAVEPOINT job")?;
+        let out = f(self);
+        if out.is_err() {
+            self.0.execute_batch("ROLLBACK TO job")?;
+        }
+        self.0.execute_batch("RELEASE job")?;
+        out
+    }
+
     pub fn grey(&self, t: &GreyTuple) -> Result<Option<GreyEntry>, DbError> {
         self.0
             .query_row(
@@ -539,5 +578,54 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    fn white_at(ip: &str) -> WhiteEntry {
+        WhiteEntry {
+            ip: ip.parse().unwrap(),
+            first: 1,
+            pass: 2,
+            expire: 3,
+            bcount: 1,
+            pcount: 1,
+        }
+    }
+
+    #[test]
+    fn a_group_commits_once_and_a_failed_job_undoes_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("g.db")).unwrap();
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let job = |ip: &'static str, fail: bool| -> Job {
+            let answers = std::sync::Arc::clone(&answers);
+            Box::new(move |tx: &Tx<'_>| {
+                let result = tx.savepoint(|tx| {
+                    tx.put_white(&white_at(ip))?;
+                    if fail {
+                        return Err(DbError::Corrupt("refused".into()));
+                    }
+                    Ok(())
+                });
+                Box::new(move |committed: Result<(), &DbError>| {
+                    answers.lock().unwrap().push((ip, committed.is_ok() && result.is_ok()));
+                })
+            })
+        };
+        db.commit_group(vec![
+            job("192.0.2.1", false),
+            job("192.0.2.2", true),
+            job("192.0.2.3", false),
+        ]);
+        assert_eq!(
+            *answers.lock().unwrap(),
+            [("192.0.2.1", true), ("192.0.2.2", false), ("192.0.2.3", true)]
+        );
+        let whites: Vec<String> = db
+            .transaction(|tx| tx.whites())
+            .unwrap()
+            .iter()
+            .map(|w| w.ip.to_string())
+            .collect();
+        assert_eq!(whites, ["192.0.2.1", "192.0.2.3"]);
     }
 }

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::control::Effects;
-use crate::db::{Db, DbError, ListKind, Tx};
+use crate::db::{Db, DbError, Job, ListKind, Tx};
 use crate::firewall::{Firewall, FirewallState};
 use crate::grey::AllowedDomains;
 use crate::lists::Lists;
@@ -38,6 +38,8 @@ pub struct Memory {
 pub struct Shared {
     pub config: Config,
     db: Mutex<Db>,
+    /// Updates waiting for the next group commit.
+    pending: Mutex<Vec<Job>>,
     pub memory: RwLock<Memory>,
     pub allowed: AllowedDomains,
     pub firewall: Box<dyn Firewall>,
@@ -74,6 +76,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             config,
             db: Mutex::new(db),
+            pending: Mutex::new(Vec::new()),
             memory: RwLock::new(memory),
             allowed,
             firewall,
@@ -87,19 +90,38 @@ impl Shared {
         Ok(shared)
     }
 
-    /// Run `f` in a database transaction on the blocking pool (commits fsync).
+    /// Run `f` in the database and answer once it is committed (fsynced).
+    /// Updates queue up while a commit is on its way to disk; whichever
+    /// blocking task gets the database next commits all that are waiting
+    /// in one transaction, each in its own savepoint.
     pub async fn with_db<T, F>(self: &Arc<Self>, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, DbError> + Send + 'static,
     {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |tx: &Tx<'_>| {
+            let result = tx.savepoint(f);
+            Box::new(move |committed: Result<(), &DbError>| {
+                let _ = answer.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(DbError::Commit(e.to_string())),
+                });
+            })
+        });
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(job);
         let shared = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut db = shared.db.lock().unwrap_or_else(|e| e.into_inner());
-            db.transaction(f)
-        })
-        .await
-        .expect("database task panicked")
+            let jobs = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            // Empty when an earlier task's group took this job along.
+            if !jobs.is_empty() {
+                db.commit_group(jobs);
+            }
+        });
+        answered
+            .await
+            .unwrap_or_else(|_| Err(DbError::Commit("the transaction did not begin".into())))
     }
 
     /// Everything the firewall enforces, from memory.

@@ -165,10 +165,12 @@ mod tests {
         let started = Instant::now();
         let sent = stutterer.send(&server, b"abcd", None).await;
         assert!(matches!(sent, Outcome::Sent), "{sent:?}");
-        // The first byte at once, then three periods (less at most one tick for the first).
+        // The first byte at once, then three periods (less at most one tick
+        // for the first). The upper bound only says "not stuck": a loaded
+        // machine delays ticks, and speed is not what this test checks.
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(290), "{took:?}");
-        assert!(took < Duration::from_millis(600), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
         let mut got = [0u8; 4];
         client.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"abcd");
