@@ -26,6 +26,7 @@ pub struct MtaSetup {
     pub imaps: SocketAddr,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    pub managesieve: SocketAddr,
     /// Webmail (HTTPS).
     pub web: SocketAddr,
 }
@@ -73,6 +74,7 @@ impl MtaSetup {
             imaps: SocketAddr::from(([127, 0, 0, 1], free_port())),
             pop3: SocketAddr::from(([127, 0, 0, 1], free_port())),
             pop3s: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            managesieve: SocketAddr::from(([127, 0, 0, 1], free_port())),
             web: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir,
             config,
@@ -84,6 +86,7 @@ impl MtaSetup {
         setup.edit("127.0.0.1:30993", &setup.imaps.to_string());
         setup.edit("127.0.0.1:30110", &setup.pop3.to_string());
         setup.edit("127.0.0.1:30995", &setup.pop3s.to_string());
+        setup.edit("127.0.0.1:34190", &setup.managesieve.to_string());
         setup.edit("127.0.0.1:30443", &setup.web.to_string());
         // Never the host's resolvers: a test that routes mail starts its own
         // DNS server (`use_dns`); for the others lookups fail temporarily.
