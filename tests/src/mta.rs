@@ -232,16 +232,21 @@ pub fn imap_daemon(user: &str, password: &str, n: usize) -> (MtaSetup, Daemon) {
 /// bob@remote.test) and wait until they are in its Maildir.
 pub fn deliver_notes(setup: &MtaSetup, user: &str, n: usize) {
     for i in 0..n {
-        let mut c = smtp(setup.smtp);
-        assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-        assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
-        assert_eq!(c.cmd(&format!("RCPT TO:<{user}>")).unwrap().code, 250);
-        assert_eq!(c.cmd("DATA").unwrap().code, 354);
-        let body = format!("From: Bob <bob@remote.test>\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n");
-        c.send_raw(body.as_bytes()).unwrap();
-        assert_eq!(c.cmd(".").unwrap().code, 250);
+        send_note(setup, user, &format!("note {i}"), &format!("Hello number {i}."));
     }
     wait_messages(&setup.maildir(user), n);
+}
+
+/// Send one message from bob@remote.test to `user` over SMTP, each step asserted.
+pub fn send_note(setup: &MtaSetup, user: &str, subject: &str, text: &str) {
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{user}>")).unwrap().code, 250);
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let body = format!("From: Bob <bob@remote.test>\r\nSubject: {subject}\r\n\r\n{text}\r\n");
+    c.send_raw(body.as_bytes()).unwrap();
+    assert_eq!(c.cmd(".").unwrap().code, 250);
 }
 
 /// Wait until `path` exists and is non-empty; returns its contents.

@@ -49,17 +49,6 @@ fn sieve_connect(setup: &MtaSetup, args: &[&str]) -> String {
     stdout + &stderr
 }
 
-fn send(setup: &MtaSetup, subject: &str) {
-    let mut c = smtp(setup.smtp);
-    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-    assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
-    assert_eq!(c.cmd(&format!("RCPT TO:<{ALICE}>")).unwrap().code, 250);
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
-    let body = format!("From: Bob <bob@remote.test>\r\nSubject: {subject}\r\n\r\nHello.\r\n");
-    c.send_raw(body.as_bytes()).unwrap();
-    assert_eq!(c.cmd(".").unwrap().code, 250);
-}
-
 fn subjects(messages: &[Vec<u8>]) -> Vec<String> {
     messages
         .iter()
@@ -114,8 +103,8 @@ fn sieve_connect_uploads_activates_and_downloads_and_delivery_follows_the_script
         Path::new("sieve/filter.sieve")
     );
 
-    send(&setup, "the monthly report");
-    send(&setup, "lunch?");
+    send_note(&setup, ALICE, "the monthly report", "Figures.");
+    send_note(&setup, ALICE, "lunch?", "At noon?");
     assert_eq!(
         subjects(&wait_messages(&maildir.join(".Reports"), 1)),
         ["the monthly report"]
@@ -123,7 +112,7 @@ fn sieve_connect_uploads_activates_and_downloads_and_delivery_follows_the_script
     assert_eq!(subjects(&wait_messages(&maildir, 1)), ["lunch?"]);
 
     sieve_connect(&setup, &["--deactivate"]);
-    send(&setup, "another report");
+    send_note(&setup, ALICE, "another report", "More figures.");
     assert_eq!(
         wait_messages(&maildir, 2).len(),
         2,

@@ -3,7 +3,7 @@
 //! they can be, literals `{N}` otherwise). The only place that writes the
 //! response syntax.
 
-use std::fmt::Write;
+use crate::imap::message::quoted_or_literal;
 
 /// Longest quoted string (RFC 5804 §4 `quoted`); longer text goes as a literal.
 const MAX_QUOTED: usize = 1024;
@@ -105,29 +105,16 @@ impl Response {
     }
 }
 
-/// Append `s` as a quoted string, or as a literal when quoting cannot carry it.
+/// Append `s` as a quoted string, or as a literal when quoting cannot
+/// carry it (RFC 5804 quoted strings are UTF-8 without CR, LF or NUL).
 pub fn string(s: &[u8], out: &mut Vec<u8>) {
     let quotable = s.len() <= MAX_QUOTED && !s.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
-    if !quotable {
-        literal(s, out);
-        return;
-    }
-    out.push(b'"');
-    for &b in s {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
+    quoted_or_literal(out, s, quotable);
 }
 
 /// Append `s` as a literal `{N}` CRLF and the octets.
 pub fn literal(s: &[u8], out: &mut Vec<u8>) {
-    let mut head = String::new();
-    let _ = write!(head, "{{{}}}\r\n", s.len());
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(s);
+    quoted_or_literal(out, s, false);
 }
 
 /// Append one capability line: `"NAME"` or `"NAME" "value"`.
