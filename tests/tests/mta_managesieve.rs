@@ -3,9 +3,10 @@
 //! landing in the folder the uploaded script chose; and a raw client in
 //! Python for what sieve-connect hides: the capabilities before and after
 //! STARTTLS, AUTHENTICATE refused in plaintext, PLAIN with an initial
-//! response and with a continuation, the errors of PUTSCRIPT (with the
-//! line number), HAVESPACE, DELETESCRIPT and RENAMESCRIPT, names that would
-//! leave the user's folder, and a literal too large before login.
+//! response and with a continuation, SCRAM-SHA-256, the errors of
+//! PUTSCRIPT (with the line number), HAVESPACE, DELETESCRIPT and
+//! RENAMESCRIPT, names that would leave the user's folder, a literal too
+//! large before login, and the throttling of failed logins.
 
 use greyd_tests::mta::*;
 use greyd_tests::{Daemon, wait_port};
@@ -123,7 +124,7 @@ fn sieve_connect_uploads_activates_and_downloads_and_delivery_follows_the_script
 /// argv: host port user password. Speaks ManageSieve by hand and prints
 /// each command (`> ...`) and the response lines, literals inlined.
 const RAW_CLIENT: &str = r#"
-import base64, re, socket, ssl, sys
+import base64, hashlib, hmac, os, re, socket, ssl, sys
 host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 
@@ -203,6 +204,42 @@ d.response()
 d.send('PUTSCRIPT "x" {100000+}')
 d.response()
 print("CLOSED" if d.line() is None else "OPEN", flush=True)
+
+def unquote(line):
+    assert line.startswith('"') and line.endswith('"'), line
+    return base64.b64decode(line[1:-1]).decode()
+
+# SCRAM-SHA-256 (RFC 5802/7677) from the client side; the server's last
+# message comes as a challenge, answered by an empty string.
+f = Client()
+f.response()
+f.starttls()
+nonce = base64.b64encode(os.urandom(18)).decode()
+first_bare = "n=%s,r=%s" % (user, nonce)
+f.send('AUTHENTICATE "SCRAM-SHA-256" "%s"' % base64.b64encode(("n,," + first_bare).encode()).decode())
+server_first = unquote(f.line())
+attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+salted = hashlib.pbkdf2_hmac("sha256", pw.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+without_proof = "c=biws,r=" + attrs["r"]
+auth_message = ",".join([first_bare, server_first, without_proof]).encode()
+signature = hmac.new(hashlib.sha256(client_key).digest(), auth_message, "sha256").digest()
+proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
+f.sock.sendall(('"%s"\r\n' % base64.b64encode((without_proof + ",p=" + proof).encode()).decode()).encode())
+server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+expected = "v=" + base64.b64encode(hmac.new(server_key, auth_message, "sha256").digest()).decode()
+print("SERVER-FINAL", "verified" if unquote(f.line()) == expected else "wrong", flush=True)
+f.sock.sendall(b'""\r\n')
+f.response()
+f.cmd("LISTSCRIPTS")
+f.cmd("LOGOUT")
+
+e = Client()
+e.response()
+e.starttls()
+for i in range(5):
+    e.cmd('AUTHENTICATE "Plain" "%s"' % wrong)
+e.cmd('AUTHENTICATE "pLAIN" "%s"' % plain)
 "#;
 
 /// The client's exchanges: each command (without `> `) and the lines
@@ -320,5 +357,30 @@ fn raw_client_sees_capabilities_errors_and_codes() {
     assert_eq!(
         after("PUTSCRIPT \"x\" {100000+}"),
         ["BYE (QUOTA/MAXSIZE) \"Scripts are limited to 1048576 bytes\"", "CLOSED"]
+    );
+
+    assert_eq!(
+        after("AUTHENTICATE \"SCRAM-SHA-256\""),
+        ["SERVER-FINAL verified", "OK \"Logged in\""]
+    );
+    let listed = &exchanges.iter().filter(|(c, _)| c == "LISTSCRIPTS").nth(2).unwrap().1;
+    assert_eq!(listed, &["\"first\" ACTIVE", "OK \"Listscripts completed\""]);
+
+    // Failures count towards the throttling IMAP and POP3 share: after five,
+    // even the right password is turned away for now.
+    let failures: Vec<_> = exchanges
+        .iter()
+        .filter(|(c, _)| c.starts_with("AUTHENTICATE \"Plain\""))
+        .collect();
+    assert_eq!(failures.len(), 5);
+    assert!(
+        failures
+            .iter()
+            .all(|(_, lines)| lines == &["NO \"Authentication failed\""]),
+        "{failures:?}"
+    );
+    assert_eq!(
+        after("AUTHENTICATE \"pLAIN\""),
+        ["NO (TRYLATER) \"Too many failed logins; try again later\""]
     );
 }
