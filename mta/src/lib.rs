@@ -1,7 +1,8 @@
 //! The mail server behind greyd: SMTP server, durable queue, local
 //! delivery (Maildir, mbox, pipe), authentication, and the tools around
 //! them, the outbound relay (MX routing, SMTP client), and the mail store
-//! with the IMAP and POP3 servers over it, and webmail.
+//! with the IMAP and POP3 servers over it, webmail, and ManageSieve for
+//! the users' Sieve scripts.
 
 pub mod aliases;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod greyd_control;
 pub mod imap;
 pub mod inbound_auth;
 pub mod lists;
+pub mod managesieve;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

@@ -26,6 +26,7 @@ pub struct MtaSetup {
     pub imaps: SocketAddr,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    pub managesieve: SocketAddr,
     /// Webmail (HTTPS).
     pub web: SocketAddr,
 }
@@ -73,6 +74,7 @@ impl MtaSetup {
             imaps: SocketAddr::from(([127, 0, 0, 1], free_port())),
             pop3: SocketAddr::from(([127, 0, 0, 1], free_port())),
             pop3s: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            managesieve: SocketAddr::from(([127, 0, 0, 1], free_port())),
             web: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir,
             config,
@@ -84,6 +86,7 @@ impl MtaSetup {
         setup.edit("127.0.0.1:30993", &setup.imaps.to_string());
         setup.edit("127.0.0.1:30110", &setup.pop3.to_string());
         setup.edit("127.0.0.1:30995", &setup.pop3s.to_string());
+        setup.edit("127.0.0.1:34190", &setup.managesieve.to_string());
         setup.edit("127.0.0.1:30443", &setup.web.to_string());
         // Never the host's resolvers: a test that routes mail starts its own
         // DNS server (`use_dns`); for the others lookups fail temporarily.
@@ -229,16 +232,21 @@ pub fn imap_daemon(user: &str, password: &str, n: usize) -> (MtaSetup, Daemon) {
 /// bob@remote.test) and wait until they are in its Maildir.
 pub fn deliver_notes(setup: &MtaSetup, user: &str, n: usize) {
     for i in 0..n {
-        let mut c = smtp(setup.smtp);
-        assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
-        assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
-        assert_eq!(c.cmd(&format!("RCPT TO:<{user}>")).unwrap().code, 250);
-        assert_eq!(c.cmd("DATA").unwrap().code, 354);
-        let body = format!("From: Bob <bob@remote.test>\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n");
-        c.send_raw(body.as_bytes()).unwrap();
-        assert_eq!(c.cmd(".").unwrap().code, 250);
+        send_note(setup, user, &format!("note {i}"), &format!("Hello number {i}."));
     }
     wait_messages(&setup.maildir(user), n);
+}
+
+/// Send one message from bob@remote.test to `user` over SMTP, each step asserted.
+pub fn send_note(setup: &MtaSetup, user: &str, subject: &str, text: &str) {
+    let mut c = smtp(setup.smtp);
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@remote.test>").unwrap().code, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{user}>")).unwrap().code, 250);
+    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    let body = format!("From: Bob <bob@remote.test>\r\nSubject: {subject}\r\n\r\n{text}\r\n");
+    c.send_raw(body.as_bytes()).unwrap();
+    assert_eq!(c.cmd(".").unwrap().code, 250);
 }
 
 /// Wait until `path` exists and is non-empty; returns its contents.

@@ -194,6 +194,10 @@ async fn daemon(config: Config) -> Result<()> {
             tokio::spawn(mta::pop3::server::serve(listener, implicit_tls, shared, gate));
         }
     }
+    for listener in bind_all(&shared.config.managesieve.listen, "ManageSieve", false, has_tls)? {
+        let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));
+        tokio::spawn(mta::managesieve::server::serve(listener, shared, gate));
+    }
     let web = mta::web::router(mta::web::WebState::new(Arc::clone(&shared)));
     for listener in bind_all(&shared.config.web.listen, "HTTPS", true, has_tls)? {
         let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));

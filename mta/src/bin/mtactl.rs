@@ -615,6 +615,7 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.imap.tls_listen = port(993)?;
     c.pop3.listen = port(110)?;
     c.pop3.tls_listen = port(995)?;
+    c.managesieve.listen = port(4190)?;
     c.web.listen = port(443)?;
     // greyd in proxy mode connects from loopback: trusting loopback would make an open relay.
     c.relay.networks = Vec::new();

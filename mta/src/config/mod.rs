@@ -35,6 +35,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub imap: ImapConfig,
     pub pop3: Pop3Config,
+    pub managesieve: ManageSieveConfig,
     pub dns: DnsConfig,
     pub outbound: OutboundConfig,
     pub dkim: DkimConfig,
@@ -212,6 +213,24 @@ pub struct Pop3Config {
     /// Failed commands (bad syntax, overlong lines, refused logins) before the session is closed. Default 10.
     pub max_errors: u32,
     /// Simultaneous POP3 connections from one client address. Default 20.
+    pub max_connections_per_client: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManageSieveConfig {
+    /// ManageSieve listeners (RFC 5804, users' Sieve scripts): STARTTLS offered,
+    /// AUTHENTICATE only after TLS. Default none (off); `mtactl init` sets 4190.
+    pub listen: Vec<SocketAddr>,
+    /// Idle time allowed before login. Default "1m".
+    #[serde(with = "duration")]
+    pub login_timeout: Duration,
+    /// Idle time allowed once authenticated. Default "10m".
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Failed commands (bad syntax, refused logins) before the session is closed. Default 10.
+    pub max_errors: u32,
+    /// Simultaneous ManageSieve connections from one client address. Default 10.
     pub max_connections_per_client: usize,
 }
 
@@ -472,6 +491,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
+            managesieve: ManageSieveConfig::default(),
             dns: DnsConfig::default(),
             outbound: OutboundConfig::default(),
             dkim: DkimConfig::default(),
@@ -517,6 +537,18 @@ impl Default for Pop3Config {
             idle_timeout: Duration::from_secs(600),
             max_errors: 10,
             max_connections_per_client: 20,
+        }
+    }
+}
+
+impl Default for ManageSieveConfig {
+    fn default() -> Self {
+        ManageSieveConfig {
+            listen: Vec::new(),
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(600),
+            max_errors: 10,
+            max_connections_per_client: 10,
         }
     }
 }

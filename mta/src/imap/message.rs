@@ -8,6 +8,13 @@ use mail_parser::{Address, HeaderValue, Message, MessagePart, MimeHeaders, PartT
 /// Write `bytes` as an IMAP string: quoted when safe, else a literal.
 pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
     let quotable = bytes.len() < 1024 && bytes.iter().all(|&b| (0x20..0x7f).contains(&b));
+    quoted_or_literal(out, bytes, quotable);
+}
+
+/// Write `bytes` quoted (`"` and `\` escaped) when `quotable`, else as a
+/// literal `{N}`: the string syntax IMAP and ManageSieve share; what may
+/// be quoted is each protocol's to say.
+pub fn quoted_or_literal(out: &mut Vec<u8>, bytes: &[u8], quotable: bool) {
     if quotable {
         out.push(b'"');
         for &b in bytes {
