@@ -175,6 +175,9 @@ pub struct Cli {
     /// Serve Prometheus metrics over HTTP on this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Load the configuration, report what is wrong with it, and exit (status 0 when it is usable).
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The `[dns]` table: the resolver SPF and DNSWL lookups go through.
