@@ -103,7 +103,7 @@ pub fn stderr_is_journal() -> bool {
     }
     // SAFETY: fstat succeeded, so `st` is initialised.
     let st = unsafe { st.assume_init() };
-    dev.parse() == Ok(st.st_dev as u64) && ino.parse() == Ok(st.st_ino as u64)
+    dev.parse::<libc::dev_t>() == Ok(st.st_dev) && ino.parse::<libc::ino_t>() == Ok(st.st_ino)
 }
 
 /// Where log lines go.

@@ -729,13 +729,9 @@ fn init(install: &Installer, mut c: Config, system: bool) -> Result<()> {
             key.display()
         );
     }
-    let staged_keys = Config {
-        dkim: mta::config::DkimConfig {
-            key_dir: install.staged(&c.dkim.key_dir),
-            ..c.dkim.clone()
-        },
-        ..c.clone()
-    };
+    // dkim_generate writes into the configured directory: here, the staged one.
+    let mut staged_keys = c.clone();
+    staged_keys.dkim.key_dir = install.staged(&c.dkim.key_dir);
     for domain in c.domains.iter().filter(|_| system) {
         let path = dkim::key_path(&staged_keys.dkim.key_dir, domain, "mta");
         if path.exists() {
