@@ -423,3 +423,34 @@ fn mta_says_ready_once_its_listeners_are_bound() {
     let mut smtp = SmtpClient::new(stream, Duration::from_secs(30));
     assert_eq!(smtp.reply().unwrap().code, 220);
 }
+
+#[test]
+fn under_systemd_mta_logs_to_the_journal_stream_with_priorities() {
+    let setup = MtaSetup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("journal");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let meta = log.metadata().unwrap();
+    // systemd names the stream it connected to stderr; a file stands in for its socket.
+    let mut cmd = Command::new(bin("mta"));
+    cmd.arg("--config")
+        .arg(&setup.config)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdin(std::process::Stdio::null())
+        .stderr(log);
+    let mut mta = cmd.spawn().unwrap();
+    greyd_tests::wait_port(setup.smtp, Duration::from_secs(10));
+    let _ = Command::new("kill").arg(mta.id().to_string()).status();
+    mta.wait().unwrap();
+    let text = read(&log_path);
+    let listening = text
+        .lines()
+        .find(|l| l.contains("listening on"))
+        .unwrap_or_else(|| panic!("no listening line in:\n{text}"));
+    // Info is priority 6; the journal adds the time, so the line has none.
+    assert!(listening.starts_with("<6>listening on "), "{listening:?}");
+    assert!(
+        text.lines().all(|l| l.starts_with('<')),
+        "every line has a priority:\n{text}"
+    );
+}
