@@ -175,6 +175,9 @@ pub struct Cli {
     /// Serve Prometheus metrics over HTTP on this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Load the configuration, report what is wrong with it, and exit (status 0 when it is usable).
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The `[dns]` table: the resolver SPF and DNSWL lookups go through.
@@ -233,6 +236,9 @@ struct File {
     dnswl_threshold: Option<i32>,
     metrics: Option<SocketAddr>,
     dns: Option<DnsFile>,
+    /// greyd-setup's `[setup]` section may share this file; greyd does not read it.
+    #[serde(rename = "setup")]
+    _setup: Option<toml::Table>,
 }
 
 /// The merged configuration greyd runs with.
@@ -583,5 +589,12 @@ mod tests {
         let err = Config::merge(&cli(&["--firewall", "none"]), zero).unwrap_err();
         assert!(err.to_string().contains("max_per_source"), "{err}");
         assert!(toml::from_str::<File>("prot = 1").is_err());
+    }
+
+    #[test]
+    fn greyd_setup_section_is_allowed_and_ignored() {
+        let file: File = toml::from_str("port = 8026\n[setup]\ncache = \"/tmp/lists\"\n").unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none"]), file).unwrap();
+        assert_eq!(c.port, 8026);
     }
 }

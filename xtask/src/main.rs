@@ -5,6 +5,8 @@
 //! - `build-ebpf`: build the eBPF programs alone;
 //! - `test`: deps, build, fmt/clippy, the whole test suite, an OpenBSD
 //!   build check, a short fuzz run;
+//! - `install`: build and install greyd and mta on this host, or under a
+//!   staging root (see install.rs);
 //! - `demo`: the whole stack on loopback: mta (from `mtactl init`) behind
 //!   greyd in proxy mode;
 //! - `bench …`: the benchmarks.
@@ -15,6 +17,7 @@ mod bench_relay;
 mod bench_smtp;
 mod demo;
 mod deps;
+mod install;
 mod measure;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +39,9 @@ enum Task {
     Deps,
     /// Build the eBPF programs alone (greyd's build embeds them anyway).
     BuildEbpf,
+    /// Install greyd and mta on this host (or under --root): programs, users,
+    /// configuration, certificate, keys, service files. Idempotent.
+    Install(install::InstallArgs),
     /// Run the whole stack on loopback: mta behind greyd in proxy mode.
     Demo,
     /// Benchmarks (release builds; they print figures, never fail on speed).
@@ -54,6 +60,7 @@ fn main() -> Result<()> {
         Task::Deps => deps::install(),
         Task::BuildEbpf => build_ebpf(),
         Task::Test { fuzz_seconds } => test(fuzz_seconds),
+        Task::Install(args) => install::install(args),
         Task::Demo => demo::run_demo(),
         Task::Bench(b) => bench::run_bench(b),
     }

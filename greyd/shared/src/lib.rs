@@ -3,10 +3,14 @@
 //!
 //! - [`datetime`]: the clock and mail's date formats;
 //! - [`duration`]: `90s`, `25m`, `4h`, `36d` as config files write them;
-//! - [`logging`]: log lines to stderr or syslog;
-//! - [`proxy`]: PROXY protocol v2, greyd's encoder and the mta's parser.
+//! - [`install`]: an installer's file writes (absent: create, edited: keep);
+//! - [`logging`]: log lines to stderr, the journal or syslog;
+//! - [`proxy`]: PROXY protocol v2, greyd's encoder and the mta's parser;
+//! - [`readiness`]: `READY=1` to systemd once a daemon serves.
 
 pub mod datetime;
 pub mod duration;
+pub mod install;
 pub mod logging;
 pub mod proxy;
+pub mod readiness;

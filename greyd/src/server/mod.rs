@@ -126,12 +126,14 @@ pub async fn run(config: Config) -> Result<()> {
         shared.config.rules.greyexp.as_secs(),
         shared.config.rules.whiteexp.as_secs()
     );
+    greyd_shared::readiness::notify_ready("serving");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     info!("exiting");
+    greyd_shared::readiness::notify_stopping();
     if let Err(e) = shared.firewall.shutdown() {
         warn!("{e}");
     }

@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use greyd_shared::logging::Destination;
 use mta::config::Config;
 use mta::deliver::{self, Message, Target};
 use mta::net::{self, Gate};
@@ -22,9 +23,13 @@ struct Cli {
     /// Configuration file.
     #[arg(long, short = 'c', default_value = "/etc/mta/mta.toml", env = "MTA_CONFIG")]
     config: PathBuf,
-    /// Log to syslog (facility mail, the maillog lines) instead of stderr.
+    /// Log to syslog (facility mail, the maillog lines) instead of stderr
+    /// (under systemd, stderr is the journal and this flag is not needed).
     #[arg(long, short = 's')]
     syslog: bool,
+    /// Load the configuration, report what is wrong with it, and exit (status 0 when it is usable).
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     helper: Option<Helper>,
 }
@@ -61,8 +66,12 @@ fn main() -> Result<()> {
     if let Some(Helper::DeliverAsUser(args)) = cli.helper {
         return deliver_as_user(&cli.config, args);
     }
-    greyd_shared::logging::init(c"mta", "MTA_LOG", !cli.syslog, false);
+    greyd_shared::logging::init(c"mta", "MTA_LOG", Destination::choose(!cli.syslog), false);
     let config = Config::load(&cli.config)?;
+    if cli.check_config {
+        println!("{}: ok", cli.config.display());
+        return Ok(());
+    }
     keep_large_blocks_mapped();
     // Store and queue work runs on the blocking pool; a bounded pool keeps a
     // burst of logins from growing hundreds of threads (and their memory).
@@ -215,6 +224,7 @@ async fn daemon(config: Config) -> Result<()> {
     }
     tokio::spawn(mta::runner::run(Arc::clone(&shared), outbound, wake_rx));
     tokio::spawn(mta::reporting::run(Arc::clone(&shared)));
+    greyd_shared::readiness::notify_ready("serving");
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -233,5 +243,6 @@ async fn daemon(config: Config) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    greyd_shared::readiness::notify_stopping();
     Ok(())
 }

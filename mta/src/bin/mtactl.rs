@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use greyd_shared::install::{Installer, Owner, Ownership};
 use mta::auth::users::{Users, VirtualUser};
 use mta::config::Config;
 use mta::lists::store::ArchiveMode;
@@ -22,21 +23,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Write a complete configuration rooted in DIR (runs without root with --port-offset).
+    /// Write a complete configuration: rooted in DIR (runs without root with
+    /// --port-offset), or with --system the host's own (/etc/mta, /etc/mail,
+    /// /var/spool/mta...), staged under --root when given. Files that exist are
+    /// never overwritten: an edited one is kept and reported.
     Init {
+        /// The configuration's directory; with --system, the staging root (DESTDIR, default /).
+        #[arg(long, required_unless_present = "system")]
+        root: Option<PathBuf>,
+        /// Write the standard system paths instead of a self-contained directory.
         #[arg(long)]
-        root: PathBuf,
+        system: bool,
+        /// Print each action; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Host name for the greeting, Received: and the certificate; default: the system's.
         #[arg(long)]
         hostname: Option<String>,
         /// Mail domain delivered locally; default: the host name.
         #[arg(long)]
         domain: Option<String>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        listen: IpAddr,
+        /// Address to listen on (default 127.0.0.1; with --system all addresses).
+        #[arg(long, conflicts_with = "system")]
+        listen: Option<IpAddr>,
         /// Added to every standard port (25, 587, 465, 143, 993, 110, 995, 443).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, conflicts_with = "system")]
         port_offset: u16,
     },
     /// Virtual users.
@@ -198,11 +209,31 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Init {
             root,
+            system,
+            dry_run,
             hostname,
             domain,
             listen,
             port_offset,
-        } => init(&root, hostname, domain, listen, port_offset),
+        } => {
+            let mut config = Config::default();
+            if let Some(h) = hostname {
+                config.hostname = h;
+            }
+            config.domains = vec![domain.unwrap_or_else(|| config.hostname.clone())];
+            let (install, config) = if system {
+                let install = Installer::new(root.as_deref().unwrap_or(Path::new("/")), dry_run);
+                (install, config)
+            } else {
+                let root = root.context("--root DIR is required without --system")?;
+                let listen = listen.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                (
+                    Installer::new(Path::new("/"), dry_run),
+                    rooted(config, &root, listen, port_offset)?,
+                )
+            };
+            init(&install, config, system)
+        }
         Cmd::User { action, config } => user(action, &Config::load(&config)?),
         Cmd::Queue { action, config } => queue(action, &Config::load(&config)?),
         Cmd::Sieve { action } => sieve(action),
@@ -574,34 +605,12 @@ fn point_postmaster_at(aliases: &Path, address: &str) -> Result<()> {
     Ok(())
 }
 
-/// A random SRS secret (mode 0600), unless the file exists: a new key
-/// would invalidate the addresses bounces may still come back to.
-fn write_srs_key(path: &Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-    };
-    writeln!(file, "{}", mta::outbound::srs::SrsKey::generate_secret())?;
-    file.sync_all()?;
-    Ok(())
-}
-
-fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: IpAddr, offset: u16) -> Result<()> {
+/// The configuration of a self-contained directory `root` (for tests and
+/// trials): every path under it, ports offset, the aliases' programs run as
+/// whoever runs mta.
+fn rooted(mut c: Config, root: &Path, listen: IpAddr, offset: u16) -> Result<Config> {
     std::fs::create_dir_all(root)?;
     let root = root.canonicalize()?;
-    let mut c = Config::default();
-    if let Some(h) = hostname {
-        c.hostname = h;
-    }
-    c.domains = vec![domain.unwrap_or_else(|| c.hostname.clone())];
     let port = |p: u16| -> Result<Vec<SocketAddr>> {
         Ok(vec![SocketAddr::new(
             listen,
@@ -617,8 +626,6 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.pop3.tls_listen = port(995)?;
     c.managesieve.listen = port(4190)?;
     c.web.listen = port(443)?;
-    // greyd in proxy mode connects from loopback: trusting loopback would make an open relay.
-    c.relay.networks = Vec::new();
     c.tls.cert = root.join("cert.pem");
     c.tls.key = root.join("key.pem");
     c.auth.users_file = root.join("users");
@@ -633,16 +640,49 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
     c.lists.dir = root.join("lists");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
-    // Programs and files named in this aliases file run as whoever runs mta.
     c.delivery.alias_user = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .ok()
         .flatten()
         .map_or_else(|| "nobody".into(), |u| u.name);
-    mta::queue::Queue::open(&c.queue.dir)?;
-    for dir in [&c.delivery.virtual_dir, &c.delivery.mbox_dir] {
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
+    Ok(c)
+}
+
+/// Where `init` writes the configuration: beside the users file (`/etc/mta/mta.toml` on a system).
+fn config_path(c: &Config) -> PathBuf {
+    c.auth.users_file.with_file_name("mta.toml")
+}
+
+/// Write the configuration `c` names and everything it refers to, through
+/// `install`; a `system` also gets a DKIM key for each domain.
+fn init(install: &Installer, mut c: Config, system: bool) -> Result<()> {
+    // greyd in proxy mode connects from loopback: trusting loopback would make an open relay.
+    c.relay.networks = Vec::new();
+    // Everything mta writes belongs to the user it runs as (root while `user` is empty).
+    let account = (!c.user.is_empty()).then(|| Owner::lookup(&c.user));
+    let owner = match &account {
+        Some(found) => Ownership::Account(&c.user, found.as_ref()),
+        None => Ownership::Root,
+    };
+    let config_path = config_path(&c);
+    if let Some(dir) = config_path.parent() {
+        install.dir(dir, 0o755, Ownership::Root)?;
     }
-    let files: [(&Path, &str); 5] = [
+    if let Some(dir) = c.files.aliases.parent() {
+        install.dir(dir, 0o755, Ownership::Root)?;
+    }
+    install.dir(&c.queue.dir, 0o700, owner)?;
+    if !install.dry_run() {
+        mta::queue::Queue::open(&install.staged(&c.queue.dir))?;
+    }
+    for dir in [
+        &c.delivery.virtual_dir,
+        &c.delivery.mbox_dir,
+        &c.dkim.key_dir,
+        &c.lists.dir,
+    ] {
+        install.dir(dir, 0o700, owner)?;
+    }
+    let files: [(&Path, &str); 4] = [
         (
             &c.files.aliases,
             &format!("# sendmail aliases format: name: target, target...\n{POSTMASTER_UNTIL_FIRST_USER}"),
@@ -656,32 +696,60 @@ fn init(root: &Path, hostname: Option<String>, domain: Option<String>, listen: I
             &c.files.relay_domains,
             "# domains we relay to, and client networks allowed to relay\n",
         ),
-        (&c.auth.users_file, "# mta virtual users: managed by `mtactl user`\n"),
     ];
     for (path, text) in files {
-        if !path.exists() {
-            // The users file holds password hashes: never readable by others.
-            let mode = if path == c.auth.users_file { 0o600 } else { 0o644 };
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(path)?;
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
+        install.config(path, text.as_bytes(), 0o644, Ownership::Root)?;
+    }
+    // The users file holds password hashes: never readable by others.
+    install.config(
+        &c.auth.users_file,
+        b"# mta virtual users: managed by `mtactl user`\n",
+        0o600,
+        owner,
+    )?;
+    // A new SRS key would invalidate the addresses bounces may still come back to: made once.
+    install.once(&c.srs.key_file, 0o600, owner, || {
+        Ok(format!("{}\n", mta::outbound::srs::SrsKey::generate_secret()).into_bytes())
+    })?;
+    let (cert, key) = (install.staged(&c.tls.cert), install.staged(&c.tls.key));
+    if cert.exists() && key.exists() {
+        println!("{:>12} {} and {}", "unchanged", cert.display(), key.display());
+    } else if install.dry_run() {
+        println!(
+            "{:>12} {} and {} (self-signed)",
+            "would create",
+            cert.display(),
+            key.display()
+        );
+    } else {
+        mta::tls::write_self_signed(&[c.hostname.clone()], &cert, &key)?;
+        println!(
+            "{:>12} {} and {} (self-signed)",
+            "created",
+            cert.display(),
+            key.display()
+        );
+    }
+    // dkim_generate writes into the configured directory: here, the staged one.
+    let mut staged_keys = c.clone();
+    staged_keys.dkim.key_dir = install.staged(&c.dkim.key_dir);
+    for domain in c.domains.iter().filter(|_| system) {
+        let path = dkim::key_path(&staged_keys.dkim.key_dir, domain, "mta");
+        if path.exists() {
+            println!("{:>12} {}", "unchanged", path.display());
+        } else if install.dry_run() {
+            println!("{:>12} {} (DKIM key)", "would create", path.display());
+        } else {
+            dkim_generate(&staged_keys, domain, None, KeyAlgorithm::Rsa)?;
         }
     }
-    write_srs_key(&c.srs.key_file)?;
-    mta::tls::write_self_signed(&[c.hostname.clone()], &c.tls.cert, &c.tls.key)?;
-    let config_path = root.join("mta.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "# written by mtactl init; README.md documents every key\n{}",
-            toml::to_string_pretty(&c)?
-        ),
-    )?;
-    println!("wrote {}", config_path.display());
-    println!("run: mta --config {}", config_path.display());
+    let text = format!(
+        "# written by mtactl init; README.md documents every key\n{}",
+        toml::to_string_pretty(&c)?
+    );
+    install.config(&config_path, text.as_bytes(), 0o644, Ownership::Root)?;
+    if !system {
+        println!("run: mta --config {}", config_path.display());
+    }
     Ok(())
 }
