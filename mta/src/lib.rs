@@ -9,6 +9,7 @@ pub mod config;
 pub use greyd_shared::datetime;
 pub mod deliver;
 pub mod dns;
+pub mod envelope;
 pub mod frontend;
 pub mod greyd_control;
 pub mod imap;

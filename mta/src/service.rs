@@ -9,7 +9,7 @@ use crate::outbound::dkim::{DkimError, Signers};
 use crate::queue::{Client, Envelope, Queue, QueueError, RcptStatus, Recipient};
 use crate::recipient::{Router, Verdict};
 use crate::reload::Reloading;
-use crate::smtp::command::{MailParams, RcptParams};
+use crate::envelope::{MailParams, RcptParams};
 use crate::tls::Tls;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -203,7 +203,7 @@ impl Shared {
             auth: None,
         };
         let params = MailParams {
-            body: (!bytes.is_ascii()).then_some(crate::smtp::command::Body::EightBitMime),
+            body: (!bytes.is_ascii()).then_some(crate::envelope::Body::EightBitMime),
             ..Default::default()
         };
         let received = |id: &str| {

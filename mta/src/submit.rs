@@ -11,7 +11,7 @@
 use crate::queue::{Client, QueueError};
 use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared};
-use crate::smtp::command::Mailbox;
+use crate::envelope::Mailbox;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! `sendmail -bs`): the tokio shell around the pure parsers. Replies are
 //! buffered and flushed when the client's pipelined input runs dry.
 
-use super::command::{self, Command, MailParams, Mailbox};
+use super::command::{self, Command};
+use crate::envelope::{Body, MailParams, Mailbox, RcptParams};
 use super::data::{DataDecoder, DataOutcome};
 use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Challenger, Outcome};
@@ -248,7 +249,7 @@ impl Session {
         if !self.esmtp && params != MailParams::default() {
             return self.error("555 5.5.4 Parameters need EHLO");
         }
-        if params.body == Some(command::Body::BinaryMime) {
+        if params.body == Some(Body::BinaryMime) {
             return self.error("555 5.5.4 BINARYMIME not supported");
         }
         if params
@@ -268,7 +269,7 @@ impl Session {
         Ok(())
     }
 
-    async fn rcpt(&mut self, rcpt: Mailbox, params: command::RcptParams) -> Flow {
+    async fn rcpt(&mut self, rcpt: Mailbox, params: RcptParams) -> Flow {
         let Some(tx) = &self.tx else {
             return self.error("503 5.5.1 Need MAIL before RCPT");
         };
