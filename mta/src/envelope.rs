@@ -1,5 +1,5 @@
-//! The envelope's vocabulary, below every protocol that carries it: a
-//! mailbox address, the MAIL FROM and RCPT TO parameters, and the syntax
+//! The envelope's vocabulary, below every protocol that carries it: an
+//! address (`local@domain`), the MAIL FROM and RCPT TO parameters, and the syntax
 //! checks of RFC 5321 local parts and domains. Pure: no I/O.
 
 use thiserror::Error;
@@ -9,28 +9,28 @@ use thiserror::Error;
 #[error("bad address syntax")]
 pub struct BadAddress;
 
-/// A mailbox `local@domain` as given on the wire (source routes stripped).
+/// An address `local@domain` as given on the wire (source routes stripped).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Mailbox {
+pub struct Address {
     pub local: String,
     pub domain: String,
 }
 
-impl std::fmt::Display for Mailbox {
+impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}", self.local, self.domain)
     }
 }
 
-impl Mailbox {
+impl Address {
     /// Parse `local@domain` (no angle brackets); `utf8` allows non-ASCII (SMTPUTF8).
-    pub fn parse(s: &str, utf8: bool) -> Result<Mailbox, BadAddress> {
+    pub fn parse(s: &str, utf8: bool) -> Result<Address, BadAddress> {
         let at = s.rfind('@').ok_or(BadAddress)?;
         let (local, domain) = (&s[..at], &s[at + 1..]);
         if !valid_local(local, utf8) || !valid_domain(domain, utf8) {
             return Err(BadAddress);
         }
-        Ok(Mailbox {
+        Ok(Address {
             local: local.to_string(),
             domain: domain.to_string(),
         })

@@ -1,7 +1,7 @@
 //! SMTP command parsing: one command line (without its CRLF) in, a typed
 //! [`Command`] out. Pure: no I/O, no session state.
 
-use crate::envelope::{BadAddress, Body, MailParams, Mailbox, RcptParams, Ret, valid_domain};
+use crate::envelope::{Address, BadAddress, Body, MailParams, RcptParams, Ret, valid_domain};
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,8 +9,8 @@ pub enum Command {
     Helo(String),
     Ehlo(String),
     /// `None` is the null reverse path `<>`.
-    Mail(Option<Mailbox>, MailParams),
-    Rcpt(Mailbox, RcptParams),
+    Mail(Option<Address>, MailParams),
+    Rcpt(Address, RcptParams),
     /// `RCPT TO:<postmaster>` without a domain (RFC 5321 4.5.1).
     RcptPostmaster(RcptParams),
     Data,
@@ -216,7 +216,7 @@ fn parse_mail(rest: &str) -> Result<Command, ParseError> {
     if path.is_empty() {
         return Ok(Command::Mail(None, p));
     }
-    Ok(Command::Mail(Some(Mailbox::parse(path, p.smtputf8)?), p))
+    Ok(Command::Mail(Some(Address::parse(path, p.smtputf8)?), p))
 }
 
 fn parse_rcpt(rest: &str) -> Result<Command, ParseError> {
@@ -243,7 +243,7 @@ fn parse_rcpt(rest: &str) -> Result<Command, ParseError> {
         return Ok(Command::RcptPostmaster(p));
     }
     // Non-ASCII is checked against SMTPUTF8 by the session, which knows the MAIL parameters.
-    Ok(Command::Rcpt(Mailbox::parse(path, true)?, p))
+    Ok(Command::Rcpt(Address::parse(path, true)?, p))
 }
 
 fn parse_bdat(rest: &str) -> Result<Command, ParseError> {
@@ -293,8 +293,8 @@ fn valid_xtext(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn mb(s: &str) -> Mailbox {
-        Mailbox::parse(s, false).unwrap()
+    fn mb(s: &str) -> Address {
+        Address::parse(s, false).unwrap()
     }
 
     #[test]
