@@ -3,6 +3,7 @@
 //! them, the outbound relay (MX routing, SMTP client), and the mail store
 //! with the IMAP and POP3 servers over it, and webmail.
 
+pub mod account;
 pub mod aliases;
 pub mod auth;
 pub mod config;

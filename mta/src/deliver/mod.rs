@@ -8,6 +8,7 @@ pub mod mbox;
 pub mod pipe;
 pub mod sieve;
 
+use crate::account::Owner;
 use std::path::PathBuf;
 
 /// Where one recipient's copy goes, and as whom.
@@ -37,15 +38,6 @@ impl Target {
             Target::Program(p) => format!("pipe:{p}"),
         }
     }
-}
-
-/// A user to deliver as (used only when running as root).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
