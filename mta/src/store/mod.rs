@@ -23,7 +23,9 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -428,7 +430,24 @@ pub(crate) fn unique_name() -> String {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into())
     });
-    crate::deliver::maildir::unique_name(&HOST)
+    unique_name_on(&HOST)
+}
+
+/// A name unique per the Maildir spec: time, microseconds, pid, a
+/// per-process counter, and the host name with `/` and `:` escaped.
+pub fn unique_name_on(hostname: &str) -> String {
+    static CREATED: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let host = hostname.replace('/', "\\057").replace(':', "\\072");
+    let n = CREATED.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        t.as_secs(),
+        t.subsec_micros(),
+        std::process::id(),
+        n,
+        host
+    )
 }
 
 /// When running as root, hand what we created to the mailbox owner.
