@@ -139,7 +139,7 @@ fn parse_target(item: &str) -> Result<AliasTarget, AliasProblem> {
         return Err(AliasProblem::BadAddress(item.to_string()));
     }
     if let Some((local, domain)) = addr.rsplit_once('@')
-        && (local.is_empty() || !crate::smtp::command::valid_domain(domain, true))
+        && (local.is_empty() || !crate::envelope::valid_domain(domain, true))
     {
         return Err(AliasProblem::BadAddress(item.to_string()));
     }

@@ -4,12 +4,14 @@
 //! with the IMAP and POP3 servers over it, webmail, and ManageSieve for
 //! the users' Sieve scripts.
 
+pub mod account;
 pub mod aliases;
 pub mod auth;
 pub mod config;
 pub use greyd_shared::datetime;
 pub mod deliver;
 pub mod dns;
+pub mod envelope;
 pub mod frontend;
 pub mod greyd_control;
 pub mod imap;

@@ -6,11 +6,11 @@
 //! Domains the transport table sends `local` count as ours.
 //! SRS addresses of ours lead back to the sender they stand for.
 
+use crate::account::{self, Owner};
 use crate::aliases::{self, AliasError, AliasTarget, Aliases};
 use crate::auth::Authenticator;
-use crate::auth::shadow;
 use crate::config::{Config, MailboxFormat};
-use crate::deliver::{Owner, Target};
+use crate::deliver::Target;
 use crate::outbound::route::{Transport, TransportError, TransportTable};
 use crate::outbound::srs::{self, SrsError, SrsKey};
 use crate::reload::{FileError, ReadError, Reloading, read_optional};
@@ -252,7 +252,7 @@ impl Router {
 
     fn alias_owner(&self) -> Option<Owner> {
         if nix::unistd::geteuid().is_root() {
-            shadow::lookup(&self.config.delivery.alias_user)
+            account::lookup(&self.config.delivery.alias_user)
         } else {
             None
         }
@@ -335,7 +335,7 @@ impl Router {
             }
             return;
         }
-        let Some(account) = shadow::lookup(&user.to_ascii_lowercase()).or_else(|| shadow::lookup(user)) else {
+        let Some(account) = account::lookup(&user.to_ascii_lowercase()).or_else(|| account::lookup(user)) else {
             out.push(Resolved::Error("550 5.1.1 User unknown".into()));
             return;
         };

@@ -509,7 +509,8 @@ fn deliver_recipient(
             continue;
         }
         match deliver::deliver(&target, &msg, owner.as_ref(), &shared.config.hostname) {
-            Ok(()) => {
+            Ok(written) => {
+                shared.delivered(&written);
                 tracing::info!(
                     "{id}: to=<{}>, relay=local, delay={}s, status=sent ({key})",
                     rcpt.address,

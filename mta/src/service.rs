@@ -5,11 +5,12 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::deliver::Target;
+use crate::envelope::{MailParams, RcptParams};
 use crate::outbound::dkim::{DkimError, Signers};
 use crate::queue::{Client, Envelope, Queue, QueueError, RcptStatus, Recipient};
 use crate::recipient::{Router, Verdict};
 use crate::reload::Reloading;
-use crate::smtp::command::{MailParams, RcptParams};
 use crate::tls::Tls;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -79,6 +80,15 @@ impl Shared {
     /// Route a recipient for a client that may (or may not) relay.
     pub fn route(&self, local: &str, domain: &str, may_relay: bool) -> Verdict {
         self.router.check(local, domain, may_relay)
+    }
+
+    /// Mail was just delivered into `target`: IMAP sessions of this process
+    /// watching that Maildir sync now, so IDLE reports it at once rather
+    /// than at its next poll.
+    pub fn delivered(&self, target: &Target) {
+        if let Target::Maildir { dir, folder, .. } = target {
+            crate::store::delivered(dir, folder.as_deref());
+        }
     }
 
     /// `DKIM-Signature:` headers for a message we originate: from an
@@ -203,7 +213,7 @@ impl Shared {
             auth: None,
         };
         let params = MailParams {
-            body: (!bytes.is_ascii()).then_some(crate::smtp::command::Body::EightBitMime),
+            body: (!bytes.is_ascii()).then_some(crate::envelope::Body::EightBitMime),
             ..Default::default()
         };
         let received = |id: &str| {

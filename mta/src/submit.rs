@@ -8,10 +8,10 @@
 //! exactly `size` bytes of message (CRLF lines, headers completed by
 //! `sendmail`); the daemon answers with one JSON line (`Response`).
 
+use crate::envelope::Address;
 use crate::queue::{Client, QueueError};
 use crate::recipient::Verdict;
 use crate::service::{Accepted, Shared};
-use crate::smtp::command::Mailbox;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -112,7 +112,7 @@ pub fn enqueue_from(shared: &Shared, sub: &Submission, client: Client, via: &str
             format!("{r}@{host}")
         };
         // Local users may send anywhere, as sendmail lets them.
-        let routed = match Mailbox::parse(&full, true) {
+        let routed = match Address::parse(&full, true) {
             Ok(mb) => shared.route(&mb.local, &mb.domain, true),
             Err(_) => Verdict::Reject("553 5.1.3 Bad address syntax".into()),
         };

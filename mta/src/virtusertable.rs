@@ -75,7 +75,7 @@ pub fn parse(text: &str) -> Result<Virtusertable, Vec<VirtError>> {
             errors.push(err("key must be user@domain or @domain"));
             continue;
         };
-        if !crate::smtp::command::valid_domain(domain, true) {
+        if !crate::envelope::valid_domain(domain, true) {
             errors.push(err("bad domain in key"));
             continue;
         }

@@ -9,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use mta::imap::{binary, command};
 use mta::imap::framer::{Frame, Framer, Limits};
 use mta::imap::response::{Response, Status};
+use mta::net::Input;
 
 /// Parse `c`; a refusal must encode as exactly one CRLF-terminated line.
 fn parse_and_answer(c: &[u8]) {

@@ -1,21 +1,9 @@
-//! System users: accounts from the passwd database, passwords checked
-//! against /etc/shadow crypt(3) hashes (`$6$` SHA-512, `$5$` SHA-256, `$y$`
-//! yescrypt). Readable only as root, so this works only when mta runs as root.
+//! System users' passwords, checked against /etc/shadow crypt(3) hashes
+//! (`$6$` SHA-512, `$5$` SHA-256, `$y$` yescrypt). Readable only as root,
+//! so this works only when mta runs as root.
 
-use crate::deliver::Owner;
 use sha_crypt::{PasswordVerifier as _, ShaCrypt};
 use yescrypt::Yescrypt;
-
-/// The passwd entry of a local account, if any.
-pub fn lookup(name: &str) -> Option<Owner> {
-    let user = nix::unistd::User::from_name(name).ok()??;
-    Some(Owner {
-        name: user.name,
-        uid: user.uid.as_raw(),
-        gid: user.gid.as_raw(),
-        home: user.dir,
-    })
-}
 
 /// Check `password` against a crypt(3) hash string.
 pub fn verify_crypt(password: &str, hash: &str) -> bool {

@@ -515,8 +515,8 @@ fn read_password() -> Result<String> {
 }
 
 fn check_address(address: &str) -> Result<(String, String)> {
-    let mb = mta::smtp::command::Mailbox::parse(address, false)
-        .map_err(|_| anyhow::anyhow!("{address:?} is not user@domain"))?;
+    let mb =
+        mta::envelope::Address::parse(address, false).map_err(|_| anyhow::anyhow!("{address:?} is not user@domain"))?;
     Ok((mb.local.to_ascii_lowercase(), mb.domain.to_ascii_lowercase()))
 }
 

@@ -4,14 +4,11 @@
 
 use super::DeliveryError;
 use crate::store::flags::Flags;
+use crate::store::unique_name_on;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// Create `dir` with tmp/, new/ and cur/ (mode 0700) if missing.
 pub fn create(dir: &Path) -> std::io::Result<()> {
@@ -19,22 +16,6 @@ pub fn create(dir: &Path) -> std::io::Result<()> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
     }
     Ok(())
-}
-
-/// A name unique per the Maildir spec: time, microseconds, pid, a
-/// per-process counter, and the host name with `/` and `:` escaped.
-pub fn unique_name(hostname: &str) -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let host = hostname.replace('/', "\\057").replace(':', "\\072");
-    let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}.M{}P{}Q{}.{}",
-        t.as_secs(),
-        t.subsec_micros(),
-        std::process::id(),
-        n,
-        host
-    )
 }
 
 /// Create the Maildir++ folder `name` inside the Maildir `dir`.
@@ -92,7 +73,7 @@ pub fn deliver(dir: &Path, into: &Placement<'_>, data: &[u8], hostname: &str) ->
             .map(drop)
             .map_err(store_err);
     }
-    let name = format!("{},S={}", unique_name(hostname), data.len());
+    let name = format!("{},S={}", unique_name_on(hostname), data.len());
     let tmp = box_dir.join("tmp").join(&name);
     let new = box_dir.join("new").join(&name);
     let write = || -> std::io::Result<()> {

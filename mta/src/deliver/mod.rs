@@ -8,6 +8,7 @@ pub mod mbox;
 pub mod pipe;
 pub mod sieve;
 
+use crate::account::Owner;
 use std::path::PathBuf;
 
 /// Where one recipient's copy goes, and as whom.
@@ -37,15 +38,6 @@ impl Target {
             Target::Program(p) => format!("pipe:{p}"),
         }
     }
-}
-
-/// A user to deliver as (used only when running as root).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,20 +123,21 @@ pub fn deliver_here(target: &Target, msg: &Message<'_>, hostname: &str) -> Resul
 }
 
 /// Deliver as `owner` when we are root and the owner is someone else, else here.
-/// IMAP sessions watching a Maildir hear of the delivery at once.
-pub fn deliver(target: &Target, msg: &Message<'_>, owner: Option<&Owner>, hostname: &str) -> Result<(), DeliveryError> {
-    let junk = junk_target(target, msg);
-    let target = junk.as_ref().unwrap_or(target);
+/// Returns the target the message went into: the Junk folder for mail marked junk.
+pub fn deliver(
+    target: &Target,
+    msg: &Message<'_>,
+    owner: Option<&Owner>,
+    hostname: &str,
+) -> Result<Target, DeliveryError> {
+    let target = junk_target(target, msg).unwrap_or_else(|| target.clone());
     let switch = owner.filter(|o| nix::unistd::geteuid().is_root() && o.uid != 0);
-    match (switch, target) {
-        (None, _) => deliver_here(target, msg, hostname),
+    match (switch, &target) {
+        (None, _) => deliver_here(&target, msg, hostname),
         (Some(o), Target::Program(cmd)) => pipe::deliver(cmd, msg, Some(o)),
-        (Some(o), _) => helper::deliver_as(o, target, msg),
+        (Some(o), _) => helper::deliver_as(o, &target, msg),
     }?;
-    if let Target::Maildir { dir, folder, .. } = target {
-        crate::store::delivered(dir, folder.as_deref());
-    }
-    Ok(())
+    Ok(target)
 }
 
 /// Mail our Authentication-Results: marks as junk (a DMARC quarantine) goes

@@ -2,7 +2,8 @@
 //! with the message on stdin. Exit 0 is success, EX_TEMPFAIL (75) a
 //! temporary failure, anything else permanent (sendmail's rules).
 
-use super::{DeliveryError, Message, Owner};
+use super::{DeliveryError, Message};
+use crate::account::Owner;
 use std::process::Command;
 
 pub const EX_TEMPFAIL: i32 = 75;
@@ -49,7 +50,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let o = crate::auth::shadow::lookup("nobody").expect("nobody exists");
+        let o = crate::account::lookup("nobody").expect("nobody exists");
         let msg = Message {
             sender: None,
             recipient: "r@y",

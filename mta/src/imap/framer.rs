@@ -4,6 +4,8 @@
 //! Synchronizing literals ask the caller to send a continuation first;
 //! a literal over the limit is refused before any of it is read.
 
+use crate::net::Input;
+
 /// Limits for one command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -64,6 +66,18 @@ pub struct Framer {
     pub limits: Limits,
 }
 
+impl Input for Framer {
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Forget everything received so far (commands pipelined before STARTTLS).
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.reset();
+    }
+}
+
 impl Framer {
     pub fn new(limits: Limits) -> Framer {
         Framer {
@@ -76,19 +90,9 @@ impl Framer {
         }
     }
 
-    pub fn extend(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
     /// Bytes held, for the caller's read-size decisions and for tests.
     pub fn buffered(&self) -> usize {
         self.buf.len()
-    }
-
-    /// Forget everything received so far (commands pipelined before STARTTLS).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.reset();
     }
 
     /// Hand over everything received but not yet framed (the compressed

@@ -79,7 +79,7 @@ fn parse_line(line: &str) -> Option<Command> {
         None => Some(None),
         Some(a) => {
             let a = a.trim_start_matches('<').trim_end_matches('>');
-            crate::smtp::command::Mailbox::parse(a, false)
+            crate::envelope::Address::parse(a, false)
                 .ok()
                 .map(|m| Some(format!("{}@{}", m.local, m.domain)))
         }

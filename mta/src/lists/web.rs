@@ -112,7 +112,7 @@ async fn subscribe(
     Path(list): Path<String>,
     axum::Form(form): axum::Form<SubscribeForm>,
 ) -> Result<Response, Response> {
-    let Ok(mb) = crate::smtp::command::Mailbox::parse(form.address.trim(), false) else {
+    let Ok(mb) = crate::envelope::Address::parse(form.address.trim(), false) else {
         return Err(layout::error(StatusCode::BAD_REQUEST, "That is not a mail address"));
     };
     let who = format!("{}@{}", mb.local, mb.domain).to_ascii_lowercase();

@@ -1,7 +1,8 @@
-//! A line protocol's connection (SMTP, POP3): the stream, the input read
+//! A session's connection (SMTP, POP3, IMAP): the stream, the input read
 //! but not yet taken (framed by the protocol's own buffer), and the replies
 //! queued until the next flush, which comes before every read so a client
-//! never waits for an answer held back. STARTTLS happens here too.
+//! never waits for an answer held back. STARTTLS happens here too, and a
+//! layer over the stream (IMAP's COMPRESS) is put in place here.
 
 use super::stream::{HandshakeError, Io, upgrade_tls};
 use crate::tls::Tls;
@@ -78,6 +79,13 @@ impl<I: Input> Connection<I> {
         self.flush().await?;
         self.input.clear();
         upgrade_tls(&mut self.io, tls, timeout).await
+    }
+
+    /// Put `layer` over the stream; the replies queued before went out
+    /// with [`Connection::flush`] already, and what was read stays in the input.
+    pub fn wrap(&mut self, layer: impl FnOnce(Box<dyn Io>) -> Box<dyn Io>) {
+        let io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
+        self.io = layer(io);
     }
 
     pub async fn shutdown(&mut self) {

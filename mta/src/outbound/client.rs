@@ -5,7 +5,7 @@
 //! refuse a message before connecting (SIZE, SMTPUTF8) are here too.
 
 use super::reply::{Capabilities, Reply};
-use crate::smtp::command::{Body, MailParams, Ret};
+use crate::envelope::{Body, MailParams, Ret};
 
 /// What became of one recipient in this transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -449,7 +449,7 @@ impl Outbound {
             Err(why) => {
                 tracing::info!("{id}: {why}");
                 held.session.quit().await;
-                Err(Some(BatchFailure::defer("4.7.5", why)))
+                Err(Some(BatchFailure::defer("4.7.5", why.to_string())))
             }
         }
     }
@@ -482,7 +482,13 @@ impl Outbound {
         let policy = self.tls_policies.for_destination(dest).await;
         let targets = match policy.filter_hosts(msg.id, targets) {
             Ok(t) => t,
-            Err(why) => return (Relay::none(), None, all(BatchFailure::defer("4.7.5", why), None)),
+            Err(why) => {
+                return (
+                    Relay::none(),
+                    None,
+                    all(BatchFailure::defer("4.7.5", why.to_string()), None),
+                );
+            }
         };
         let slots = self.destination_slots(dest);
         let Ok(_dest_slot) = slots.acquire_owned().await else {

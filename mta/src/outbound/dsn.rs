@@ -5,7 +5,7 @@
 //! event, and the original message or its headers. Pure: the caller queues
 //! the bytes with the null sender `<>`.
 
-use crate::smtp::command::Ret;
+use crate::envelope::Ret;
 use std::fmt::Write;
 
 /// Above this size the original is returned as headers only, unless the

@@ -138,6 +138,35 @@ pub enum TlsPolicyError {
     CaFile(PathBuf, rustls_pki_types::pem::Error),
 }
 
+/// Why a destination's policy refuses a host or a session. In MTA-STS
+/// testing mode these are only logged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PolicyError {
+    #[error("MX host {host} is not in the MTA-STS policy of {nexthop}")]
+    HostNotListed { host: String, nexthop: String },
+    #[error("no MX host of {nexthop} is in its MTA-STS policy (mx: {})", .mx.join(", "))]
+    NoHostListed { nexthop: String, mx: Vec<String> },
+    #[error("{host} did not use TLS, which the {policy} policy requires")]
+    NoTls { host: String, policy: Source },
+    #[error("certificate of {host} not verified ({why})")]
+    NotVerified { host: String, why: VerifyError },
+}
+
+/// Why a server's certificate chain did not pass.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no trust anchors are configured")]
+    NoTrustAnchors,
+    #[error("the server sent no certificate")]
+    NoCertificate,
+    #[error("the policy names no name to match")]
+    NoName,
+    #[error("{0:?} is not a valid name")]
+    BadName(String),
+    #[error(transparent)]
+    Rejected(rustls::Error),
+}
+
 /// The policy of one destination.
 pub struct Policy {
     pub level: Level,
@@ -163,7 +192,7 @@ impl Policy {
 
     /// A failure that counts only when the policy is enforced; in testing
     /// mode it is logged and delivery goes on.
-    fn judge(&self, id: &str, why: String) -> Result<(), String> {
+    fn judge(&self, id: &str, why: PolicyError) -> Result<(), PolicyError> {
         if self.source == Source::StsTesting {
             tracing::info!("{id}: MTA-STS testing for {}: {why}; delivering anyway", self.nexthop);
             Ok(())
@@ -173,7 +202,7 @@ impl Policy {
     }
 
     /// Keep the hosts the MTA-STS policy names; an error when none is left.
-    pub fn filter_hosts<T>(&self, id: &str, targets: Vec<(String, T)>) -> Result<Vec<(String, T)>, String> {
+    pub fn filter_hosts<T>(&self, id: &str, targets: Vec<(String, T)>) -> Result<Vec<(String, T)>, PolicyError> {
         let Some(sts) = &self.sts else {
             return Ok(targets);
         };
@@ -182,7 +211,10 @@ impl Policy {
             if sts.allows(&host) {
                 kept.push((host, t));
             } else {
-                let why = format!("MX host {host} is not in the MTA-STS policy of {}", self.nexthop);
+                let why = PolicyError::HostNotListed {
+                    host: host.clone(),
+                    nexthop: self.nexthop.clone(),
+                };
                 match self.judge(id, why) {
                     Ok(()) => kept.push((host, t)),
                     Err(why) => tracing::info!("{id}: {why}; skipped"),
@@ -190,11 +222,10 @@ impl Policy {
             }
         }
         if kept.is_empty() {
-            return Err(format!(
-                "no MX host of {} is in its MTA-STS policy (mx: {})",
-                self.nexthop,
-                sts.mx.join(", ")
-            ));
+            return Err(PolicyError::NoHostListed {
+                nexthop: self.nexthop.clone(),
+                mx: sts.mx.clone(),
+            });
         }
         Ok(kept)
     }
@@ -212,22 +243,22 @@ impl Policy {
 
     /// Whether `certs` (leaf first) chain to a trust anchor and name one
     /// of the names the policy wants for `host`.
-    fn verify(&self, host: &str, certs: &[CertificateDer<'static>]) -> Result<(), String> {
+    fn verify(&self, host: &str, certs: &[CertificateDer<'static>]) -> Result<(), VerifyError> {
         let Some(verifier) = &self.verifier else {
-            return Err("no trust anchors are configured".into());
+            return Err(VerifyError::NoTrustAnchors);
         };
         let Some((leaf, intermediates)) = certs.split_first() else {
-            return Err("the server sent no certificate".into());
+            return Err(VerifyError::NoCertificate);
         };
-        let mut last = String::new();
+        let mut last = VerifyError::NoName;
         for name in self.names(host) {
             let Ok(server_name) = ServerName::try_from(name.clone()) else {
-                last = format!("{name:?} is not a valid name");
+                last = VerifyError::BadName(name);
                 continue;
             };
             match verifier.verify_server_cert(leaf, intermediates, &server_name, &[], UnixTime::now()) {
                 Ok(_) => return Ok(()),
-                Err(e) => last = e.to_string(),
+                Err(e) => last = VerifyError::Rejected(e),
             }
         }
         Err(last)
@@ -242,12 +273,15 @@ impl Policy {
         host: &str,
         tls: Option<&str>,
         certs: &[CertificateDer<'static>],
-    ) -> Result<String, String> {
+    ) -> Result<String, PolicyError> {
         let Some(version) = tls else {
             if self.level >= Level::Encrypt || self.sts.is_some() {
                 self.judge(
                     id,
-                    format!("{host} did not use TLS, which the {} policy requires", self.source),
+                    PolicyError::NoTls {
+                        host: host.to_string(),
+                        policy: self.source,
+                    },
                 )?;
             }
             return Ok(format!("none policy={}", self.source));
@@ -256,7 +290,13 @@ impl Policy {
         if let Err(why) = &verified
             && (self.level == Level::Verify || self.sts.is_some())
         {
-            self.judge(id, format!("certificate of {host} not verified ({why})"))?;
+            self.judge(
+                id,
+                PolicyError::NotVerified {
+                    host: host.to_string(),
+                    why: why.clone(),
+                },
+            )?;
         }
         let yes = if verified.is_ok() { "yes" } else { "no" };
         Ok(format!("{version} verified={yes} policy={}", self.source))
@@ -399,7 +439,7 @@ mod tests {
         assert!(encrypt.check("Q", "mx", None, &[]).is_err());
         assert!(encrypt.check("Q", "mx", Some("TLSv1.2"), &[]).is_ok());
         let verify = policy(Level::Verify, Source::Table, None);
-        let why = verify.check("Q", "mx", Some("TLSv1.3"), &[]).unwrap_err();
+        let why = verify.check("Q", "mx", Some("TLSv1.3"), &[]).unwrap_err().to_string();
         assert!(why.contains("not verified"), "{why}");
     }
 
@@ -420,14 +460,20 @@ mod tests {
         roots.add(ca_cert.der().clone()).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut p = policy(Level::Verify, Source::Table, None);
-        let why = p.check("Q", "mail.example.org", Some("TLSv1.3"), &chain).unwrap_err();
+        let why = p
+            .check("Q", "mail.example.org", Some("TLSv1.3"), &chain)
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("no trust anchors"), "{why}");
         p.verifier = Some(
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .unwrap(),
         );
-        let why = p.check("Q", "mx.example.org", Some("TLSv1.3"), &chain).unwrap_err();
+        let why = p
+            .check("Q", "mx.example.org", Some("TLSv1.3"), &chain)
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("not verified"), "{why}");
         p.matches = vec![Match::Hostname, Match::Name("mail.example.org".into())];
         assert_eq!(

@@ -4,8 +4,9 @@
 
 use super::machine::Entry;
 use super::mbox::{MboxDrop, MboxError};
+use crate::account::Location;
 use crate::config::MailboxFormat;
-use crate::store::{FlagOp, Flags, Location, Mailbox, Store, StoreError};
+use crate::store::{FlagOp, Flags, Mailbox, Store, StoreError};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]

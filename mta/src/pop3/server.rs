@@ -220,7 +220,7 @@ impl Session {
         let config = Arc::clone(&self.shared.config);
         let u = user.clone();
         let opened = tokio::task::spawn_blocking(move || {
-            let location = crate::store::locate(&config, &u)
+            let location = crate::account::locate(&config, &u)
                 .ok_or_else(|| MaildropError::Temporary(format!("no mailbox for {u:?}")))?;
             Maildrop::open(&location)
         })

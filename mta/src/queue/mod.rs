@@ -6,7 +6,7 @@
 //! crash. A message put on hold (`mtactl queue hold`) has its envelope
 //! renamed to `ID.hold`, so the runner no longer sees it.
 
-use crate::smtp::command::{MailParams, RcptParams};
+use crate::envelope::{MailParams, RcptParams};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -2,10 +2,11 @@
 //! `sendmail -bs`): the tokio shell around the pure parsers. Replies are
 //! buffered and flushed when the client's pipelined input runs dry.
 
-use super::command::{self, Command, MailParams, Mailbox};
+use super::command::{self, Command};
 use super::data::{DataDecoder, DataOutcome};
 use super::lines::LineBuffer;
 use crate::auth::sasl::{self, Challenger, Outcome};
+use crate::envelope::{Address, Body, MailParams, RcptParams};
 use crate::inbound_auth::policy::Action;
 use crate::inbound_auth::{Facts, Verifier, results};
 use crate::net::{Connection, Io, ReadError};
@@ -33,7 +34,7 @@ pub enum Port {
 }
 
 struct Transaction {
-    sender: Option<Mailbox>,
+    sender: Option<Address>,
     params: MailParams,
     recipients: Vec<Accepted>,
     /// BDAT chunks so far; `None` until the first BDAT.
@@ -168,7 +169,7 @@ impl Session {
             Command::Mail(sender, params) => self.mail(sender, params),
             Command::Rcpt(rcpt, params) => self.rcpt(rcpt, params).await,
             Command::RcptPostmaster(params) => {
-                let mb = Mailbox {
+                let mb = Address {
                     local: "postmaster".into(),
                     domain: self.shared.config.hostname.clone(),
                 };
@@ -232,7 +233,7 @@ impl Session {
         Ok(())
     }
 
-    fn mail(&mut self, sender: Option<Mailbox>, params: MailParams) -> Flow {
+    fn mail(&mut self, sender: Option<Address>, params: MailParams) -> Flow {
         if self.helo.is_none() {
             return self.error("503 5.5.1 Send HELO or EHLO first");
         }
@@ -248,7 +249,7 @@ impl Session {
         if !self.esmtp && params != MailParams::default() {
             return self.error("555 5.5.4 Parameters need EHLO");
         }
-        if params.body == Some(command::Body::BinaryMime) {
+        if params.body == Some(Body::BinaryMime) {
             return self.error("555 5.5.4 BINARYMIME not supported");
         }
         if params
@@ -268,7 +269,7 @@ impl Session {
         Ok(())
     }
 
-    async fn rcpt(&mut self, rcpt: Mailbox, params: command::RcptParams) -> Flow {
+    async fn rcpt(&mut self, rcpt: Address, params: RcptParams) -> Flow {
         let Some(tx) = &self.tx else {
             return self.error("503 5.5.1 Need MAIL before RCPT");
         };

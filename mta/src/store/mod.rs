@@ -1,7 +1,6 @@
-//! The mail store that IMAP and POP3 serve: where a user's mail lives
-//! (`locate`), and Maildir with Maildir++ folders as the truth for messages
-//! and flags, with a per-mailbox index beside it for UIDs and MODSEQs
-//! (`mailbox`, `index`, `flags`). Message files hold LF text, or the exact
+//! The mail store that IMAP and POP3 serve: Maildir with Maildir++ folders
+//! as the truth for messages and flags, with a per-mailbox index beside it
+//! for UIDs and MODSEQs (`mailbox`, `index`, `flags`). Message files hold LF text, or the exact
 //! bytes of a message that LF text would alter, marked in the file name
 //! (`wire`); every reader gives back the bytes that were sent.
 //!
@@ -17,15 +16,16 @@ pub mod wire;
 pub use flags::{FlagOp, Flags};
 pub use mailbox::{Mailbox, MessageMeta, NewMessage, Snapshot, StoreOutcome};
 
-use crate::auth::shadow;
+use crate::account::{Owner, locate};
 use crate::config::{Config, MailboxFormat};
-use crate::deliver::Owner;
 use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,40 +47,6 @@ pub enum StoreError {
 
 pub(crate) fn io_err(path: impl Into<PathBuf>, e: std::io::Error) -> StoreError {
     StoreError::Io(path.into(), e)
-}
-
-/// A user's mail, as delivery writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub format: MailboxFormat,
-    /// The Maildir root, or the mbox file.
-    pub path: PathBuf,
-    /// The system account that owns the files (`None` for virtual users).
-    pub owner: Option<Owner>,
-}
-
-/// Find the mailbox of an authenticated user: `user@domain` is a virtual
-/// user, a plain name a system account (the same rule as `verify_password`).
-pub fn locate(config: &Config, user: &str) -> Option<Location> {
-    match user.rsplit_once('@') {
-        Some((local, domain)) => {
-            let (format, path) = config.delivery.virtual_mailbox(local, domain);
-            Some(Location {
-                format,
-                path,
-                owner: None,
-            })
-        }
-        None => {
-            let account = shadow::lookup(user)?;
-            let (format, path) = config.delivery.system_mailbox(&account.name, &account.home);
-            Some(Location {
-                format,
-                path,
-                owner: Some(account),
-            })
-        }
-    }
 }
 
 /// Why a logged-in user's store could not be opened.
@@ -464,7 +430,24 @@ pub(crate) fn unique_name() -> String {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into())
     });
-    crate::deliver::maildir::unique_name(&HOST)
+    unique_name_on(&HOST)
+}
+
+/// A name unique per the Maildir spec: time, microseconds, pid, a
+/// per-process counter, and the host name with `/` and `:` escaped.
+pub fn unique_name_on(hostname: &str) -> String {
+    static CREATED: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let host = hostname.replace('/', "\\057").replace(':', "\\072");
+    let n = CREATED.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        t.as_secs(),
+        t.subsec_micros(),
+        std::process::id(),
+        n,
+        host
+    )
 }
 
 /// When running as root, hand what we created to the mailbox owner.
@@ -504,18 +487,6 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], owner: Option<(u32, u32)>) 
 mod tests {
     use super::*;
     use crate::deliver::maildir;
-
-    #[test]
-    fn virtual_users_live_under_virtual_dir() {
-        let mut c = Config::default();
-        c.delivery.virtual_dir = "/v".into();
-        let l = locate(&c, "Alice@Example.ORG").unwrap();
-        assert_eq!(l.path, PathBuf::from("/v/example.org/alice"));
-        assert_eq!(l.format, MailboxFormat::Maildir);
-        c.delivery.format = MailboxFormat::Mbox;
-        assert_eq!(locate(&c, "bob@x").unwrap().path, PathBuf::from("/v/x/bob.mbox"));
-        assert!(locate(&c, "no-such-account-here").is_none());
-    }
 
     fn cur_files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir.join("cur"))

@@ -11,6 +11,7 @@ use super::{User, WebState, layout};
 use crate::queue::Client;
 use crate::store::{FlagOp, Flags, Store};
 use crate::submit::{Submission, enqueue_from};
+use axum::extract::multipart::MultipartError;
 use axum::extract::{Extension, Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -165,17 +166,23 @@ pub struct Posted {
     pub original: Option<(String, u32, String)>,
 }
 
+/// The submitted form could not be read (cut short, too large, not
+/// multipart); shown as axum words it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.body_text())]
+pub struct FormError(#[from] MultipartError);
+
 /// Read the multipart form into [`Posted`]; unknown fields are ignored,
 /// empty file inputs skipped.
-pub async fn read_form(mut form: Multipart) -> Result<Posted, String> {
+pub async fn read_form(mut form: Multipart) -> Result<Posted, FormError> {
     let mut p = Posted::default();
     let (mut f, mut uid, mut mode) = (None, None, None);
-    while let Some(field) = form.next_field().await.map_err(|e| e.body_text())? {
+    while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
         if name == "attach" {
             let file = field.file_name().unwrap_or("").to_string();
             let ct = field.content_type().unwrap_or("application/octet-stream").to_string();
-            let data = field.bytes().await.map_err(|e| e.body_text())?;
+            let data = field.bytes().await?;
             if !file.is_empty() || !data.is_empty() {
                 p.message.attachments.push(Attachment {
                     name: file,
@@ -185,7 +192,7 @@ pub async fn read_form(mut form: Multipart) -> Result<Posted, String> {
             }
             continue;
         }
-        let value = field.text().await.map_err(|e| e.body_text())?;
+        let value = field.text().await?;
         set_field(&mut p, &name, value, (&mut f, &mut uid, &mut mode));
     }
     if let (Some(f), Some(uid), Some(mode)) = (f, uid, mode) {
@@ -245,7 +252,7 @@ pub async fn submit(
 ) -> Response {
     let mut posted = match read_form(form).await {
         Ok(p) => p,
-        Err(e) => return layout::error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return layout::error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let config = &state.shared.config;
     let me = identity(&user.name, &config.hostname);

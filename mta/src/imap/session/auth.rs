@@ -5,7 +5,6 @@ use super::{End, Flow, Session, User};
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::imap::framer::{Frame, Limits};
 use crate::imap::response::{Code, Kind, Response, Status};
-use crate::net;
 use crate::store;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,11 +21,9 @@ impl Session {
             (Some(tls), false) => Arc::clone(tls),
         };
         self.ok(tag, "Begin TLS negotiation now");
-        self.flush().await?;
-        // Anything pipelined after STARTTLS came in plaintext: discard it.
-        self.framer.clear();
+        // The connection drops anything pipelined after STARTTLS in plaintext.
         let timeout = self.timeout();
-        match net::upgrade_tls(&mut self.io, &tls, timeout).await {
+        match self.conn.start_tls(&tls, timeout).await {
             Ok(()) => {
                 self.tls = true;
                 Ok(())
@@ -124,7 +121,7 @@ impl Session {
                     name: user,
                     store: Arc::new(store),
                 });
-                self.framer.limits = Limits::authenticated(self.shared.config.imap.max_message_size);
+                self.conn.input.limits = Limits::authenticated(self.shared.config.imap.max_message_size);
                 self.send(Status::ok(tag, "Logged in").with(Code::Capability(self.capabilities())));
             }
             Err(why) => self.send(Status::no(tag, why.to_string()).with(Code::Unavailable)),

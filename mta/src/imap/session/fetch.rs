@@ -167,7 +167,7 @@ impl Session {
                 Ok((Err(e), _)) => undecodable = Some(e),
                 Ok((Ok(bytes), gone)) => {
                     expunged |= gone;
-                    self.out.extend_from_slice(&bytes);
+                    self.conn.out.extend_from_slice(&bytes);
                     if reports_flags && let Some(sel) = &mut self.selected {
                         sel.shown(u, modseq);
                     }
@@ -176,7 +176,7 @@ impl Session {
                     tracing::warn!("imap: FETCH UID {u}: {e}");
                 }
             }
-            if self.out.len() > FLUSH_AT {
+            if self.conn.out.len() > FLUSH_AT {
                 self.flush().await?;
             }
         }

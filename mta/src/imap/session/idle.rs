@@ -4,8 +4,8 @@
 use super::{End, Flow, Session};
 use crate::imap::framer::Frame;
 use crate::imap::response::{Response, Status};
+use crate::net::ReadError;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// How often IDLE looks at the Maildir for changes made by other processes.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -18,28 +18,28 @@ impl Session {
         }
         self.flush().await?;
         let mut changes = self.selected.as_ref().map(|s| s.mailbox.changes());
-        let deadline = tokio::time::Instant::now() + self.shared.config.imap.idle_timeout;
+        let idle_timeout = self.shared.config.imap.idle_timeout;
+        let deadline = tokio::time::Instant::now() + idle_timeout;
         let mut poll = tokio::time::interval(IDLE_POLL);
-        let mut buf = vec![0u8; 1024];
         enum Event {
-            Input(usize),
+            Input,
             Change,
             Timeout,
         }
         loop {
             let event = tokio::select! {
-                r = self.io.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => return Err(End::Closed),
-                    Ok(n) => Event::Input(n),
+                r = self.conn.fill(idle_timeout) => match r {
+                    Ok(()) => Event::Input,
+                    Err(ReadError::Closed) => return Err(End::Closed),
+                    Err(ReadError::Timeout) => Event::Timeout,
                 },
                 Some(_) = async { match &mut changes { Some(c) => c.changed().await.ok(), None => std::future::pending().await } } => Event::Change,
                 _ = poll.tick() => Event::Change,
                 _ = tokio::time::sleep_until(deadline) => Event::Timeout,
             };
             match event {
-                Event::Input(n) => {
-                    self.take_input(&buf[..n])?;
-                    if let Some(frame) = self.framer.next_frame() {
+                Event::Input => {
+                    if let Some(frame) = self.conn.input.next_frame() {
                         match frame {
                             Frame::Command(line) if line.eq_ignore_ascii_case(b"DONE") => {
                                 self.ok(tag, "IDLE terminated");

@@ -17,22 +17,19 @@ mod select;
 mod store;
 
 use super::command::{self, Command, MessageSet, Tagged};
-use super::deflate::Deflate;
+use super::deflate::Compressed;
 use super::framer::{Frame, Framer, Limits};
 use super::parse::NameEncoding;
 use super::response::{Code, Kind, Response, Status, Untagged};
 use super::sequence::SequenceSet;
 use super::view::View;
 use crate::imap::query::epoch_secs;
-use crate::net::Io;
+use crate::net::{Connection, Io, ReadError};
 use crate::service::Shared;
 use crate::store::{Flags, Mailbox, Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const READ_CHUNK: usize = 16 << 10;
 
 /// Protocol errors (BAD) before the session is closed.
 const MAX_ERRORS: u32 = 20;
@@ -149,12 +146,11 @@ fn over_quota_no(tag: &str) -> Status {
 }
 
 pub struct Session {
-    io: Box<dyn Io>,
+    /// The stream, the framed input and the replies not yet sent.
+    conn: Connection<Framer>,
     shared: Arc<Shared>,
     peer: SocketAddr,
     tls: bool,
-    framer: Framer,
-    out: Vec<u8>,
     errors: u32,
     user: Option<User>,
     selected: Option<Selected>,
@@ -168,7 +164,8 @@ pub struct Session {
     /// SEARCHRES: the UIDs `SEARCH RETURN (SAVE)` kept for `$`; empty
     /// after SELECT, EXAMINE, CLOSE and UNSELECT (RFC 5182 §2.1).
     saved: Vec<u32>,
-    deflate: Option<Deflate>,
+    /// COMPRESS=DEFLATE is on: the connection's stream is [`Compressed`].
+    compressing: bool,
     /// The client has fetched BINARY items or APPENDed a literal8, so it
     /// reads literal8: BODY[] contents with NUL go out as `~{n}` (RFC 3516 §4.3).
     binary: bool,
@@ -177,12 +174,10 @@ pub struct Session {
 impl Session {
     pub fn new(io: Box<dyn Io>, shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Session {
         Session {
-            io,
+            conn: Connection::new(io, Framer::new(Limits::UNAUTHENTICATED)),
             shared,
             peer,
             tls,
-            framer: Framer::new(Limits::UNAUTHENTICATED),
-            out: Vec::new(),
             errors: 0,
             user: None,
             selected: None,
@@ -191,13 +186,13 @@ impl Session {
             rev2: false,
             names: NameEncoding::ModifiedUtf7,
             saved: Vec::new(),
-            deflate: None,
+            compressing: false,
             binary: false,
         }
     }
 
     fn send(&mut self, response: impl Into<Response>) {
-        response.into().encode(&mut self.out);
+        response.into().encode(&mut self.conn.out);
     }
 
     fn capabilities(&self) -> Vec<String> {
@@ -252,52 +247,16 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Flow {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let mut out = std::mem::take(&mut self.out);
-        if let Some(d) = &mut self.deflate {
-            out = d.deflate(&out);
-        }
-        self.io.write_all(&out).await.map_err(|_| End::Closed)?;
-        self.io.flush().await.map_err(|_| End::Closed)
-    }
-
-    /// Give received bytes to the framer (inflated first under COMPRESS).
-    /// `Ok(false)` when compressed input is pending but produced nothing yet.
-    fn take_input(&mut self, bytes: &[u8]) -> Result<bool, End> {
-        let Some(d) = &mut self.deflate else {
-            self.framer.extend(bytes);
-            return Ok(true);
-        };
-        d.push(bytes);
-        match d.inflate() {
-            Ok(plain) => {
-                self.framer.extend(&plain);
-                Ok(!plain.is_empty())
-            }
-            Err(e) => {
-                tracing::info!("imap: {e} from {}", self.peer);
-                Err(End::Closed)
-            }
-        }
+        self.conn.flush().await.map_err(|_| End::Closed)
     }
 
     /// Read more input (flushing replies first); on timeout say BYE.
     async fn fill(&mut self) -> Flow {
-        self.flush().await?;
-        // Compressed input already here is inflated a chunk at a time before reading more.
-        if self.deflate.is_some() && self.take_input(&[])? {
-            return Ok(());
-        }
-        let mut buf = vec![0u8; READ_CHUNK];
-        match tokio::time::timeout(self.timeout(), self.io.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Closed),
-            Ok(Ok(n)) => {
-                self.take_input(&buf[..n])?;
-                Ok(())
-            }
-            Err(_) => {
+        let timeout = self.timeout();
+        match self.conn.fill(timeout).await {
+            Ok(()) => Ok(()),
+            Err(ReadError::Closed) => Err(End::Closed),
+            Err(ReadError::Timeout) => {
                 self.send(Status::bye("Autologout; idle for too long"));
                 let _ = self.flush().await;
                 Err(End::Closed)
@@ -307,7 +266,7 @@ impl Session {
 
     async fn next_frame(&mut self) -> Result<Frame, End> {
         loop {
-            if let Some(frame) = self.framer.next_frame() {
+            if let Some(frame) = self.conn.input.next_frame() {
                 return Ok(frame);
             }
             self.fill().await?;
@@ -336,7 +295,7 @@ impl Session {
                 Frame::Continue => self.send(Response::Continue("Ready for literal data".into())),
                 Frame::TooLong { tag } => self.bad(tag.as_deref(), "Command line too long")?,
                 Frame::TooBig { tag, fatal } => {
-                    let limit = self.framer.limits.literals;
+                    let limit = self.conn.input.limits.literals;
                     self.send(Status {
                         tag,
                         kind: Kind::No,
@@ -353,7 +312,7 @@ impl Session {
                     Err(rejected) => self.refuse(Status::refusing(&rejected))?,
                 },
             }
-            if self.out.len() > FLUSH_AT {
+            if self.conn.out.len() > FLUSH_AT {
                 self.flush().await?;
             }
         }
@@ -483,15 +442,16 @@ impl Session {
             }
             Command::Idle => self.idle(tag).await?,
             Command::Compress => {
-                if self.deflate.is_some() {
+                if self.compressing {
                     self.send(Status::no(tag, "Already compressing").with(Code::CompressionActive));
                 } else {
                     self.ok(tag, "DEFLATE active");
                     self.flush().await?;
                     // Whatever the client sent after COMPRESS is already compressed.
-                    let rest = self.framer.take();
-                    self.deflate = Some(Deflate::new());
-                    self.take_input(&rest)?;
+                    let rest = self.conn.input.take();
+                    let peer = self.peer;
+                    self.conn.wrap(|io| Box::new(Compressed::new(io, peer, &rest)));
+                    self.compressing = true;
                 }
             }
             Command::GetQuota(root) => {
@@ -613,6 +573,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn wire(s: Status) -> String {
         String::from_utf8(Response::from(s).to_bytes()).unwrap()
