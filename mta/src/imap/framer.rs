@@ -192,17 +192,6 @@ impl Framer {
     }
 }
 
-/// ManageSieve reads its commands (IMAP's string grammar) through a framer too.
-impl crate::net::Input for Framer {
-    fn extend(&mut self, bytes: &[u8]) {
-        Framer::extend(self, bytes);
-    }
-
-    fn clear(&mut self) {
-        Framer::clear(self);
-    }
-}
-
 /// `{123}` or `{123+}` at the end of a line: (size, synchronizing).
 pub fn literal_announcement(line: &[u8]) -> Option<(u64, bool)> {
     let inner = line.strip_suffix(b"}")?;

@@ -206,7 +206,7 @@ impl Shell {
         self.shared.auth.record_success(ip);
         let config = Arc::clone(&self.shared.config);
         let name = user.clone();
-        let location = tokio::task::spawn_blocking(move || crate::store::locate(&config, &name))
+        let location = tokio::task::spawn_blocking(move || crate::account::locate(&config, &name))
             .await
             .ok()
             .flatten();
