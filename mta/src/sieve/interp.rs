@@ -4,8 +4,9 @@
 //! so a bad script never loses a message.
 
 use super::ast::*;
+use super::date::{Moment, parse_zone};
 use super::matcher;
-use super::message::{Headers, addresses};
+use super::message::{self, Headers, ScoreHeaders, addresses};
 use std::collections::HashMap;
 
 /// Most actions one run may take.
@@ -17,7 +18,7 @@ pub const MAX_STEPS: u64 = 100_000;
 /// Longest value a variable may hold; longer values are cut (RFC 5229 allows it).
 pub const MAX_VARIABLE: usize = 4096;
 
-const REJECT_ALONE: &str = "reject cannot be combined with keep, fileinto or redirect";
+const REJECT_ALONE: &str = "reject cannot be combined with keep, fileinto, redirect or vacation";
 
 /// What the delivery does with the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub enum Action {
     Reject {
         reason: String,
     },
+    /// An RFC 5230 auto-reply, strings expanded; whether it is sent is up
+    /// to [`super::vacation`] and the user's memory of earlier replies.
+    Vacation(Vacation),
 }
 
 /// A run that stopped early, with the line it stopped at.
@@ -53,6 +57,19 @@ pub struct Outcome {
     pub actions: Vec<Action>,
     /// Why the script was abandoned for the implicit keep.
     pub error: Option<RunError>,
+    /// The `duplicate` ids to remember once the message is delivered
+    /// (none when the run failed).
+    pub tracked: Vec<Tracked>,
+    /// The message as editheader left it, when it changed it: what the
+    /// kept and filed copies hold.
+    pub edited: Option<Vec<u8>>,
+}
+
+/// An id `duplicate` saw, hashed with its handle, to remember for `seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub key: String,
+    pub seconds: u64,
 }
 
 /// The message and envelope a script sees.
@@ -63,6 +80,12 @@ pub struct Input<'a> {
     pub recipient: &'a str,
     /// Whether the user has this mailbox (`mailboxexists`).
     pub mailbox_exists: &'a dyn Fn(&str) -> bool,
+    /// Unix time of the run (`currentdate`).
+    pub now: i64,
+    /// Where `spamtest` and `virustest` read their scores.
+    pub scores: &'a ScoreHeaders,
+    /// Whether `duplicate` remembers this key (a [`Tracked::key`]).
+    pub seen: &'a dyn Fn(&str) -> bool,
 }
 
 pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
@@ -83,6 +106,8 @@ pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
         variables: HashMap::new(),
         captures: Vec::new(),
         steps: 0,
+        tracked: Vec::new(),
+        edited: false,
     };
     let mut result = Ok(Flow::Continue);
     for script in scripts {
@@ -101,8 +126,10 @@ pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
                 r.actions.push(Action::Keep { flags: r.flags.clone() });
             }
             Outcome {
+                edited: r.edited.then(|| r.headers.render(input.content)),
                 actions: r.actions,
                 error: None,
+                tracked: r.tracked,
             }
         }
         Err(error) => keep_after(error),
@@ -114,6 +141,8 @@ fn keep_after(error: RunError) -> Outcome {
     Outcome {
         actions: vec![Action::Keep { flags: Vec::new() }],
         error: Some(error),
+        tracked: Vec::new(),
+        edited: None,
     }
 }
 
@@ -135,6 +164,9 @@ struct Runner<'a> {
     /// `${0}`..`${9}` from the last successful `:matches`.
     captures: Vec<String>,
     steps: u64,
+    tracked: Vec<Tracked>,
+    /// editheader changed `headers`.
+    edited: bool,
 }
 
 impl Runner<'_> {
@@ -245,6 +277,60 @@ impl Runner<'_> {
                 match variable {
                     Some(v) => self.set_variable(v, current.join(" ")),
                     None => self.flags = current,
+                }
+            }
+            CommandKind::Vacation(v) => {
+                if self.actions.iter().any(|a| matches!(a, Action::Vacation(_))) {
+                    return Err(fail(line, "more than one vacation"));
+                }
+                let expanded = Vacation {
+                    days: v.days,
+                    subject: v.subject.as_ref().map(|s| self.expand(s, line)).transpose()?,
+                    from: v.from.as_ref().map(|s| self.expand(s, line)).transpose()?,
+                    addresses: self.expand_all(&v.addresses, line)?,
+                    mime: v.mime,
+                    handle: v.handle.as_ref().map(|s| self.expand(s, line)).transpose()?,
+                    reason: self.expand(&v.reason, line)?,
+                };
+                self.push(line, Action::Vacation(expanded))?;
+            }
+            CommandKind::AddHeader { name, value, last } => {
+                let name = self.expand(name, line)?;
+                let value = self.expand(value, line)?;
+                if !message::is_field_name(&name) {
+                    return Err(fail(line, format!("addheader: bad field name {name:?}")));
+                }
+                if !protected(&name) {
+                    let value = crate::web::mime::encode_word(&message::one_line(&value));
+                    self.charge(line, 1 + value.len() as u64 / 64)?;
+                    self.headers.add(&name, &value, *last);
+                    self.edited = true;
+                }
+            }
+            CommandKind::DeleteHeader {
+                how,
+                index,
+                name,
+                patterns,
+            } => {
+                let name = self.expand(name, line)?;
+                let patterns = self.expand_all(patterns, line)?;
+                if !protected(&name) {
+                    let mut steps = 0;
+                    let deleted = self.headers.delete(&name, |values| {
+                        let chosen = pick((0..values.len()).collect(), *index);
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| {
+                                let found = matcher::test(how, std::slice::from_ref(v), &patterns);
+                                steps += found.steps + 1;
+                                chosen.contains(&i) && (patterns.is_empty() || found.matched)
+                            })
+                            .collect()
+                    });
+                    self.charge(line, steps)?;
+                    self.edited |= deleted > 0;
                 }
             }
             CommandKind::Set { name, value, modifiers } => {
@@ -391,17 +477,28 @@ impl Runner<'_> {
                 let names = self.expand_all(names, line)?;
                 return Ok(names.iter().all(|n| (self.input.mailbox_exists)(n)));
             }
-            Test::Header { how, names, keys } => {
+            Test::Header {
+                how,
+                index,
+                names,
+                keys,
+            } => {
                 let names = self.expand_all(names, line)?;
-                let values = names.iter().flat_map(|n| self.headers.get(n)).collect();
-                (how, values, keys)
+                let values = names.iter().flat_map(|n| self.headers.decoded(n)).collect();
+                (how, pick(values, *index), keys)
             }
-            Test::Address { how, part, names, keys } => {
+            Test::Address {
+                how,
+                index,
+                part,
+                names,
+                keys,
+            } => {
                 let names = self.expand_all(names, line)?;
-                let values = names
+                let fields = names.iter().flat_map(|n| self.headers.get(n)).collect();
+                let values = pick(fields, *index)
                     .iter()
-                    .flat_map(|n| self.headers.get(n))
-                    .flat_map(|v| addresses(&v))
+                    .flat_map(|v| addresses(v))
                     .filter_map(|a| address_part(&a, *part))
                     .collect();
                 (how, values, keys)
@@ -431,6 +528,88 @@ impl Runner<'_> {
                 (how, values, keys)
             }
             Test::String { how, sources, keys } => (how, self.expand_all(sources, line)?, keys),
+            Test::Duplicate {
+                handle,
+                id,
+                seconds,
+                last,
+            } => {
+                let value = match id {
+                    DuplicateId::MessageId => self.headers.get("message-id").into_iter().next(),
+                    DuplicateId::Header(name) => {
+                        let name = self.expand(name, line)?;
+                        self.headers.get(&name).into_iter().next()
+                    }
+                    DuplicateId::Unique(u) => Some(self.expand(u, line)?),
+                };
+                let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+                    return Ok(false);
+                };
+                let handle = handle.as_ref().map(|h| self.expand(h, line)).transpose()?;
+                let key = super::state_key(&["duplicate", handle.as_deref().unwrap_or(""), value.trim()]);
+                let seen = (self.input.seen)(&key);
+                if (!seen || *last) && !self.tracked.iter().any(|t| t.key == key) {
+                    self.tracked.push(Tracked { key, seconds: *seconds });
+                }
+                return Ok(seen);
+            }
+            Test::Body { how, transform, keys } => {
+                let values = message::body(self.input.content, transform);
+                self.charge(line, values.iter().map(|v| v.len() as u64 / 64).sum())?;
+                (how, values, keys)
+            }
+            Test::Score {
+                kind,
+                percent,
+                how,
+                keys,
+            } => {
+                let scores = self.input.scores;
+                let header = |name: &str| self.headers.get(name).into_iter().next();
+                let value = match kind {
+                    ScoreKind::Spam => message::spam_score(header(&scores.spam).as_deref(), scores.spam_max, *percent),
+                    ScoreKind::Virus => message::virus_score(header(&scores.virus).as_deref()),
+                };
+                (how, vec![value], keys)
+            }
+            Test::Date {
+                how,
+                index,
+                zone,
+                header,
+                part,
+                keys,
+            } => {
+                let moments = match header {
+                    Some(name) => {
+                        let name = self.expand(name, line)?;
+                        let fields = pick(self.headers.get(&name), *index);
+                        let received = name.eq_ignore_ascii_case("received");
+                        fields
+                            .iter()
+                            .map(|v| if received { v.rsplit(';').next().unwrap_or(v) } else { v })
+                            .filter_map(|v| Moment::parse(v))
+                            .collect()
+                    }
+                    None => vec![Moment {
+                        utc: self.input.now,
+                        offset: 0,
+                    }],
+                };
+                let offset = match zone {
+                    Zone::Local => Some(0),
+                    Zone::Original => None,
+                    Zone::Fixed(z) => {
+                        let z = self.expand(z, line)?;
+                        Some(parse_zone(&z).ok_or_else(|| fail(line, format!("bad :zone {z:?}")))?)
+                    }
+                };
+                let values = moments
+                    .into_iter()
+                    .map(|m| offset.map_or(m, |o| m.in_zone(o)).part(*part))
+                    .collect();
+                (how, values, keys)
+            }
         };
         let keys = self.expand_all(keys, line)?;
         let found = matcher::test(how, &values, &keys);
@@ -443,6 +622,25 @@ impl Runner<'_> {
         }
         Ok(found.matched)
     }
+}
+
+/// Fields editheader leaves alone (RFC 5293 section 7): the trace and
+/// the mark that stops auto-reply loops.
+fn protected(name: &str) -> bool {
+    ["received", "auto-submitted"].contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// With `:index`, only the field it names (RFC 5260 section 6).
+fn pick<T>(mut fields: Vec<T>, index: Option<Index>) -> Vec<T> {
+    let Some(Index { n, last }) = index else {
+        return fields;
+    };
+    let len = fields.len() as u64;
+    if n > len {
+        return Vec::new();
+    }
+    let at = if last { len - n } else { n - 1 };
+    vec![fields.swap_remove(at as usize)]
 }
 
 fn fail(line: usize, message: impl Into<String>) -> RunError {
