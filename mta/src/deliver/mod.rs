@@ -7,6 +7,7 @@ pub mod maildir;
 pub mod mbox;
 pub mod pipe;
 pub mod sieve;
+pub mod sieve_memory;
 
 use std::path::PathBuf;
 
