@@ -224,6 +224,64 @@ fn vacation_answers_each_sender_once() {
     assert_eq!(remembered, 1);
 }
 
+/// Every message file in the Maildir's INBOX (new/ and cur/).
+fn inbox_texts(maildir: &Path) -> Vec<String> {
+    ["new", "cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join(d)).unwrap())
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect()
+}
+
+#[test]
+fn spamtest_duplicate_and_editheader_at_delivery() {
+    let setup = MtaSetup::new();
+    setup.add_user(ALICE, PASS);
+    install(
+        &setup.maildir(ALICE),
+        "main",
+        r#"require ["fileinto", "spamtest", "relational", "comparator-i;ascii-numeric", "duplicate", "editheader"];
+if spamtest :value "ge" :comparator "i;ascii-numeric" "6" { fileinto "Junk"; stop; }
+if duplicate { discard; stop; }
+deleteheader "X-Internal";
+addheader "X-Sieve" "filtered";
+"#,
+    );
+    let _mta = setup.start();
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "Subject: cheap|X-Spam-Score: 8.5|Message-ID: <s@example.test>",
+    );
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "Subject: first|Message-ID: <d@example.test>|X-Internal: secret",
+    );
+    eventually_view(&setup, ALICE, "INBOX 1 -\nJunk 1 -\nLists/rust missing\n");
+    // The same Message-ID again is discarded; another one arrives.
+    send(&setup, BOB, ALICE, "Subject: first again|Message-ID: <d@example.test>");
+    send(&setup, BOB, ALICE, "Subject: second|Message-ID: <e@example.test>");
+    eventually_view(&setup, ALICE, "INBOX 2 - -\nJunk 1 -\nLists/rust missing\n");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(imap_view(&setup, ALICE), "INBOX 2 - -\nJunk 1 -\nLists/rust missing\n");
+    let texts = inbox_texts(&setup.maildir(ALICE));
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.starts_with("Return-Path: <bob@example.test>\nX-Sieve: filtered\n")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.contains("secret") && !t.contains("first again")),
+        "{texts:?}"
+    );
+}
+
 #[test]
 fn mtactl_checks_and_tests_scripts() {
     let dir = tempfile::tempdir().unwrap();
