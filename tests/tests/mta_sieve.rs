@@ -234,17 +234,34 @@ fn inbox_texts(maildir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn spamtest_duplicate_and_editheader_at_delivery() {
+fn include_spamtest_duplicate_and_editheader_at_delivery() {
     let setup = MtaSetup::new();
     setup.add_user(ALICE, PASS);
+    let global = setup.root().join("sieve-global");
+    std::fs::create_dir_all(&global).unwrap();
+    std::fs::write(
+        global.join("spam.sieve"),
+        r#"require ["fileinto", "spamtest", "relational", "comparator-i;ascii-numeric"];
+if spamtest :value "ge" :comparator "i;ascii-numeric" "6" { fileinto "Junk"; stop; }
+"#,
+    )
+    .unwrap();
+    setup.edit(
+        "[delivery]",
+        &format!("[delivery]\nsieve_global_dir = {:?}", global.display().to_string()),
+    );
+    install(
+        &setup.maildir(ALICE),
+        "edit",
+        "require \"editheader\";\ndeleteheader \"X-Internal\";\naddheader \"X-Sieve\" \"filtered\";\n",
+    );
     install(
         &setup.maildir(ALICE),
         "main",
-        r#"require ["fileinto", "spamtest", "relational", "comparator-i;ascii-numeric", "duplicate", "editheader"];
-if spamtest :value "ge" :comparator "i;ascii-numeric" "6" { fileinto "Junk"; stop; }
+        r#"require ["include", "duplicate"];
+include :global "spam";
 if duplicate { discard; stop; }
-deleteheader "X-Internal";
-addheader "X-Sieve" "filtered";
+include :personal "edit";
 "#,
     );
     let _mta = setup.start();

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
                 now: 1_800_000_000,
                 scores: &Default::default(),
                 seen: &|_| false,
+                include: &|_, _| Ok(None),
             };
             let out = mta::sieve::run(&script, &input);
             if out.error.is_some() {

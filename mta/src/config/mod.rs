@@ -173,6 +173,9 @@ pub struct DeliveryConfig {
     pub sieve_before: Option<PathBuf>,
     /// Sieve script run after every user's own. Default none.
     pub sieve_after: Option<PathBuf>,
+    /// Folder of the scripts Sieve `include :global "NAME"` reads
+    /// (`NAME.sieve`). Default none: global includes find nothing.
+    pub sieve_global_dir: Option<PathBuf>,
     /// Header a spam filter writes its score in, read by Sieve `spamtest`
     /// (a number first, as SpamAssassin's). Default "X-Spam-Score".
     pub sieve_spam_header: String,
@@ -614,6 +617,7 @@ impl Default for DeliveryConfig {
             sieve: true,
             sieve_before: None,
             sieve_after: None,
+            sieve_global_dir: None,
             sieve_spam_header: scores.spam,
             sieve_spam_max: scores.spam_max,
             sieve_virus_header: scores.virus,

@@ -8,6 +8,7 @@
 use super::sieve_memory::Memory;
 use super::{Message, Target};
 use crate::config::DeliveryConfig;
+use crate::sieve::ast::Location;
 use crate::sieve::{self, Action, Input, Script, scripts, vacation};
 use std::path::{Path, PathBuf};
 
@@ -104,6 +105,7 @@ pub fn filter(
             now: crate::datetime::now(),
             scores: &config.sieve_scores(),
             seen: &seen,
+            include: &|location, name| include(config, dir, location, name),
         },
     );
     if let Some(e) = &outcome.error {
@@ -144,6 +146,21 @@ fn vacation_reply(v: &sieve::ast::Vacation, dir: &Path, hostname: &str, msg: &Me
         key,
         until: now.saturating_add(vacation::period(v)),
     })
+}
+
+/// The script `include` names: `:personal` from the user's sieve folder,
+/// `:global` from `[delivery] sieve_global_dir`; `Ok(None)` when missing.
+fn include(config: &DeliveryConfig, dir: &Path, location: Location, name: &str) -> Result<Option<Script>, String> {
+    let file = match (location, &config.sieve_global_dir) {
+        (Location::Personal, _) => scripts::path(dir, name),
+        (Location::Global, Some(global)) => global.join(format!("{name}.sieve")),
+        (Location::Global, None) => return Ok(None),
+    };
+    match std::fs::read(&file) {
+        Ok(src) => sieve::parse(&src).map(Some).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", file.display())),
+    }
 }
 
 /// A script file compiled; one that cannot be read or compiled is skipped

@@ -53,6 +53,18 @@ pub enum CommandKind {
         modifiers: Vec<Modifier>,
     },
     Vacation(Vacation),
+    /// RFC 6609 `include`: run another script of the user's (`:personal`,
+    /// the default) or the administrator's (`:global`) here.
+    Include {
+        location: Location,
+        once: bool,
+        optional: bool,
+        name: String,
+    },
+    /// RFC 6609 `return`: back to the including script.
+    Return,
+    /// RFC 6609 `global`: these variables are shared with other scripts.
+    Global(Vec<String>),
     /// RFC 5293 `addheader`: first, or last with `:last`.
     AddHeader {
         name: String,
@@ -184,6 +196,12 @@ pub enum DuplicateId {
     Header(String),
     /// `:uniqueid "..."`.
     Unique(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Location {
+    Personal,
+    Global,
 }
 
 /// RFC 5260 `:index N [:last]`: only the Nth field of that name (1-based),

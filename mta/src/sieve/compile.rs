@@ -28,6 +28,7 @@ pub const EXTENSIONS: &[&str] = &[
     "virustest",
     "duplicate",
     "editheader",
+    "include",
     "comparator-i;ascii-numeric",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
@@ -262,6 +263,9 @@ impl Checker {
         }
         let mut args = Args::split(node, &["flags", "days", "subject", "from", "addresses", "handle"])?;
         let mut last = false;
+        let mut location = None;
+        let mut once = false;
+        let mut optional = false;
         let mut copy = false;
         let mut create = false;
         let mut flags = None;
@@ -290,6 +294,15 @@ impl Checker {
                 },
                 ("mime", "vacation") => vacation.mime = true,
                 ("last", "addheader") => last = true,
+                ("personal" | "global", "include") if location.is_none() => {
+                    location = Some(if tag == "global" {
+                        Location::Global
+                    } else {
+                        Location::Personal
+                    });
+                }
+                ("once", "include") => once = true,
+                ("optional", "include") => optional = true,
                 ("copy", "fileinto" | "redirect") => {
                     self.need("copy", line, ":copy")?;
                     copy = true;
@@ -378,6 +391,32 @@ impl Checker {
                 self.need("vacation", line, "vacation")?;
                 vacation.reason = args.string("reason")?;
                 CommandKind::Vacation(vacation)
+            }
+            "include" => {
+                self.need("include", line, "include")?;
+                let name = args.string("script name")?;
+                if !is_script_name(&name) {
+                    return Err(CompileError::new(line, format!("bad script name {name:?}")));
+                }
+                CommandKind::Include {
+                    location: location.unwrap_or(Location::Personal),
+                    once,
+                    optional,
+                    name,
+                }
+            }
+            "return" => {
+                self.need("include", line, "return")?;
+                CommandKind::Return
+            }
+            "global" => {
+                self.need("include", line, "global")?;
+                self.need("variables", line, "global")?;
+                let names = args.strings("variable names")?;
+                if let Some(bad) = names.iter().find(|n| !is_variable_name(n)) {
+                    return Err(CompileError::new(line, format!("bad variable name {bad:?}")));
+                }
+                CommandKind::Global(names.iter().map(|n| n.to_ascii_lowercase()).collect())
             }
             "addheader" => {
                 self.need("editheader", line, "addheader")?;
@@ -725,6 +764,12 @@ fn relation(s: &str, line: usize) -> Result<Relation, CompileError> {
         "ne" => Relation::Ne,
         _ => return Err(CompileError::new(line, format!("unknown relation {s:?}"))),
     })
+}
+
+/// A name `include` may take: a file in one folder, so no `/`, no
+/// leading dot, no controls.
+pub fn is_script_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && !s.starts_with('.') && !s.chars().any(|c| c == '/' || c.is_control())
 }
 
 /// `identifier *("." identifier)`, or a match variable's digits.

@@ -7,12 +7,16 @@ use super::ast::*;
 use super::date::{Moment, parse_zone};
 use super::matcher;
 use super::message::{self, Headers, ScoreHeaders, addresses};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Most actions one run may take.
 pub const MAX_ACTIONS: usize = 32;
 /// Most redirects one run may take.
 pub const MAX_REDIRECTS: usize = 4;
+/// How deep `include` may nest.
+pub const MAX_INCLUDE_DEPTH: usize = 10;
+/// Most scripts one run may include.
+pub const MAX_INCLUDES: usize = 32;
 /// The CPU budget: commands, tests and comparisons (long strings cost more).
 pub const MAX_STEPS: u64 = 100_000;
 /// Longest value a variable may hold; longer values are cut (RFC 5229 allows it).
@@ -86,6 +90,8 @@ pub struct Input<'a> {
     pub scores: &'a ScoreHeaders,
     /// Whether `duplicate` remembers this key (a [`Tracked::key`]).
     pub seen: &'a dyn Fn(&str) -> bool,
+    /// The script `include` names, compiled; `Ok(None)` when there is none.
+    pub include: &'a dyn Fn(Location, &str) -> Result<Option<Script>, String>,
 }
 
 pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
@@ -104,7 +110,11 @@ pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
         cancelled_keep: false,
         flags: Vec::new(),
         variables: HashMap::new(),
+        global_names: HashSet::new(),
+        globals: HashMap::new(),
         captures: Vec::new(),
+        included: Vec::new(),
+        including: Vec::new(),
         steps: 0,
         tracked: Vec::new(),
         edited: false,
@@ -113,8 +123,10 @@ pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
     for script in scripts {
         r.expand_variables = script.variables;
         r.variables.clear();
+        r.global_names.clear();
         r.captures.clear();
         result = r.block(&script.commands);
+        // `return` in a script nobody included is `stop` (RFC 6609 section 3.3).
         if !matches!(result, Ok(Flow::Continue)) {
             break;
         }
@@ -149,6 +161,15 @@ fn keep_after(error: RunError) -> Outcome {
 enum Flow {
     Continue,
     Stop,
+    Return,
+}
+
+/// What each script has of its own, set aside while it includes another.
+struct Frame {
+    expand_variables: bool,
+    variables: HashMap<String, String>,
+    global_names: HashSet<String>,
+    captures: Vec<String>,
 }
 
 struct Runner<'a> {
@@ -161,8 +182,15 @@ struct Runner<'a> {
     /// imap4flags' internal variable.
     flags: Vec<String>,
     variables: HashMap<String, String>,
+    /// The running script's `global` declarations.
+    global_names: HashSet<String>,
+    /// Variables shared between scripts (RFC 6609 `global`).
+    globals: HashMap<String, String>,
     /// `${0}`..`${9}` from the last successful `:matches`.
     captures: Vec<String>,
+    /// Every script included so far (`:once`), and those running now (loops).
+    included: Vec<(Location, String)>,
+    including: Vec<(Location, String)>,
     steps: u64,
     tracked: Vec<Tracked>,
     /// editheader changed `headers`.
@@ -180,8 +208,9 @@ impl Runner<'_> {
 
     fn block(&mut self, commands: &[Command]) -> Result<Flow, RunError> {
         for c in commands {
-            if let Flow::Stop = self.command(c)? {
-                return Ok(Flow::Stop);
+            match self.command(c)? {
+                Flow::Continue => {}
+                end => return Ok(end),
             }
         }
         Ok(Flow::Continue)
@@ -200,6 +229,14 @@ impl Runner<'_> {
                 return self.block(otherwise);
             }
             CommandKind::Stop => return Ok(Flow::Stop),
+            CommandKind::Return => return Ok(Flow::Return),
+            CommandKind::Global(names) => self.global_names.extend(names.iter().cloned()),
+            CommandKind::Include {
+                location,
+                once,
+                optional,
+                name,
+            } => return self.include(*location, *once, *optional, name, line),
             CommandKind::Keep { flags } => {
                 let flags = self.flags_or_current(flags.as_deref(), line)?;
                 self.cancelled_keep = true;
@@ -392,16 +429,82 @@ impl Runner<'_> {
         Ok(out)
     }
 
-    fn variable(&self, name: &str) -> String {
-        self.variables
-            .get(&name.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
+    /// Run the included script in its own frame; its `stop` ends the
+    /// run, its `return` (or end) comes back here.
+    fn include(
+        &mut self,
+        location: Location,
+        once: bool,
+        optional: bool,
+        name: &str,
+        line: usize,
+    ) -> Result<Flow, RunError> {
+        let name = self.expand(name, line)?;
+        if !super::compile::is_script_name(&name) {
+            return Err(fail(line, format!("include: bad script name {name:?}")));
+        }
+        let key = (location, name.clone());
+        if once && self.included.contains(&key) {
+            return Ok(Flow::Continue);
+        }
+        if self.including.contains(&key) {
+            return Err(fail(line, format!("include loop: {name:?} includes itself")));
+        }
+        if self.including.len() >= MAX_INCLUDE_DEPTH {
+            return Err(fail(line, format!("includes nested deeper than {MAX_INCLUDE_DEPTH}")));
+        }
+        if self.included.len() >= MAX_INCLUDES {
+            return Err(fail(line, format!("more than {MAX_INCLUDES} includes")));
+        }
+        let script = match (self.input.include)(location, &name) {
+            Ok(Some(script)) => script,
+            Ok(None) if optional => return Ok(Flow::Continue),
+            Ok(None) => return Err(fail(line, format!("include: no script {name:?}"))),
+            Err(e) => return Err(fail(line, format!("include {name:?}: {e}"))),
+        };
+        self.included.push(key.clone());
+        self.including.push(key);
+        let outer = Frame {
+            expand_variables: std::mem::replace(&mut self.expand_variables, script.variables),
+            variables: std::mem::take(&mut self.variables),
+            global_names: std::mem::take(&mut self.global_names),
+            captures: std::mem::take(&mut self.captures),
+        };
+        let flow = self.block(&script.commands);
+        self.expand_variables = outer.expand_variables;
+        self.variables = outer.variables;
+        self.global_names = outer.global_names;
+        self.captures = outer.captures;
+        self.including.pop();
+        match flow? {
+            Flow::Stop => Ok(Flow::Stop),
+            Flow::Continue | Flow::Return => Ok(Flow::Continue),
+        }
+    }
+
+    /// Where a variable lives: a shared one when declared `global` or
+    /// named `global.NAME`, else the running script's.
+    fn scope(&mut self, name: &str) -> (&mut HashMap<String, String>, String) {
+        let name = name.to_ascii_lowercase();
+        if let Some(shared) = name.strip_prefix("global.") {
+            let shared = shared.to_string();
+            return (&mut self.globals, shared);
+        }
+        if self.global_names.contains(&name) {
+            return (&mut self.globals, name);
+        }
+        (&mut self.variables, name)
+    }
+
+    fn variable(&mut self, name: &str) -> String {
+        let (scope, name) = self.scope(name);
+        scope.get(&name).cloned().unwrap_or_default()
     }
 
     fn set_variable(&mut self, name: &str, mut value: String) {
         truncate(&mut value, MAX_VARIABLE);
-        self.variables.insert(name.to_ascii_lowercase(), value);
+        let (scope, name) = self.scope(name);
+        scope.insert(name, value);
     }
 
     /// `${name}` and `${N}` replaced when the script uses variables.

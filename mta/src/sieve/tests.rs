@@ -31,6 +31,7 @@ fn outcome_on(src: &str, mail: &[u8]) -> Outcome {
             now: NOW,
             scores: &Default::default(),
             seen: &|_| false,
+            include: &|_, _| Ok(None),
         },
     )
 }
@@ -382,6 +383,7 @@ if duplicate :header "x-missing" { fileinto "Never"; }"#,
                 now: NOW,
                 scores: &scores,
                 seen,
+                include: &|_, _| Ok(None),
             },
         )
     };
@@ -443,6 +445,104 @@ X-Note: =?UTF-8?B?R3LDvMOfZQ==?=\r\n\r\nbody\r\n",
     ] {
         assert!(parse(src.as_bytes()).unwrap_err().message.contains(what), "{src}");
     }
+}
+
+#[test]
+fn include_with_globals_once_optional_return_and_loops() {
+    use ast::Location::{Global, Personal};
+    let library = [
+        (
+            Personal,
+            "lists",
+            r#"require ["include", "variables"]; global "folder";
+if header :matches "List-Id" "*<*.lists.example>" { set "folder" "Lists/${2}"; return; }
+set "folder" "none";"#,
+        ),
+        (
+            Global,
+            "spam",
+            r#"require "fileinto"; if header :is "x-spam-score" "7" { fileinto "Junk"; stop; }"#,
+        ),
+        (Personal, "loop", r#"require "include"; include "loop";"#),
+        (
+            Personal,
+            "count",
+            r#"require ["include", "variables"]; set "global.n" "${global.n}x";"#,
+        ),
+        (Personal, "broken", "fileinto \"x\";"),
+    ];
+    let exists = |_: &str| false;
+    let scores = Default::default();
+    let include = |location: ast::Location, name: &str| {
+        let found = library.iter().find(|(l, n, _)| *l == location && *n == name);
+        found
+            .map(|(_, _, src)| parse(src.as_bytes()).map_err(|e| e.to_string()))
+            .transpose()
+    };
+    let run_main = |src: &str| {
+        let script = parse(src.as_bytes()).unwrap_or_else(|e| panic!("{src}: {e}"));
+        run(
+            &script,
+            &Input {
+                content: MAIL,
+                sender: None,
+                recipient: "bob@example.org",
+                mailbox_exists: &exists,
+                now: NOW,
+                scores: &scores,
+                seen: &|_| false,
+                include: &include,
+            },
+        )
+    };
+    let head = "require [\"include\", \"variables\", \"fileinto\"];\n";
+    let o = run_main(&format!(
+        "{head}global \"folder\"; include \"lists\"; fileinto \"${{folder}}\";"
+    ));
+    assert_eq!(o.actions, vec![into("Lists/rust", false, &[])], "{:?}", o.error);
+    // A global script's stop ends the whole run.
+    let o = run_main(&format!("{head}include :global \"spam\"; fileinto \"After\";"));
+    assert_eq!(o.actions, vec![into("Junk", false, &[])]);
+    assert_eq!(
+        run_main(&format!("{head}include :personal \"spam\";"))
+            .error
+            .unwrap()
+            .line,
+        2
+    );
+    let o = run_main(&format!(
+        "{head}include :once \"count\"; include :once \"count\"; include \"count\"; fileinto \"${{global.n}}\";"
+    ));
+    assert_eq!(o.actions, vec![into("xx", false, &[])]);
+    let o = run_main(&format!("{head}include :optional \"missing\"; return; fileinto \"x\";"));
+    assert_eq!(
+        (o.actions, o.error),
+        (vec![keep(&[])], None),
+        "top-level return is stop"
+    );
+    for (src, why) in [
+        ("include \"loop\";", "includes itself"),
+        ("include \"missing\";", "no script"),
+        ("include \"broken\";", "require \"fileinto\""),
+        ("set \"n\" \"../x\"; include \"${n}\";", "bad script name"),
+    ] {
+        let o = run_main(&format!("{head}{src}"));
+        assert_eq!(o.actions, vec![keep(&[])]);
+        let e = o.error.unwrap_or_else(|| panic!("{src}"));
+        assert!(e.message.contains(why), "{src}: {e}");
+    }
+    assert!(
+        parse(b"require \"include\"; global \"x\";")
+            .unwrap_err()
+            .message
+            .contains("variables")
+    );
+    assert!(
+        parse(b"require \"include\"; include \"../etc/x\";")
+            .unwrap_err()
+            .message
+            .contains("bad script name")
+    );
 }
 
 fn vacation_of(src: &str) -> ast::Vacation {
@@ -608,7 +708,7 @@ proptest! {
         if let Ok(script) = parse(src.as_bytes()) {
             let exists = |_: &str| false;
             let scores = Default::default();
-            let o = run(&script, &Input { content: MAIL, sender: None, recipient: "a@b", mailbox_exists: &exists, now: NOW, scores: &scores, seen: &|_| false });
+            let o = run(&script, &Input { content: MAIL, sender: None, recipient: "a@b", mailbox_exists: &exists, now: NOW, scores: &scores, seen: &|_| false, include: &|_, _| Ok(None) });
             // Either some action or an explicit discard; an error always keeps.
             if o.error.is_some() {
                 prop_assert_eq!(o.actions, vec![Action::Keep { flags: vec![] }]);
