@@ -114,7 +114,7 @@ pub fn filter(
     let (mut filtered, wanted) = plan(dir, folder, outcome.actions, msg.recipient);
     filtered.vacation = wanted.and_then(|v| vacation_reply(&v, dir, hostname, msg));
     filtered.edited = outcome.edited;
-    filtered.seen_ids = (!outcome.tracked.is_empty()).then(|| SeenIds {
+    filtered.seen_ids = (!outcome.tracked.is_empty()).then_some(SeenIds {
         memory: duplicates,
         ids: outcome.tracked,
     });

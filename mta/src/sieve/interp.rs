@@ -76,6 +76,10 @@ pub struct Tracked {
     pub seconds: u64,
 }
 
+/// Finds and compiles the script `include` names: `Ok(None)` when there
+/// is none, `Err` with why it cannot be used.
+pub type IncludeFn<'a> = dyn Fn(Location, &str) -> Result<Option<Script>, String> + 'a;
+
 /// The message and envelope a script sees.
 pub struct Input<'a> {
     pub content: &'a [u8],
@@ -91,7 +95,7 @@ pub struct Input<'a> {
     /// Whether `duplicate` remembers this key (a [`Tracked::key`]).
     pub seen: &'a dyn Fn(&str) -> bool,
     /// The script `include` names, compiled; `Ok(None)` when there is none.
-    pub include: &'a dyn Fn(Location, &str) -> Result<Option<Script>, String>,
+    pub include: &'a IncludeFn<'a>,
 }
 
 pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
@@ -691,7 +695,7 @@ impl Runner<'_> {
                         fields
                             .iter()
                             .map(|v| if received { v.rsplit(';').next().unwrap_or(v) } else { v })
-                            .filter_map(|v| Moment::parse(v))
+                            .filter_map(Moment::parse)
                             .collect()
                     }
                     None => vec![Moment {
