@@ -115,12 +115,12 @@ impl Headers {
     pub fn render(&self, content: &[u8]) -> Vec<u8> {
         let mut out = content[..self.prefix].to_vec();
         for f in &self.fields {
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
             match f.span {
                 Some((start, end)) => out.extend_from_slice(&content[start..end]),
-                None => out.extend_from_slice(format!("{}: {}", f.name, f.value).as_bytes()),
-            }
-            if !out.ends_with(b"\n") {
-                out.extend_from_slice(b"\r\n");
+                None => out.extend_from_slice(format!("{}: {}\r\n", f.name, f.value).as_bytes()),
             }
         }
         out.extend_from_slice(&content[self.end..]);
@@ -341,5 +341,32 @@ mod tests {
         );
         assert_eq!(addresses("<>"), Vec::<String>::new());
         assert_eq!(addresses("plain@x"), vec!["plain@x"]);
+    }
+
+    proptest::proptest! {
+        /// Any bytes: headers parse, an unedited header renders the
+        /// message back byte for byte, and dates and bodies never panic.
+        #[test]
+        fn unedited_headers_render_the_same_bytes(content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut h = Headers::parse(&content);
+            proptest::prop_assert_eq!(h.render(&content), content.clone());
+            for v in h.get("date") {
+                let _ = crate::sieve::date::Moment::parse(&v);
+            }
+            let _ = body(&content, &BodyTransform::Text);
+            let _ = body(&content, &BodyTransform::Raw);
+            h.add("X-A", "b", true);
+            let edited = h.render(&content);
+            proptest::prop_assert_eq!(Headers::parse(&edited).get("x-a").pop(), Some("b".to_string()));
+        }
+
+        #[test]
+        fn any_date_text_parses_or_not(text in "\\PC{0,60}") {
+            if let Some(m) = crate::sieve::date::Moment::parse(&text) {
+                for part in [super::super::ast::DatePart::Std11, super::super::ast::DatePart::Julian] {
+                    proptest::prop_assert!(!m.part(part).is_empty());
+                }
+            }
+        }
     }
 }
