@@ -439,6 +439,7 @@ fn deliver_recipient(
     let mut perm: Option<String> = None;
     let mut delivered_any = false;
     let mut work = Vec::new();
+    let mut seen_ids = Vec::new();
     let address = rcpt.address.clone();
     let msg = Message {
         sender: sender.as_deref(),
@@ -450,13 +451,17 @@ fn deliver_recipient(
         match r {
             Resolved::Deliver { target, owner } => {
                 let filtered = match &target {
-                    Target::Maildir { dir, folder, .. } => {
-                        deliver::sieve::filter(&shared.config.delivery, dir, folder.as_deref(), &msg)
-                    }
+                    Target::Maildir { dir, folder, .. } => deliver::sieve::filter(
+                        &shared.config.delivery,
+                        &shared.config.hostname,
+                        dir,
+                        folder.as_deref(),
+                        &msg,
+                    ),
                     _ => None,
                 };
                 let Some(f) = filtered else {
-                    work.push((target, owner));
+                    work.push((target, owner, None));
                     continue;
                 };
                 if let Some(reason) = f.reject {
@@ -464,12 +469,17 @@ fn deliver_recipient(
                     perm = Some(format!("550 5.7.1 rejected by the recipient's filter: {reason}"));
                     continue;
                 }
+                if let Some(reply) = &f.vacation {
+                    send_vacation(shared, id, &rcpt.address, reply);
+                }
+                seen_ids.extend(f.seen_ids);
                 if f.targets.is_empty() && f.redirects.is_empty() {
                     tracing::info!("{id}: to=<{}>, status=discarded by sieve", rcpt.address);
                 }
                 delivered_any |= f.targets.is_empty();
                 relays.extend(f.redirects);
-                work.extend(f.targets.into_iter().map(|t| (t, owner.clone())));
+                let edited = f.edited.map(Arc::new);
+                work.extend(f.targets.into_iter().map(|t| (t, owner.clone(), edited.clone())));
             }
             Resolved::Relay(addr) => {
                 relays.push(addr);
@@ -502,12 +512,19 @@ fn deliver_recipient(
             Resolved::Error(reply) => perm = Some(reply),
         }
     }
-    for (target, owner) in work {
+    for (target, owner, edited) in work {
         let key = target.key();
         if rcpt.done.contains(&key) {
             delivered_any = true;
             continue;
         }
+        let msg = match &edited {
+            Some(content) => Message {
+                content: content.as_slice(),
+                ..msg.clone()
+            },
+            None => msg.clone(),
+        };
         match deliver::deliver(&target, &msg, owner.as_ref(), &shared.config.hostname) {
             Ok(written) => {
                 shared.delivered(&written);
@@ -526,6 +543,15 @@ fn deliver_recipient(
             Err(e) => perm = Some(e.message),
         }
     }
+    // Only a delivered message makes the next one with its id a duplicate:
+    // a retry must not find itself already seen.
+    if temp.is_none() {
+        for ids in seen_ids {
+            if let Err(e) = ids.remember() {
+                tracing::warn!("{id}: to=<{}>: sieve: cannot remember duplicate ids: {e}", rcpt.address);
+            }
+        }
+    }
     match (temp, perm) {
         (Some(t), _) => Err(DeliveryError::temp(t)),
         (None, Some(p)) if !delivered_any => Err(DeliveryError::perm(p)),
@@ -534,6 +560,26 @@ fn deliver_recipient(
             Ok(())
         }
         (None, None) => Ok(()),
+    }
+}
+
+/// Queue a Sieve vacation reply from `<>` (DKIM-signed, out through the
+/// relay like a DSN), then remember it: a crash in between may repeat a
+/// reply, never lose the message.
+fn send_vacation(shared: &Shared, id: &str, recipient: &str, reply: &deliver::sieve::VacationReply) {
+    match shared.originate(
+        None,
+        std::slice::from_ref(&reply.to),
+        "mta sieve vacation",
+        &reply.content,
+    ) {
+        Ok(vid) => {
+            tracing::info!("{id}: to=<{recipient}>: vacation reply to <{}>: {vid}", reply.to);
+            if let Err(e) = reply.sent() {
+                tracing::warn!("{id}: to=<{recipient}>: cannot remember the vacation reply: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("{id}: to=<{recipient}>: vacation reply not queued: {e}"),
     }
 }
 

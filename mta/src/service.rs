@@ -5,11 +5,11 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::deliver::Target;
+use crate::deliver::{Message, Target};
 use crate::envelope::{MailParams, RcptParams};
 use crate::outbound::dkim::{DkimError, Signers};
 use crate::queue::{Client, Envelope, Queue, QueueError, RcptStatus, Recipient};
-use crate::recipient::{Router, Verdict};
+use crate::recipient::{Resolved, Router, Verdict};
 use crate::reload::Reloading;
 use crate::tls::Tls;
 use std::sync::Arc;
@@ -167,6 +167,42 @@ impl Shared {
             let _ = w.send(Wake::New(id.clone()));
         }
         Ok(id)
+    }
+
+    /// For a message to exactly one local Maildir recipient: the reason its
+    /// Sieve scripts reject it, so SMTP can answer 550 at once instead of a
+    /// non-delivery report later (blocking: reads the scripts). `None` when
+    /// they do not, or when the delivery decides (several recipients, an
+    /// alias that expands, a remote one).
+    pub fn sieve_rejects(&self, sender: Option<&str>, recipients: &[Accepted], content: &[u8]) -> Option<String> {
+        let [rcpt] = recipients else { return None };
+        if rcpt.relay {
+            return None;
+        }
+        let expanded = self.router.expand(&rcpt.address);
+        let [
+            Resolved::Deliver {
+                target: Target::Maildir { dir, folder, .. },
+                ..
+            },
+        ] = expanded.as_slice()
+        else {
+            return None;
+        };
+        let msg = Message {
+            sender,
+            recipient: &rcpt.address,
+            content,
+            arrived: crate::queue::now(),
+        };
+        crate::deliver::sieve::filter(
+            &self.config.delivery,
+            &self.config.hostname,
+            dir,
+            folder.as_deref(),
+            &msg,
+        )?
+        .reject
     }
 
     /// Queue a message mta writes itself (a delivery status notification,

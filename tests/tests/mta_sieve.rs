@@ -2,7 +2,9 @@
 //! marked as Pigeonhole does), a global before script from mta.toml, mail
 //! sent with Python's smtplib, and the folders and flags checked over IMAP
 //! with imaplib, as a mail client would see them. Broken scripts and
-//! scripts over a limit keep the message; reject bounces to the sender.
+//! scripts over a limit keep the message; reject is a 550 at SMTP time
+//! for one recipient, else a bounce to the sender; vacation answers a
+//! sender once per period, through the queue, from `<>`.
 
 use greyd_tests::mta::*;
 use std::path::Path;
@@ -35,17 +37,28 @@ fn install(maildir: &Path, name: &str, text: &str) {
     std::os::unix::fs::symlink(format!("sieve/{name}.sieve"), link).unwrap();
 }
 
-fn send(setup: &MtaSetup, from: &str, to: &str, headers: &str) {
+/// Send with smtplib to `to`; what the server said to the message: "ok",
+/// or the code and text of a refusal at the end of DATA.
+fn try_send(setup: &MtaSetup, from: &str, to: &[&str], headers: &str) -> String {
     let (ok, out, err) = python(
         r#"
 import smtplib, sys
-port, sender, rcpt, headers = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
-    s.sendmail(sender, [rcpt], headers.replace("|", "\r\n") + "\r\n\r\nbody\r\n")
+port, sender, rcpts, headers = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+try:
+    with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
+        s.sendmail(sender, rcpts.split(","), headers.replace("|", "\r\n") + "\r\n\r\nbody\r\n")
+    print("ok")
+except smtplib.SMTPDataError as e:
+    print(e.smtp_code, e.smtp_error.decode())
 "#,
-        &[&setup.smtp.port().to_string(), from, to, headers],
+        &[&setup.smtp.port().to_string(), from, &to.join(","), headers],
     );
     assert!(ok, "{out}{err}");
+    out.trim_end().to_string()
+}
+
+fn send(setup: &MtaSetup, from: &str, to: &str, headers: &str) {
+    assert_eq!(try_send(setup, from, &[to], headers), "ok");
 }
 
 /// Per folder: how many messages and the flags of each, as IMAP shows them.
@@ -133,9 +146,15 @@ fn scripts_file_flag_reject_and_keep_on_failure() {
     send(&setup, ALICE, BOB, "Subject: to bob");
     eventually_view(&setup, BOB, "INBOX 1 -\nJunk 0 \nLists/rust missing\n");
 
-    // reject: the sender (Bob, local) gets a non-delivery report with the reason.
-    send(&setup, BOB, ALICE, "Subject: please reject me");
-    eventually_view(&setup, BOB, "INBOX 2 - -\nJunk 0 \nLists/rust missing\n");
+    // reject to Alice alone: refused at the end of DATA with the reason.
+    assert_eq!(
+        try_send(&setup, BOB, &[ALICE], "Subject: please reject me"),
+        "550 5.7.1 not wanted here"
+    );
+    // With a second recipient the delivery decides: Bob (local) gets the
+    // message and a non-delivery report with the reason.
+    assert_eq!(try_send(&setup, BOB, &[ALICE, BOB], "Subject: please reject me"), "ok");
+    eventually_view(&setup, BOB, "INBOX 3 - - -\nJunk 0 \nLists/rust missing\n");
     // IMAP has moved them to cur/.
     let texts: Vec<String> = std::fs::read_dir(setup.maildir(BOB).join("cur"))
         .unwrap()
@@ -146,6 +165,137 @@ fn scripts_file_flag_reject_and_keep_on_failure() {
         &setup,
         ALICE,
         "INBOX 2 - \\Seen\nJunk 1 -\nLists/rust 1 $Work,\\Flagged\n",
+    );
+}
+
+#[test]
+fn vacation_answers_each_sender_once() {
+    let setup = MtaSetup::new();
+    setup.add_user(ALICE, PASS);
+    setup.add_user(BOB, PASS);
+    install(
+        &setup.maildir(ALICE),
+        "away",
+        "require \"vacation\";\nvacation :days 3 :subject \"Away\" \"I am away until Monday.\";\n",
+    );
+    let _mta = setup.start();
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "To: Alice <alice@example.test>|Subject: one|Message-ID: <one@example.test>",
+    );
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "To: alice@example.test|Subject: two|Message-ID: <two@example.test>",
+    );
+    // Bulk mail and mail that does not name Alice get no reply either.
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "To: alice@example.test|Precedence: bulk|Subject: news",
+    );
+    send(&setup, BOB, ALICE, "To: all@example.test|Subject: to everyone");
+    wait_messages(&setup.maildir(ALICE), 4);
+
+    let replies = wait_messages(&setup.maildir(BOB), 1);
+    let reply = String::from_utf8_lossy(&replies[0]).into_owned();
+    for want in [
+        "Return-Path: <>\n",
+        "From: alice@example.test\n",
+        "To: <bob@example.test>\n",
+        "Subject: Away\n",
+        "Auto-Submitted: auto-replied",
+        "In-Reply-To: <one@example.test>\n",
+        "\n\nI am away until Monday.\n",
+    ] {
+        assert!(reply.contains(want), "{want:?} in {reply}");
+    }
+    // The reply to the first message was queued when it was delivered;
+    // the others' would have been too, so a short wait shows none came.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    wait_messages(&setup.maildir(BOB), 1);
+    let remembered = std::fs::read_dir(setup.maildir(ALICE).join("sieve/.vacation"))
+        .unwrap()
+        .count();
+    assert_eq!(remembered, 1);
+}
+
+/// Every message file in the Maildir's INBOX (new/ and cur/).
+fn inbox_texts(maildir: &Path) -> Vec<String> {
+    ["new", "cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join(d)).unwrap())
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect()
+}
+
+#[test]
+fn include_spamtest_duplicate_and_editheader_at_delivery() {
+    let setup = MtaSetup::new();
+    setup.add_user(ALICE, PASS);
+    let global = setup.root().join("sieve-global");
+    std::fs::create_dir_all(&global).unwrap();
+    std::fs::write(
+        global.join("spam.sieve"),
+        r#"require ["fileinto", "spamtest", "relational", "comparator-i;ascii-numeric"];
+if spamtest :value "ge" :comparator "i;ascii-numeric" "6" { fileinto "Junk"; stop; }
+"#,
+    )
+    .unwrap();
+    setup.edit(
+        "[delivery]",
+        &format!("[delivery]\nsieve_global_dir = {:?}", global.display().to_string()),
+    );
+    install(
+        &setup.maildir(ALICE),
+        "edit",
+        "require \"editheader\";\ndeleteheader \"X-Internal\";\naddheader \"X-Sieve\" \"filtered\";\n",
+    );
+    install(
+        &setup.maildir(ALICE),
+        "main",
+        r#"require ["include", "duplicate"];
+include :global "spam";
+if duplicate { discard; stop; }
+include :personal "edit";
+"#,
+    );
+    let _mta = setup.start();
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "Subject: cheap|X-Spam-Score: 8.5|Message-ID: <s@example.test>",
+    );
+    send(
+        &setup,
+        BOB,
+        ALICE,
+        "Subject: first|Message-ID: <d@example.test>|X-Internal: secret",
+    );
+    eventually_view(&setup, ALICE, "INBOX 1 -\nJunk 1 -\nLists/rust missing\n");
+    // The same Message-ID again is discarded; another one arrives.
+    send(&setup, BOB, ALICE, "Subject: first again|Message-ID: <d@example.test>");
+    send(&setup, BOB, ALICE, "Subject: second|Message-ID: <e@example.test>");
+    eventually_view(&setup, ALICE, "INBOX 2 - -\nJunk 1 -\nLists/rust missing\n");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(imap_view(&setup, ALICE), "INBOX 2 - -\nJunk 1 -\nLists/rust missing\n");
+    let texts = inbox_texts(&setup.maildir(ALICE));
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.starts_with("Return-Path: <bob@example.test>\nX-Sieve: filtered\n")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.contains("secret") && !t.contains("first again")),
+        "{texts:?}"
     );
 }
 

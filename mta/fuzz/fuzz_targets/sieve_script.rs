@@ -17,6 +17,10 @@ fuzz_target!(|data: &[u8]| {
                 sender: Some("a@b.example"),
                 recipient: "c+d@e.example",
                 mailbox_exists: &exists,
+                now: 1_800_000_000,
+                scores: &Default::default(),
+                seen: &|_| false,
+                include: &|_, _| Ok(None),
             };
             let out = mta::sieve::run(&script, &input);
             if out.error.is_some() {

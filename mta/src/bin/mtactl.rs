@@ -292,6 +292,10 @@ fn sieve(action: SieveCmd) -> Result<()> {
             sender: sender.as_deref(),
             recipient: &recipient,
             mailbox_exists: &exists,
+            now: mta::datetime::now(),
+            scores: &Default::default(),
+            seen: &|_| false,
+            include: &|_, _| Ok(None),
         },
     );
     if let Some(e) = &outcome.error {
@@ -323,6 +327,13 @@ fn sieve(action: SieveCmd) -> Result<()> {
             }
             Action::Redirect { address } => println!("redirect to {address}"),
             Action::Reject { reason } => println!("reject: {reason}"),
+            Action::Vacation(v) => {
+                let headers = sieve::message::Headers::parse(&content);
+                match sieve::vacation::check(v, &headers, sender.as_deref(), &recipient) {
+                    Ok(to) => println!("vacation reply to {to} (at most once every {} days)", v.days),
+                    Err(why) => println!("vacation: no reply, {why}"),
+                }
+            }
         }
     }
     Ok(())

@@ -174,6 +174,18 @@ pub struct DeliveryConfig {
     pub sieve_before: Option<PathBuf>,
     /// Sieve script run after every user's own. Default none.
     pub sieve_after: Option<PathBuf>,
+    /// Folder of the scripts Sieve `include :global "NAME"` reads
+    /// (`NAME.sieve`). Default none: global includes find nothing.
+    pub sieve_global_dir: Option<PathBuf>,
+    /// Header a spam filter writes its score in, read by Sieve `spamtest`
+    /// (a number first, as SpamAssassin's). Default "X-Spam-Score".
+    pub sieve_spam_header: String,
+    /// The score in `sieve_spam_header` that means certainly spam: `spamtest`
+    /// 10, or 100 with `:percent`. Default 10.0.
+    pub sieve_spam_max: f64,
+    /// Header a virus scanner writes in, read by Sieve `virustest`: a number
+    /// 1 (clean) to 5 (infected) as RFC 5235, or `clean`/`infected`. Default "X-Virus-Score".
+    pub sieve_virus_header: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -627,6 +639,7 @@ impl Default for QueueConfig {
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
+        let scores = crate::sieve::message::ScoreHeaders::default();
         DeliveryConfig {
             format: MailboxFormat::Maildir,
             mbox_dir: "/var/mail".into(),
@@ -636,11 +649,24 @@ impl Default for DeliveryConfig {
             sieve: true,
             sieve_before: None,
             sieve_after: None,
+            sieve_global_dir: None,
+            sieve_spam_header: scores.spam,
+            sieve_spam_max: scores.spam_max,
+            sieve_virus_header: scores.virus,
         }
     }
 }
 
 impl DeliveryConfig {
+    /// Where Sieve's `spamtest` and `virustest` read.
+    pub fn sieve_scores(&self) -> crate::sieve::message::ScoreHeaders {
+        crate::sieve::message::ScoreHeaders {
+            spam: self.sieve_spam_header.clone(),
+            spam_max: self.sieve_spam_max,
+            virus: self.sieve_virus_header.clone(),
+        }
+    }
+
     /// Where a virtual user's mail lives: `virtual_dir/domain/user/` (Maildir) or `.../user.mbox`.
     pub fn virtual_mailbox(&self, user: &str, domain: &str) -> (MailboxFormat, PathBuf) {
         let base = self.virtual_dir.join(domain.to_ascii_lowercase());

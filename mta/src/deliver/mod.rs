@@ -7,6 +7,7 @@ pub mod maildir;
 pub mod mbox;
 pub mod pipe;
 pub mod sieve;
+pub mod sieve_memory;
 
 use crate::account::Owner;
 use std::path::PathBuf;

@@ -19,10 +19,27 @@ pub const EXTENSIONS: &[&str] = &[
     "relational",
     "subaddress",
     "mailbox",
+    "vacation",
+    "body",
+    "date",
+    "index",
+    "spamtest",
+    "spamtestplus",
+    "virustest",
+    "duplicate",
+    "editheader",
+    "include",
     "comparator-i;ascii-numeric",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
 ];
+
+/// RFC 5230: replies to one sender at most once a week unless `:days` says otherwise.
+pub const DEFAULT_VACATION_DAYS: u64 = 7;
+/// How long `duplicate` remembers an id without `:seconds`: a week.
+pub const DEFAULT_DUPLICATE_SECONDS: u64 = 7 * 24 * 3600;
+/// The longest `:seconds` we keep an id: 30 days.
+pub const MAX_DUPLICATE_SECONDS: u64 = 30 * 24 * 3600;
 
 pub fn compile(nodes: &[Node]) -> Result<Script, CompileError> {
     let mut c = Checker::default();
@@ -225,13 +242,67 @@ impl Checker {
         if node.block.is_some() {
             return Err(CompileError::new(line, format!("{} takes no block", node.name)));
         }
-        let mut args = Args::split(node, &["flags"])?;
+        if node.name == "deleteheader" {
+            self.need("editheader", line, "deleteheader")?;
+            // Its arguments are those of a header test with one name and optional keys.
+            let Test::Header {
+                how,
+                index,
+                mut names,
+                keys,
+            } = self.test_or_deleteheader(node)?
+            else {
+                return Err(CompileError::new(line, "bad deleteheader"));
+            };
+            return Ok(CommandKind::DeleteHeader {
+                how,
+                index,
+                name: names.remove(0),
+                patterns: keys,
+            });
+        }
+        let mut args = Args::split(node, &["flags", "days", "subject", "from", "addresses", "handle"])?;
+        let mut last = false;
+        let mut location = None;
+        let mut once = false;
+        let mut optional = false;
         let mut copy = false;
         let mut create = false;
         let mut flags = None;
         let mut modifiers = Vec::new();
+        let mut vacation = Vacation {
+            days: DEFAULT_VACATION_DAYS,
+            subject: None,
+            from: None,
+            addresses: Vec::new(),
+            mime: false,
+            handle: None,
+            reason: String::new(),
+        };
         for (tag, value) in std::mem::take(&mut args.tags) {
             match (tag.as_str(), node.name.as_str()) {
+                ("days", "vacation") => match value {
+                    Some(Argument::Number(n)) => vacation.days = n.max(1),
+                    _ => return Err(CompileError::new(line, ":days takes a number")),
+                },
+                ("subject", "vacation") => vacation.subject = Some(single(value, line, &tag)?),
+                ("from", "vacation") => vacation.from = Some(single(value, line, &tag)?),
+                ("handle", "vacation") => vacation.handle = Some(single(value, line, &tag)?),
+                ("addresses", "vacation") => match value {
+                    Some(Argument::Strings(s)) => vacation.addresses = s,
+                    _ => return Err(CompileError::new(line, ":addresses takes a string list")),
+                },
+                ("mime", "vacation") => vacation.mime = true,
+                ("last", "addheader") => last = true,
+                ("personal" | "global", "include") if location.is_none() => {
+                    location = Some(if tag == "global" {
+                        Location::Global
+                    } else {
+                        Location::Personal
+                    });
+                }
+                ("once", "include") => once = true,
+                ("optional", "include") => optional = true,
                 ("copy", "fileinto" | "redirect") => {
                     self.need("copy", line, ":copy")?;
                     copy = true;
@@ -316,6 +387,49 @@ impl Checker {
                     modifiers,
                 }
             }
+            "vacation" => {
+                self.need("vacation", line, "vacation")?;
+                vacation.reason = args.string("reason")?;
+                CommandKind::Vacation(vacation)
+            }
+            "include" => {
+                self.need("include", line, "include")?;
+                let name = args.string("script name")?;
+                if !is_script_name(&name) {
+                    return Err(CompileError::new(line, format!("bad script name {name:?}")));
+                }
+                CommandKind::Include {
+                    location: location.unwrap_or(Location::Personal),
+                    once,
+                    optional,
+                    name,
+                }
+            }
+            "return" => {
+                self.need("include", line, "return")?;
+                CommandKind::Return
+            }
+            "global" => {
+                self.need("include", line, "global")?;
+                self.need("variables", line, "global")?;
+                let names = args.strings("variable names")?;
+                if let Some(bad) = names.iter().find(|n| !is_variable_name(n)) {
+                    return Err(CompileError::new(line, format!("bad variable name {bad:?}")));
+                }
+                CommandKind::Global(names.iter().map(|n| n.to_ascii_lowercase()).collect())
+            }
+            "addheader" => {
+                self.need("editheader", line, "addheader")?;
+                let name = args.string("field name")?;
+                if !super::message::is_field_name(&name) {
+                    return Err(CompileError::new(line, format!("bad header field name {name:?}")));
+                }
+                CommandKind::AddHeader {
+                    name,
+                    value: args.string("value")?,
+                    last,
+                }
+            }
             "require" => return Err(CompileError::new(line, "require must come before any other command")),
             other => return Err(CompileError::new(line, format!("unknown command {other:?}"))),
         };
@@ -324,6 +438,14 @@ impl Checker {
     }
 
     fn test(&self, node: &Node) -> Result<Test, CompileError> {
+        if node.name == "deleteheader" {
+            return Err(CompileError::new(node.line, "unknown test \"deleteheader\""));
+        }
+        self.test_or_deleteheader(node)
+    }
+
+    /// A test, or the arguments of `deleteheader` (which are a header test's).
+    fn test_or_deleteheader(&self, node: &Node) -> Result<Test, CompileError> {
         let line = node.line;
         let name = node.name.as_str();
         match name {
@@ -345,11 +467,33 @@ impl Checker {
             }
             _ => no_tests(node)?,
         }
-        let mut args = Args::split(node, &["comparator", "value", "count"])?;
+        let mut args = Args::split(
+            node,
+            &[
+                "comparator",
+                "value",
+                "count",
+                "content",
+                "zone",
+                "index",
+                "handle",
+                "header",
+                "uniqueid",
+                "seconds",
+            ],
+        )?;
         let mut how = Match::default();
         let mut part = None;
         let mut over = None;
         let mut kind_given = false;
+        let mut index = None;
+        let mut last = false;
+        let mut transform = None;
+        let mut percent = false;
+        let mut zone = None;
+        let mut handle = None;
+        let mut duplicate_id = None;
+        let mut seconds = DEFAULT_DUPLICATE_SECONDS;
         for (tag, value) in std::mem::take(&mut args.tags) {
             let mut set_kind = |how: &mut Match, kind| {
                 if std::mem::replace(&mut kind_given, true) {
@@ -402,10 +546,64 @@ impl Checker {
                     });
                 }
                 "over" | "under" if name == "size" && over.is_none() => over = Some(tag == "over"),
+                "index" if matches!(name, "header" | "address" | "date" | "deleteheader") => {
+                    if name != "deleteheader" {
+                        self.need("index", line, ":index")?;
+                    }
+                    index = match value {
+                        Some(Argument::Number(n)) if n >= 1 => Some(n),
+                        _ => return Err(CompileError::new(line, ":index takes a number from 1")),
+                    };
+                }
+                "handle" if name == "duplicate" => handle = Some(single(value, line, &tag)?),
+                "header" | "uniqueid" if name == "duplicate" && duplicate_id.is_none() => {
+                    let v = single(value, line, &tag)?;
+                    duplicate_id = Some(if tag == "header" {
+                        DuplicateId::Header(v)
+                    } else {
+                        DuplicateId::Unique(v)
+                    });
+                }
+                "seconds" if name == "duplicate" => match value {
+                    Some(Argument::Number(n)) => seconds = n.min(MAX_DUPLICATE_SECONDS),
+                    _ => return Err(CompileError::new(line, ":seconds takes a number")),
+                },
+                "last" if name == "duplicate" => last = true,
+                "last" if matches!(name, "header" | "address" | "date" | "deleteheader") => {
+                    if name != "deleteheader" {
+                        self.need("index", line, ":last")?;
+                    }
+                    last = true;
+                }
+                "raw" | "text" | "content" if name == "body" && transform.is_none() => {
+                    transform = Some(match (tag.as_str(), value) {
+                        ("raw", _) => BodyTransform::Raw,
+                        ("text", _) => BodyTransform::Text,
+                        (_, Some(Argument::Strings(types))) => BodyTransform::Content(types),
+                        _ => return Err(CompileError::new(line, ":content takes a string list")),
+                    });
+                }
+                "percent" if name == "spamtest" => {
+                    self.need("spamtestplus", line, ":percent")?;
+                    percent = true;
+                }
+                "zone" | "originalzone" if matches!(name, "date" | "currentdate") && zone.is_none() => {
+                    zone = Some(if tag == "zone" {
+                        Zone::Fixed(single(value, line, &tag)?)
+                    } else if name == "date" {
+                        Zone::Original
+                    } else {
+                        return Err(CompileError::new(line, "currentdate does not take :originalzone"));
+                    });
+                }
                 _ => return Err(CompileError::new(line, format!("{name} does not take :{tag}"))),
             }
         }
         let part = part.unwrap_or_default();
+        if last && index.is_none() && name != "duplicate" {
+            return Err(CompileError::new(line, ":last needs :index"));
+        }
+        let index = index.map(|n| Index { n, last });
         let test = match name {
             "true" => Test::True,
             "false" => Test::False,
@@ -416,11 +614,13 @@ impl Checker {
             },
             "header" => Test::Header {
                 how,
+                index,
                 names: args.strings("header names")?,
                 keys: args.strings("keys")?,
             },
             "address" => Test::Address {
                 how,
+                index,
                 part,
                 names: args.strings("header names")?,
                 keys: args.strings("keys")?,
@@ -464,11 +664,94 @@ impl Checker {
                 self.need("mailbox", line, "mailboxexists")?;
                 Test::MailboxExists(args.strings("mailbox names")?)
             }
+            "body" => {
+                self.need("body", line, "body")?;
+                Test::Body {
+                    how,
+                    transform: transform.unwrap_or(BodyTransform::Text),
+                    keys: args.strings("keys")?,
+                }
+            }
+            "spamtest" | "virustest" => {
+                if name == "virustest" {
+                    self.need("virustest", line, "virustest")?;
+                } else if !self.has("spamtestplus") {
+                    self.need("spamtest", line, "spamtest")?;
+                }
+                Test::Score {
+                    kind: if name == "spamtest" {
+                        ScoreKind::Spam
+                    } else {
+                        ScoreKind::Virus
+                    },
+                    percent,
+                    how,
+                    keys: args.strings("value")?,
+                }
+            }
+            "date" | "currentdate" => {
+                self.need("date", line, name)?;
+                let header = (name == "date").then(|| args.string("header name")).transpose()?;
+                let part = date_part(&args.string("date part")?, line)?;
+                Test::Date {
+                    how,
+                    index,
+                    zone: zone.unwrap_or(Zone::Local),
+                    header,
+                    part,
+                    keys: args.strings("keys")?,
+                }
+            }
+            "deleteheader" => {
+                let name = args.string("field name")?;
+                if !super::message::is_field_name(&name) {
+                    return Err(CompileError::new(line, format!("bad header field name {name:?}")));
+                }
+                let keys = if args.positional.is_empty() {
+                    Vec::new()
+                } else {
+                    args.strings("value patterns")?
+                };
+                Test::Header {
+                    how,
+                    index,
+                    names: vec![name],
+                    keys,
+                }
+            }
+            "duplicate" => {
+                self.need("duplicate", line, "duplicate")?;
+                Test::Duplicate {
+                    handle,
+                    id: duplicate_id.unwrap_or(DuplicateId::MessageId),
+                    seconds,
+                    last,
+                }
+            }
             other => return Err(CompileError::new(line, format!("unknown test {other:?}"))),
         };
         args.done(name)?;
         Ok(test)
     }
+}
+
+fn date_part(s: &str, line: usize) -> Result<DatePart, CompileError> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "year" => DatePart::Year,
+        "month" => DatePart::Month,
+        "day" => DatePart::Day,
+        "date" => DatePart::Date,
+        "julian" => DatePart::Julian,
+        "hour" => DatePart::Hour,
+        "minute" => DatePart::Minute,
+        "second" => DatePart::Second,
+        "time" => DatePart::Time,
+        "iso8601" => DatePart::Iso8601,
+        "std11" => DatePart::Std11,
+        "zone" => DatePart::Zone,
+        "weekday" => DatePart::Weekday,
+        _ => return Err(CompileError::new(line, format!("unknown date part {s:?}"))),
+    })
 }
 
 fn relation(s: &str, line: usize) -> Result<Relation, CompileError> {
@@ -481,6 +764,12 @@ fn relation(s: &str, line: usize) -> Result<Relation, CompileError> {
         "ne" => Relation::Ne,
         _ => return Err(CompileError::new(line, format!("unknown relation {s:?}"))),
     })
+}
+
+/// A name `include` may take: a file in one folder, so no `/`, no
+/// leading dot, no controls.
+pub fn is_script_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && !s.starts_with('.') && !s.chars().any(|c| c == '/' || c.is_control())
 }
 
 /// `identifier *("." identifier)`, or a match variable's digits.

@@ -4,20 +4,25 @@
 //! so a bad script never loses a message.
 
 use super::ast::*;
+use super::date::{Moment, parse_zone};
 use super::matcher;
-use super::message::{Headers, addresses};
-use std::collections::HashMap;
+use super::message::{self, Headers, ScoreHeaders, addresses};
+use std::collections::{HashMap, HashSet};
 
 /// Most actions one run may take.
 pub const MAX_ACTIONS: usize = 32;
 /// Most redirects one run may take.
 pub const MAX_REDIRECTS: usize = 4;
+/// How deep `include` may nest.
+pub const MAX_INCLUDE_DEPTH: usize = 10;
+/// Most scripts one run may include.
+pub const MAX_INCLUDES: usize = 32;
 /// The CPU budget: commands, tests and comparisons (long strings cost more).
 pub const MAX_STEPS: u64 = 100_000;
 /// Longest value a variable may hold; longer values are cut (RFC 5229 allows it).
 pub const MAX_VARIABLE: usize = 4096;
 
-const REJECT_ALONE: &str = "reject cannot be combined with keep, fileinto or redirect";
+const REJECT_ALONE: &str = "reject cannot be combined with keep, fileinto, redirect or vacation";
 
 /// What the delivery does with the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,9 @@ pub enum Action {
     Reject {
         reason: String,
     },
+    /// An RFC 5230 auto-reply, strings expanded; whether it is sent is up
+    /// to [`super::vacation`] and the user's memory of earlier replies.
+    Vacation(Vacation),
 }
 
 /// A run that stopped early, with the line it stopped at.
@@ -53,7 +61,24 @@ pub struct Outcome {
     pub actions: Vec<Action>,
     /// Why the script was abandoned for the implicit keep.
     pub error: Option<RunError>,
+    /// The `duplicate` ids to remember once the message is delivered
+    /// (none when the run failed).
+    pub tracked: Vec<Tracked>,
+    /// The message as editheader left it, when it changed it: what the
+    /// kept and filed copies hold.
+    pub edited: Option<Vec<u8>>,
 }
+
+/// An id `duplicate` saw, hashed with its handle, to remember for `seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub key: String,
+    pub seconds: u64,
+}
+
+/// Finds and compiles the script `include` names: `Ok(None)` when there
+/// is none, `Err` with why it cannot be used.
+pub type IncludeFn<'a> = dyn Fn(Location, &str) -> Result<Option<Script>, String> + 'a;
 
 /// The message and envelope a script sees.
 pub struct Input<'a> {
@@ -63,6 +88,14 @@ pub struct Input<'a> {
     pub recipient: &'a str,
     /// Whether the user has this mailbox (`mailboxexists`).
     pub mailbox_exists: &'a dyn Fn(&str) -> bool,
+    /// Unix time of the run (`currentdate`).
+    pub now: i64,
+    /// Where `spamtest` and `virustest` read their scores.
+    pub scores: &'a ScoreHeaders,
+    /// Whether `duplicate` remembers this key (a [`Tracked::key`]).
+    pub seen: &'a dyn Fn(&str) -> bool,
+    /// The script `include` names, compiled; `Ok(None)` when there is none.
+    pub include: &'a IncludeFn<'a>,
 }
 
 pub fn run(script: &Script, input: &Input<'_>) -> Outcome {
@@ -81,15 +114,23 @@ pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
         cancelled_keep: false,
         flags: Vec::new(),
         variables: HashMap::new(),
+        global_names: HashSet::new(),
+        globals: HashMap::new(),
         captures: Vec::new(),
+        included: Vec::new(),
+        including: Vec::new(),
         steps: 0,
+        tracked: Vec::new(),
+        edited: false,
     };
     let mut result = Ok(Flow::Continue);
     for script in scripts {
         r.expand_variables = script.variables;
         r.variables.clear();
+        r.global_names.clear();
         r.captures.clear();
         result = r.block(&script.commands);
+        // `return` in a script nobody included is `stop` (RFC 6609 section 3.3).
         if !matches!(result, Ok(Flow::Continue)) {
             break;
         }
@@ -101,8 +142,10 @@ pub fn run_all(scripts: &[&Script], input: &Input<'_>) -> Outcome {
                 r.actions.push(Action::Keep { flags: r.flags.clone() });
             }
             Outcome {
+                edited: r.edited.then(|| r.headers.render(input.content)),
                 actions: r.actions,
                 error: None,
+                tracked: r.tracked,
             }
         }
         Err(error) => keep_after(error),
@@ -114,12 +157,23 @@ fn keep_after(error: RunError) -> Outcome {
     Outcome {
         actions: vec![Action::Keep { flags: Vec::new() }],
         error: Some(error),
+        tracked: Vec::new(),
+        edited: None,
     }
 }
 
 enum Flow {
     Continue,
     Stop,
+    Return,
+}
+
+/// What each script has of its own, set aside while it includes another.
+struct Frame {
+    expand_variables: bool,
+    variables: HashMap<String, String>,
+    global_names: HashSet<String>,
+    captures: Vec<String>,
 }
 
 struct Runner<'a> {
@@ -132,9 +186,19 @@ struct Runner<'a> {
     /// imap4flags' internal variable.
     flags: Vec<String>,
     variables: HashMap<String, String>,
+    /// The running script's `global` declarations.
+    global_names: HashSet<String>,
+    /// Variables shared between scripts (RFC 6609 `global`).
+    globals: HashMap<String, String>,
     /// `${0}`..`${9}` from the last successful `:matches`.
     captures: Vec<String>,
+    /// Every script included so far (`:once`), and those running now (loops).
+    included: Vec<(Location, String)>,
+    including: Vec<(Location, String)>,
     steps: u64,
+    tracked: Vec<Tracked>,
+    /// editheader changed `headers`.
+    edited: bool,
 }
 
 impl Runner<'_> {
@@ -148,8 +212,9 @@ impl Runner<'_> {
 
     fn block(&mut self, commands: &[Command]) -> Result<Flow, RunError> {
         for c in commands {
-            if let Flow::Stop = self.command(c)? {
-                return Ok(Flow::Stop);
+            match self.command(c)? {
+                Flow::Continue => {}
+                end => return Ok(end),
             }
         }
         Ok(Flow::Continue)
@@ -168,6 +233,14 @@ impl Runner<'_> {
                 return self.block(otherwise);
             }
             CommandKind::Stop => return Ok(Flow::Stop),
+            CommandKind::Return => return Ok(Flow::Return),
+            CommandKind::Global(names) => self.global_names.extend(names.iter().cloned()),
+            CommandKind::Include {
+                location,
+                once,
+                optional,
+                name,
+            } => return self.include(*location, *once, *optional, name, line),
             CommandKind::Keep { flags } => {
                 let flags = self.flags_or_current(flags.as_deref(), line)?;
                 self.cancelled_keep = true;
@@ -247,6 +320,60 @@ impl Runner<'_> {
                     None => self.flags = current,
                 }
             }
+            CommandKind::Vacation(v) => {
+                if self.actions.iter().any(|a| matches!(a, Action::Vacation(_))) {
+                    return Err(fail(line, "more than one vacation"));
+                }
+                let expanded = Vacation {
+                    days: v.days,
+                    subject: v.subject.as_ref().map(|s| self.expand(s, line)).transpose()?,
+                    from: v.from.as_ref().map(|s| self.expand(s, line)).transpose()?,
+                    addresses: self.expand_all(&v.addresses, line)?,
+                    mime: v.mime,
+                    handle: v.handle.as_ref().map(|s| self.expand(s, line)).transpose()?,
+                    reason: self.expand(&v.reason, line)?,
+                };
+                self.push(line, Action::Vacation(expanded))?;
+            }
+            CommandKind::AddHeader { name, value, last } => {
+                let name = self.expand(name, line)?;
+                let value = self.expand(value, line)?;
+                if !message::is_field_name(&name) {
+                    return Err(fail(line, format!("addheader: bad field name {name:?}")));
+                }
+                if !protected(&name) {
+                    let value = crate::web::mime::encode_word(&message::one_line(&value));
+                    self.charge(line, 1 + value.len() as u64 / 64)?;
+                    self.headers.add(&name, &value, *last);
+                    self.edited = true;
+                }
+            }
+            CommandKind::DeleteHeader {
+                how,
+                index,
+                name,
+                patterns,
+            } => {
+                let name = self.expand(name, line)?;
+                let patterns = self.expand_all(patterns, line)?;
+                if !protected(&name) {
+                    let mut steps = 0;
+                    let deleted = self.headers.delete(&name, |values| {
+                        let chosen = pick((0..values.len()).collect(), *index);
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| {
+                                let found = matcher::test(how, std::slice::from_ref(v), &patterns);
+                                steps += found.steps + 1;
+                                chosen.contains(&i) && (patterns.is_empty() || found.matched)
+                            })
+                            .collect()
+                    });
+                    self.charge(line, steps)?;
+                    self.edited |= deleted > 0;
+                }
+            }
             CommandKind::Set { name, value, modifiers } => {
                 let mut v = self.expand(value, line)?;
                 for m in modifiers.iter().rev() {
@@ -306,16 +433,82 @@ impl Runner<'_> {
         Ok(out)
     }
 
-    fn variable(&self, name: &str) -> String {
-        self.variables
-            .get(&name.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
+    /// Run the included script in its own frame; its `stop` ends the
+    /// run, its `return` (or end) comes back here.
+    fn include(
+        &mut self,
+        location: Location,
+        once: bool,
+        optional: bool,
+        name: &str,
+        line: usize,
+    ) -> Result<Flow, RunError> {
+        let name = self.expand(name, line)?;
+        if !super::compile::is_script_name(&name) {
+            return Err(fail(line, format!("include: bad script name {name:?}")));
+        }
+        let key = (location, name.clone());
+        if once && self.included.contains(&key) {
+            return Ok(Flow::Continue);
+        }
+        if self.including.contains(&key) {
+            return Err(fail(line, format!("include loop: {name:?} includes itself")));
+        }
+        if self.including.len() >= MAX_INCLUDE_DEPTH {
+            return Err(fail(line, format!("includes nested deeper than {MAX_INCLUDE_DEPTH}")));
+        }
+        if self.included.len() >= MAX_INCLUDES {
+            return Err(fail(line, format!("more than {MAX_INCLUDES} includes")));
+        }
+        let script = match (self.input.include)(location, &name) {
+            Ok(Some(script)) => script,
+            Ok(None) if optional => return Ok(Flow::Continue),
+            Ok(None) => return Err(fail(line, format!("include: no script {name:?}"))),
+            Err(e) => return Err(fail(line, format!("include {name:?}: {e}"))),
+        };
+        self.included.push(key.clone());
+        self.including.push(key);
+        let outer = Frame {
+            expand_variables: std::mem::replace(&mut self.expand_variables, script.variables),
+            variables: std::mem::take(&mut self.variables),
+            global_names: std::mem::take(&mut self.global_names),
+            captures: std::mem::take(&mut self.captures),
+        };
+        let flow = self.block(&script.commands);
+        self.expand_variables = outer.expand_variables;
+        self.variables = outer.variables;
+        self.global_names = outer.global_names;
+        self.captures = outer.captures;
+        self.including.pop();
+        match flow? {
+            Flow::Stop => Ok(Flow::Stop),
+            Flow::Continue | Flow::Return => Ok(Flow::Continue),
+        }
+    }
+
+    /// Where a variable lives: a shared one when declared `global` or
+    /// named `global.NAME`, else the running script's.
+    fn scope(&mut self, name: &str) -> (&mut HashMap<String, String>, String) {
+        let name = name.to_ascii_lowercase();
+        if let Some(shared) = name.strip_prefix("global.") {
+            let shared = shared.to_string();
+            return (&mut self.globals, shared);
+        }
+        if self.global_names.contains(&name) {
+            return (&mut self.globals, name);
+        }
+        (&mut self.variables, name)
+    }
+
+    fn variable(&mut self, name: &str) -> String {
+        let (scope, name) = self.scope(name);
+        scope.get(&name).cloned().unwrap_or_default()
     }
 
     fn set_variable(&mut self, name: &str, mut value: String) {
         truncate(&mut value, MAX_VARIABLE);
-        self.variables.insert(name.to_ascii_lowercase(), value);
+        let (scope, name) = self.scope(name);
+        scope.insert(name, value);
     }
 
     /// `${name}` and `${N}` replaced when the script uses variables.
@@ -391,17 +584,28 @@ impl Runner<'_> {
                 let names = self.expand_all(names, line)?;
                 return Ok(names.iter().all(|n| (self.input.mailbox_exists)(n)));
             }
-            Test::Header { how, names, keys } => {
+            Test::Header {
+                how,
+                index,
+                names,
+                keys,
+            } => {
                 let names = self.expand_all(names, line)?;
-                let values = names.iter().flat_map(|n| self.headers.get(n)).collect();
-                (how, values, keys)
+                let values = names.iter().flat_map(|n| self.headers.decoded(n)).collect();
+                (how, pick(values, *index), keys)
             }
-            Test::Address { how, part, names, keys } => {
+            Test::Address {
+                how,
+                index,
+                part,
+                names,
+                keys,
+            } => {
                 let names = self.expand_all(names, line)?;
-                let values = names
+                let fields = names.iter().flat_map(|n| self.headers.get(n)).collect();
+                let values = pick(fields, *index)
                     .iter()
-                    .flat_map(|n| self.headers.get(n))
-                    .flat_map(|v| addresses(&v))
+                    .flat_map(|v| addresses(v))
                     .filter_map(|a| address_part(&a, *part))
                     .collect();
                 (how, values, keys)
@@ -431,6 +635,88 @@ impl Runner<'_> {
                 (how, values, keys)
             }
             Test::String { how, sources, keys } => (how, self.expand_all(sources, line)?, keys),
+            Test::Duplicate {
+                handle,
+                id,
+                seconds,
+                last,
+            } => {
+                let value = match id {
+                    DuplicateId::MessageId => self.headers.get("message-id").into_iter().next(),
+                    DuplicateId::Header(name) => {
+                        let name = self.expand(name, line)?;
+                        self.headers.get(&name).into_iter().next()
+                    }
+                    DuplicateId::Unique(u) => Some(self.expand(u, line)?),
+                };
+                let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+                    return Ok(false);
+                };
+                let handle = handle.as_ref().map(|h| self.expand(h, line)).transpose()?;
+                let key = super::state_key(&["duplicate", handle.as_deref().unwrap_or(""), value.trim()]);
+                let seen = (self.input.seen)(&key);
+                if (!seen || *last) && !self.tracked.iter().any(|t| t.key == key) {
+                    self.tracked.push(Tracked { key, seconds: *seconds });
+                }
+                return Ok(seen);
+            }
+            Test::Body { how, transform, keys } => {
+                let values = message::body(self.input.content, transform);
+                self.charge(line, values.iter().map(|v| v.len() as u64 / 64).sum())?;
+                (how, values, keys)
+            }
+            Test::Score {
+                kind,
+                percent,
+                how,
+                keys,
+            } => {
+                let scores = self.input.scores;
+                let header = |name: &str| self.headers.get(name).into_iter().next();
+                let value = match kind {
+                    ScoreKind::Spam => message::spam_score(header(&scores.spam).as_deref(), scores.spam_max, *percent),
+                    ScoreKind::Virus => message::virus_score(header(&scores.virus).as_deref()),
+                };
+                (how, vec![value], keys)
+            }
+            Test::Date {
+                how,
+                index,
+                zone,
+                header,
+                part,
+                keys,
+            } => {
+                let moments = match header {
+                    Some(name) => {
+                        let name = self.expand(name, line)?;
+                        let fields = pick(self.headers.get(&name), *index);
+                        let received = name.eq_ignore_ascii_case("received");
+                        fields
+                            .iter()
+                            .map(|v| if received { v.rsplit(';').next().unwrap_or(v) } else { v })
+                            .filter_map(Moment::parse)
+                            .collect()
+                    }
+                    None => vec![Moment {
+                        utc: self.input.now,
+                        offset: 0,
+                    }],
+                };
+                let offset = match zone {
+                    Zone::Local => Some(0),
+                    Zone::Original => None,
+                    Zone::Fixed(z) => {
+                        let z = self.expand(z, line)?;
+                        Some(parse_zone(&z).ok_or_else(|| fail(line, format!("bad :zone {z:?}")))?)
+                    }
+                };
+                let values = moments
+                    .into_iter()
+                    .map(|m| offset.map_or(m, |o| m.in_zone(o)).part(*part))
+                    .collect();
+                (how, values, keys)
+            }
         };
         let keys = self.expand_all(keys, line)?;
         let found = matcher::test(how, &values, &keys);
@@ -443,6 +729,25 @@ impl Runner<'_> {
         }
         Ok(found.matched)
     }
+}
+
+/// Fields editheader leaves alone (RFC 5293 section 7): the trace and
+/// the mark that stops auto-reply loops.
+fn protected(name: &str) -> bool {
+    ["received", "auto-submitted"].contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// With `:index`, only the field it names (RFC 5260 section 6).
+fn pick<T>(mut fields: Vec<T>, index: Option<Index>) -> Vec<T> {
+    let Some(Index { n, last }) = index else {
+        return fields;
+    };
+    let len = fields.len() as u64;
+    if n > len {
+        return Vec::new();
+    }
+    let at = if last { len - n } else { n - 1 };
+    vec![fields.swap_remove(at as usize)]
 }
 
 fn fail(line: usize, message: impl Into<String>) -> RunError {

@@ -6,15 +6,17 @@
 
 pub mod ast;
 pub mod compile;
+pub mod date;
 pub mod grammar;
 pub mod interp;
 pub mod lexer;
 pub mod matcher;
 pub mod message;
 pub mod scripts;
+pub mod vacation;
 
 pub use ast::Script;
-pub use interp::{Action, Input, Outcome, RunError, run, run_all};
+pub use interp::{Action, Input, Outcome, RunError, Tracked, run, run_all};
 
 /// Largest script we accept.
 pub const MAX_SCRIPT: usize = 1 << 20;
@@ -34,6 +36,15 @@ impl CompileError {
             message: message.into(),
         }
     }
+}
+
+/// The hex SHA-256 of `parts` joined by NULs: a key naming what delivery
+/// remembers for scripts (vacation replies, `duplicate` ids), safe as a
+/// file name.
+pub fn state_key(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(parts.join("\0"));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Check `src` and turn it into a script ready to run.

@@ -364,6 +364,25 @@ impl Session {
                 return Ok(());
             }
         };
+        let shared = Arc::clone(&self.shared);
+        let sender = tx.sender.as_ref().map(ToString::to_string);
+        let recipients = tx.recipients.clone();
+        let Ok((refusal, body)) =
+            tokio::task::spawn_blocking(move || (shared.sieve_rejects(sender.as_deref(), &recipients, &body), body))
+                .await
+        else {
+            self.reply("451 4.3.0 Internal error");
+            return Ok(());
+        };
+        if let Some(reason) = refusal {
+            let reply = format!("550 5.7.1 {}", one_line_reason(&reason));
+            tracing::info!(
+                "reject: DATA from {}: the recipient's Sieve script: {reply}",
+                self.client_name()
+            );
+            self.reply(&reply);
+            return Ok(());
+        }
         let received = self.received_header(&tx.recipients);
         let received = move |id: &str| auth_headers + &received(id);
         let client = Client {
@@ -607,4 +626,23 @@ async fn check_authentication(
         Cow::Borrowed(_) => None,
     };
     Ok((verdict.headers, cleaned.unwrap_or(body)))
+}
+
+/// A Sieve reject reason as the text of one ASCII reply line: line breaks
+/// and controls become spaces, other non-ASCII `?`, and it is cut well
+/// inside the 512-octet line.
+fn one_line_reason(reason: &str) -> String {
+    let flat: String = reason
+        .chars()
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            c if c.is_ascii() => c,
+            _ => '?',
+        })
+        .take(400)
+        .collect();
+    match flat.split_whitespace().collect::<Vec<_>>().join(" ") {
+        s if s.is_empty() => "Rejected by the recipient's filter".to_string(),
+        s => s,
+    }
 }
