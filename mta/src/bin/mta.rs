@@ -211,6 +211,7 @@ async fn daemon(config: Config) -> Result<()> {
     }
     tokio::spawn(mta::runner::run(Arc::clone(&shared), outbound, wake_rx));
     tokio::spawn(mta::reporting::run(Arc::clone(&shared)));
+    tokio::spawn(mta::lists::digest::run(Arc::clone(&shared)));
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
