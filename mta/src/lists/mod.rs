@@ -551,7 +551,7 @@ fn distribute(
         },
     );
     if l.digest_members().next().is_some() && !journal.done(DIGEST_COPY) {
-        store.add_to_digest(l, &copy, now)?;
+        store.add_to_digest(l, &copy)?;
         journal.record(DIGEST_COPY)?;
     }
     if l.settings.archive != ArchiveMode::None && !journal.done(ARCHIVE_COPY) {

@@ -545,10 +545,15 @@ impl Store {
 
     /// Keep a post's copy for the next digest, durably (tmp, fsync, rename,
     /// fsync directory): a digest never holds half a post.
-    pub fn add_to_digest(&self, list: &List, content: &[u8], now: u64) -> Result<(), ListError> {
+    pub fn add_to_digest(&self, list: &List, content: &[u8]) -> Result<(), ListError> {
         let dir = self.digest_dir(list);
         std::fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
-        let name = format!("{now:020}-{}", new_token());
+        // Nanoseconds: posts of the same second keep their order.
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("{at:030}-{}", new_token());
         let tmp = dir.join(format!(".{name}"));
         write_synced(&tmp, content)?;
         let path = dir.join(&name);
@@ -781,12 +786,12 @@ mod tests {
         let store = Store::new(dir.path());
         let l = store.create("dev@x.test", Settings::default()).unwrap();
         assert!(store.digest_posts(&l).unwrap().is_empty());
-        store.add_to_digest(&l, b"one", 1).unwrap();
-        store.add_to_digest(&l, b"two", 2).unwrap();
+        store.add_to_digest(&l, b"one").unwrap();
+        store.add_to_digest(&l, b"two").unwrap();
         let posts = store.digest_posts(&l).unwrap();
         let contents: Vec<&[u8]> = posts.iter().map(|(_, c)| c.as_slice()).collect();
         assert_eq!(contents, [b"one".as_slice(), b"two"]);
-        store.add_to_digest(&l, b"three", 3).unwrap();
+        store.add_to_digest(&l, b"three").unwrap();
         store
             .clear_digest(&l, &[posts[0].0.clone(), posts[1].0.clone()])
             .unwrap();
