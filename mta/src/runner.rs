@@ -492,6 +492,7 @@ fn deliver_recipient(
                     continue;
                 }
                 let msg = crate::lists::Incoming {
+                    id,
                     sender: sender.as_deref(),
                     content,
                 };

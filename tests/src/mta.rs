@@ -408,6 +408,22 @@ pub fn curl_session(jar: Option<&Path>, url: &str, extra: &[&str]) -> (u16, Stri
     (code.trim().parse().unwrap(), headers.to_string(), body.to_string())
 }
 
+/// The token in the first form action (`...?csrf=TOKEN`) of a page.
+pub fn form_token(html: &str) -> String {
+    let at = html.find("csrf=").expect("a form with a token") + 5;
+    html[at..].chars().take_while(char::is_ascii_hexdigit).collect()
+}
+
+/// Log in to the web listener at `base` as a browser would (the login
+/// form's token, then the POST), keeping the session in `jar`.
+pub fn web_login(jar: &Path, base: &str, user: &str, password: &str) {
+    let (_, _, page) = curl_session(Some(jar), &format!("{base}/login"), &[]);
+    let token = form_token(&page);
+    let creds = format!("user={user}&password={password}");
+    let (code, headers, _) = curl_session(Some(jar), &format!("{base}/login?csrf={token}"), &["--data", &creds]);
+    assert_eq!(code, 303, "login as {user}: {headers}");
+}
+
 /// The same without cookies: (status, body).
 pub fn curl(url: &str, extra: &[&str]) -> (u16, String) {
     let (code, _, body) = curl_session(None, url, extra);

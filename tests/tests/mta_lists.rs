@@ -2,13 +2,17 @@
 //! sent with Python's smtplib, read from the virtual users' Maildirs.
 //! Double opt-in by mail, distribution with the list headers, a
 //! non-member's post held and approved by the owner's reply, bounce
-//! scoring to removal (delivery reports injected to the VERP address), and
-//! DMARC From-munging decided by a loopback DNS server.
+//! scoring to removal (delivery reports injected to the VERP address),
+//! DMARC From-munging decided by a loopback DNS server, digests, the life
+//! of a held post (notice, reminder, expiry), private archives and
+//! moderation on the web, and a kill -9 in the middle of a distribution.
 
 use greyd_tests::dns::DnsServer;
 use greyd_tests::free_port;
 use greyd_tests::greyd::eventually;
-use greyd_tests::mta::{MtaSetup, curl, python, run_ok, send_transaction, wait_messages};
+use greyd_tests::mta::{
+    MtaSetup, curl, curl_session, form_token, python, run_ok, send_transaction, wait_messages, web_login,
+};
 use std::time::Duration;
 
 const LIST: &str = "dev@example.test";
@@ -234,7 +238,12 @@ fn a_non_members_post_is_held_until_the_owner_approves_it_by_reply() {
         "{}",
         text(&results)
     );
-    wait_messages(&maildir(&setup, "alice"), 1);
+    // alice has the post she was sent and the notice that hers is held, no more.
+    let held = wait_messages(&maildir(&setup, "alice"), 2).remove(1);
+    assert_eq!(
+        header(&held, "Subject"),
+        "Your post to dev@example.test awaits approval"
+    );
 }
 
 /// An RFC 3464 report of `status` for `member`, as a remote server's bounce.
@@ -455,4 +464,338 @@ fn one_click_unsubscribe_web_subscription_and_archive_pages_over_https() {
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("subscribe dave@example.test: done"), "{page}");
     assert!(members(&setup).contains("dave@example.test"));
+}
+
+/// The messages in `user`'s Maildir whose Subject contains `needle`, once
+/// there are `n` of them (within `timeout`).
+fn wait_subject(setup: &MtaSetup, user: &str, needle: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    let dir = maildir(setup, user).join("new");
+    let matching = || -> Vec<Vec<u8>> {
+        std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| header(m, "Subject").contains(needle))
+            .collect()
+    };
+    eventually(&format!("{n} messages {needle:?} for {user}"), timeout, || {
+        matching().len() >= n
+    });
+    matching()
+}
+
+#[test]
+fn digest_members_get_one_multipart_digest_of_the_posts_instead_of_each_post() {
+    let (setup, _dns) = setup();
+    setup.edit("digest_interval = \"1d\"", "digest_interval = \"4s\"");
+    mtactl(&setup, &["set", LIST, "digest", "on"]);
+    mtactl(
+        &setup,
+        &[
+            "add",
+            LIST,
+            "alice@example.test",
+            "bob@example.test",
+            "dave@example.test",
+        ],
+    );
+    mtactl(&setup, &["digest", LIST, "bob@example.test", "on"]);
+    let mta = setup.start();
+    // dave asks for the digest by mail.
+    smtplib(
+        &setup,
+        "dave@example.test",
+        "dev-request@example.test",
+        "From: dave@example.test\nSubject: set digest on\n\n",
+    );
+    let reply = wait_messages(&maildir(&setup, "dave"), 1).remove(0);
+    assert!(
+        text(&reply).contains("set digest on: done for dave@example.test"),
+        "{}",
+        text(&reply)
+    );
+    assert_eq!(
+        members(&setup),
+        "alice@example.test\nbob@example.test (digest)\ndave@example.test (digest)\n"
+    );
+    for subject in ["first of the day", "second of the day"] {
+        smtplib(
+            &setup,
+            "alice@example.test",
+            LIST,
+            &format!("From: alice@example.test\nSubject: {subject}\n\nbody of {subject}\n"),
+        );
+    }
+    wait_messages(&maildir(&setup, "alice"), 2);
+    let digest = wait_messages(&maildir(&setup, "bob"), 1).remove(0);
+    assert!(
+        text(&digest).starts_with("Return-Path: <dev-bounces+bob=example.test@example.test>\n"),
+        "{}",
+        text(&digest)
+    );
+    assert_eq!(header(&digest, "List-Id"), "<dev.example.test>");
+    let parsed = mail_parser::MessageParser::new()
+        .parse(&digest)
+        .expect("the digest parses");
+    assert_eq!(parsed.subject(), Some("Dev Digest, Issue 1"));
+    use mail_parser::MimeHeaders;
+    let digest_part = parsed
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.ctype() == "multipart" && c.subtype() == Some("digest"))
+        })
+        .expect("a multipart/digest part");
+    let mail_parser::PartType::Multipart(ids) = &digest_part.body else {
+        panic!("multipart/digest without parts")
+    };
+    let posts: Vec<(String, String)> = ids
+        .iter()
+        .map(|&i| match &parsed.parts[i as usize].body {
+            mail_parser::PartType::Message(m) => (
+                m.subject().unwrap_or("").to_string(),
+                m.body_text(0).unwrap_or_default().trim().to_string(),
+            ),
+            other => panic!("a digest part that is no message: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        posts,
+        [
+            ("first of the day".to_string(), "body of first of the day".to_string()),
+            ("second of the day".into(), "body of second of the day".into())
+        ]
+    );
+    assert!(text(&digest).contains("1. first of the day (alice@example.test)"));
+    wait_messages(&maildir(&setup, "dave"), 2);
+    // The posts went with that digest: the next interval sends none.
+    std::thread::sleep(Duration::from_secs(6));
+    wait_messages(&maildir(&setup, "bob"), 1);
+    assert!(mta.log().contains("digest issue 1 with 2 posts sent to 2 members"));
+    assert!(!mta.log().contains("digest issue 2"));
+}
+
+#[test]
+fn a_held_post_is_announced_to_its_poster_reminded_to_the_owners_and_expires() {
+    let (setup, _dns) = setup();
+    // The periodic list work runs every data timeout (at most a minute).
+    setup.edit("data_timeout = \"10m\"", "data_timeout = \"1s\"");
+    mtactl(&setup, &["set", LIST, "held_lifetime", "8s"]);
+    mtactl(&setup, &["set", LIST, "held_reminder_interval", "3s"]);
+    mtactl(&setup, &["add", LIST, "alice@example.test"]);
+    let _mta = setup.start();
+    smtplib(
+        &setup,
+        "dave@example.test",
+        LIST,
+        "From: dave@example.test\nSubject: may I\n\nlet me in\n",
+    );
+    let notice = wait_messages(&maildir(&setup, "dave"), 1).remove(0);
+    assert_eq!(
+        header(&notice, "Subject"),
+        "Your post to dev@example.test awaits approval"
+    );
+    let notice = text(&notice);
+    assert!(
+        notice.contains("Subject: may I\n") && notice.contains("dave@example.test is not a member"),
+        "{notice}"
+    );
+    assert!(notice.contains("approved within 8 seconds"), "{notice}");
+    wait_subject(&setup, "carol", "held for approval", 1, Duration::from_secs(10));
+    let reminder = wait_subject(
+        &setup,
+        "carol",
+        "1 posts wait for a moderator",
+        1,
+        Duration::from_secs(10),
+    )
+    .remove(0);
+    assert!(text(&reminder).contains("Subject: may I"), "{}", text(&reminder));
+    let expired = wait_subject(&setup, "carol", "1 held posts expired", 1, Duration::from_secs(15)).remove(0);
+    let expired = text(&expired);
+    assert!(
+        expired.contains("From:    dave@example.test") && expired.contains("Subject: may I"),
+        "{expired}"
+    );
+    assert!(mtactl(&setup, &["show", LIST]).contains("held posts: 0"));
+    let held = std::fs::read_dir(setup.root().join("lists/dev@example.test/held")).unwrap();
+    assert_eq!(held.count(), 0, "the held copy is gone");
+    wait_messages(&maildir(&setup, "alice"), 0);
+}
+
+#[test]
+fn a_private_archive_needs_a_members_login_and_the_owner_moderates_on_the_web() {
+    let (setup, _dns) = setup();
+    mtactl(&setup, &["set", LIST, "archive", "private"]);
+    mtactl(&setup, &["add", LIST, "alice@example.test"]);
+    let _mta = setup.start();
+    greyd_tests::wait_port(setup.web, Duration::from_secs(10));
+    let base = format!("https://{}", setup.web);
+    let list_page = format!("{base}/lists/dev%40example.test");
+    smtplib(
+        &setup,
+        "alice@example.test",
+        LIST,
+        "From: alice@example.test\nSubject: members only\nDate: Sun, 1 Feb 2026 10:00:00 +0000\n\nsecret words\n",
+    );
+    wait_messages(&maildir(&setup, "alice"), 1);
+
+    let (code, headers, _) = curl_session(None, &format!("{list_page}/archive/msg/0"), &[]);
+    assert_eq!(code, 303, "anonymous readers are sent to log in: {headers}");
+    assert!(headers.to_ascii_lowercase().contains("location: /login"), "{headers}");
+    let (code, mbox) = curl(&format!("{list_page}/archive.mbox"), &[]);
+    assert!(code == 303 && !mbox.contains("secret words"), "{code} {mbox}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (bob, alice, carol) = (
+        dir.path().join("bob"),
+        dir.path().join("alice"),
+        dir.path().join("carol"),
+    );
+    web_login(&bob, &base, "bob@example.test", "pw");
+    let (code, _, page) = curl_session(Some(&bob), &format!("{list_page}/archive/msg/0"), &[]);
+    assert_eq!(code, 403, "a user who is no member: {page}");
+    assert!(
+        page.contains("The archive is for members only") && !page.contains("secret words"),
+        "{page}"
+    );
+    web_login(&alice, &base, "alice@example.test", "pw");
+    let (code, _, page) = curl_session(Some(&alice), &format!("{list_page}/archive/msg/0"), &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("members only") && page.contains("secret words"), "{page}");
+
+    // Two posts from a non-member wait; the owner approves one and discards the other.
+    for subject in ["please approve", "please discard"] {
+        smtplib(
+            &setup,
+            "dave@example.test",
+            LIST,
+            &format!("From: dave@example.test\nSubject: {subject}\n\n{subject}\n"),
+        );
+    }
+    wait_subject(&setup, "carol", "held for approval", 2, Duration::from_secs(10));
+    let (code, _, _) = curl_session(Some(&bob), &format!("{list_page}/moderate"), &[]);
+    assert_eq!(code, 403, "only owners moderate");
+    web_login(&carol, &base, "carol@example.test", "pw");
+    let (code, _, page) = curl_session(Some(&carol), &format!("{list_page}/moderate"), &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Held posts (2)"), "{page}");
+    let held = std::fs::read_to_string(setup.root().join("lists/dev@example.test/list.json")).unwrap();
+    let held: serde_json::Value = serde_json::from_str(&held).unwrap();
+    let tokens: Vec<String> = held["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["token"].as_str().unwrap().to_string())
+        .collect();
+    let (approve, discard) = (&tokens[0], &tokens[1]);
+    let csrf = form_token(&page);
+    let moderate = format!("{list_page}/moderate");
+
+    let (code, _, _) = curl_session(
+        Some(&carol),
+        &moderate,
+        &["--data", &format!("token={approve}&decision=approve")],
+    );
+    assert_eq!(code, 403, "a POST without the form's token does nothing");
+    let (code, _, _) = curl_session(
+        Some(&carol),
+        &format!("{moderate}?csrf={csrf}"),
+        &["--data", &format!("token={approve}&decision=approve")],
+    );
+    assert_eq!(code, 303);
+    let post = wait_messages(&maildir(&setup, "alice"), 2).remove(1);
+    assert_eq!(header(&post, "Subject"), "please approve");
+    let (code, _, _) = curl_session(
+        Some(&carol),
+        &format!("{moderate}?csrf={csrf}"),
+        &["--data", &format!("token={discard}&decision=discard")],
+    );
+    assert_eq!(code, 303);
+    let (_, _, page) = curl_session(Some(&carol), &moderate, &[]);
+    assert!(page.contains("Held posts (0)"), "{page}");
+    std::thread::sleep(Duration::from_secs(2));
+    wait_messages(&maildir(&setup, "alice"), 2);
+}
+
+/// The recipients of the list copies in the queue (envelope sender
+/// `dev-bounces+...`), one entry per queued copy.
+fn queued_copies(setup: &MtaSetup) -> Vec<String> {
+    let mut to = Vec::new();
+    for entry in std::fs::read_dir(setup.root().join("queue")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "env") {
+            continue;
+        }
+        let env: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        if env["sender"].as_str().is_some_and(|s| s.starts_with("dev-bounces+")) {
+            to.extend(
+                env["recipients"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["address"].as_str().unwrap().to_string()),
+            );
+        }
+    }
+    to
+}
+
+#[test]
+fn a_kill_9_in_the_middle_of_a_distribution_loses_no_member_and_doubles_at_most_one() {
+    // No DNS: the copies to remote.test stay in the queue to be counted.
+    let setup = MtaSetup::new();
+    setup.add_user("alice@example.test", "pw");
+    mtactl(&setup, &["create", LIST, "--owner", "alice@example.test"]);
+    const MEMBERS: usize = 3000;
+    let members: Vec<String> = (0..MEMBERS).map(|i| format!("m{i}@remote.test")).collect();
+    let mut args = vec!["add", LIST];
+    args.extend(members.iter().map(String::as_str));
+    mtactl(&setup, &args);
+    let journals = setup.root().join("lists/dev@example.test/distributing");
+    let journal_lines = || -> usize {
+        std::fs::read_dir(&journals)
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .map(|t| t.lines().count())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let mut mta = setup.start();
+    smtplib(
+        &setup,
+        "m0@remote.test",
+        LIST,
+        "From: m0@remote.test\nSubject: to everyone\n\nonce each\n",
+    );
+    eventually("a distribution under way", Duration::from_secs(30), || {
+        journal_lines() >= 200
+    });
+    mta.kill9();
+    let done_before = journal_lines();
+    eprintln!("killed after {done_before} of {MEMBERS} copies");
+    assert!(
+        done_before < MEMBERS,
+        "the kill came after the distribution ({done_before} copies): no crash was tested"
+    );
+
+    let mta = setup.start();
+    mta.wait_log("relay=list, status=sent", Duration::from_secs(120));
+    let copies = queued_copies(&setup);
+    let mut counts = std::collections::HashMap::new();
+    for to in &copies {
+        *counts.entry(to.as_str()).or_insert(0) += 1;
+    }
+    let missing: Vec<&String> = members.iter().filter(|m| !counts.contains_key(m.as_str())).collect();
+    assert!(missing.is_empty(), "members without a copy: {missing:?}");
+    let twice: Vec<(&&str, &i32)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        copies.len() <= MEMBERS + 1 && twice.iter().all(|(_, n)| **n == 2),
+        "{} copies for {MEMBERS} members (killed after {done_before}); more than one: {twice:?}",
+        copies.len()
+    );
+    let archive = std::fs::read_to_string(setup.root().join("lists/dev@example.test/archive.mbox")).unwrap();
+    assert_eq!(archive.matches("once each").count(), 1, "archived once");
 }

@@ -224,6 +224,7 @@ async fn daemon(config: Config) -> Result<()> {
     }
     tokio::spawn(mta::runner::run(Arc::clone(&shared), outbound, wake_rx));
     tokio::spawn(mta::reporting::run(Arc::clone(&shared)));
+    tokio::spawn(mta::lists::digest::run(Arc::clone(&shared)));
     greyd_shared::readiness::notify_ready("serving");
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;

@@ -149,10 +149,22 @@ enum ListCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Add a member directly (no confirmation).
-    Add { list: String, address: String },
+    /// Add members directly (no confirmation).
+    Add {
+        list: String,
+        #[arg(required = true)]
+        address: Vec<String>,
+    },
     /// Remove a member directly (no confirmation).
     Remove { list: String, address: String },
+    /// Give a member the daily digest (`on`) or single posts (`off`); the
+    /// list needs `digest` on.
+    Digest {
+        list: String,
+        address: String,
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -403,26 +415,51 @@ fn list(action: Option<ListCmd>, config: &Config) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&l.members)?);
             } else {
                 for m in &l.members {
+                    let digest = if m.digest && l.settings.digest { " (digest)" } else { "" };
                     if m.enabled {
-                        println!("{}", m.address);
+                        println!("{}{digest}", m.address);
                     } else {
-                        println!("{} (disabled, bounce score {})", m.address, m.bounce.score);
+                        println!("{}{digest} (disabled, bounce score {})", m.address, m.bounce.score);
                     }
                 }
             }
         }
         ListCmd::Add { list, address } => {
-            let address = member_address(&address)?;
-            if !store.update(&list, |l| Ok::<_, ListError>(l.add(&address, now)))? {
-                bail!("{address} is already a member of {list}");
+            let addresses = address.iter().map(|a| member_address(a)).collect::<Result<Vec<_>>>()?;
+            let present = store.update(&list, |l| {
+                // All or none: a member already there fails the whole command.
+                let present: Vec<String> = addresses.iter().filter(|a| l.member(a).is_some()).cloned().collect();
+                if present.is_empty() {
+                    for a in &addresses {
+                        l.add(a, now);
+                    }
+                }
+                Ok::<_, ListError>(present)
+            })?;
+            if !present.is_empty() {
+                bail!("already members of {list}: {}", present.join(", "));
             }
-            println!("added {address} to {list}");
+            for a in &addresses {
+                println!("added {a} to {list}");
+            }
         }
         ListCmd::Remove { list, address } => {
             if !store.update(&list, |l| Ok::<_, ListError>(l.remove(&address)))? {
                 bail!("{address} is not a member of {list}");
             }
             println!("removed {address} from {list}");
+        }
+        ListCmd::Digest { list, address, value } => {
+            let l = store.load(&list)?;
+            if !l.settings.digest {
+                bail!("{list} has no digest (mtactl list set {list} digest on)");
+            }
+            if !store.update(&l.address(), |l| {
+                Ok::<_, ListError>(l.set_digest(&address, value == "on"))
+            })? {
+                bail!("{address} is not a member of {list}");
+            }
+            println!("{address}: digest {value}");
         }
     }
     Ok(())

@@ -391,6 +391,10 @@ pub struct ListsConfig {
     /// Base URL of the list pages for the https links in List-* headers
     /// (one-click unsubscribe needs it); empty gives mailto links only. Default "".
     pub web_url: String,
+    /// How often the digests of lists with `digest` on go out to their
+    /// digest members (the first one interval after start). Default "1d".
+    #[serde(with = "duration")]
+    pub digest_interval: Duration,
 }
 
 impl Default for ListsConfig {
@@ -398,6 +402,7 @@ impl Default for ListsConfig {
         ListsConfig {
             dir: PathBuf::from("/etc/mta/lists"),
             web_url: String::new(),
+            digest_interval: Duration::from_secs(86400),
         }
     }
 }

@@ -87,6 +87,24 @@ impl Verifier {
         &self.auth
     }
 
+    /// The DMARC policy receivers apply to mail From: `domain`: its own
+    /// record's `p=`, or its organisational domain's `sp=`/`np=`, found by
+    /// the same RFC 9989 DNS tree walk as `verify` (mail-auth's; no public
+    /// suffix list), `t=y` lowering it a step. `None` when DNS failed for now.
+    pub async fn dmarc_policy(&self, domain: &str) -> Option<mail_auth::dmarc::Policy> {
+        let headers = format!("From: <postmaster@{domain}>\r\n\r\n");
+        let parsed = AuthenticatedMessage::parse(headers.as_bytes())?;
+        let spf = mail_auth::SpfOutput::default();
+        let dmarc = self
+            .auth
+            .verify_dmarc(DmarcParameters::new(&parsed, &[], "", &spf))
+            .await;
+        match dmarc.dkim_result() {
+            mail_auth::DmarcResult::TempError(_) => None,
+            _ => Some(dmarc.policy()),
+        }
+    }
+
     /// Run every check on `message` (as received, CRLF lines) and decide.
     pub async fn verify(&self, facts: &Facts<'_>, message: &[u8]) -> Verdict {
         // A message mail-auth cannot parse has no signatures to check; SPF and iprev still apply.

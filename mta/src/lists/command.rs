@@ -1,6 +1,7 @@
 //! Commands mailed to NAME-request (Mailman's syntax): one a line in the
 //! subject and the body, `subscribe [ADDR]`, `unsubscribe [ADDR]`, `help`,
-//! `who`, `confirm TOKEN`, `approve TOKEN`, `discard TOKEN`; reading stops
+//! `who`, `confirm TOKEN`, `approve TOKEN`, `discard TOKEN`, `set digest
+//! on|off`; reading stops
 //! at `end`, a signature line (`-- `), or too many lines that are no
 //! command, so quoted text is not executed. Pure: mail bodies are network input.
 
@@ -22,6 +23,8 @@ pub enum Command {
     Approve(String),
     /// An owner throws a held post away.
     Discard(String),
+    /// A member takes the digest (true) or single posts.
+    SetDigest(bool),
 }
 
 /// The commands of a message to -request: the subject's first (after any
@@ -69,6 +72,17 @@ fn strip_reply_prefixes(mut s: &str) -> &str {
 }
 
 fn parse_line(line: &str) -> Option<Command> {
+    let words: Vec<String> = line.split_whitespace().map(str::to_ascii_lowercase).collect();
+    if let [set, digest, value] = words.as_slice()
+        && set == "set"
+        && digest == "digest"
+    {
+        return match value.as_str() {
+            "on" => Some(Command::SetDigest(true)),
+            "off" => Some(Command::SetDigest(false)),
+            _ => None,
+        };
+    }
     let mut words = line.split_whitespace();
     let verb = words.next()?.to_ascii_lowercase();
     let arg = words.next().map(str::to_string);
@@ -117,6 +131,10 @@ mod tests {
                 Command::Who,
                 Command::Unsubscribe(Some("bob@example.org".into()))
             ]
+        );
+        assert_eq!(
+            parse("Re: set digest on", "SET Digest off\nset digest maybe\n"),
+            vec![Command::SetDigest(true), Command::SetDigest(false)]
         );
         assert_eq!(
             parse("approve ABCDEF0123", "discard 0011223344\n"),

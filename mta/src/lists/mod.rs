@@ -1,26 +1,29 @@
 //! Mailing lists in the role of Mailman, inside mta: what mail to a list's
 //! addresses does (posts distributed or held, commands, confirmations,
-//! owner mail, bounces), the periodic bounce warnings, and the messages
-//! the list sends, all queued through `Shared::accept_message` (so they
-//! are DKIM-signed and relayed like any mail we originate). Each member's
-//! copy has its own VERP envelope sender `NAME-bounces+user=domain@DOMAIN`.
-//! The router knows list addresses from `store`; no aliases are needed.
+//! owner mail, bounces), the periodic work (bounce warnings, expiry of held
+//! posts and reminders of them), and the messages the list sends, all
+//! queued through `Shared::accept_message` (so they are DKIM-signed and
+//! relayed like any mail we originate). Each member's copy has its own VERP
+//! envelope sender `NAME-bounces+user=domain@DOMAIN`. A distribution keeps
+//! a journal (`store::Journal`), so one cut by a crash resumes without
+//! losing or doubling copies. The router knows list addresses from
+//! `store`; no aliases are needed.
 
 pub mod address;
 pub mod archive;
 pub mod bounce;
 pub mod command;
+pub mod digest;
 pub mod post;
 pub mod store;
 pub mod web;
 
-use crate::dns::LookupError;
 use crate::queue::{self, QueueError};
 use crate::service::{OriginateError, Shared};
 use address::Role;
 use bounce::Step;
 use command::Command;
-use store::{Action, ArchiveMode, List, ListError, Store, new_token};
+use store::{ARCHIVE_COPY, Action, ArchiveMode, DIGEST_COPY, List, ListError, Store, new_token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -41,6 +44,8 @@ impl ProcessError {
 
 /// A message arriving for one of a list's addresses.
 pub struct Incoming<'a> {
+    /// Its queue id, which names the journal of a post's distribution.
+    pub id: &'a str,
     /// Envelope sender, `None` for `<>`.
     pub sender: Option<&'a str>,
     /// CRLF lines, as queued.
@@ -123,6 +128,7 @@ fn help(shared: &Shared, l: &List) -> String {
         "Commands for the list {addr}: send them to {req}, in the subject or one a line in the body.\n\n\
          subscribe [ADDRESS]    join the list (you will be asked to confirm)\n\
          unsubscribe [ADDRESS]  leave the list (you will be asked to confirm)\n\
+         set digest on|off      a daily digest instead of single posts (members)\n\
          confirm TOKEN          confirm a request\n\
          who                    the members (owners only)\n\
          help                   this text\n\n\
@@ -194,10 +200,25 @@ fn run_commands(
                 moderate(shared, store, l, token, discard, now)?
             }
             Command::Approve(_) | Command::Discard(_) => "only the list's owners may moderate".into(),
+            Command::SetDigest(on) => set_digest(store, l, requester, *on)?,
         };
         results.push(result);
     }
     Ok(results)
+}
+
+/// A member's choice of digest or single posts; the result text.
+fn set_digest(store: &Store, l: &List, member: &str, on: bool) -> Result<String, ListError> {
+    let word = if on { "on" } else { "off" };
+    if !l.settings.digest {
+        return Ok(format!("set digest {word}: {} has no digest", l.address()));
+    }
+    let changed = store.update(&l.address(), |l| Ok::<_, ListError>(l.set_digest(member, on)))?;
+    Ok(if changed {
+        format!("set digest {word}: done for {member}")
+    } else {
+        format!("set digest {word}: {member} is not a member")
+    })
 }
 
 /// Start a double opt-in: a token and a mail asking `who` to confirm.
@@ -253,8 +274,16 @@ pub fn request_confirmation(
 /// What confirming a token did (for the web pages' confirm page too).
 pub fn confirm(shared: &Shared, store: &Store, l: &List, token: &str, now: u64) -> Result<String, ProcessError> {
     let taken = store.update(&l.address(), |l| {
+        // A held post stays pending until it is distributed (`release`).
+        if let Some(p) = l
+            .pending
+            .iter()
+            .find(|p| p.token == token && p.action == Action::Post && p.expires > now)
+        {
+            return Ok::<_, ListError>(Some((p.clone(), None)));
+        }
         let Some(p) = l.take_pending(token, now) else {
-            return Ok::<_, ListError>(None);
+            return Ok(None);
         };
         let approval = (p.action == Action::Subscribe && l.settings.owner_approval).then(|| {
             let t = new_token();
@@ -341,15 +370,32 @@ pub fn moderate(
     }
 }
 
-/// Distribute a held post the moderator approved.
+/// Distribute a held post the moderator approved, then forget it. Its
+/// journal is keyed by its token: approved again after a crash (the post is
+/// still pending), the distribution resumes.
 fn release(shared: &Shared, store: &Store, l: &List, p: &store::Pending, now: u64) -> Result<String, ProcessError> {
-    let content = store.held(l, &p.token)?;
-    distribute(shared, store, l, &content, &p.address, now)?;
+    let key = held_journal(&p.token);
+    let mut journal = store.journal(l, &key)?;
+    let content = match store.held(l, &p.token) {
+        // Another approval of the same post got the journal first and sent it.
+        Err(ListError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(format!("approve {}: the post was sent already", p.token));
+        }
+        held => held?,
+    };
+    distribute(shared, store, l, &content, &p.address, &mut journal, now)?;
+    store.update(&l.address(), |l| Ok::<_, ListError>(l.take_pending(&p.token, now)))?;
     store.drop_held(l, &p.token);
+    store.drop_journal(l, &key);
     Ok(format!(
         "approve {}: the post from {} was sent to the list",
         p.token, p.address
     ))
+}
+
+/// The journal key of a held post's distribution.
+fn held_journal(token: &str) -> String {
+    format!("held-{token}")
 }
 
 /// Why a post waits for a moderator, if it must.
@@ -389,7 +435,8 @@ fn receive_post(
         return Ok(());
     }
     let Some(reason) = hold_reason(l, msg.content, poster, msg.sender) else {
-        return distribute(shared, store, l, msg.content, poster, now);
+        let mut journal = store.journal(l, msg.id)?;
+        return distribute(shared, store, l, msg.content, poster, &mut journal, now);
     };
     let token = new_token();
     // The content first: a pending entry never points at nothing.
@@ -413,36 +460,56 @@ fn receive_post(
         &format!("Reply-To: <{approve}>\r\n"),
         &body,
         now,
+    )?;
+    if !answerable(msg) || poster.is_empty() {
+        return Ok(());
+    }
+    let body = format!(
+        "Your post to {addr} is held until a moderator looks at it.\n\n  Subject: {subject}\n  Reason:  {reason}\n\n\
+         Unless it is approved within {}, it will be discarded. You need do nothing now.\n",
+        days(l.settings.held_lifetime)
+    );
+    notify(
+        shared,
+        l,
+        poster,
+        &format!("Your post to {addr} awaits approval"),
+        "",
+        &body,
+        now,
     )
 }
 
-/// Whether mail From: `domain` must not go out with that From: through a
-/// list: its DMARC policy (or its organisational domain's, taken as the
-/// last two labels) is reject or quarantine. A DNS failure counts as strict.
-fn strict_dmarc(shared: &Shared, domain: &str) -> bool {
-    let lookup = |d: &str| tokio::runtime::Handle::current().block_on(shared.dns.txt(&format!("_dmarc.{d}")));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let organisational = (labels.len() > 2).then(|| labels[labels.len() - 2..].join("."));
-    let strict = |r: &[String], org| post::dmarc_strictness(r, org) == post::Strictness::Strict;
-    match lookup(domain) {
-        Ok(records) if records.iter().any(|r| r.starts_with("v=DMARC1")) => strict(&records, false),
-        Err(LookupError::Temporary(..)) => true,
-        _ => match organisational.map(|o| lookup(&o)) {
-            Some(Ok(records)) => strict(&records, true),
-            Some(Err(LookupError::Temporary(..))) => true,
-            _ => false,
-        },
+/// A lifetime in words: "14 days", or seconds when under a day (tests).
+fn days(seconds: u64) -> String {
+    match seconds / 86400 {
+        0 => format!("{seconds} seconds"),
+        1 => "1 day".into(),
+        d => format!("{d} days"),
     }
 }
 
-/// Send a post to every enabled member, each copy with its own VERP
-/// sender and unsubscribe link, and append it to the archive.
+/// Whether mail From: `domain` must not go out with that From: through a
+/// list: the DMARC policy receivers apply to it is reject or quarantine,
+/// decided as our inbound DMARC decides it (so both agree on organisational
+/// domains). A DNS failure counts as strict.
+fn strict_dmarc(shared: &Shared, domain: &str) -> bool {
+    use mail_auth::dmarc::Policy;
+    let policy = tokio::runtime::Handle::current().block_on(shared.inbound_auth.dmarc_policy(domain));
+    matches!(policy, None | Some(Policy::Reject | Policy::Quarantine))
+}
+
+/// Send a post to every enabled member not in digest mode, each copy with
+/// its own VERP sender and unsubscribe link, keep it for the digest if
+/// some member takes that, and append it to the archive; each copy is
+/// recorded in `journal` once made, and skipped if it was.
 fn distribute(
     shared: &Shared,
     store: &Store,
     l: &List,
     content: &[u8],
     poster: &str,
+    journal: &mut store::Journal,
     now: u64,
 ) -> Result<(), ProcessError> {
     let poster_domain = poster.rsplit_once('@').map_or("", |(_, d)| d);
@@ -451,7 +518,10 @@ fn distribute(
         && strict_dmarc(shared, poster_domain);
     let web_url = shared.config.lists.web_url.trim_end_matches('/');
     let mut sent = 0;
-    for m in l.members.iter().filter(|m| m.enabled) {
+    for m in l.single_post_members() {
+        if journal.done(&m.address) {
+            continue;
+        }
         let copy = post::prepare(
             content,
             &post::Distribution {
@@ -463,6 +533,7 @@ fn distribute(
         );
         let sender = l.role_address(&Role::Bounces(Some(m.address.clone())));
         queue_message(shared, l, &sender, std::slice::from_ref(&m.address), &copy)?;
+        journal.record(&m.address)?;
         sent += 1;
     }
     tracing::info!(
@@ -470,16 +541,20 @@ fn distribute(
         l.address(),
         if munge { " (From: rewritten for DMARC)" } else { "" }
     );
-    if l.settings.archive != ArchiveMode::None {
-        let copy = post::prepare(
-            content,
-            &post::Distribution {
-                list: l,
-                web_url,
-                munge,
-                member: None,
-            },
-        );
+    let copy = post::prepare(
+        content,
+        &post::Distribution {
+            list: l,
+            web_url,
+            munge,
+            member: None,
+        },
+    );
+    if l.digest_members().next().is_some() && !journal.done(DIGEST_COPY) {
+        store.add_to_digest(l, &copy)?;
+        journal.record(DIGEST_COPY)?;
+    }
+    if l.settings.archive != ArchiveMode::None && !journal.done(ARCHIVE_COPY) {
         let addr = l.address();
         let message = crate::deliver::Message {
             sender: Some(poster),
@@ -488,6 +563,7 @@ fn distribute(
             arrived: now,
         };
         crate::deliver::mbox::deliver(&store.archive_path(l), &message).map_err(ProcessError::Archive)?;
+        journal.record(ARCHIVE_COPY)?;
     }
     Ok(())
 }
@@ -613,35 +689,120 @@ fn announce_step(shared: &Shared, l: &List, taken: Taken, now: u64) -> Result<()
     Ok(())
 }
 
-/// The periodic work (the queue runner calls it about once a minute): the
-/// bounce warnings and removals that have come due.
+/// The periodic work (the queue runner calls it about once a minute).
 pub fn tick(shared: &Shared) {
     let store = store(shared);
     let now = queue::now();
     for name in store.names().unwrap_or_default() {
-        let done = store.update(&name, |l| {
-            let interval = l.settings.bounce_warning_interval;
-            let due: Vec<(String, Step)> = l
-                .members
-                .iter_mut()
-                .filter(|m| !m.enabled)
-                .map(|m| (m.address.clone(), m.bounce.advance(now, interval)))
-                .filter(|(_, s)| *s != Step::Nothing)
-                .collect();
-            let taken: Vec<Taken> = due.into_iter().map(|(m, s)| apply_step(l, &m, s, now)).collect();
-            Ok::<_, ListError>((l.clone(), taken))
-        });
-        match done {
-            Ok((l, taken)) => {
-                for t in taken {
-                    if let Err(e) = announce_step(shared, &l, t, now) {
-                        tracing::error!("list {name}: {e}");
-                    }
-                }
-            }
-            Err(e) => tracing::error!("list {name}: {e}"),
+        if let Err(e) = tick_list(shared, &store, &name, now) {
+            tracing::error!("list {name}: {e}");
         }
     }
+}
+
+/// One list's due work: the bounce warnings and removals, held posts that
+/// expired, the owners' reminder of held posts, and dropping the journals
+/// of distributions that are over (their message left the queue, or their
+/// held post is no longer pending).
+fn tick_list(shared: &Shared, store: &Store, name: &str, now: u64) -> Result<(), ProcessError> {
+    let (l, taken, expired, remind) = store.update(name, |l| {
+        let interval = l.settings.bounce_warning_interval;
+        let due: Vec<(String, Step)> = l
+            .members
+            .iter_mut()
+            .filter(|m| !m.enabled)
+            .map(|m| (m.address.clone(), m.bounce.advance(now, interval)))
+            .filter(|(_, s)| *s != Step::Nothing)
+            .collect();
+        let taken: Vec<Taken> = due.into_iter().map(|(m, s)| apply_step(l, &m, s, now)).collect();
+        let expired = l.take_expired_holds(now);
+        let remind = l.holds_to_remind(now);
+        Ok::<_, ListError>((l.clone(), taken, expired, remind))
+    })?;
+    let logged = |r: Result<(), ProcessError>| {
+        if let Err(e) = r {
+            tracing::error!("list {name}: {e}");
+        }
+    };
+    for t in taken {
+        logged(announce_step(shared, &l, t, now));
+    }
+    if !expired.is_empty() {
+        logged(announce_expired(shared, store, &l, &expired, now));
+    }
+    if !remind.is_empty() {
+        logged(remind_owners(shared, store, &l, &remind, now));
+    }
+    for key in store.journals(&l) {
+        let over = match key.strip_prefix("held-") {
+            Some(token) => !l.pending.iter().any(|p| p.token == token),
+            None => !shared.queue.content_path(&key).exists(),
+        };
+        if over {
+            store.drop_journal(&l, &key);
+        }
+    }
+    Ok(())
+}
+
+/// Tell the owners which held posts expired, and drop them.
+fn announce_expired(
+    shared: &Shared,
+    store: &Store,
+    l: &List,
+    expired: &[store::Pending],
+    now: u64,
+) -> Result<(), ProcessError> {
+    let name = l.address();
+    let listed = describe_holds(store, l, expired);
+    for p in expired {
+        store.drop_held(l, &p.token);
+    }
+    tracing::info!("list {name}: {} held posts expired unmoderated", expired.len());
+    let body = format!(
+        "These posts to {name} waited {} for a moderator and were discarded:\n\n{listed}",
+        days(l.settings.held_lifetime)
+    );
+    let subject = format!("{name}: {} held posts expired", expired.len());
+    notify_many(shared, l, &l.settings.owners, &subject, "", &body, now)
+}
+
+/// Remind the owners of the posts still held.
+fn remind_owners(
+    shared: &Shared,
+    store: &Store,
+    l: &List,
+    held: &[store::Pending],
+    now: u64,
+) -> Result<(), ProcessError> {
+    let name = l.address();
+    let listed = describe_holds(store, l, held);
+    let page = web_line(shared, l, "The moderation page: ", "/moderate");
+    let body = format!(
+        "{} posts to {name} wait for a moderator:\n\n{listed}\
+         To approve one, send \"approve TOKEN\" to {req}; to discard it, \"discard TOKEN\".\n{page}",
+        held.len(),
+        req = l.role_address(&Role::Request),
+    );
+    let subject = format!("{name}: {} posts wait for a moderator", held.len());
+    notify_many(shared, l, &l.settings.owners, &subject, "", &body, now)
+}
+
+/// Held posts as text for the owners: poster, subject, reason and token of each.
+fn describe_holds(store: &Store, l: &List, held: &[store::Pending]) -> String {
+    held.iter()
+        .map(|p| {
+            let subject = store
+                .held(l, &p.token)
+                .ok()
+                .and_then(|c| post::header(&c, "subject"))
+                .unwrap_or_default();
+            format!(
+                "  From:    {}\n  Subject: {subject}\n  Reason:  {}\n  Token:   {}\n\n",
+                p.address, p.reason, p.token
+            )
+        })
+        .collect()
 }
 
 /// A notice from the list's -request address to one address.

@@ -2,8 +2,8 @@
 //! list headers a previous list left, then X-BeenThere, RFC 2919 List-Id,
 //! RFC 2369 List-* with mailto and https links, the RFC 8058 one-click
 //! header, Precedence: list, the subject prefix, DMARC From-munging, and
-//! the footer on plain-text posts. Also the DMARC policy test and the
-//! plain notices the list mails (confirmations, held-post notices, warnings).
+//! the footer on plain-text posts. Also the plain notices the list mails
+//! (confirmations, held-post notices, warnings) and the digests.
 
 use super::store::List;
 
@@ -89,36 +89,6 @@ pub fn recipient_count(content: &[u8]) -> usize {
     mail_parser::MessageParser::new().parse_headers(content).map_or(0, |m| {
         m.to().map_or(0, |a| a.iter().count()) + m.cc().map_or(0, |a| a.iter().count())
     })
-}
-
-/// A DMARC policy that makes receivers refuse or quarantine mail not aligned with the From: domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strictness {
-    Strict,
-    Lax,
-}
-
-/// From the TXT records at `_dmarc.DOMAIN`: is `p=` (or `sp=` when the
-/// record is the organisational domain's) reject or quarantine?
-pub fn dmarc_strictness(records: &[String], organisational: bool) -> Strictness {
-    let record = records.iter().find(|r| r.trim_start().starts_with("v=DMARC1"));
-    let tag = |name: &str| {
-        record.and_then(|r| {
-            r.split(';')
-                .filter_map(|t| t.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim().to_ascii_lowercase())
-        })
-    };
-    let policy = if organisational {
-        tag("sp").or_else(|| tag("p"))
-    } else {
-        tag("p")
-    };
-    match policy.as_deref() {
-        Some("reject") | Some("quarantine") => Strictness::Strict,
-        _ => Strictness::Lax,
-    }
 }
 
 /// What the copy for one member is built from.
@@ -317,6 +287,8 @@ mod tests {
             },
             members: Vec::new(),
             pending: Vec::new(),
+            held_reminded: 0,
+            digest_issue: 0,
         }
     }
 
@@ -375,22 +347,6 @@ mod tests {
         );
         assert!(out.contains("List-Unsubscribe: <mailto:dev-leave@x.test>\r\n"));
         assert!(!out.contains("One-Click") && !out.contains("List-Archive"));
-    }
-
-    #[test]
-    fn dmarc_policies() {
-        let r = |s: &str| vec![s.to_string()];
-        assert_eq!(dmarc_strictness(&r("v=DMARC1; p=reject"), false), Strictness::Strict);
-        assert_eq!(
-            dmarc_strictness(&r("v=DMARC1; p=quarantine; pct=50"), false),
-            Strictness::Strict
-        );
-        assert_eq!(dmarc_strictness(&r("v=DMARC1; p=none"), false), Strictness::Lax);
-        assert_eq!(
-            dmarc_strictness(&r("v=DMARC1; p=reject; sp=none"), true),
-            Strictness::Lax
-        );
-        assert_eq!(dmarc_strictness(&r("v=spf1 -all"), false), Strictness::Lax);
     }
 
     proptest! {

@@ -1,9 +1,11 @@
 //! A list's state under `[lists] dir`: one directory per list
 //! (`NAME@DOMAIN/`) holding `list.json` (settings, members with their
 //! bounce records, pending confirmations), `held/TOKEN` (posts waiting for
-//! a moderator) and `archive.mbox`. Changes are read-modify-write under an
-//! fcntl lock and replace `list.json` atomically (write, fsync, rename), so
-//! the daemon and `mtactl` can change a list at once.
+//! a moderator), `digest/` (posts waiting for the next digest),
+//! `distributing/KEY` (the progress of each distribution, see [`Journal`])
+//! and `archive.mbox`. Changes are read-modify-write under an fcntl lock
+//! and replace `list.json` atomically (write, fsync, rename), so the daemon
+//! and `mtactl` can change a list at once.
 
 use super::address;
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,10 @@ use std::path::{Path, PathBuf};
 
 /// How long a confirmation token lives (Mailman: 3 days).
 pub const TOKEN_LIFETIME: u64 = 3 * 86400;
+/// The journal line of a distribution's archive copy and of its digest
+/// copy (no member address lacks an `@`).
+pub const ARCHIVE_COPY: &str = "archive";
+pub const DIGEST_COPY: &str = "digest";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -66,6 +72,13 @@ pub struct Settings {
     pub owner_approval: bool,
     /// Between bounce warnings to a disabled member, and before removal.
     pub bounce_warning_interval: u64,
+    /// Members may take a daily digest instead of single posts.
+    pub digest: bool,
+    /// Seconds a held post waits for a moderator before it is discarded
+    /// and the owners told (Mailman: 14 days).
+    pub held_lifetime: u64,
+    /// Seconds between reminders to the owners of posts still held.
+    pub held_reminder_interval: u64,
     /// Key of the one-click unsubscribe links (random hex, made at create).
     pub secret: String,
 }
@@ -83,6 +96,9 @@ impl Default for Settings {
             max_recipients: 10,
             owner_approval: false,
             bounce_warning_interval: 7 * 86400,
+            digest: false,
+            held_lifetime: 14 * 86400,
+            held_reminder_interval: 86400,
             secret: String::new(),
         }
     }
@@ -90,12 +106,18 @@ impl Default for Settings {
 
 /// The keys `set` takes, for help and errors.
 pub const KEYS: &str = "description, owners (comma-separated), moderated, archive, subject_prefix, footer, \
-    max_message_size, max_recipients, owner_approval, bounce_warning_interval";
+    max_message_size, max_recipients, owner_approval, bounce_warning_interval, digest, held_lifetime, \
+    held_reminder_interval";
 
 impl Settings {
     /// Change one setting from its text form.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ListError> {
         let bad = |why: &str| ListError::BadValue(key.to_string(), value.to_string(), why.to_string());
+        let seconds = || {
+            greyd_shared::duration::parse(value, 1)
+                .map(|d| d.as_secs())
+                .map_err(|e| bad(&e.to_string()))
+        };
         let boolean = || match value {
             "true" | "yes" | "on" | "1" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
@@ -124,11 +146,10 @@ impl Settings {
             "footer" => self.footer = value.replace("\\n", "\n"),
             "max_message_size" => self.max_message_size = value.parse().map_err(|_| bad("bytes"))?,
             "max_recipients" => self.max_recipients = value.parse().map_err(|_| bad("a number"))?,
-            "bounce_warning_interval" => {
-                self.bounce_warning_interval = greyd_shared::duration::parse(value, 1)
-                    .map_err(|e| bad(&e.to_string()))?
-                    .as_secs()
-            }
+            "bounce_warning_interval" => self.bounce_warning_interval = seconds()?,
+            "digest" => self.digest = boolean()?,
+            "held_lifetime" => self.held_lifetime = seconds()?,
+            "held_reminder_interval" => self.held_reminder_interval = seconds()?,
             _ => return Err(ListError::UnknownKey(key.to_string())),
         }
         Ok(())
@@ -145,6 +166,8 @@ pub struct Member {
     pub enabled: bool,
     pub joined: u64,
     pub bounce: super::bounce::BounceRecord,
+    /// Takes the digest (when the list has `digest` on) instead of single posts.
+    pub digest: bool,
 }
 
 impl Default for Member {
@@ -154,6 +177,7 @@ impl Default for Member {
             enabled: true,
             joined: 0,
             bounce: Default::default(),
+            digest: false,
         }
     }
 }
@@ -181,6 +205,9 @@ pub struct Pending {
     /// For held posts: why (non-member, moderated, too big, ...).
     #[serde(default)]
     pub reason: String,
+    /// When it was made.
+    #[serde(default)]
+    pub created: u64,
 }
 
 /// Everything in `list.json`.
@@ -195,6 +222,12 @@ pub struct List {
     pub members: Vec<Member>,
     #[serde(default)]
     pub pending: Vec<Pending>,
+    /// When the owners were last reminded of held posts.
+    #[serde(default)]
+    pub held_reminded: u64,
+    /// The number of the last digest sent.
+    #[serde(default)]
+    pub digest_issue: u32,
 }
 
 impl List {
@@ -242,11 +275,12 @@ impl List {
     }
 
     /// A new pending confirmation under `token` (from `new_token`); expired
-    /// ones go. Held posts wait for a moderator however long it takes.
+    /// ones go, but expired held posts stay for `take_expired_holds` (the
+    /// owners are told of them).
     pub fn add_pending(&mut self, token: &str, action: Action, address: &str, reason: &str, now: u64) {
-        self.pending.retain(|p| p.expires > now);
+        self.pending.retain(|p| p.expires > now || p.action == Action::Post);
         let expires = match action {
-            Action::Post => u64::MAX,
+            Action::Post => now.saturating_add(self.settings.held_lifetime),
             _ => now + TOKEN_LIFETIME,
         };
         self.pending.push(Pending {
@@ -255,7 +289,55 @@ impl List {
             address: address.to_ascii_lowercase(),
             expires,
             reason: reason.to_string(),
+            created: now,
         });
+    }
+
+    /// Remove and return the held posts whose time is up.
+    pub fn take_expired_holds(&mut self, now: u64) -> Vec<Pending> {
+        let (expired, kept) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.action == Action::Post && p.expires <= now);
+        self.pending = kept;
+        expired
+    }
+
+    /// The held posts, when the owners are due a reminder of them: some has
+    /// waited `held_reminder_interval`, and so long has passed since the
+    /// last reminder. Marks them reminded.
+    pub fn holds_to_remind(&mut self, now: u64) -> Vec<Pending> {
+        let interval = self.settings.held_reminder_interval;
+        let held: Vec<Pending> = self
+            .pending
+            .iter()
+            .filter(|p| p.action == Action::Post && p.expires > now)
+            .cloned()
+            .collect();
+        let waited = held.iter().any(|p| p.created.saturating_add(interval) <= now);
+        if !waited || self.held_reminded.saturating_add(interval) > now {
+            return Vec::new();
+        }
+        self.held_reminded = now;
+        held
+    }
+
+    /// A member takes the digest (`on`) or single posts; false if no member.
+    pub fn set_digest(&mut self, member: &str, on: bool) -> bool {
+        self.member_mut(member).map(|m| m.digest = on).is_some()
+    }
+
+    /// Enabled members who get every post on its own.
+    pub fn single_post_members(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .iter()
+            .filter(|m| m.enabled && !(m.digest && self.settings.digest))
+    }
+
+    /// Enabled members who get the digest.
+    pub fn digest_members(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .iter()
+            .filter(|m| m.enabled && m.digest && self.settings.digest)
     }
 
     /// Take a pending confirmation that has not expired.
@@ -369,6 +451,8 @@ impl Store {
             },
             members: Vec::new(),
             pending: Vec::new(),
+            held_reminded: 0,
+            digest_issue: 0,
         };
         let _lock = self.lock(&dir)?;
         self.save(&dir, &list)?;
@@ -430,9 +514,7 @@ impl Store {
         let text = serde_json::to_vec_pretty(list).map_err(|e| ListError::Json(path.clone(), e))?;
         write_synced(&tmp, &text)?;
         std::fs::rename(&tmp, &path).map_err(Self::io(&path))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(Self::io(dir))
+        sync_dir(dir)
     }
 
     fn held_path(&self, list: &List, token: &str) -> PathBuf {
@@ -456,6 +538,139 @@ impl Store {
     pub fn archive_path(&self, list: &List) -> PathBuf {
         self.list_dir(&list.name, &list.domain).join("archive.mbox")
     }
+
+    fn digest_dir(&self, list: &List) -> PathBuf {
+        self.list_dir(&list.name, &list.domain).join("digest")
+    }
+
+    /// Keep a post's copy for the next digest, durably (tmp, fsync, rename,
+    /// fsync directory): a digest never holds half a post.
+    pub fn add_to_digest(&self, list: &List, content: &[u8]) -> Result<(), ListError> {
+        let dir = self.digest_dir(list);
+        std::fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        // Nanoseconds: posts of the same second keep their order.
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("{at:030}-{}", new_token());
+        let tmp = dir.join(format!(".{name}"));
+        write_synced(&tmp, content)?;
+        let path = dir.join(&name);
+        std::fs::rename(&tmp, &path).map_err(Self::io(&path))?;
+        sync_dir(&dir)
+    }
+
+    /// The posts waiting for the next digest, oldest first, by name.
+    pub fn digest_posts(&self, list: &List) -> Result<Vec<(String, Vec<u8>)>, ListError> {
+        let dir = self.digest_dir(list);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ListError::Io(dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| -> Result<(String, Vec<u8>), ListError> {
+                let path = dir.join(&n);
+                let content = std::fs::read(&path).map_err(Self::io(&path))?;
+                Ok((n, content))
+            })
+            .collect()
+    }
+
+    /// Forget posts a digest was queued with (only those: posts that came
+    /// in meanwhile wait for the next one).
+    pub fn clear_digest(&self, list: &List, names: &[String]) -> Result<(), ListError> {
+        let dir = self.digest_dir(list);
+        for n in names {
+            let path = dir.join(n);
+            std::fs::remove_file(&path).map_err(Self::io(&path))?;
+        }
+        sync_dir(&dir)
+    }
+
+    fn journal_dir(&self, list: &List) -> PathBuf {
+        self.list_dir(&list.name, &list.domain).join("distributing")
+    }
+
+    /// The journal of distribution `key` (new or left by a crash), locked:
+    /// a second distribution of the same key (two owners approving one
+    /// post) waits for the first, then finds its copies made.
+    pub fn journal(&self, list: &List, key: &str) -> Result<Journal, ListError> {
+        let dir = self.journal_dir(list);
+        std::fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        let path = dir.join(key);
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(Self::io(&path))?;
+        if !existed {
+            sync_dir(&dir)?;
+        }
+        // flock, not fcntl: its lock also keeps out other threads of the daemon.
+        // SAFETY: flock(2) on a descriptor we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } == -1 {
+            return Err(ListError::Io(path, std::io::Error::last_os_error()));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(Self::io(&path))?;
+        // A line cut by a crash was never acknowledged: its copy is made again.
+        let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+        let done = complete.lines().map(str::to_string).collect();
+        Ok(Journal { file, path, done })
+    }
+
+    /// The keys of the journals of `list`.
+    pub fn journals(&self, list: &List) -> Vec<String> {
+        std::fs::read_dir(self.journal_dir(list))
+            .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Drop a finished distribution's journal.
+    pub fn drop_journal(&self, list: &List, key: &str) {
+        let _ = std::fs::remove_file(self.journal_dir(list).join(key));
+    }
+}
+
+/// The progress of one distribution of a post: one line per copy made (a
+/// member's address, [`ARCHIVE_COPY`], [`DIGEST_COPY`]), written and
+/// fsynced after the copy was queued or stored. Run again after a crash,
+/// the distribution skips what is recorded, so only the copy made just
+/// before the crash can be made twice.
+pub struct Journal {
+    file: std::fs::File,
+    path: PathBuf,
+    done: std::collections::HashSet<String>,
+}
+
+impl Journal {
+    pub fn done(&self, copy: &str) -> bool {
+        self.done.contains(copy)
+    }
+
+    pub fn record(&mut self, copy: &str) -> Result<(), ListError> {
+        let io = |e| ListError::Io(self.path.clone(), e);
+        self.file.write_all(format!("{copy}\n").as_bytes()).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.done.insert(copy.to_string());
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ListError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ListError::Io(dir.to_path_buf(), e))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ListError> {
@@ -510,13 +725,92 @@ mod tests {
     }
 
     #[test]
+    fn held_posts_expire_and_are_reminded() {
+        let mut l = List {
+            name: "dev".into(),
+            domain: "x.test".into(),
+            settings: Settings {
+                held_lifetime: 100,
+                held_reminder_interval: 10,
+                ..Settings::default()
+            },
+            members: Vec::new(),
+            pending: Vec::new(),
+            held_reminded: 0,
+            digest_issue: 0,
+        };
+        l.add_pending("aaaaaaaa", Action::Post, "dave@y.test", "not a member", 1000);
+        assert!(l.holds_to_remind(1005).is_empty(), "not waited long enough");
+        assert_eq!(l.holds_to_remind(1010).len(), 1);
+        assert!(l.holds_to_remind(1015).is_empty(), "reminded just now");
+        assert_eq!(l.holds_to_remind(1020).len(), 1);
+        // A later token's clean-up leaves the expired hold for the owners' notice.
+        l.add_pending("bbbbbbbb", Action::Subscribe, "eve@y.test", "", 1200);
+        assert!(l.take_pending("aaaaaaaa", 1200).is_none(), "expired");
+        let expired = l.take_expired_holds(1200);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].address, "dave@y.test");
+        assert_eq!(l.pending.len(), 1);
+        assert!(l.take_expired_holds(1200).is_empty());
+    }
+
+    #[test]
+    fn a_journal_resumes_where_a_crash_left_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let l = store.create("dev@x.test", Settings::default()).unwrap();
+        {
+            let mut j = store.journal(&l, "Q1").unwrap();
+            j.record("a@y.test").unwrap();
+            j.record(ARCHIVE_COPY).unwrap();
+        }
+        // A line cut short by the crash does not count.
+        let path = dir.path().join("dev@x.test/distributing/Q1");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"b@y.t")
+            .unwrap();
+        let j = store.journal(&l, "Q1").unwrap();
+        assert!(j.done("a@y.test") && j.done(ARCHIVE_COPY) && !j.done("b@y.t") && !j.done(DIGEST_COPY));
+        drop(j);
+        assert_eq!(store.journals(&l), vec!["Q1"]);
+        store.drop_journal(&l, "Q1");
+        assert!(store.journals(&l).is_empty());
+    }
+
+    #[test]
+    fn digest_posts_are_kept_in_order_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let l = store.create("dev@x.test", Settings::default()).unwrap();
+        assert!(store.digest_posts(&l).unwrap().is_empty());
+        store.add_to_digest(&l, b"one").unwrap();
+        store.add_to_digest(&l, b"two").unwrap();
+        let posts = store.digest_posts(&l).unwrap();
+        let contents: Vec<&[u8]> = posts.iter().map(|(_, c)| c.as_slice()).collect();
+        assert_eq!(contents, [b"one".as_slice(), b"two"]);
+        store.add_to_digest(&l, b"three").unwrap();
+        store
+            .clear_digest(&l, &[posts[0].0.clone(), posts[1].0.clone()])
+            .unwrap();
+        let left = store.digest_posts(&l).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].1, b"three");
+    }
+
+    #[test]
     fn settings_from_text() {
         let mut s = Settings::default();
         s.set("moderated", "yes").unwrap();
         s.set("archive", "private").unwrap();
         s.set("bounce_warning_interval", "2d").unwrap();
         s.set("owners", "A@x.test, b@x.test").unwrap();
+        s.set("held_lifetime", "3d").unwrap();
+        s.set("digest", "on").unwrap();
         assert!(s.moderated && s.archive == ArchiveMode::Private && s.bounce_warning_interval == 2 * 86400);
+        assert!(s.digest && s.held_lifetime == 3 * 86400);
         assert_eq!(s.owners, vec!["a@x.test", "b@x.test"]);
         assert!(matches!(s.set("moderated", "maybe"), Err(ListError::BadValue(..))));
         assert!(matches!(s.set("colour", "red"), Err(ListError::UnknownKey(_))));

@@ -466,6 +466,8 @@ mod tests {
             },
             members: Vec::new(),
             pending: Vec::new(),
+            held_reminded: 0,
+            digest_issue: 0,
         }
     }
 
