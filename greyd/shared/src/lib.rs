@@ -4,9 +4,11 @@
 //! - [`datetime`]: the clock and mail's date formats;
 //! - [`duration`]: `90s`, `25m`, `4h`, `36d` as config files write them;
 //! - [`logging`]: log lines to stderr or syslog;
-//! - [`proxy`]: PROXY protocol v2, greyd's encoder and the mta's parser.
+//! - [`proxy`]: PROXY protocol v2, greyd's encoder and the mta's parser;
+//! - [`spf_void`]: SPF evaluation with the two-void-lookup limit.
 
 pub mod datetime;
 pub mod duration;
 pub mod logging;
 pub mod proxy;
+pub mod spf_void;
