@@ -178,55 +178,50 @@ impl Dns {
         Ok(self.mx_proved(domain).await?.records)
     }
 
-    /// [`Dns::mx`], with whether DNSSEC proved the RRset.
-    pub async fn mx_proved(&self, domain: &str) -> Result<Proved<Vec<(u16, String)>>, LookupError> {
+    /// The `kind` records at `name`, each converted, with whether DNSSEC proved them.
+    async fn lookup_proved<T>(
+        &self,
+        name: &str,
+        kind: RecordType,
+        convert: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Proved<Vec<T>>, LookupError> {
         let lookup = self
             .resolver
-            .mx_lookup(absolute(domain))
+            .lookup(absolute(name), kind)
             .await
-            .map_err(|e| classify(domain, e))?;
-        let found = proved(domain, lookup.answers().iter(), RecordType::MX)?;
+            .map_err(|e| classify(name, e))?;
+        let found = proved(name, lookup.answers().iter(), kind)?;
         Ok(Proved {
             secure: found.secure,
-            records: found
-                .records
-                .into_iter()
-                .filter_map(|data| match data {
-                    RData::MX(mx) => Some((
-                        mx.preference,
-                        mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
-                    )),
-                    _ => None,
-                })
-                .collect(),
+            records: found.records.into_iter().filter_map(convert).collect(),
         })
+    }
+
+    /// [`Dns::mx`], with whether DNSSEC proved the RRset.
+    pub async fn mx_proved(&self, domain: &str) -> Result<Proved<Vec<(u16, String)>>, LookupError> {
+        self.lookup_proved(domain, RecordType::MX, |data| match data {
+            RData::MX(mx) => Some((
+                mx.preference,
+                mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
+            )),
+            _ => None,
+        })
+        .await
     }
 
     /// TLSA records at `name` (`_25._tcp.mx.example.org`), with whether
     /// DNSSEC proved them.
     pub async fn tlsa(&self, name: &str) -> Result<Proved<Vec<Tlsa>>, LookupError> {
-        let lookup = self
-            .resolver
-            .tlsa_lookup(absolute(name))
-            .await
-            .map_err(|e| classify(name, e))?;
-        let found = proved(name, lookup.answers().iter(), RecordType::TLSA)?;
-        Ok(Proved {
-            secure: found.secure,
-            records: found
-                .records
-                .into_iter()
-                .filter_map(|data| match data {
-                    RData::TLSA(t) => Some(Tlsa {
-                        usage: t.cert_usage.into(),
-                        selector: t.selector.into(),
-                        matching: t.matching.into(),
-                        data: t.cert_data.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect(),
+        self.lookup_proved(name, RecordType::TLSA, |data| match data {
+            RData::TLSA(t) => Some(Tlsa {
+                usage: t.cert_usage.into(),
+                selector: t.selector.into(),
+                matching: t.matching.into(),
+                data: t.cert_data.clone(),
+            }),
+            _ => None,
         })
+        .await
     }
 
     /// TXT records at `name`, each record's character-strings joined
@@ -265,25 +260,20 @@ impl Dns {
             if !wanted {
                 continue;
             }
-            let answer = match self.resolver.lookup(absolute(host), kind).await {
-                Ok(lookup) => proved(host, lookup.answers().iter(), kind).map(|p| {
-                    let addrs: Vec<IpAddr> = p
-                        .records
-                        .iter()
-                        .filter_map(|data| match data {
-                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                            RData::A(a) => Some(IpAddr::V4(a.0)),
-                            _ => None,
-                        })
-                        .collect();
-                    (addrs, p.secure)
-                }),
-                Err(e) => Err(classify(host, e)),
-            };
+            let answer = self
+                .lookup_proved(host, kind, |data| match data {
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    _ => None,
+                })
+                .await;
             match answer {
-                Ok((addrs, proved_secure)) => {
-                    secure &= proved_secure || addrs.is_empty();
-                    found.extend(addrs);
+                Ok(Proved {
+                    records,
+                    secure: family_secure,
+                }) => {
+                    secure &= family_secure || records.is_empty();
+                    found.extend(records);
                 }
                 Err(e) => {
                     // A temporary failure of either family outweighs "no records" of the other.

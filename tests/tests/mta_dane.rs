@@ -8,7 +8,8 @@
 
 use greyd_tests::Daemon;
 use greyd_tests::dns::DnsServer;
-use greyd_tests::mta::{MtaSetup, delivery_line, send_transaction, wait_messages};
+use greyd_tests::mta::{MtaSetup, delivery_line, wait_messages};
+use greyd_tests::outbound::{send, sender};
 use greyd_tests::tls::TestCa;
 use rcgen::{CertificateParams, KeyPair, PublicKeyData};
 use rustls_pki_types::CertificateDer;
@@ -16,8 +17,6 @@ use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-
-const SENDER: &str = "alice@sender.test";
 
 struct World {
     dns: DnsServer,
@@ -49,11 +48,7 @@ impl World {
 
     /// The sending mta, validating DNSSEC with `trust_anchor`; `table` its TLS policy table.
     fn sender(&self, trust_anchor: &str, table: &str) -> (MtaSetup, Daemon) {
-        let s = MtaSetup::new();
-        s.edit("hostname = \"mx.test\"", "hostname = \"out.sender.test\"");
-        s.edit("domains = [\"example.test\"]", "domains = [\"sender.test\"]");
-        s.edit("networks = []", "networks = [\"127.0.0.0/8\"]");
-        s.use_dns(self.dns.addr, self.port);
+        let s = sender(&self.dns, self.port, &[]);
         s.write("root.key", trust_anchor);
         s.edit(
             "dnssec = false",
@@ -64,7 +59,6 @@ impl World {
             "[outbound]\n",
             &format!("[outbound]\ntls_policy = {:?}\n", s.root().join("tls_policy")),
         );
-        s.add_user(SENDER, "pw");
         let daemon = s.start();
         (s, daemon)
     }
@@ -79,15 +73,6 @@ fn self_signed(name: &str) -> (String, String, Vec<u8>) {
         .unwrap();
     let spki = Sha256::digest(key.subject_public_key_info()).to_vec();
     (cert.pem(), key.serialize_pem(), spki)
-}
-
-fn send(tx: &MtaSetup, rcpt: &str) {
-    send_transaction(
-        tx.smtp,
-        &format!("<{SENDER}>"),
-        &[&format!("<{rcpt}>")],
-        &format!("From: <{SENDER}>\r\nTo: <{rcpt}>\r\nSubject: dane\r\n\r\nhello\r\n"),
-    );
 }
 
 #[test]
@@ -127,7 +112,7 @@ fn dane_decides_which_certificates_are_good_where_dnssec_proves_the_records() {
 
     let (tx, out) = w.sender(w.dns.trust_anchor(), "only.test dane-only\n");
     for domain in ["ee", "mismatch", "ta", "taname", "plain", "insecure", "only"] {
-        send(&tx, &format!("bob@{domain}.test"));
+        send(&tx, &[&format!("bob@{domain}.test")], "dane");
     }
 
     let relay = |domain: &str, octet: u8| format!("relay=mx.{domain}[127.0.0.{octet}]:{}", w.port);
@@ -168,7 +153,7 @@ fn dane_decides_which_certificates_are_good_where_dnssec_proves_the_records() {
     // sent, everything waits.
     let other = DnsServer::start_signed(&[]);
     let (wrong, wrong_out) = w.sender(other.trust_anchor(), "");
-    send(&wrong, "bob@ee.test");
+    send(&wrong, &["bob@ee.test"], "dane");
     let deferred = delivery_line(&wrong_out, "bob@ee.test", "status=deferred");
     assert!(
         deferred.contains("dsn=4.4.3") && deferred.contains("DNSSEC validation failed"),

@@ -184,4 +184,25 @@ mod tests {
         // The anchor must be in the chain the server sends.
         assert_eq!(verify(&[ta], &good[..1], "mx.example.org", &p), Err(DaneError::NoMatch));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_chains_never_panic_and_garbage_never_matches_a_hash(
+            usage in 0u8..5,
+            selector in 0u8..3,
+            matching in 0u8..4,
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..70),
+            chain in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..200), 0..3),
+        ) {
+            let chain: Vec<CertificateDer<'static>> = chain.into_iter().map(CertificateDer::from).collect();
+            let records = [record(usage, selector, matching, &data)];
+            let verdict = verify(&records, &chain, "mx.example.org", &provider());
+            // Random bytes are no certificate: only an exact full-certificate
+            // record (3 0 0) can match them.
+            if verdict.is_ok() {
+                proptest::prop_assert_eq!((usage, selector, matching), (3, 0, 0));
+                proptest::prop_assert_eq!(chain[0].as_ref(), data.as_slice());
+            }
+        }
+    }
 }
