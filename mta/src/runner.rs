@@ -11,6 +11,7 @@ use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{OriginateError, Shared, Wake};
+use crate::envelope::RcptParams;
 use crate::stats;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -183,7 +184,7 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
     let mut env = shared.queue.load(id)?;
     let content = shared.queue.read_content(id)?;
     let now = queue::now();
-    let mut new_relays: Vec<String> = Vec::new();
+    let mut new_relays: Vec<(String, RcptParams)> = Vec::new();
     let mut failed: Vec<Failure> = Vec::new();
     let mut delivered: Vec<String> = Vec::new();
     for rcpt in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
@@ -211,11 +212,11 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
             }
         }
     }
-    for addr in new_relays {
+    for (addr, params) in new_relays {
         if !env.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(&addr)) {
             env.recipients.push(Recipient {
                 address: addr,
-                params: Default::default(),
+                params,
                 status: RcptStatus::Relay,
                 done: Vec::new(),
                 forwarded: true,
@@ -433,7 +434,7 @@ fn deliver_recipient(
     arrived: u64,
     content: &[u8],
     rcpt: &mut Recipient,
-    relays: &mut Vec<String>,
+    relays: &mut Vec<(String, RcptParams)>,
 ) -> Result<(), DeliveryError> {
     let mut temp: Option<String> = None;
     let mut perm: Option<String> = None;
@@ -447,6 +448,7 @@ fn deliver_recipient(
         content,
         arrived,
     };
+    let forwarded = dsn::forwarded_params(&rcpt.address, &rcpt.params);
     for r in shared.router.expand(&rcpt.address) {
         match r {
             Resolved::Deliver { target, owner } => {
@@ -477,12 +479,12 @@ fn deliver_recipient(
                     tracing::info!("{id}: to=<{}>, status=discarded by sieve", rcpt.address);
                 }
                 delivered_any |= f.targets.is_empty();
-                relays.extend(f.redirects);
+                relays.extend(f.redirects.into_iter().map(|a| (a, forwarded.clone())));
                 let edited = f.edited.map(Arc::new);
                 work.extend(f.targets.into_iter().map(|t| (t, owner.clone(), edited.clone())));
             }
             Resolved::Relay(addr) => {
-                relays.push(addr);
+                relays.push((addr, forwarded.clone()));
                 delivered_any = true;
             }
             Resolved::List { list, role } => {

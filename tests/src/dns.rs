@@ -2,15 +2,26 @@
 //! with one `InMemoryZoneHandler` for the root zone, over UDP and TCP), so
 //! every name either resolves or gets NXDOMAIN. Records are added while it
 //! runs; a name can be made to answer SERVFAIL or to get no answer at all.
+//!
+//! In signed mode (DANE tests) the root zone is signed with a fresh ECDSA
+//! P-256 key (NSEC for denials, re-signed after each change), whose DNSKEY
+//! the mta is given as its trust anchor; child zones served beside it are
+//! unsigned and delegated without DS, so their answers are provably
+//! insecure.
 
+use hickory_proto::dnssec::crypto::EcdsaSigningKey;
+use hickory_proto::dnssec::rdata::DNSKEY;
+use hickory_proto::dnssec::{Algorithm, DnssecSigner, SigningKey};
 use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_proto::rr::rdata::{A, AAAA, MX, NS, SOA, TLSA, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::Server;
+use hickory_server::dnssec::NxProofKind;
 use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType};
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, DnssecZoneHandler, MessageResponseBuilder, ZoneType};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
@@ -29,6 +40,8 @@ type BrokenNames = Arc<Mutex<HashMap<String, Broken>>>;
 
 struct Handler {
     catalog: Catalog,
+    /// The root zone alone: DS records live in the parent of a zone cut.
+    root: Catalog,
     broken: BrokenNames,
 }
 
@@ -46,7 +59,11 @@ impl RequestHandler for Handler {
                 counts: HeaderCounts::default(),
             })
         };
+        let ds = request
+            .request_info()
+            .is_ok_and(|info| info.query.query_type() == RecordType::DS);
         match broken {
+            None if ds => self.root.handle_request::<R, T>(request, response).await,
             None => self.catalog.handle_request::<R, T>(request, response).await,
             Some(Broken::Silent) => unanswered(),
             Some(Broken::ServFail) => {
@@ -58,10 +75,15 @@ impl RequestHandler for Handler {
     }
 }
 
+type Zone = Arc<InMemoryZoneHandler<TokioRuntimeProvider>>;
+
 /// The running server; stopped when dropped.
 pub struct DnsServer {
     pub addr: SocketAddr,
-    zone: Arc<InMemoryZoneHandler<TokioRuntimeProvider>>,
+    /// The root zone first, then its unsigned children.
+    zones: Vec<(Name, Zone)>,
+    /// In signed mode, the root zone's DNSKEY as a zone file line.
+    trust_anchor: Option<String>,
     broken: BrokenNames,
     runtime: tokio::runtime::Runtime,
 }
@@ -75,26 +97,60 @@ fn name(s: &str) -> Name {
     Name::from_str(&s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
+fn zone(origin: Name, soa_ttl: u32, nx_proof: Option<NxProofKind>) -> (Zone, Record) {
+    let zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+        nx_proof,
+    );
+    let soa = SOA::new(name("ns.test"), name("hostmaster.test"), 1, 3600, 600, 86400, 0);
+    (Arc::new(zone), Record::from_rdata(origin, soa_ttl, RData::SOA(soa)))
+}
+
 impl DnsServer {
     /// Serve the root zone on 127.0.0.1 (UDP and TCP on one free port).
     pub fn start() -> DnsServer {
+        DnsServer::serve(false, &[])
+    }
+
+    /// Serve a signed root zone, and `unsigned` child zones (delegated
+    /// without DS) beside it.
+    pub fn start_signed(unsigned: &[&str]) -> DnsServer {
+        DnsServer::serve(true, unsigned)
+    }
+
+    fn serve(signed: bool, unsigned: &[&str]) -> DnsServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let zone = Arc::new(InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-            Name::root(),
-            ZoneType::Primary,
-            AxfrPolicy::Deny,
-        ));
-        let soa = SOA::new(name("ns.test"), name("hostmaster.test"), 1, 3600, 600, 86400, 0);
-        runtime.block_on(zone.upsert(Record::from_rdata(Name::root(), 60, RData::SOA(soa)), 1));
+        let (root, soa) = zone(Name::root(), 60, signed.then_some(NxProofKind::Nsec));
+        runtime.block_on(root.upsert(soa, 1));
+        let trust_anchor = signed.then(|| runtime.block_on(sign(&root)));
+        let mut zones = vec![(Name::root(), root.clone())];
+        for origin in unsigned {
+            let origin = name(origin);
+            let (child, soa) = zone(origin.clone(), 60, None);
+            let ns = |zone: &Zone| {
+                let record = Record::from_rdata(origin.clone(), 60, RData::NS(NS(name("ns.test"))));
+                runtime.block_on(zone.upsert(record, 1))
+            };
+            runtime.block_on(child.upsert(soa, 1));
+            assert!(ns(&child) && ns(&root), "delegation of {origin}");
+            zones.push((origin, child));
+        }
         let mut catalog = Catalog::new();
-        catalog.upsert(Name::root().into(), vec![zone.clone()]);
+        for (origin, zone) in &zones {
+            catalog.upsert(origin.clone().into(), vec![zone.clone()]);
+        }
+        let mut root_catalog = Catalog::new();
+        root_catalog.upsert(Name::root().into(), vec![root.clone()]);
         let broken: BrokenNames = Arc::default();
         let handler = Handler {
             catalog,
+            root: root_catalog,
             broken: Arc::clone(&broken),
         };
         let addr = runtime.block_on(async {
@@ -110,20 +166,57 @@ impl DnsServer {
             });
             addr
         });
-        DnsServer {
+        let server = DnsServer {
             addr,
-            zone,
+            zones,
+            trust_anchor,
             broken,
             runtime,
+        };
+        server.resign();
+        server
+    }
+
+    /// The signed root's DNSKEY, as the mta's `[dns] trust_anchor` file holds it.
+    pub fn trust_anchor(&self) -> &str {
+        self.trust_anchor.as_deref().expect("a signed server")
+    }
+
+    /// Sign the root zone again (and its NSEC chain) after a change.
+    fn resign(&self) {
+        if self.trust_anchor.is_some() {
+            self.runtime
+                .block_on(self.zones[0].1.secure_zone())
+                .expect("root zone signed");
         }
     }
 
     fn add(&self, owner: &str, data: RData) {
-        let record = Record::from_rdata(name(owner), 1, data);
+        let owner = name(owner);
+        let (_, zone) = self
+            .zones
+            .iter()
+            .rev()
+            .find(|(origin, _)| origin.zone_of(&owner))
+            .expect("the root zone holds every name");
+        let record = Record::from_rdata(owner.clone(), 1, data);
         assert!(
-            self.runtime.block_on(self.zone.upsert(record, 1)),
+            self.runtime.block_on(zone.upsert(record, 1)),
             "record for {owner} not added"
         );
+        self.resign();
+    }
+
+    /// A TLSA record (usage, selector, matching, data) at `owner`, e.g.
+    /// `_25._tcp.mx.example.test`.
+    pub fn tlsa(&self, owner: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) {
+        let tlsa = TLSA::new(
+            CertUsage::from(usage),
+            Selector::from(selector),
+            Matching::from(matching),
+            data.to_vec(),
+        );
+        self.add(owner, RData::TLSA(tlsa));
     }
 
     pub fn mx(&self, domain: &str, preference: u16, host: &str) {
@@ -158,4 +251,17 @@ impl DnsServer {
     pub fn break_name(&self, owner: &str, how: Broken) {
         self.broken.lock().unwrap().insert(owner.to_ascii_lowercase(), how);
     }
+}
+
+/// Give `zone` a fresh signing key (KSK and ZSK in one); its DNSKEY record as a
+/// zone file line.
+async fn sign(zone: &Zone) -> String {
+    let algorithm = Algorithm::ECDSAP256SHA256;
+    let pkcs8 = EcdsaSigningKey::generate_pkcs8(algorithm).unwrap();
+    let key = EcdsaSigningKey::from_pkcs8(&pkcs8, algorithm).unwrap();
+    let dnskey = DNSKEY::from_key(&key.to_public_key().unwrap());
+    let line = format!(". 3600 IN DNSKEY {dnskey}\n");
+    let signer = DnssecSigner::new(dnskey, Box::new(key), Name::root(), Duration::from_secs(7 * 86400));
+    zone.add_zone_signing_key(signer).await.unwrap();
+    line
 }

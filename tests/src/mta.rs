@@ -186,6 +186,22 @@ pub fn send_transaction(addr: SocketAddr, mail: &str, rcpts: &[&str], body: &str
     r.text().rsplit(' ').next().unwrap().to_string()
 }
 
+/// The maillog line of the first delivery attempt for `rcpt` that reached
+/// `status` (`status=sent`, `status=deferred`), waiting up to 20 s for it.
+pub fn delivery_line(out: &Daemon, rcpt: &str, status: &str) -> String {
+    let needle = format!("to=<{rcpt}>, relay=");
+    out.wait_log(&needle, Duration::from_secs(20));
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = out.log();
+        if let Some(l) = log.lines().find(|l| l.contains(&needle) && l.contains(status)) {
+            return l.to_string();
+        }
+        assert!(Instant::now() < end, "no {status} line for {rcpt}:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Connect to `addr`, read the greeting (asserting 220).
 pub fn smtp(addr: SocketAddr) -> SmtpClient {
     let stream = std::net::TcpStream::connect(addr).unwrap();

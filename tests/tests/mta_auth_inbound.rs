@@ -195,6 +195,21 @@ fn spf_results_iprev_and_a_dns_timeout() {
     // Ten DNS-querying terms is the limit (RFC 7208 §4.6.4); eleven is a permerror.
     include_chain(&w.dns, "ten.test", 10);
     include_chain(&w.dns, "eleven.test", 11);
+    // Two void lookups (names that do not exist) are allowed, a third is a
+    // permerror (RFC 7208 §4.6.4); `exists` of a name with an address is no void.
+    w.dns.a("found.test", Ipv4Addr::new(192, 0, 2, 1));
+    w.dns.txt(
+        "twovoid.test",
+        "v=spf1 a:n1.void.test a:n2.void.test exists:found.test -all",
+    );
+    w.dns.txt(
+        "threevoid.test",
+        &format!("v=spf1 a:n1.void.test a:n2.void.test a:n3.void.test ip4:{OTHER_IP} -all"),
+    );
+    w.dns.txt(
+        "existsvoid.test",
+        &format!("v=spf1 exists:n1.void.test a:n2.void.test mx:n3.void.test ip4:{OTHER_IP} -all"),
+    );
     w.dns.break_name("temp.test", Broken::Silent);
     w.start();
 
@@ -220,6 +235,10 @@ fn spf_results_iprev_and_a_dns_timeout() {
         "a@eleven.test",
         &message("a@eleven.test", "eleven"),
     );
+    for void in ["twovoid", "threevoid", "existsvoid"] {
+        let from = format!("a@{void}.test");
+        w.send_ok(OTHER_IP, "client.test", &from, &message(&from, void));
+    }
     w.send_ok(GOOD_IP, "spf.test", "", &message("mailer-daemon@spf.test", "bounce"));
     // The resolver answers 127.in-addr.arpa itself (RFC 6761): every 127.x
     // is "localhost", whose address is 127.0.0.1.
@@ -233,7 +252,7 @@ fn spf_results_iprev_and_a_dns_timeout() {
     assert_eq!(temp.code, 451, "{temp:?}");
     assert!(temp.text().starts_with("4.7."), "{temp:?}");
 
-    let got = w.delivered(None, 9);
+    let got = w.delivered(None, 12);
     let mail_from = |s: &str| result(&got[s], "spf", "smtp.mailfrom");
     assert_eq!(mail_from("pass"), "pass");
     assert_eq!(result(&got["pass"], "spf", "smtp.helo=spf.test"), "pass");
@@ -246,6 +265,9 @@ fn spf_results_iprev_and_a_dns_timeout() {
     assert_eq!(mail_from("none"), "none");
     assert_eq!(mail_from("ten"), "pass");
     assert_eq!(mail_from("eleven"), "permerror");
+    assert_eq!(mail_from("twovoid"), "pass");
+    assert_eq!(mail_from("threevoid"), "permerror");
+    assert_eq!(mail_from("existsvoid"), "permerror");
     // <>: the HELO identity stands in (RFC 7208 §2.4).
     assert_eq!(result(&got["bounce"], "spf", "smtp.mailfrom=<>"), "pass");
     assert!(!got.contains_key("temp"));

@@ -2,7 +2,9 @@
 //! forwarder (fwd.test) sends on through aliases, virtusertable or a
 //! ~/.forward leaves with an SRS0 envelope sender; a bounce to that address
 //! comes back through the forwarder to the original sender. `<>` and
-//! senders of the forwarder's own domains are never rewritten.
+//! senders of the forwarder's own domains are never rewritten. Forwarded
+//! recipients keep the original's NOTIFY and ORCPT (RFC 3461 §6.2), so the
+//! bounce from further on names the address the sender used.
 
 use greyd_tests::dns::DnsServer;
 use greyd_tests::mta::{MtaSetup, SystemUser, send_transaction, strip_trace, wait_messages};
@@ -51,6 +53,15 @@ fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_home() {
     mail("", "info@fwd.test", "a bounce forwarded");
     mail("carol@fwd.test", "bob@final.test", "from the forwarder's own domain");
     mail(SENDER, "list@fwd.test", "by alias, to a dead end");
+    let dead_end = |rcpt: &str, subject: &str| {
+        let body = format!("From: <{SENDER}>\r\nSubject: {subject}\r\n\r\nhi\r\n");
+        send_transaction(fwd.smtp, &format!("<{SENDER}>"), &[rcpt], &body);
+    };
+    dead_end("<list@fwd.test> NOTIFY=NEVER", "dead end, no notice wanted");
+    dead_end(
+        "<list@fwd.test> NOTIFY=FAILURE ORCPT=rfc822;first+2Bhop@elsewhere.test",
+        "dead end, ORCPT given",
+    );
 
     let got = wait_messages(&origin.maildir("bob@final.test"), 4);
     let return_path = |subject: &str| {
@@ -78,18 +89,35 @@ fn forwarded_mail_gets_an_srs_sender_and_its_bounce_comes_home() {
         "Return-Path: <carol@fwd.test>"
     );
 
-    // The dead end bounces to the SRS address; the forwarder sends it on to alice.
-    let bounces = wait_messages(&origin.maildir(SENDER), 1);
-    let (_, bounce) = strip_trace(&bounces[0], "");
-    let bounce = String::from_utf8_lossy(&bounce).into_owned();
+    // The dead ends bounce to the SRS address; the forwarder sends them on
+    // to alice, except the one whose sender asked for no notice.
+    let bounces: Vec<String> = wait_messages(&origin.maildir(SENDER), 2)
+        .iter()
+        .map(|m| String::from_utf8_lossy(&strip_trace(m, "").1).into_owned())
+        .collect();
+    let bounce = |subject: &str| {
+        bounces
+            .iter()
+            .find(|b| b.contains(&format!("Subject: {subject}")))
+            .unwrap_or_else(|| panic!("no bounce of {subject:?}: {bounces:?}"))
+    };
+    let first = bounce("by alias, to a dead end");
     assert!(
-        bounce.contains("Subject: Undelivered Mail Returned to Sender"),
-        "{bounce}"
+        first.contains("Subject: Undelivered Mail Returned to Sender"),
+        "{first}"
     );
-    assert!(bounce.contains("To: <SRS0="), "addressed to the SRS address: {bounce}");
-    assert!(bounce.contains("=sender.test=alice@mx.fwd.test>"), "{bounce}");
-    assert!(bounce.contains("Final-Recipient: rfc822; gone@final.test"), "{bounce}");
-    assert!(bounce.contains("Subject: by alias, to a dead end"), "{bounce}");
+    assert!(first.contains("To: <SRS0="), "addressed to the SRS address: {first}");
+    assert!(first.contains("=sender.test=alice@mx.fwd.test>"), "{first}");
+    assert!(first.contains("Final-Recipient: rfc822; gone@final.test"), "{first}");
+    // No ORCPT from the client: the forwarder supplied the alias it was sent to.
+    assert!(first.contains("Original-Recipient: rfc822; list@fwd.test"), "{first}");
+    let given = bounce("dead end, ORCPT given");
+    assert!(given.contains("Final-Recipient: rfc822; gone@final.test"), "{given}");
+    assert!(
+        given.contains("Original-Recipient: rfc822; first+hop@elsewhere.test"),
+        "{given}"
+    );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(wait_messages(&origin.maildir(SENDER), 1).len(), 1);
+    let all = wait_messages(&origin.maildir(SENDER), 2);
+    assert_eq!(all.len(), 2, "NOTIFY=NEVER was passed on: no third bounce");
 }

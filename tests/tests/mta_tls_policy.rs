@@ -8,7 +8,7 @@
 
 use greyd_tests::Daemon;
 use greyd_tests::dns::DnsServer;
-use greyd_tests::mta::{MtaSetup, run_ok, send_transaction, wait_messages};
+use greyd_tests::mta::{MtaSetup, delivery_line, run_ok, send_transaction, wait_messages};
 use greyd_tests::setup::{Body, HttpServer};
 use greyd_tests::tls::TestCa;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -104,21 +104,6 @@ fn send(tx: &MtaSetup, rcpt: &str) {
     );
 }
 
-/// The maillog line of the first attempt for `rcpt` that reached `status`.
-fn line(out: &Daemon, rcpt: &str, status: &str) -> String {
-    let needle = format!("to=<{rcpt}>, relay=");
-    out.wait_log(&needle, Duration::from_secs(20));
-    let end = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = out.log();
-        if let Some(l) = log.lines().find(|l| l.contains(&needle) && l.contains(status)) {
-            return l.to_string();
-        }
-        assert!(std::time::Instant::now() < end, "no {status} line for {rcpt}:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sts_enforce_skips_unlisted_mx_refuses_unverified_and_delivers_to_verified() {
     let w = World::new();
@@ -147,7 +132,7 @@ fn sts_enforce_skips_unlisted_mx_refuses_unverified_and_delivers_to_verified() {
     send(&tx, "carol@other.test");
     let got = wait_messages(&rx2.maildir(BOB), 1);
     assert!(String::from_utf8_lossy(&got[0]).contains("Subject: tls policy"));
-    let sent = line(&out, BOB, "status=sent");
+    let sent = delivery_line(&out, BOB, "status=sent");
     assert!(
         sent.contains(&format!("relay=mx2.example.test[127.0.0.32]:{}", w.port))
             && sent.contains("tls=TLSv1.3 verified=yes policy=sts"),
@@ -166,7 +151,7 @@ fn sts_enforce_skips_unlisted_mx_refuses_unverified_and_delivers_to_verified() {
         log.contains("certificate of mx1.example.test not verified"),
         "no reason for refusing mx1: {log}"
     );
-    let deferred = line(&out, "carol@other.test", "status=deferred");
+    let deferred = delivery_line(&out, "carol@other.test", "status=deferred");
     assert!(
         deferred.contains("dsn=4.7.5") && deferred.contains("certificate of mx1.example.test not verified"),
         "{deferred}"
@@ -194,7 +179,7 @@ fn sts_testing_delivers_to_an_unverified_peer_and_logs_why() {
     let (tx, out) = w.sender(None);
     send(&tx, BOB);
     wait_messages(&rx.maildir(BOB), 1);
-    let sent = line(&out, BOB, "status=sent");
+    let sent = delivery_line(&out, BOB, "status=sent");
     assert!(sent.contains("tls=TLSv1.3 verified=no policy=sts-testing"), "{sent}");
     let log = out.log();
     assert!(
@@ -225,9 +210,9 @@ fn policy_table_encrypt_defers_without_starttls_and_verify_matches_names() {
     send(&tx, "someone@plain.test");
     send(&tx, BOB);
     wait_messages(&rx.maildir(BOB), 1);
-    let sent = line(&out, BOB, "status=sent");
+    let sent = delivery_line(&out, BOB, "status=sent");
     assert!(sent.contains("tls=TLSv1.3 verified=yes policy=table"), "{sent}");
-    let deferred = line(&out, "someone@plain.test", "status=deferred");
+    let deferred = delivery_line(&out, "someone@plain.test", "status=deferred");
     assert!(
         deferred.contains("dsn=4.7.5")
             && deferred.contains("does not offer STARTTLS, which the TLS policy requires")
@@ -248,9 +233,9 @@ fn verify_without_a_matching_name_defers_and_default_is_opportunistic() {
     send(&tx, BOB);
     send(&tx, "dave@strict.test");
     wait_messages(&rx.maildir(BOB), 1);
-    let sent = line(&out, BOB, "status=sent");
+    let sent = delivery_line(&out, BOB, "status=sent");
     assert!(sent.contains("tls=TLSv1.3 verified=no policy=default"), "{sent}");
-    let deferred = line(&out, "dave@strict.test", "status=deferred");
+    let deferred = delivery_line(&out, "dave@strict.test", "status=deferred");
     assert!(
         deferred.contains("dsn=4.7.5") && deferred.contains("certificate of mx.example.test not verified"),
         "{deferred}"
@@ -272,7 +257,7 @@ fn a_policy_not_served_as_text_plain_is_no_policy() {
     let (tx, out) = w.sender(None);
     send(&tx, BOB);
     wait_messages(&rx.maildir(BOB), 1);
-    let sent = line(&out, BOB, "status=sent");
+    let sent = delivery_line(&out, BOB, "status=sent");
     assert!(sent.contains("tls=TLSv1.3 verified=no policy=default"), "{sent}");
     let log = out.log();
     assert!(
@@ -300,11 +285,11 @@ fn a_session_kept_from_a_plaintext_domain_is_not_reused_for_one_that_requires_tl
     let _rx = rx.start();
     let (tx, out) = w.sender(Some("plain.test none\nexample.test encrypt\n"));
     send(&tx, "carol@plain.test");
-    let plain = line(&out, "carol@plain.test", "status=sent");
+    let plain = delivery_line(&out, "carol@plain.test", "status=sent");
     assert!(plain.contains("tls=none"), "{plain}");
     // Within the idle time of the plaintext session, to the same server.
     send(&tx, BOB);
     wait_messages(&rx.maildir(BOB), 1);
-    let sent = line(&out, BOB, "status=sent");
+    let sent = delivery_line(&out, BOB, "status=sent");
     assert!(sent.contains("tls=TLSv1.3 verified=no policy=table"), "{sent}");
 }

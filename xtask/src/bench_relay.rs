@@ -46,8 +46,9 @@ impl LoopbackDns {
             .worker_threads(1)
             .enable_all()
             .build()?;
+        // Unsigned: no proof of non-existence kind.
         let zone =
-            InMemoryZoneHandler::<TokioRuntimeProvider>::empty(Name::root(), ZoneType::Primary, AxfrPolicy::Deny);
+            InMemoryZoneHandler::<TokioRuntimeProvider>::empty(Name::root(), ZoneType::Primary, AxfrPolicy::Deny, None);
         let soa = SOA::new(name("ns.test")?, name("hostmaster.test")?, 1, 3600, 600, 86400, 0);
         let records = [
             Record::from_rdata(Name::root(), 3600, RData::SOA(soa)),

@@ -6,7 +6,8 @@
 //! - [`install`]: an installer's file writes (absent: create, edited: keep);
 //! - [`logging`]: log lines to stderr, the journal or syslog;
 //! - [`proxy`]: PROXY protocol v2, greyd's encoder and the mta's parser;
-//! - [`readiness`]: `READY=1` to systemd once a daemon serves.
+//! - [`readiness`]: `READY=1` to systemd once a daemon serves;
+//! - [`spf_void`]: SPF evaluation with the two-void-lookup limit.
 
 pub mod datetime;
 pub mod duration;
@@ -14,3 +15,4 @@ pub mod install;
 pub mod logging;
 pub mod proxy;
 pub mod readiness;
+pub mod spf_void;

@@ -1,6 +1,7 @@
 //! greyd's own DNS lookups, through the resolver the admin configures
 //! (`[dns] nameservers`, else /etc/resolv.conf): whether an address passes
-//! SPF for a MAIL FROM domain (mail-auth), and a source's DNSWL score.
+//! SPF for a MAIL FROM domain (mail-auth, with the void-lookup limit of
+//! `greyd_shared::spf_void`), and a source's DNSWL score.
 //!
 //! Answers are cached and every lookup is bounded in time: a slow or dead DNS
 //! server delays only the one connection that asked, by at most
@@ -12,12 +13,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use greyd_shared::spf_void;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{MessageAuthenticator, Parameters, SpfResult};
+use mail_auth::{MessageAuthenticator, SpfResult};
 use tracing::{debug, warn};
 
 use crate::dnswl::{self, Site};
@@ -120,8 +122,8 @@ impl Dns {
         if let Some(pass) = self.spf.get(&key) {
             return pass;
         }
-        let params = Parameters::new(SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender));
-        let result = match tokio::time::timeout(LOOKUP_TIMEOUT, self.auth.verify_spf(params)).await {
+        let params = SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender);
+        let result = match tokio::time::timeout(LOOKUP_TIMEOUT, spf_void::check_host(&self.auth, params)).await {
             Ok(out) => out.result(),
             Err(_) => SpfResult::TempError,
         };

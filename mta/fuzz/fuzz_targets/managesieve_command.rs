@@ -7,6 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use mta::imap::framer::{Frame, Framer, Limits};
 use mta::managesieve::command;
 use mta::managesieve::session::{Action, Session};
+use mta::net::Input;
 
 fuzz_target!(|data: &[u8]| {
     let mut framer = Framer::new(Limits {

@@ -265,6 +265,16 @@ pub struct WebConfig {
 pub struct DnsConfig {
     /// Name servers every DNS lookup of mta asks (UDP, then TCP). Default: those of /etc/resolv.conf.
     pub nameservers: Vec<SocketAddr>,
+    /// Validate DNSSEC for DANE (Postfix's `smtp_dns_support_level = dnssec`):
+    /// outbound MX, address and TLSA lookups go through a validating
+    /// resolver, and every destination without a TLS policy table entry
+    /// gets Postfix's `dane` level. The name servers must pass DNSSEC
+    /// records on. Default false.
+    pub dnssec: bool,
+    /// DNSKEY records (zone file syntax) trusted for DNSSEC validation,
+    /// read at start when `dnssec` is on. Default: hickory's built-in root
+    /// key-signing keys (tags 20326 and 38696).
+    pub trust_anchor: Option<PathBuf>,
 }
 
 /// Which address families outbound connections use.

@@ -3,6 +3,7 @@
 //! check again, so its answer is reused). mail-auth evaluates the records
 //! with the 10-lookup limit.
 
+use greyd_shared::spf_void;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfOutput};
 use std::net::IpAddr;
@@ -15,12 +16,11 @@ pub struct Spf {
 /// `sender` is the MAIL FROM address, empty for `<>`; `host` our host name
 /// (the `%{r}` macro).
 pub async fn check(auth: &MessageAuthenticator, ip: IpAddr, helo: &str, sender: &str, host: &str) -> Spf {
-    let helo_out = auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await;
+    let helo_out = spf_void::check_host(auth, SpfParameters::verify_ehlo(ip, helo, host)).await;
     let mail_from = if sender.is_empty() {
         helo_out.clone()
     } else {
-        auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, sender))
-            .await
+        spf_void::check_host(auth, SpfParameters::verify_mail_from(ip, helo, host, sender)).await
     };
     Spf {
         helo: helo_out,

@@ -2,15 +2,17 @@
 //! domain (smarthost, transport table, MX with null MX, implicit MX and
 //! loop check), the addresses tried, connection limits per destination and
 //! overall, idle connections kept for the next message to the same server,
-//! servers that did not answer left alone for a while, and one verdict per
-//! recipient with the maillog line of the attempt.
+//! servers that did not answer left alone for a while, the DANE lookups of
+//! each host (RFC 7672: MX and address records proved secure, then its TLSA
+//! records), and one verdict per recipient with the maillog line of the
+//! attempt.
 
 use super::client::{Mail, Rcpt, Verdict, refuse_early};
 use super::route::{self, Batch, Destination, MxPlan, Transport, TransportTable};
 use super::session::{Peer, Session, SessionError, Timeouts, opportunistic_tls};
-use super::tls_policy::{Policy, TlsPolicies, TlsPolicyError};
+use super::tls_policy::{Dane, Policy, TlsPolicies, TlsPolicyError};
 use crate::config::Config;
-use crate::dns::{Dns, LookupError};
+use crate::dns::{Dns, LookupError, Proved, TrustAnchorError};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -31,6 +33,8 @@ pub enum OutboundError {
     Smarthost(String),
     #[error(transparent)]
     TlsPolicy(#[from] TlsPolicyError),
+    #[error(transparent)]
+    TrustAnchor(#[from] TrustAnchorError),
 }
 
 /// What happened to one recipient in this attempt.
@@ -78,6 +82,8 @@ type IdleCache = Arc<Mutex<HashMap<SocketAddr, Vec<Held>>>>;
 /// Outbound state shared by all deliveries of the daemon.
 pub struct Outbound {
     dns: Arc<Dns>,
+    /// The validating resolver for DANE (`[dns] dnssec`).
+    dnssec: Option<Dns>,
     config: crate::config::OutboundConfig,
     hostname: String,
     tls: Arc<rustls::ClientConfig>,
@@ -172,6 +178,7 @@ impl Outbound {
         };
         Ok(Outbound {
             tls_policies: TlsPolicies::new(config, Arc::clone(&dns))?,
+            dnssec: Dns::validating(&config.dns)?,
             dns,
             hostname: config.hostname.to_ascii_lowercase(),
             tls: opportunistic_tls(),
@@ -306,16 +313,23 @@ impl Outbound {
         });
     }
 
-    /// Hosts and addresses to try for a destination, or why there are none.
+    /// Hosts and addresses to try for a destination, each with whether
+    /// DNSSEC proved the way to it (the MX RRset, when there is one, and the
+    /// host's addresses; asked through `dns`), or why there are none.
     async fn targets(
         &self,
+        dns: &Dns,
         dest: &Destination,
         is_self: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<Vec<(String, SocketAddr)>, BatchFailure> {
-        let (hosts, port) = match dest {
-            Destination::Host(host, port) => (vec![host.clone()], *port),
+    ) -> Result<Vec<(String, (SocketAddr, bool))>, BatchFailure> {
+        let (hosts, port, mx_secure) = match dest {
+            // A configured host: no MX lookup to prove.
+            Destination::Host(host, port) => (vec![host.clone()], *port, true),
             Destination::Mx(domain) => {
-                let hosts = match self.dns.mx(domain).await {
+                let mx = dns.mx_proved(domain).await;
+                // An implicit MX: its address records alone decide.
+                let mx_secure = mx.as_ref().map_or(true, |p| p.secure);
+                let hosts = match mx.map(|p| p.records) {
                     Ok(records) if !records.is_empty() => {
                         match route::order_mx(records, is_self, getrandom::u64().unwrap_or(1) | 1) {
                             MxPlan::Hosts(h) => h,
@@ -342,11 +356,12 @@ impl Outbound {
                     }
                     Err(e @ LookupError::Temporary(..)) => return Err(BatchFailure::defer("4.4.3", e.to_string())),
                 };
-                (hosts, self.config.port)
+                (hosts, self.config.port, mx_secure)
             }
         };
         let implicit = matches!(dest, Destination::Mx(d) if hosts.len() == 1 && hosts[0] == *d);
         let mut found = Vec::new();
+        let mut secure_hosts = Vec::new();
         let mut temporary = None;
         let mut last = None;
         for host in hosts {
@@ -354,8 +369,13 @@ impl Outbound {
                 found.push((host, vec![ip]));
                 continue;
             }
-            match self.dns.addresses(&host, self.config.ip_version).await {
-                Ok(addrs) => found.push((host, addrs)),
+            match dns.addresses_proved(&host, self.config.ip_version).await {
+                Ok(Proved { records, secure }) => {
+                    if secure && mx_secure {
+                        secure_hosts.push(host.clone());
+                    }
+                    found.push((host, records));
+                }
                 Err(e @ LookupError::Temporary(..)) => temporary = Some(e),
                 Err(e) => last = Some(e),
             }
@@ -380,7 +400,46 @@ impl Outbound {
                 ),
             });
         }
-        Ok(list.into_iter().map(|(h, ip)| (h, SocketAddr::new(ip, port))).collect())
+        Ok(list
+            .into_iter()
+            .map(|(h, ip)| {
+                let secure = secure_hosts.contains(&h);
+                (h, (SocketAddr::new(ip, port), secure))
+            })
+            .collect())
+    }
+
+    /// The policy for `host` of a destination whose policy is `policy`
+    /// (RFC 7672 §2.2): with DANE, a host DNSSEC leads to (`secure`) gets
+    /// its TLSA records looked up at `_port._tcp.host`; a host without them
+    /// keeps the destination's policy, unless it is `dane-only`. A failed
+    /// TLSA lookup (bogus, SERVFAIL) is a failure of that host.
+    async fn host_policy(&self, policy: &Policy, host: &str, port: u16, secure: bool) -> Result<Policy, BatchFailure> {
+        let refuse = |why: String| Err(BatchFailure::defer("4.7.5", why));
+        let without_dane = |why: &str| match policy.dane {
+            Dane::Required => refuse(format!("{host}: {why}, and the dane-only policy requires DANE")),
+            _ => Ok(policy.clone()),
+        };
+        if policy.dane == Dane::Off {
+            return Ok(policy.clone());
+        }
+        let Some(dnssec) = &self.dnssec else {
+            return without_dane("DNSSEC validation is off ([dns] dnssec)");
+        };
+        if !secure {
+            return without_dane("the way to it is not DNSSEC-signed");
+        }
+        match dnssec.tlsa(&format!("_{port}._tcp.{host}")).await {
+            Ok(Proved { records, secure: true }) => match policy.with_tlsa(records) {
+                Some(host_policy) => Ok(host_policy),
+                None => refuse(format!(
+                    "{host}: no usable TLSA record, which the dane-only policy requires"
+                )),
+            },
+            Ok(_) => without_dane("its TLSA records are not DNSSEC-signed"),
+            Err(LookupError::NoRecords(_) | LookupError::NoSuchDomain(_)) => without_dane("no TLSA records"),
+            Err(e) => refuse(format!("TLSA lookup for {host}: {e}")),
+        }
     }
 
     /// A session with `addr` whose TLS satisfies `policy`: an idle one if
@@ -475,7 +534,12 @@ impl Outbound {
                 })
                 .collect()
         };
-        let targets = match self.targets(dest, is_self).await {
+        // Only DANE needs proved answers: the validating resolver is asked for it alone.
+        let dns = match (&self.dnssec, self.tls_policies.dane(dest)) {
+            (Some(dnssec), Dane::Preferred | Dane::Required) => dnssec,
+            _ => &*self.dns,
+        };
+        let targets = match self.targets(dns, dest, is_self).await {
             Ok(t) => t,
             Err(f) => return (Relay::none(), None, all(f, None)),
         };
@@ -496,7 +560,7 @@ impl Outbound {
         };
         let mut failure = BatchFailure::defer("4.4.1", format!("no server of {dest} could be reached"));
         let mut relay = Relay::none();
-        for (host, addr) in targets {
+        for (host, (addr, secure)) in targets {
             relay = Relay {
                 name: format!("{host}[{}]:{}", addr.ip(), addr.port()),
                 peer: Some(addr.ip()),
@@ -508,7 +572,15 @@ impl Outbound {
                 );
                 continue;
             }
-            let (mut held, tls) = match self.session(msg.id, &relay.name, &host, addr, dest, &policy).await {
+            let host_policy = match self.host_policy(&policy, &host, addr.port(), secure).await {
+                Ok(p) => p,
+                Err(f) => {
+                    tracing::info!("{}: {}", msg.id, f.text);
+                    failure = f;
+                    continue;
+                }
+            };
+            let (mut held, tls) = match self.session(msg.id, &relay.name, &host, addr, dest, &host_policy).await {
                 Ok((held, tls)) => (held, Some(tls)),
                 Err(Some(f)) => {
                     failure = f;

@@ -2,10 +2,11 @@
 //! gets one (`wanted`) and the message itself (`build`), a
 //! `multipart/report; report-type=delivery-status` with a human-readable
 //! part, the `message/delivery-status` fields for every recipient of one
-//! event, and the original message or its headers. Pure: the caller queues
-//! the bytes with the null sender `<>`.
+//! event, and the original message or its headers; and the DSN parameters a
+//! forwarded recipient inherits (`forwarded_params`). Pure: the caller
+//! queues the bytes with the null sender `<>`.
 
-use crate::envelope::Ret;
+use crate::envelope::{RcptParams, Ret};
 use std::fmt::Write;
 
 /// Above this size the original is returned as headers only, unless the
@@ -59,6 +60,52 @@ pub fn wanted(notify: &[String], event: Event) -> bool {
         Event::Delay => notify.is_empty() || has("DELAY"),
         Event::Success => has("SUCCESS"),
     }
+}
+
+/// The DSN parameters of an address that `original` (with `params`) is
+/// forwarded to (aliases, .forward, virtusertable, Sieve redirect; RFC 3461
+/// §6.2): the original's NOTIFY less SUCCESS, since the original's own
+/// `expanded` or `delivered` report already answers that (NEVER when
+/// nothing is left), and its ORCPT, else `rfc822;` and the original address
+/// (§4.2), so a report from a server further on names the address the
+/// sender used.
+pub fn forwarded_params(original: &str, params: &RcptParams) -> RcptParams {
+    let notify = if params.notify.is_empty() {
+        Vec::new()
+    } else {
+        let kept: Vec<String> = params
+            .notify
+            .iter()
+            .filter(|k| !k.eq_ignore_ascii_case("SUCCESS"))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            vec!["NEVER".to_string()]
+        } else {
+            kept
+        }
+    };
+    let orcpt = params
+        .orcpt
+        .clone()
+        .unwrap_or_else(|| format!("rfc822;{}", xtext_encode(original)));
+    RcptParams {
+        notify,
+        orcpt: Some(orcpt),
+    }
+}
+
+/// RFC 3461 §4 xtext: bytes outside `!`..`~`, `+` and `=` as `+HH`.
+fn xtext_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "+{b:02X}");
+        }
+    }
+    out
 }
 
 /// One recipient's part of a report.
@@ -550,5 +597,41 @@ mod tests {
         assert_eq!(status_code("550 no such user", "5.0.0"), "5.0.0");
         assert_eq!(status_code("program exited 1", "5.3.0"), "5.3.0");
         assert_eq!(status_code("550 9.1.1 x", "5.0.0"), "5.0.0");
+    }
+
+    #[test]
+    fn forwarded_recipients_keep_notify_and_the_original_address() {
+        let params = |notify: &[&str], orcpt: Option<&str>| RcptParams {
+            notify: notify.iter().map(|s| s.to_string()).collect(),
+            orcpt: orcpt.map(str::to_string),
+        };
+        assert_eq!(
+            forwarded_params("list+x@fwd.test", &params(&[], None)),
+            params(&[], Some("rfc822;list+2Bx@fwd.test"))
+        );
+        assert_eq!(
+            forwarded_params(
+                "a@fwd.test",
+                &params(&["SUCCESS", "FAILURE"], Some("rfc822;first@x.test"))
+            ),
+            params(&["FAILURE"], Some("rfc822;first@x.test"))
+        );
+        assert_eq!(
+            forwarded_params("a@fwd.test", &params(&["NEVER"], None)).notify,
+            ["NEVER"]
+        );
+        assert_eq!(
+            forwarded_params("a@fwd.test", &params(&["success"], None)).notify,
+            ["NEVER"]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn xtext_round_trips(s in "\\PC{0,40}") {
+            let encoded = xtext_encode(&s);
+            proptest::prop_assert!(encoded.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'='));
+            proptest::prop_assert_eq!(xtext_decode(&encoded), s);
+        }
     }
 }

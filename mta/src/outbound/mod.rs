@@ -4,9 +4,11 @@
 //! limits, connection reuse and logs (`deliver`); delivery status
 //! notifications (`dsn`), DKIM signing of what we send (`dkim`), SRS for
 //! what we forward (`srs`), and the TLS each destination needs
-//! (`tls_policy`, with MTA-STS in `mta_sts`).
+//! (`tls_policy`, with MTA-STS in `mta_sts` and DANE's TLSA matching in
+//! `dane`).
 
 pub mod client;
+pub mod dane;
 pub mod deliver;
 pub mod dkim;
 pub mod dsn;

@@ -1,10 +1,14 @@
 //! Outbound TLS policy: which level a destination gets (the Postfix
 //! smtp_tls_policy_maps-style table first, then MTA-STS, else opportunistic
-//! `may`), which of its MX hosts may be used, whether a session's TLS is
-//! good enough, and how the outcome is logged (`TLSv1.3 verified=yes
-//! policy=sts`). Certificates are checked against the system roots plus
-//! `[outbound] tls_ca_file`.
+//! `may`), whether DANE is tried for it (table `dane`, `dane-only`, and by
+//! default when `[dns] dnssec` is on, as Postfix's `smtp_tls_security_level
+//! = dane` with `smtp_dns_support_level = dnssec`), which of its MX hosts
+//! may be used, whether a session's TLS is good enough, and how the outcome
+//! is logged (`TLSv1.3 verified=yes policy=sts`, `verified=dane`).
+//! Certificates are checked against the system roots plus `[outbound]
+//! tls_ca_file`, or against a host's TLSA records.
 
+use super::dane::{self, Tlsa};
 use super::mta_sts::{self, Sts};
 use super::route::{self, Destination};
 use crate::config::Config;
@@ -30,10 +34,22 @@ pub enum Level {
     Verify,
 }
 
-/// One table entry: the level and, for `verify`, the names to match.
+/// Whether a destination's MX hosts are looked for in DANE (RFC 7672).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dane {
+    Off,
+    /// Postfix's `dane`: a host with usable TLSA records must match them;
+    /// others get the level (`may`, or MTA-STS).
+    Preferred,
+    /// `dane-only`: a host without usable TLSA records is not used.
+    Required,
+}
+
+/// One table entry: the level, DANE, and for `verify` the names to match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     level: Level,
+    dane: Dane,
     matches: Vec<Match>,
 }
 
@@ -54,8 +70,8 @@ pub struct TableError {
     pub why: String,
 }
 
-/// `domain none|may|encrypt|verify [match=name:name...]`, `.domain` for
-/// its subdomains, `#` comments.
+/// `domain none|may|encrypt|verify|dane|dane-only [match=name:name...]`,
+/// `.domain` for its subdomains, `#` comments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyTable {
     entries: HashMap<String, Entry>,
@@ -68,13 +84,15 @@ impl PolicyTable {
             let err = |why: String| TableError { line: n, why };
             let mut words = line.split_whitespace();
             let (Some(domain), Some(level)) = (words.next(), words.next()) else {
-                return Err(err("expected `domain none|may|encrypt|verify`".into()));
+                return Err(err("expected `domain none|may|encrypt|verify|dane|dane-only`".into()));
             };
-            let level = match level {
-                "none" => Level::None,
-                "may" => Level::May,
-                "encrypt" => Level::Encrypt,
-                "verify" => Level::Verify,
+            let (level, dane) = match level {
+                "none" => (Level::None, Dane::Off),
+                "may" => (Level::May, Dane::Off),
+                "encrypt" => (Level::Encrypt, Dane::Off),
+                "verify" => (Level::Verify, Dane::Off),
+                "dane" => (Level::May, Dane::Preferred),
+                "dane-only" => (Level::Encrypt, Dane::Required),
                 other => return Err(err(format!("unknown level {other:?}"))),
             };
             let mut matches = Vec::new();
@@ -97,7 +115,7 @@ impl PolicyTable {
             if matches.is_empty() {
                 matches.push(Match::Hostname);
             }
-            entries.insert(domain.to_ascii_lowercase(), Entry { level, matches });
+            entries.insert(domain.to_ascii_lowercase(), Entry { level, dane, matches });
         }
         Ok(PolicyTable { entries })
     }
@@ -150,6 +168,8 @@ pub enum PolicyError {
     NoTls { host: String, policy: Source },
     #[error("certificate of {host} not verified ({why})")]
     NotVerified { host: String, why: VerifyError },
+    #[error("certificate of {host} does not match its TLSA records: {why}")]
+    TlsaMismatch { host: String, why: dane::DaneError },
 }
 
 /// Why a server's certificate chain did not pass.
@@ -167,10 +187,15 @@ pub enum VerifyError {
     Rejected(rustls::Error),
 }
 
-/// The policy of one destination.
+/// The policy of one destination, or of one of its hosts once its TLSA
+/// records are known.
+#[derive(Clone)]
 pub struct Policy {
     pub level: Level,
     pub source: Source,
+    pub dane: Dane,
+    /// The usable TLSA records of the host: its certificate must match one.
+    tlsa: Option<Vec<Tlsa>>,
     /// The domain or host the policy belongs to.
     nexthop: String,
     matches: Vec<Match>,
@@ -183,6 +208,25 @@ impl Policy {
     /// STARTTLS must succeed or the host is not used.
     pub fn requires_tls(&self) -> bool {
         self.level >= Level::Encrypt
+    }
+
+    /// The policy for a host whose TLSA RRset DNSSEC proved (RFC 7672 §2.2):
+    /// TLS is required; with usable records the certificate must match one
+    /// of them, and DANE takes the place of MTA-STS (RFC 8461 §2); without,
+    /// any certificate will do. None when the policy is `dane-only` and no
+    /// record is usable.
+    pub fn with_tlsa(&self, records: Vec<Tlsa>) -> Option<Policy> {
+        let usable: Vec<Tlsa> = records.into_iter().filter(Tlsa::usable).collect();
+        if usable.is_empty() && self.dane == Dane::Required {
+            return None;
+        }
+        let mut host = self.clone();
+        host.level = host.level.max(Level::Encrypt);
+        if !usable.is_empty() {
+            host.sts = None;
+            host.tlsa = Some(usable);
+        }
+        Some(host)
     }
 
     /// STARTTLS is never tried.
@@ -286,6 +330,16 @@ impl Policy {
             }
             return Ok(format!("none policy={}", self.source));
         };
+        if let Some(records) = &self.tlsa {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            return match dane::verify(records, certs, host, &provider) {
+                Ok(()) => Ok(format!("{version} verified=dane policy={}", self.source)),
+                Err(why) => Err(PolicyError::TlsaMismatch {
+                    host: host.to_string(),
+                    why,
+                }),
+            };
+        }
         let verified = self.verify(host, certs);
         if let Err(why) = &verified
             && (self.level == Level::Verify || self.sts.is_some())
@@ -308,6 +362,8 @@ pub struct TlsPolicies {
     table: PolicyTable,
     sts: Sts,
     verifier: Option<Arc<WebPkiServerVerifier>>,
+    /// DANE for destinations without a table entry: on with `[dns] dnssec`.
+    default_dane: Dane,
 }
 
 /// The trust anchors: the system's roots and the extra PEM file.
@@ -350,20 +406,39 @@ impl TlsPolicies {
             .with_no_client_auth();
         https.alpn_protocols = vec![b"http/1.1".to_vec()];
         let sts = Sts::new(dns, config.queue.dir.join("mta-sts"), out.mta_sts_port, Arc::new(https));
-        Ok(TlsPolicies { table, sts, verifier })
+        let default_dane = if config.dns.dnssec { Dane::Preferred } else { Dane::Off };
+        Ok(TlsPolicies {
+            table,
+            sts,
+            verifier,
+            default_dane,
+        })
+    }
+
+    fn nexthop(dest: &Destination) -> &str {
+        match dest {
+            Destination::Mx(domain) => domain,
+            Destination::Host(host, _) => host,
+        }
+    }
+
+    /// Whether DANE is tried for `dest`: its table entry's, else the default.
+    pub fn dane(&self, dest: &Destination) -> Dane {
+        match self.table.lookup(Self::nexthop(dest)) {
+            Some(entry) => entry.dane,
+            None => self.default_dane,
+        }
     }
 
     /// The policy for `dest`: its table entry, else for an MX destination
     /// its MTA-STS policy (enforce or testing), else opportunistic.
     pub async fn for_destination(&self, dest: &Destination) -> Policy {
-        let nexthop = match dest {
-            Destination::Mx(domain) => domain.clone(),
-            Destination::Host(host, _) => host.clone(),
-        };
         let mut policy = Policy {
             level: Level::May,
             source: Source::Default,
-            nexthop,
+            dane: self.dane(dest),
+            tlsa: None,
+            nexthop: Self::nexthop(dest).to_string(),
             matches: vec![Match::Hostname],
             sts: None,
             verifier: self.verifier.clone(),
@@ -400,6 +475,8 @@ mod tests {
         Policy {
             level,
             source,
+            dane: Dane::Off,
+            tlsa: None,
             nexthop: "example.org".into(),
             matches: vec![Match::Hostname],
             sts,
@@ -423,6 +500,38 @@ mod tests {
         assert!(PolicyTable::parse("x may match=a\n").is_err());
         assert!(PolicyTable::parse("x verify match=.sub\n").is_err());
         assert!(PolicyTable::parse("\nx\n").is_err());
+        let t = PolicyTable::parse("signed.test dane\nstrict.test dane-only\n").unwrap();
+        let dane = t.lookup("signed.test").unwrap();
+        assert_eq!((dane.level, dane.dane), (Level::May, Dane::Preferred));
+        let only = t.lookup("strict.test").unwrap();
+        assert_eq!((only.level, only.dane), (Level::Encrypt, Dane::Required));
+    }
+
+    #[test]
+    fn tlsa_records_require_tls_and_a_match() {
+        let mut p = policy(Level::May, Source::Default, None);
+        p.dane = Dane::Preferred;
+        let unusable = Tlsa {
+            usage: 1,
+            selector: 1,
+            matching: 1,
+            data: vec![0; 32],
+        };
+        // Only unusable records: TLS, any certificate (RFC 7672 §2.2).
+        let encrypt = p.with_tlsa(vec![unusable.clone()]).unwrap();
+        assert!(encrypt.requires_tls() && encrypt.tlsa.is_none());
+        let dane = p
+            .with_tlsa(vec![Tlsa {
+                usage: 3,
+                ..unusable.clone()
+            }])
+            .unwrap();
+        assert!(dane.requires_tls());
+        assert!(dane.check("Q", "mx", None, &[]).is_err());
+        let why = dane.check("Q", "mx", Some("TLSv1.3"), &[]).unwrap_err();
+        assert!(matches!(why, PolicyError::TlsaMismatch { .. }), "{why}");
+        p.dane = Dane::Required;
+        assert!(p.with_tlsa(vec![unusable]).is_none());
     }
 
     #[test]
