@@ -504,7 +504,7 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(Self::io(&path))?;
-        crate::deliver::mbox::fcntl_lock(&file, true).map_err(Self::io(&path))?;
+        lock_exclusive(&file, &path)?;
         Ok(file)
     }
 
@@ -616,11 +616,7 @@ impl Store {
         if !existed {
             sync_dir(&dir)?;
         }
-        // flock, not fcntl: its lock also keeps out other threads of the daemon.
-        // SAFETY: flock(2) on a descriptor we own.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } == -1 {
-            return Err(ListError::Io(path, std::io::Error::last_os_error()));
-        }
+        lock_exclusive(&file, &path)?;
         let mut text = String::new();
         std::io::Read::read_to_string(&mut file, &mut text).map_err(Self::io(&path))?;
         // A line cut by a crash was never acknowledged: its copy is made again.
@@ -685,6 +681,17 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ListError> {
     f.sync_all().map_err(io)
 }
 
+/// Wait for an exclusive lock on `file`. flock, not fcntl: an fcntl lock
+/// belongs to the process, so it would not keep the daemon's web handlers
+/// and its runner (threads of one process) out of each other's way.
+fn lock_exclusive(file: &std::fs::File, path: &Path) -> Result<(), ListError> {
+    // SAFETY: flock(2) on a descriptor we own.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(file), libc::LOCK_EX) } == -1 {
+        return Err(ListError::Io(path.to_path_buf(), std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,6 +729,29 @@ mod tests {
         assert!(!l.check_unsubscribe_token("carol@y.test", &t));
         store.delete("dev@x.test").unwrap();
         assert!(matches!(store.load("dev@x.test"), Err(ListError::NoSuchList(_))));
+    }
+
+    #[test]
+    fn updates_from_two_threads_of_one_process_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(Store::new(dir.path()));
+        store.create("dev@x.test", Settings::default()).unwrap();
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let store = std::sync::Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        store
+                            .update("dev@x.test", |l| Ok::<_, ListError>(l.add(&format!("m{t}-{i}@y.test"), 1)))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.load("dev@x.test").unwrap().members.len(), 80);
     }
 
     #[test]
