@@ -14,6 +14,7 @@ pub mod greyd_control;
 pub mod imap;
 pub mod inbound_auth;
 pub mod lists;
+pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

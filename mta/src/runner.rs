@@ -11,7 +11,7 @@ use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{OriginateError, Shared, Wake};
-use crate::stats;
+use crate::stats::{self, Delivery};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,16 +191,19 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
         match status {
             Ok(()) => {
                 rcpt.status = RcptStatus::Delivered;
-                shared.stats.count(stats::Event::Delivered, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Local), 1);
                 delivered.push(rcpt.address.clone());
             }
             Err(DeliveryError {
                 temporary: true,
                 message: why,
-            }) => env.last_error = Some(why),
+            }) => {
+                shared.stats.count(stats::Event::Delivery(Delivery::Deferred), 1);
+                env.last_error = Some(why);
+            }
             Err(DeliveryError { message: why, .. }) => {
                 tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
-                shared.stats.count(stats::Event::Bounced, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Bounced), 1);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
                     status: dsn::status_code(&why, "5.0.0"),
@@ -338,12 +341,15 @@ fn relay(
                         will_retry_until: None,
                     });
                 }
-                shared.stats.count(stats::Event::Delivered, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Sent), 1);
                 RcptStatus::Delivered
             }
-            Disposition::Deferred => RcptStatus::RelayDeferred(o.diagnostic),
+            Disposition::Deferred => {
+                shared.stats.count(stats::Event::Delivery(Delivery::Deferred), 1);
+                RcptStatus::RelayDeferred(o.diagnostic)
+            }
             Disposition::Bounced => {
-                shared.stats.count(stats::Event::Bounced, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Bounced), 1);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
                     status: o.status,
