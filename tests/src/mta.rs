@@ -405,3 +405,18 @@ pub fn curl(url: &str, extra: &[&str]) -> (u16, String) {
     let (code, _, body) = curl_session(None, url, extra);
     (code, body)
 }
+
+/// The CSRF token in the first form action of `html`.
+pub fn form_token(html: &str) -> String {
+    let at = html.find("csrf=").expect("a form with a token") + 5;
+    html[at..].chars().take_while(char::is_ascii_hexdigit).collect()
+}
+
+/// Log in to webmail at `base` with curl, keeping the session in `jar`.
+pub fn web_login(jar: &Path, base: &str, user: &str, password: &str) {
+    let (_, _, page) = curl_session(Some(jar), &format!("{base}/login"), &[]);
+    let creds = format!("user={user}&password={password}");
+    let url = format!("{base}/login?csrf={}", form_token(&page));
+    let (code, headers, _) = curl_session(Some(jar), &url, &["--data", &creds]);
+    assert_eq!(code, 303, "login as {user}: {headers}");
+}

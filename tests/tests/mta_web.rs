@@ -14,12 +14,6 @@ use std::time::Duration;
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
 
-/// The CSRF token in the first form action of `html`.
-fn form_token(html: &str) -> String {
-    let at = html.find("csrf=").expect("a form with a token") + 5;
-    html[at..].chars().take_while(char::is_ascii_hexdigit).collect()
-}
-
 fn header<'a>(headers: &'a str, name: &str) -> Vec<&'a str> {
     headers
         .lines()
