@@ -8,7 +8,7 @@
 //! - [`firewall`]: how connections reach greyd (one trait, several backends);
 //! - [`control`]: the Unix control socket used by greydb, greyd-setup and the MTA;
 //! - [`config`]: command line and TOML configuration;
-//! - [`metrics`]: the Prometheus endpoint and greyd's counters;
+//! - [`metrics`]: greyd's counters, read by the Prometheus endpoint and the `stats` request;
 //! - [`sync`]: peer sync in spamd's wire format;
 //! - [`server`]: the async daemon that ties them together.
 

@@ -18,6 +18,7 @@ pub mod imap;
 pub mod inbound_auth;
 pub mod lists;
 pub mod managesieve;
+pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod pop3;

@@ -5,14 +5,14 @@
 //! through the outbound relay (`outbound::Outbound`) in the same attempt.
 
 use crate::deliver::{self, DeliveryError, Message, Target};
+use crate::envelope::RcptParams;
 use crate::outbound::dsn::{self, Action, Event, RecipientReport, Report};
 use crate::outbound::srs;
 use crate::outbound::{Disposition, Outbound};
 use crate::queue::{self, Envelope, RcptStatus, Recipient};
 use crate::recipient::Resolved;
 use crate::service::{OriginateError, Shared, Wake};
-use crate::envelope::RcptParams;
-use crate::stats;
+use crate::stats::{self, Delivery};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,16 +192,19 @@ pub fn attempt(shared: &Shared, outbound: &Outbound, id: &str) -> Result<Outcome
         match status {
             Ok(()) => {
                 rcpt.status = RcptStatus::Delivered;
-                shared.stats.count(stats::Event::Delivered, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Local), 1);
                 delivered.push(rcpt.address.clone());
             }
             Err(DeliveryError {
                 temporary: true,
                 message: why,
-            }) => env.last_error = Some(why),
+            }) => {
+                shared.stats.count(stats::Event::Delivery(Delivery::Deferred), 1);
+                env.last_error = Some(why);
+            }
             Err(DeliveryError { message: why, .. }) => {
                 tracing::info!("{id}: to=<{}>, status=bounced ({why})", rcpt.address);
-                shared.stats.count(stats::Event::Bounced, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Bounced), 1);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
                     status: dsn::status_code(&why, "5.0.0"),
@@ -339,12 +342,15 @@ fn relay(
                         will_retry_until: None,
                     });
                 }
-                shared.stats.count(stats::Event::Delivered, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Sent), 1);
                 RcptStatus::Delivered
             }
-            Disposition::Deferred => RcptStatus::RelayDeferred(o.diagnostic),
+            Disposition::Deferred => {
+                shared.stats.count(stats::Event::Delivery(Delivery::Deferred), 1);
+                RcptStatus::RelayDeferred(o.diagnostic)
+            }
             Disposition::Bounced => {
-                shared.stats.count(stats::Event::Bounced, 1);
+                shared.stats.count(stats::Event::Delivery(Delivery::Bounced), 1);
                 failed.push(Failure {
                     recipient: rcpt.address.clone(),
                     status: o.status,

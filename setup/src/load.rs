@@ -93,6 +93,7 @@ mod tests {
             kind,
             hard_block: false,
             entries: 1,
+            loaded: None,
         }
     }
 

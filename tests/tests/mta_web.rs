@@ -14,7 +14,6 @@ use std::time::Duration;
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
 
-/// The CSRF token in the first form action of `html`.
 fn header<'a>(headers: &'a str, name: &str) -> Vec<&'a str> {
     headers
         .lines()

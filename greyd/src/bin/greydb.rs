@@ -33,6 +33,9 @@ struct Cli {
     /// Print entries as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Print a running greyd's numbers, lists and sync peers as one JSON object.
+    #[arg(long, conflicts_with_all = ["add", "delete", "grey", "spamtrap", "trapped"])]
+    stats: bool,
     /// greyd's configuration file (for the database and socket paths and expiry times).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -47,6 +50,9 @@ struct Cli {
 }
 
 fn request(cli: &Cli) -> Result<Request> {
+    if cli.stats {
+        return Ok(Request::Stats);
+    }
     if cli.grey && !cli.delete {
         bail!("-G deletes GREY entries and needs -d");
     }
@@ -105,6 +111,10 @@ fn run(cli: &Cli) -> Result<()> {
                     writeln!(out, "{e}")?;
                 }
             }
+            Ok(())
+        }
+        Response::Stats(stats) => {
+            println!("{}", serde_json::to_string_pretty(&stats).context("json")?);
             Ok(())
         }
         Response::Ok { .. } | Response::Lists { .. } => Ok(()),

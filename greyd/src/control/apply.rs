@@ -125,7 +125,7 @@ pub fn apply(tx: &Tx<'_>, req: Request, rules: &GreyRules, now: i64) -> Result<(
                 hard_block,
                 entries,
             };
-            tx.put_list(&list)?;
+            tx.put_list(&list, now)?;
             let n = list.entries.len();
             fx.list_loaded = Some(list);
             n
@@ -151,6 +151,7 @@ pub fn apply(tx: &Tx<'_>, req: Request, rules: &GreyRules, now: i64) -> Result<(
                 fx,
             ));
         }
+        Request::Stats => return Err(bad("stats are kept by a running greyd, not in the database")),
         Request::OutboundPeer { ip } => {
             let w = grey::refresh_white(tx, canonical(ip), rules, now)?;
             fx.white_added.push((w.ip, w.expire));

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Entry;
 pub use crate::db::{ListInfo, ListKind};
+pub use crate::metrics::Numbers;
+pub use crate::sync::SyncPeer;
 
 /// Largest request line accepted: room for a million IPv6 prefixes.
 pub const MAX_REQUEST: usize = 64 << 20;
@@ -63,6 +65,8 @@ pub enum Request {
     },
     /// The MTA delivered to this host: whitelist it (spamlogd's outbound role).
     OutboundPeer { ip: IpAddr },
+    /// What a running greyd is doing: its numbers, lists and sync peers.
+    Stats,
 }
 
 /// One control response.
@@ -79,9 +83,20 @@ pub enum Response {
     Lists {
         lists: Vec<ListInfo>,
     },
+    Stats(Box<Stats>),
     Error {
         message: String,
     },
+}
+
+/// The answer to [`Request::Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// When this greyd started (seconds since the epoch): counts since start begin there.
+    pub started: i64,
+    pub numbers: Numbers,
+    pub lists: Vec<ListInfo>,
+    pub peers: Vec<SyncPeer>,
 }
 
 /// Why a request line was refused.
@@ -160,6 +175,41 @@ mod tests {
                 keys: vec!["192.0.2.1".into()]
             }
         );
+    }
+
+    #[test]
+    fn stats_answer_round_trips() {
+        let mut numbers = Numbers::default();
+        numbers.open.insert("grey".into(), 2);
+        numbers.today.funnel.greylisted = 5;
+        numbers.top_trapped.push(crate::metrics::TrappedSource {
+            ip: "192.0.2.9".parse().unwrap(),
+            connections: 3,
+        });
+        let answer = Response::Stats(Box::new(Stats {
+            started: 1_700_000_000,
+            numbers,
+            lists: vec![ListInfo {
+                name: "uatraps".into(),
+                kind: ListKind::Black,
+                hard_block: false,
+                entries: 12,
+                loaded: Some(1_700_000_100),
+            }],
+            peers: vec![SyncPeer {
+                addr: "127.0.0.1:8025".parse().unwrap(),
+                last_out: Some(1_700_000_200),
+                last_in: None,
+            }],
+        }));
+        let line = answer.to_line();
+        assert!(
+            line.starts_with(br#"{"status":"stats","started":1700000000"#),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+        assert_eq!(Response::parse(&line).unwrap(), answer);
+        assert_eq!(Request::parse(br#"{"op":"stats"}"#).unwrap(), Request::Stats);
     }
 
     #[test]

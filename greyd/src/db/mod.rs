@@ -59,6 +59,10 @@ pub struct ListInfo {
     pub kind: ListKind,
     pub hard_block: bool,
     pub entries: usize,
+    /// When the list was last loaded (seconds since the epoch); None for lists
+    /// loaded before greyd recorded it.
+    #[serde(default)]
+    pub loaded: Option<i64>,
 }
 
 /// A named list as stored (see [`crate::lists`]).
@@ -101,7 +105,8 @@ CREATE TABLE IF NOT EXISTS list (
 /// 1: GREY senders and recipients are stored as the client sent them, angle
 /// brackets included, as spamd stores them; files of version 0 held them
 /// without brackets and get them on open.
-const SCHEMA_VERSION: i64 = 1;
+/// 2: lists record when they were last loaded (`list.loaded`, NULL before).
+const SCHEMA_VERSION: i64 = 2;
 
 /// Bring a file of an older layout up to [`SCHEMA_VERSION`], once: the check
 /// and the change are one write transaction, so two processes opening the
@@ -114,6 +119,9 @@ fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
             "UPDATE OR REPLACE grey SET sender = '<' || sender || '>' WHERE substr(sender, 1, 1) <> '<';
              UPDATE OR REPLACE grey SET rcpt = '<' || rcpt || '>' WHERE substr(rcpt, 1, 1) <> '<';",
         )?;
+    }
+    if version < 2 {
+        tx.execute_batch("ALTER TABLE list ADD COLUMN loaded INTEGER")?;
     }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -485,7 +493,7 @@ impl Tx<'_> {
     /// Names, kinds and sizes of the stored lists, without parsing their entries.
     pub fn list_infos(&self) -> Result<Vec<ListInfo>, DbError> {
         self.select_entries(
-            "SELECT name, kind, hard_block, length(entries) - length(replace(entries, char(10), ''))
+            "SELECT name, kind, hard_block, length(entries) - length(replace(entries, char(10), '')), loaded
              FROM list ORDER BY name",
             |r| {
                 Ok(ListInfo {
@@ -493,12 +501,14 @@ impl Tx<'_> {
                     kind: list_kind(&r.get::<_, String>(1)?)?,
                     hard_block: r.get(2)?,
                     entries: usize::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    loaded: r.get(4)?,
                 })
             },
         )
     }
 
-    pub fn put_list(&self, l: &StoredList) -> Result<(), DbError> {
+    /// Store `l`, replacing a list of its name, loaded at `now`.
+    pub fn put_list(&self, l: &StoredList, now: i64) -> Result<(), DbError> {
         let kind = match l.kind {
             ListKind::Black => "black",
             ListKind::Allow => "allow",
@@ -509,8 +519,9 @@ impl Tx<'_> {
             text.push('\n');
         }
         self.0.execute(
-            "INSERT OR REPLACE INTO list VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![l.name, kind, l.message, l.hard_block, text],
+            "INSERT OR REPLACE INTO list (name, kind, message, hard_block, entries, loaded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![l.name, kind, l.message, l.hard_block, text, now],
         )?;
         Ok(())
     }
@@ -627,5 +638,31 @@ mod tests {
             .map(|w| w.ip.to_string())
             .collect();
         assert_eq!(whites, ["192.0.2.1", "192.0.2.3"]);
+    }
+
+    #[test]
+    fn lists_record_when_they_were_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        old_file(&path);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO list VALUES ('old', 'black', '', 0, '192.0.2.0/24
+')",
+            )
+            .unwrap();
+        let mut db = Db::open(&path).unwrap();
+        let list = StoredList {
+            name: "new".into(),
+            kind: ListKind::Black,
+            message: String::new(),
+            hard_block: false,
+            entries: vec!["198.51.100.0/24".parse().unwrap()],
+        };
+        db.transaction(|tx| tx.put_list(&list, 1_700_000_000)).unwrap();
+        let infos = db.transaction(|tx| tx.list_infos()).unwrap();
+        let loaded: Vec<(&str, Option<i64>)> = infos.iter().map(|l| (l.name.as_str(), l.loaded)).collect();
+        assert_eq!(loaded, [("new", Some(1_700_000_000)), ("old", None)]);
     }
 }

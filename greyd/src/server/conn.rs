@@ -155,7 +155,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, verdict
             (v, class)
         }
     };
-    crate::metrics::connection(class);
+    let _open = crate::metrics::connection(class, ip);
     let outcome = match (verdict, shared.firewall.upstream()) {
         (Verdict::Pass { white }, Some(upstream)) => pass(&shared, stream, peer, local, upstream, white).await,
         (Verdict::Black { lists, reply, .. }, _) => {
@@ -234,6 +234,7 @@ async fn pass(
     if let Err(e) = mta.write_all(&greyd_shared::proxy::header(src, dst)).await {
         return refuse_pass(&mut client, format!("upstream {upstream}: {e}")).await;
     }
+    crate::metrics::passed();
     if white {
         // A whitelisted host that keeps talking stays whitelisted (spamlogd's inbound role).
         let rules = shared.config.rules;
@@ -498,7 +499,7 @@ async fn record(shared: &Arc<Shared>, dialogue: &mut Dialogue, tuple: GreyTuple,
         Ok(d) => d,
         Err(e) => return warn!("{ip}: cannot record tuple: {e}"),
     };
-    crate::metrics::tuple();
+    crate::metrics::tuple(matches!(decision, Decision::NewGrey(_)));
     match &decision {
         Decision::NewGrey(_) | Decision::StillGrey(_) => info!("(GREY) {ip}: {} -> {}", tuple.from, tuple.to),
         Decision::Promote(whites, reason) => {

@@ -10,7 +10,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tracing::warn;
 
 use super::state::Shared;
-use crate::control::{MAX_REQUEST, Request, Response, apply};
+use crate::control::{MAX_REQUEST, Request, Response, Stats, apply};
 use greyd_shared::datetime::now;
 
 /// Bind the control socket, owner and group only.
@@ -57,7 +57,13 @@ async fn session(shared: Arc<Shared>, stream: UnixStream) {
     }
 }
 
+/// How many trapped sources a stats answer names.
+const TOP_TRAPPED: usize = 10;
+
 async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
+    if req == Request::Stats {
+        return stats(shared).await;
+    }
     let rules = shared.config.rules;
     match shared.with_db(move |tx| Ok(apply(tx, req, &rules, now()))).await {
         Ok(Ok((response, effects))) => {
@@ -66,6 +72,20 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             response
         }
         Ok(Err(e)) => Response::error(e),
+        Err(e) => Response::error(e),
+    }
+}
+
+/// The numbers (from [`crate::metrics`], which the Prometheus endpoint reads
+/// too), the lists from the database and the sync peers.
+async fn stats(shared: &Arc<Shared>) -> Response {
+    match shared.with_db(|tx| tx.list_infos()).await {
+        Ok(lists) => Response::Stats(Box::new(Stats {
+            started: shared.started,
+            numbers: crate::metrics::snapshot(TOP_TRAPPED),
+            lists,
+            peers: shared.sync.as_ref().map(|s| s.peers()).unwrap_or_default(),
+        })),
         Err(e) => Response::error(e),
     }
 }

@@ -53,6 +53,8 @@ pub struct Shared {
     pub dns: Dns,
     /// The clock every stuttered reply is sent on.
     pub stutterer: Arc<Stutterer>,
+    /// When this process started (seconds since the epoch).
+    pub started: i64,
 }
 
 impl Shared {
@@ -85,6 +87,7 @@ impl Shared {
             black: AtomicUsize::new(0),
             dns,
             stutterer: Stutterer::start(config_stutter),
+            started: now(),
         });
         shared.firewall.load(&shared.firewall_state())?;
         Ok(shared)

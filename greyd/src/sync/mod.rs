@@ -13,12 +13,13 @@ pub mod codec;
 
 pub use codec::{DecodeError, SyncKey, SyncMessage};
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 
 use crate::control::Effects;
@@ -50,6 +51,27 @@ pub struct SyncStats {
     pub malformed: AtomicU64,
     pub replayed: AtomicU64,
     pub own: AtomicU64,
+}
+
+/// Most peers whose last packet is remembered (targets, and senders of accepted packets).
+const MAX_PEERS: usize = 256;
+
+/// A sync peer and when a packet last went to it or came from it (seconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPeer {
+    pub addr: SocketAddr,
+    pub last_out: Option<i64>,
+    pub last_in: Option<i64>,
+}
+
+impl SyncPeer {
+    fn new(addr: SocketAddr) -> SyncPeer {
+        SyncPeer {
+            addr,
+            last_out: None,
+            last_in: None,
+        }
+    }
 }
 
 /// A bounded memory of recently seen packets.
@@ -100,6 +122,8 @@ pub struct Sync {
     key: SyncKey,
     counter: AtomicU32,
     replay: Mutex<ReplayWindow>,
+    /// Last packet out and in, by peer address.
+    peers: Mutex<BTreeMap<SocketAddr, SyncPeer>>,
     pub stats: SyncStats,
     pub receiving: bool,
 }
@@ -155,6 +179,7 @@ impl Sync {
         }
         // Start the counter at the clock so it keeps rising across restarts.
         let counter = AtomicU32::new(greyd_shared::datetime::now() as u32);
+        let peers = resolved.iter().map(|&addr| (addr, SyncPeer::new(addr))).collect();
         Ok(Sync {
             socket,
             local,
@@ -162,6 +187,7 @@ impl Sync {
             key,
             counter,
             replay: Mutex::default(),
+            peers: Mutex::new(peers),
             stats: SyncStats::default(),
             receiving: listen.is_some(),
         })
@@ -181,9 +207,26 @@ impl Sync {
             for t in &self.targets {
                 if self.socket.try_send_to(&packet, *t).is_ok() {
                     crate::metrics::sync_packet("sent");
+                    self.saw(*t, |p, when| p.last_out = Some(when));
                 }
             }
         }
+    }
+
+    /// Stamp peer `addr` with `mark` now (a new peer only while fewer than [`MAX_PEERS`] are known).
+    fn saw(&self, addr: SocketAddr, mark: impl FnOnce(&mut SyncPeer, i64)) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if peers.len() >= MAX_PEERS && !peers.contains_key(&addr) {
+            return;
+        }
+        let peer = peers.entry(addr).or_insert_with(|| SyncPeer::new(addr));
+        mark(peer, greyd_shared::datetime::now());
+    }
+
+    /// The peers known: the targets and the senders of accepted packets.
+    pub fn peers(&self) -> Vec<SyncPeer> {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.values().cloned().collect()
     }
 
     fn packets(&self, messages: &[SyncMessage]) -> Vec<Vec<u8>> {
@@ -248,6 +291,7 @@ impl Sync {
                 Ok(p) => {
                     if self.replay.lock().unwrap_or_else(|e| e.into_inner()).insert(p.hmac) {
                         crate::metrics::sync_packet("received");
+                        self.saw(from, |p, when| p.last_in = Some(when));
                         return Ok((from, p.messages));
                     }
                     self.stats.replayed.fetch_add(1, Ordering::Relaxed);

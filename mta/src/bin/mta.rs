@@ -172,6 +172,14 @@ async fn daemon(config: Config) -> Result<()> {
     };
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared::new(config, tls, Some(wake_tx))?);
+    let history = mta::metrics::history_path(&shared);
+    if let Err(e) = shared.stats.restore(&history) {
+        tracing::warn!("status history: starting afresh: {e}");
+    }
+    if let Some(addr) = shared.config.metrics.listen {
+        mta::metrics::install(addr).with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     let has_tls = shared.tls.is_some();
     let descriptors = net::raise_descriptor_limit();
     let gate = Gate::for_descriptors(descriptors);
@@ -225,6 +233,7 @@ async fn daemon(config: Config) -> Result<()> {
     tokio::spawn(mta::runner::run(Arc::clone(&shared), outbound, wake_rx));
     tokio::spawn(mta::reporting::run(Arc::clone(&shared)));
     tokio::spawn(mta::lists::digest::run(Arc::clone(&shared)));
+    tokio::spawn(mta::metrics::run(Arc::clone(&shared)));
     greyd_shared::readiness::notify_ready("serving");
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
@@ -244,6 +253,7 @@ async fn daemon(config: Config) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    mta::metrics::save(&shared);
     greyd_shared::readiness::notify_stopping();
     Ok(())
 }

@@ -43,6 +43,14 @@ pub struct Config {
     pub auth_checks: AuthChecksConfig,
     pub lists: ListsConfig,
     pub web: WebConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`http://ADDR/metrics`), e.g. `"127.0.0.1:9126"`. Default none (off).
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -526,6 +534,7 @@ impl Default for Config {
             auth_checks: AuthChecksConfig::default(),
             lists: ListsConfig::default(),
             web: WebConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -25,7 +25,9 @@ pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared
         proxy_from: Vec::new(),
     };
     let tls = shared.tls.clone();
+    let name = if implicit_tls { "imaps" } else { "imap" };
     net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
+        shared.stats.count(crate::stats::Event::Session(name), 1);
         Session::new(c.io, Arc::clone(&shared), c.client, c.tls).run()
     })
     .await;

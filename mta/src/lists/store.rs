@@ -742,7 +742,9 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..40 {
                         store
-                            .update("dev@x.test", |l| Ok::<_, ListError>(l.add(&format!("m{t}-{i}@y.test"), 1)))
+                            .update("dev@x.test", |l| {
+                                Ok::<_, ListError>(l.add(&format!("m{t}-{i}@y.test"), 1))
+                            })
                             .unwrap();
                     }
                 })

@@ -32,7 +32,9 @@ pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared
         proxy_from: Vec::new(),
     };
     let tls = shared.tls.clone();
+    let name = if implicit_tls { "pop3s" } else { "pop3" };
     net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
+        shared.stats.count(crate::stats::Event::Session(name), 1);
         let machine = Machine::new(c.tls, shared.tls.is_some(), shared.config.pop3.max_errors);
         let mut session = Session {
             conn: Connection::new(c.io, LineBuffer::new(MAX_LINE - 2)),

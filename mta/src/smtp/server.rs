@@ -5,6 +5,7 @@
 use super::session::{Port, Session};
 use crate::net::{self, Gate, Incoming};
 use crate::service::Shared;
+use crate::stats::Event;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -27,6 +28,7 @@ pub async fn serve(listener: TcpListener, port: Port, shared: Arc<Shared>, gate:
     };
     let tls = shared.tls.clone();
     net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
+        shared.stats.count(Event::Session(port.listener()), 1);
         Session::new(c.io, Arc::clone(&shared), port, Some(c.client), c.tls).run()
     })
     .await;

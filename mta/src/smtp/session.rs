@@ -33,6 +33,18 @@ pub enum Port {
     Local,
 }
 
+impl Port {
+    /// The listener's name in the session counts.
+    pub fn listener(self) -> &'static str {
+        match self {
+            Port::Mx => "smtp",
+            Port::Submission => "submission",
+            Port::Smtps => "smtps",
+            Port::Local => "local",
+        }
+    }
+}
+
 struct Transaction {
     sender: Option<Address>,
     params: MailParams,
@@ -300,7 +312,7 @@ impl Session {
             Verdict::Reject(reply) => {
                 tracing::info!("reject: RCPT from {} to=<{rcpt}>: {reply}", self.client_name());
                 if reply.starts_with('5') {
-                    self.shared.stats.count(crate::stats::Event::Rejected, 1);
+                    self.shared.stats.count(crate::stats::Event::Rejected("recipient"), 1);
                 }
                 self.error(&reply)
             }
@@ -360,6 +372,11 @@ impl Session {
             Ok(checked) => checked,
             Err(reply) => {
                 tracing::info!("reject: DATA from {}: {reply}", self.client_name());
+                if reply.starts_with('5') {
+                    self.shared
+                        .stats
+                        .count(crate::stats::Event::Rejected("authentication"), 1);
+                }
                 self.reply(reply);
                 return Ok(());
             }
@@ -397,7 +414,10 @@ impl Session {
         })
         .await;
         match result {
-            Ok(Ok(id)) => self.reply(&format!("250 2.0.0 Ok: queued as {id}")),
+            Ok(Ok(id)) => {
+                self.shared.stats.count(crate::stats::Event::Accepted, 1);
+                self.reply(&format!("250 2.0.0 Ok: queued as {id}"))
+            }
             Ok(Err(e)) => {
                 tracing::error!("queue write failed: {e}");
                 self.reply("451 4.3.0 Error writing the message to the queue");

@@ -29,6 +29,7 @@ pub async fn serve(listener: TcpListener, app: Router, shared: Arc<crate::servic
     };
     let tls = shared.tls.clone();
     net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
+        shared.stats.count(crate::stats::Event::Session("https"), 1);
         connection(c, app.clone())
     })
     .await;
