@@ -135,6 +135,7 @@ pub fn unanswered_terms(lookups: &[Lookup]) -> Vec<Vec<&Lookup>> {
         match terms.last_mut() {
             Some((term, answered))
                 if is_address(l.kind)
+                    && term.len() == 1
                     && term
                         .last()
                         .is_some_and(|p| is_address(p.kind) && p.name == l.name && p.kind != l.kind) =>

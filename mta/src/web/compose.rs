@@ -147,7 +147,7 @@ fn page(
             p { label { "Subject " input type="text" name="subject" value=(o.subject) size="60"; } }
             p { textarea name="body" aria-label="Message" { (o.body) } }
             p { label { "Attach " input type="file" name="attach" multiple; } }
-            p.hint { "Messages up to " (super::list::human_size(limit)) " once encoded (attachments grow by a third)." }
+            p.hint { "Messages up to " (super::layout::human_size(limit)) " once encoded (attachments grow by a third)." }
             div.actions {
                 button type="submit" name="action" value="send" { "Send" }
                 button type="submit" name="action" value="draft" { "Save draft" }
@@ -278,8 +278,8 @@ pub async fn submit(
     if raw.len() as u64 > config.smtp.max_message_size {
         let why = format!(
             "The message is {} once encoded, over the limit of {}.",
-            super::list::human_size(raw.len() as u64),
-            super::list::human_size(config.smtp.max_message_size)
+            super::layout::human_size(raw.len() as u64),
+            super::layout::human_size(config.smtp.max_message_size)
         );
         return page(
             &state,

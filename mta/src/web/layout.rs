@@ -1,6 +1,6 @@
 //! The page frame every page shares (viewport for phones, one small
 //! stylesheet, the user's bar), forms that carry the CSRF token, error
-//! pages, and the headers every response gets.
+//! pages, the headers every response gets, and sizes as people write them.
 
 use super::{User, csrf};
 use axum::extract::Request;
@@ -87,4 +87,25 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("max-age=31536000"),
     );
     resp
+}
+
+/// A size as people write it: "10 B", "2 kB", "3.0 MB".
+pub fn human_size(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{} kB", n.div_ceil(1024)),
+        _ => format!("{:.1} MB", n as f64 / 1_048_576.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_size(10), "10 B");
+        assert_eq!(human_size(2048), "2 kB");
+        assert_eq!(human_size(3 << 20), "3.0 MB");
+    }
 }

@@ -189,7 +189,7 @@ pub async fn show(user: User, Query(q): Query<MsgQuery>) -> Response {
                 h2 { "Attachments" }
                 ul.attachments {
                     @for (n, name, size) in &attachments {
-                        li { a href=(format!("{}&n={n}", q.href("/msg/part"))) download=(name) { (name) } " (" (super::list::human_size(*size as u64)) ")" }
+                        li { a href=(format!("{}&n={n}", q.href("/msg/part"))) download=(name) { (name) } " (" (super::layout::human_size(*size as u64)) ")" }
                     }
                 }
             }
