@@ -33,6 +33,8 @@ pub async fn request(socket: &Path, request: &serde_json::Value) -> std::io::Res
 /// Why greyd's numbers could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
+    #[error("not configured (outbound.greyd_control is not set)")]
+    NotConfigured,
     #[error("{0}: {1}")]
     Socket(PathBuf, std::io::Error),
     #[error("greyd answered {0}")]

@@ -27,22 +27,6 @@ use clap::Subcommand;
 use crate::measure::{Traced, Window, tree_cpu_seconds};
 use crate::{root, run};
 
-/// The smtp-source load of the `smtp` and `relay` benchmarks.
-#[derive(clap::Args)]
-pub struct Load {
-    #[arg(long, default_value_t = 5000)]
-    pub messages: usize,
-    /// Parallel SMTP sessions.
-    #[arg(long, default_value_t = 10)]
-    pub sessions: usize,
-    /// Message size in bytes.
-    #[arg(long, default_value_t = 4096)]
-    pub size: usize,
-    /// Runs of each server, alternating.
-    #[arg(long, default_value_t = 3)]
-    pub rounds: usize,
-}
-
 #[derive(Subcommand)]
 pub enum Bench {
     /// Many blacklisted connections held at once: RSS per connection, CPU.
@@ -78,9 +62,9 @@ pub enum Bench {
         clients: usize,
     },
     /// mta against a loopback Postfix, both fed by smtp-source, Maildir delivery.
-    Smtp(Load),
+    Smtp(crate::bench_smtp::Load),
     /// mta against a loopback Postfix, both relaying everything to smtp-sink.
-    Relay(Load),
+    Relay(crate::bench_smtp::Load),
     /// mta's IMAP against a loopback Dovecot: ops/s, CPU per op and memory per idle connection.
     Imap(crate::bench_imap::ImapLoad),
 }
@@ -189,29 +173,6 @@ impl Greyd {
     }
 }
 
-/// Raise this process's descriptor limit (greyd inherits it) towards `want`;
-/// returns the limit obtained, which may be lower where the hard limit cannot move.
-pub(crate) fn raise_nofile(want: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        let raised = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: lim.rlim_max.max(want),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
-}
-
 /// The i-th client source address: 127.1.0.1 onwards, 500 connections each.
 fn source(i: usize) -> IpAddr {
     let n = (i / 500) as u32 + (1 << 16) + 1;
@@ -220,7 +181,7 @@ fn source(i: usize) -> IpAddr {
 
 fn tarpit(wanted: usize, hold: u64) -> Result<()> {
     // Client sockets live in this process and greyd's in its own: each needs one descriptor per connection.
-    let limit = raise_nofile(wanted as u64 + 1000) as usize;
+    let limit = crate::measure::raise_nofile(wanted as u64 + 1000) as usize;
     let connections = wanted.min(limit.saturating_sub(500));
     if connections < wanted {
         println!(

@@ -565,7 +565,7 @@ fn dovecot_round(
 pub fn imap(l: &ImapLoad) -> Result<()> {
     ensure_dovecot()?;
     run(crate::cargo().args(["build", "--release", "--quiet", "-p", "mta", "--bins"]))?;
-    crate::bench::raise_nofile(65536);
+    crate::measure::raise_nofile(65536);
     let work: PathBuf = tempfile::tempdir()?.keep();
     // Dovecot runs as nobody and must reach its directory.
     run(Command::new("chmod").arg("755").arg(&work))?;

@@ -19,9 +19,9 @@ use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 
-use crate::bench::Load;
 use crate::bench_smtp::{
-    Postfix, Running, alternate_mta_postfix, free_port, init_mta, prepare, run_mta, smtp_source, wait_files, wait_port,
+    Load, Postfix, Running, alternate_mta_postfix, free_port, init_mta, prepare, run_mta, smtp_source, wait_files,
+    wait_port,
 };
 use crate::measure::{RunFigures, Window};
 

@@ -15,9 +15,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::bench::Load;
 use crate::measure::{RunFigures, SyncLog, Traced, Window, print_run, print_summary, scratch, settle};
 use crate::{root, run};
+
+/// The smtp-source load of the `smtp` and `relay` benchmarks.
+#[derive(clap::Args)]
+pub struct Load {
+    #[arg(long, default_value_t = 5000)]
+    pub messages: usize,
+    /// Parallel SMTP sessions.
+    #[arg(long, default_value_t = 10)]
+    pub sessions: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Runs of each server, alternating.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}
 
 const DOMAIN: &str = "example.test";
 pub(crate) const RCPT: &str = "alice@example.test";

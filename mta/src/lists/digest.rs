@@ -129,18 +129,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn list() -> List {
-        List {
-            name: "dev".into(),
-            domain: "x.test".into(),
-            settings: Settings {
-                digest: true,
-                ..Settings::default()
-            },
-            members: Vec::new(),
-            pending: Vec::new(),
-            held_reminded: 0,
-            digest_issue: 0,
-        }
+        List::sample(Settings {
+            digest: true,
+            ..Settings::default()
+        })
     }
 
     /// The subjects of the message/rfc822 parts of the digest, in order.

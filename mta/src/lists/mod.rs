@@ -16,7 +16,6 @@ pub mod command;
 pub mod digest;
 pub mod post;
 pub mod store;
-pub mod web;
 
 use crate::queue::{self, QueueError};
 use crate::service::{OriginateError, Shared};

@@ -276,20 +276,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn list() -> List {
-        List {
-            name: "dev".into(),
-            domain: "x.test".into(),
-            settings: Settings {
-                subject_prefix: "[dev]".into(),
-                footer: "Dev list\nhttps://x.test/".into(),
-                secret: "k".into(),
-                ..Settings::default()
-            },
-            members: Vec::new(),
-            pending: Vec::new(),
-            held_reminded: 0,
-            digest_issue: 0,
-        }
+        List::sample(Settings {
+            subject_prefix: "[dev]".into(),
+            footer: "Dev list\nhttps://x.test/".into(),
+            secret: "k".into(),
+            ..Settings::default()
+        })
     }
 
     const POST: &[u8] = b"From: Alice <alice@strict.test>\r\nSubject: hello\r\n world\r\nList-Id: <other.y>\r\n\

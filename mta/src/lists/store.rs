@@ -681,6 +681,22 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ListError> {
     f.sync_all().map_err(io)
 }
 
+#[cfg(test)]
+impl List {
+    /// dev@x.test with `settings`, no members and nothing pending.
+    pub fn sample(settings: Settings) -> List {
+        List {
+            name: "dev".into(),
+            domain: "x.test".into(),
+            settings,
+            members: Vec::new(),
+            pending: Vec::new(),
+            held_reminded: 0,
+            digest_issue: 0,
+        }
+    }
+}
+
 /// Wait for an exclusive lock on `file`. flock, not fcntl: an fcntl lock
 /// belongs to the process, so it would not keep the daemon's web handlers
 /// and its runner (threads of one process) out of each other's way.

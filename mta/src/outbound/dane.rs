@@ -51,14 +51,14 @@ impl Tlsa {
 }
 
 /// Why a chain does not satisfy the TLSA records.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DaneError {
     #[error("the server sent no certificate")]
     NoCertificate,
     #[error("no certificate of the chain matches a TLSA record")]
     NoMatch,
     #[error("a DANE-TA trust anchor matched, but the server certificate does not chain to it for {0}: {1}")]
-    TrustAnchor(String, String),
+    TrustAnchor(String, rustls::Error),
 }
 
 /// Whether `chain` (leaf first) matches one of the usable `records` for
@@ -96,17 +96,18 @@ fn chains_to(
     anchor: &CertificateDer<'static>,
     host: &str,
     provider: &Arc<rustls::crypto::CryptoProvider>,
-) -> Result<(), String> {
+) -> Result<(), rustls::Error> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(anchor.clone()).map_err(|e| e.to_string())?;
+    roots.add(anchor.clone())?;
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
         .build()
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        // Only fails without roots, and one was just added.
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))?;
     verifier
         .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
         .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

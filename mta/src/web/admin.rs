@@ -6,7 +6,7 @@
 //! refreshed every minute.
 
 use super::{User, WebState, charts, layout};
-use crate::greyd_control::GreydStats;
+use crate::greyd_control::{GreydStats, StatsError};
 use crate::queue::{Queue, RcptStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,11 +53,11 @@ pub fn queue_figures(queue: &Queue) -> QueueFigures {
 
 /// greyd's numbers, or why they could not be had; what greyd did since
 /// the last poll goes into the funnel history on the way.
-async fn greyd_stats(state: &WebState) -> Result<GreydStats, String> {
+async fn greyd_stats(state: &WebState) -> Result<GreydStats, StatsError> {
     let Some(socket) = &state.shared.config.outbound.greyd_control else {
-        return Err("not configured (outbound.greyd_control is not set)".into());
+        return Err(StatsError::NotConfigured);
     };
-    let stats = crate::greyd_control::stats(socket).await.map_err(|e| e.to_string())?;
+    let stats = crate::greyd_control::stats(socket).await?;
     state
         .shared
         .stats

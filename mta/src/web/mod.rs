@@ -5,10 +5,11 @@
 //!
 //! # Adding pages from another module
 //!
-//! A module (say `crate::lists`) writes a `pub fn routes() -> Router<WebState>`
-//! with paths relative to its prefix, and one line in [`router`] mounts it,
+//! A page module (say `lists`, the pages of `crate::lists`) writes a `pub fn
+//! routes() -> Router<WebState>` with paths relative to its prefix, and one
+//! line in [`router`] mounts it,
 //! among the other routes (before the `.layer` calls, so the layers cover
-//! it): `.nest("/lists", crate::lists::web::routes())`. Its handlers get:
+//! it): `.nest("/lists", lists::routes())`. Its handlers get:
 //!
 //! - [`WebState`] (`State<WebState>`): the daemon's [`Shared`] (config,
 //!   authenticator, router, queue: [`Shared::accept_message`] is the path
@@ -30,6 +31,7 @@ pub mod folders;
 pub mod layout;
 pub mod list;
 pub mod listener;
+pub mod lists;
 pub mod login;
 pub mod mime;
 pub mod read;
@@ -85,7 +87,7 @@ pub fn router(state: WebState) -> Router {
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
-        .nest("/lists", crate::lists::web::routes())
+        .nest("/lists", lists::routes())
         .layer(axum::middleware::from_fn(layout::security_headers))
         .with_state(state)
 }

@@ -12,9 +12,9 @@
 //! request), and the owner's moderation form is checked against the
 //! session's CSRF token here. maud escapes everything a page shows.
 
-use super::store::{Action, ArchiveMode, List, ListError, Store};
-use super::{ProcessError, archive, post};
-use crate::web::{User, WebState, layout};
+use super::{User, WebState, layout};
+use crate::lists::store::{Action, ArchiveMode, List, ListError, Store};
+use crate::lists::{ProcessError, archive, post};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
@@ -66,7 +66,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn load(state: &WebState, list: String) -> Result<(Store, List), Response> {
-    let store = super::store(&state.shared);
+    let store = crate::lists::store(&state.shared);
     blocking(move || {
         let l = store.load(&list)?;
         Ok((store, l))
@@ -119,7 +119,8 @@ async fn subscribe(
     let (store, l) = load(&state, list).await?;
     let shared = Arc::clone(&state.shared);
     let result =
-        blocking(move || super::request_confirmation(&shared, &store, &l, &who, true, crate::queue::now())).await?;
+        blocking(move || crate::lists::request_confirmation(&shared, &store, &l, &who, true, crate::queue::now()))
+            .await?;
     Ok(message_page("Subscribe", &result))
 }
 
@@ -168,7 +169,7 @@ async fn confirm(
 ) -> Result<Response, Response> {
     let (store, l) = load(&state, list).await?;
     let shared = Arc::clone(&state.shared);
-    let result = blocking(move || super::confirm(&shared, &store, &l, &q.token, crate::queue::now())).await?;
+    let result = blocking(move || crate::lists::confirm(&shared, &store, &l, &q.token, crate::queue::now())).await?;
     Ok(message_page("Confirm", &result))
 }
 
@@ -290,7 +291,7 @@ async fn moderate(
     uri: Uri,
     axum::Form(d): axum::Form<Decision>,
 ) -> Result<Response, Response> {
-    let given = uri.query().and_then(crate::web::csrf::query_token).unwrap_or("");
+    let given = uri.query().and_then(super::csrf::query_token).unwrap_or("");
     if !same(given, &user.csrf) {
         return Err(layout::error(
             StatusCode::FORBIDDEN,
@@ -304,7 +305,7 @@ async fn moderate(
     let page = href(&l, "/moderate");
     let discard = d.decision == "discard";
     let shared = Arc::clone(&state.shared);
-    blocking(move || super::moderate(&shared, &store, &l, &d.token, discard, crate::queue::now())).await?;
+    blocking(move || crate::lists::moderate(&shared, &store, &l, &d.token, discard, crate::queue::now())).await?;
     Ok(Redirect::to(&page).into_response())
 }
 
@@ -456,19 +457,11 @@ mod tests {
     use crate::lists::store::Settings;
 
     fn list() -> List {
-        List {
-            name: "dev".into(),
-            domain: "x.test".into(),
-            settings: Settings {
-                description: "<b>devs</b>".into(),
-                secret: "k".into(),
-                ..Settings::default()
-            },
-            members: Vec::new(),
-            pending: Vec::new(),
-            held_reminded: 0,
-            digest_issue: 0,
-        }
+        List::sample(Settings {
+            description: "<b>devs</b>".into(),
+            secret: "k".into(),
+            ..Settings::default()
+        })
     }
 
     #[test]
