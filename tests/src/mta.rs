@@ -14,6 +14,10 @@ const AUTH_CHECKS_ON: &str = "[auth_checks]\nenabled = true";
 const AUTH_CHECKS_OFF: &str = "[auth_checks]\nenabled = false";
 /// A loopback port where no DNS server listens.
 const DEAD_DNS: &str = "127.0.0.1:9";
+/// `mtactl init`'s ports are placeholders, replaced one by one with ports
+/// from `free_port`; they lie outside its range (20000–32000), so a port
+/// already put in can never be mistaken for a placeholder still to replace.
+const PLACEHOLDER_OFFSET: &str = "40000";
 
 /// A configuration directory made by `mtactl init`.
 pub struct MtaSetup {
@@ -63,7 +67,14 @@ impl MtaSetup {
             Command::new(bin("mtactl"))
                 .args(["init", "--root"])
                 .arg(dir.path())
-                .args(["--hostname", HOST, "--domain", DOMAIN, "--port-offset", "30000"]),
+                .args([
+                    "--hostname",
+                    HOST,
+                    "--domain",
+                    DOMAIN,
+                    "--port-offset",
+                    PLACEHOLDER_OFFSET,
+                ]),
         );
         let config = dir.path().canonicalize().unwrap().join("mta.toml");
         let setup = MtaSetup {
@@ -79,15 +90,15 @@ impl MtaSetup {
             dir,
             config,
         };
-        setup.edit("127.0.0.1:30025", &setup.smtp.to_string());
-        setup.edit("127.0.0.1:30587", &setup.submission.to_string());
-        setup.edit("127.0.0.1:30465", &setup.smtps.to_string());
-        setup.edit("127.0.0.1:30143", &setup.imap.to_string());
-        setup.edit("127.0.0.1:30993", &setup.imaps.to_string());
-        setup.edit("127.0.0.1:30110", &setup.pop3.to_string());
-        setup.edit("127.0.0.1:30995", &setup.pop3s.to_string());
-        setup.edit("127.0.0.1:34190", &setup.managesieve.to_string());
-        setup.edit("127.0.0.1:30443", &setup.web.to_string());
+        setup.edit("127.0.0.1:40025", &setup.smtp.to_string());
+        setup.edit("127.0.0.1:40587", &setup.submission.to_string());
+        setup.edit("127.0.0.1:40465", &setup.smtps.to_string());
+        setup.edit("127.0.0.1:40143", &setup.imap.to_string());
+        setup.edit("127.0.0.1:40993", &setup.imaps.to_string());
+        setup.edit("127.0.0.1:40110", &setup.pop3.to_string());
+        setup.edit("127.0.0.1:40995", &setup.pop3s.to_string());
+        setup.edit("127.0.0.1:44190", &setup.managesieve.to_string());
+        setup.edit("127.0.0.1:40443", &setup.web.to_string());
         // Never the host's resolvers: a test that routes mail starts its own
         // DNS server (`use_dns`); for the others lookups fail temporarily.
         setup.edit("nameservers = []", &format!("nameservers = [\"{DEAD_DNS}\"]"));
