@@ -82,7 +82,7 @@ pub fn clean_address(address: &str) -> Option<String> {
                     )
             })
     };
-    (plain(local) && plain(domain) && domain.contains('.')).then(|| a.to_string())
+    (plain(local) && plain(domain)).then(|| a.to_string())
 }
 
 /// The identities in the file's `text`, `account` first (with its name if
@@ -94,13 +94,16 @@ pub fn parse(text: &str, account: &str) -> Vec<Identity> {
     }];
     for line in text.lines() {
         let (address, name) = line.split_once('\t').unwrap_or((line, ""));
+        let name = clean_name(name);
+        // The account is whatever the login makes it, so it is matched before the address check.
+        if address.trim().eq_ignore_ascii_case(account) {
+            out[0].name = name;
+            continue;
+        }
         let Some(address) = clean_address(address) else {
             continue;
         };
-        let name = clean_name(name);
-        if address.eq_ignore_ascii_case(account) {
-            out[0].name = name;
-        } else if find(&out, &address).is_none() {
+        if find(&out, &address).is_none() {
             out.push(Identity { name, address });
         }
     }
@@ -275,6 +278,11 @@ mod tests {
         assert_eq!(ids[1].header(), "\"Sales Desk\" <sales@example.test>");
         assert_eq!(parse(&render(&ids), "alice@example.test"), ids);
         assert_eq!(parse("", "alice@example.test")[0].header(), "alice@example.test");
+        let root = Identity {
+            name: "Root".into(),
+            address: "root".into(),
+        };
+        assert_eq!(parse(&render(&[root]), "root")[0].header(), "\"Root\" <root>");
         assert_eq!(find(&ids, "SALES@example.test "), Some(&ids[1]));
     }
 
