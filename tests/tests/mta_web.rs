@@ -364,3 +364,111 @@ fn webmail_in_a_real_browser() {
         b.quit().await;
     });
 }
+
+/// The messages in a Maildir's `new` and `cur`, read now (no waiting).
+fn maildir_messages(dir: &std::path::Path) -> Vec<String> {
+    ["new", "cur"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(dir.join(sub)).ok())
+        .flatten()
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap()).into_owned())
+        .collect()
+}
+
+#[test]
+fn identities_are_addresses_that_reach_the_user_and_the_only_ones_to_send_from() {
+    let setup = MtaSetup::new();
+    setup.add_user(USER, PASS);
+    setup.add_user(BOB, BOB_PASS);
+    setup.write("virtusertable", &format!("sales@example.test {USER}\n"));
+    let _mta = setup.start();
+    wait_port(setup.web, Duration::from_secs(10));
+    let order = "From: Bob <bob@remote.test>\r\nTo: Sales <sales@example.test>\r\nSubject: an order\r\n\r\nTwo boxes, please.\r\n";
+    send_transaction(setup.smtp, "<bob@remote.test>", &["<sales@example.test>"], order);
+    wait_messages(&setup.maildir(USER), 1);
+    let base = format!("https://{}", setup.web);
+    let dir = tempfile::tempdir().unwrap();
+    let jar = dir.path().join("cookies");
+    web_login(&jar, &base, USER, PASS);
+    let settings = format!("{base}/settings/identities");
+
+    let (code, _, page) = curl_session(Some(&jar), &settings, &[]);
+    assert_eq!(code, 200);
+    assert!(page.contains(&format!("<td>{USER}</td>")), "{page}");
+    let token = form_token(&page);
+    let add = |address: &str, name: &str| {
+        let form = format!("action=add&address={address}&name={name}");
+        curl_session(Some(&jar), &format!("{settings}?csrf={token}"), &["--data", &form])
+    };
+    // The virtusertable sends sales@ to alice: hers to send from.
+    let (code, headers, page) = add("sales%40example.test", "Sales+Desk");
+    assert_eq!(code, 303, "{headers}{page}");
+    // Bob's address, and one on another domain, do not reach her.
+    for other in ["bob%40example.test", "ceo%40elsewhere.test"] {
+        let (code, _, page) = add(other, "Boss");
+        assert_eq!(code, 400, "{page}");
+        assert!(page.contains("does not reach this account"), "{page}");
+    }
+    let (_, _, page) = curl_session(Some(&jar), &settings, &[]);
+    assert!(page.contains("<td>sales@example.test</td>"), "{page}");
+    assert!(!page.contains("bob@example.test"), "{page}");
+    // Kept in her Maildir, so it outlives the session.
+    let file = std::fs::read_to_string(setup.maildir(USER).join("webmail-identities")).unwrap();
+    assert_eq!(file, format!("{USER}\t\nsales@example.test\tSales Desk\n"));
+    // Her own subaddresses reach her too.
+    let (code, _, page) = add("alice%2Bshop%40example.test", "");
+    assert_eq!(code, 303, "{page}");
+
+    // A reply to the mail sent to sales@ is from sales@.
+    let (code, _, page) = curl_session(Some(&jar), &format!("{base}/compose?f=INBOX&uid=1&mode=reply"), &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(
+            r#"<option value="sales@example.test" selected>&quot;Sales Desk&quot; &lt;sales@example.test&gt;</option>"#
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(r#"<option value="{USER}">{USER}</option>"#)),
+        "{page}"
+    );
+
+    let token = form_token(&page);
+    let send = |from: &str, subject: &str| {
+        let fields = [
+            format!("from={from}"),
+            format!("to={BOB}"),
+            format!("subject={subject}"),
+            "body=Shipped today.".to_string(),
+            "action=send".to_string(),
+        ];
+        let mut args = Vec::new();
+        for f in &fields {
+            args.extend(["--form-string", f.as_str()]);
+        }
+        curl_session(Some(&jar), &format!("{base}/compose?csrf={token}"), &args)
+    };
+    let (code, headers, page) = send("sales@example.test", "from sales");
+    assert_eq!(code, 303, "{headers}{page}");
+    let got = wait_messages(&setup.maildir(BOB), 1);
+    let got = String::from_utf8_lossy(&got[0]);
+    let has = |m: &str, line: &str| m.lines().any(|l| l.trim_end() == line);
+    assert!(has(&got, "From: \"Sales Desk\" <sales@example.test>"), "{got}");
+    assert!(has(&got, "Return-Path: <sales@example.test>"), "{got}");
+    assert!(has(&got, "Subject: from sales"), "{got}");
+
+    // A From the select never offered is refused, and nothing is sent.
+    let (code, _, page) = send("bob@example.test", "forged");
+    assert_eq!(code, 400, "{page}");
+    assert!(page.contains("is not one of your identities"), "{page}");
+    let (code, _, _) = send(USER, "from alice");
+    assert_eq!(code, 303);
+    wait_messages(&setup.maildir(BOB), 2);
+    std::thread::sleep(Duration::from_secs(1));
+    let bobs = maildir_messages(&setup.maildir(BOB));
+    assert_eq!(bobs.len(), 2);
+    assert!(bobs.iter().all(|m| !m.contains("forged")), "{bobs:?}");
+    assert!(bobs.iter().any(|m| has(m, &format!("From: {USER}"))), "{bobs:?}");
+    let sent = maildir_messages(&setup.maildir(USER).join(".Sent"));
+    assert_eq!(sent.len(), 2, "{sent:?}");
+}

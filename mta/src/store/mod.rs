@@ -302,14 +302,26 @@ impl Store {
         Ok(())
     }
 
-    /// The subscribed names, which need not exist.
-    pub fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
-        let path = self.root.join(SUBSCRIPTIONS);
+    /// The text of the small file `name` at the Maildir's root (settings
+    /// kept beside the mail); empty when there is none.
+    pub fn read_meta(&self, name: &str) -> Result<String, StoreError> {
+        let path = self.root.join(name);
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(io_err(path, e)),
         }
+    }
+
+    /// Replace the small file `name` at the Maildir's root durably, owned by the mailbox's owner.
+    pub fn write_meta(&self, name: &str, data: &[u8]) -> Result<(), StoreError> {
+        write_atomic(&self.root.join(name), data, self.owner)
+    }
+
+    /// The subscribed names, which need not exist.
+    pub fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
+        let text = self.read_meta(SUBSCRIPTIONS)?;
+        Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
     }
 
     /// Add or remove `name` in the `subscriptions` file (one name a line,
@@ -327,7 +339,7 @@ impl Store {
             subs.retain(|s| *s != name);
         }
         let text: String = subs.iter().map(|s| format!("{s}\n")).collect();
-        write_atomic(&self.root.join(SUBSCRIPTIONS), text.as_bytes(), self.owner)
+        self.write_meta(SUBSCRIPTIONS, text.as_bytes())
     }
 
     /// The folder, synced with disk, shared with every other session of

@@ -1,9 +1,12 @@
 //! Writing mail: new, reply, reply-all and forward forms, and sending
 //! through the same path as port 587 ([`crate::submit::enqueue_from`]:
 //! routing, DKIM signing, the queue), with a copy in Sent; or saving to
-//! Drafts. The form is multipart so files can be attached.
+//! Drafts. The form is multipart so files can be attached. The From is
+//! one of the user's [`identities`](super::identities), checked again when
+//! the form comes back.
 
 use super::folders::blocking;
+use super::identities::{self, Identity};
 use super::listener::ClientAddr;
 use super::mime::{Attachment, Outgoing};
 use super::read::{addresses, summary};
@@ -46,26 +49,35 @@ fn prefixed(prefix: &str, subject: &str) -> String {
     }
 }
 
-/// The form's starting values for a reply (`all`: to everyone) or forward of `m`.
-pub fn prefill(m: &Message, mode: &str, me: &str) -> Outgoing {
+/// The form's starting values for a reply (`all`: to everyone) or forward
+/// of `m`. A reply is from the identity the original was addressed to, if
+/// one of `mine` was; reply-all leaves all of `mine` out.
+pub fn prefill(m: &Message, mode: &str, mine: &[Identity]) -> Outgoing {
     let s = summary(m);
+    let addressed = recipients(&[&s.to, &s.cc]);
+    let from = addressed
+        .iter()
+        .find_map(|a| identities::find(mine, a))
+        .map(|i| i.address.clone())
+        .unwrap_or_default();
     let id = m.message_id().map(|id| format!("<{id}>")).unwrap_or_default();
     if mode == "forward" {
         return Outgoing {
             subject: prefixed("Fwd:", &s.subject),
             body: "\n\n(The original message is attached.)\n".into(),
+            from,
             ..Outgoing::default()
         };
     }
     let reply_to = addresses(m.reply_to());
     let to = if reply_to.is_empty() { s.from.clone() } else { reply_to };
     let cc = if mode == "all" {
-        let mine = |a: &&str| !a.to_ascii_lowercase().contains(&me.to_ascii_lowercase());
+        let theirs = |a: &&str| recipients(&[a]).iter().all(|r| identities::find(mine, r).is_none());
         [s.to.as_str(), s.cc.as_str()]
             .iter()
             .flat_map(|l| l.split(", "))
             .filter(|a| !a.is_empty())
-            .filter(mine)
+            .filter(theirs)
             .collect::<Vec<_>>()
             .join(", ")
     } else {
@@ -86,6 +98,7 @@ pub fn prefill(m: &Message, mode: &str, me: &str) -> Outgoing {
         .map(|l| format!("> {l}\n"))
         .collect();
     Outgoing {
+        from,
         to,
         cc,
         subject: prefixed("Re:", &s.subject),
@@ -97,15 +110,18 @@ pub fn prefill(m: &Message, mode: &str, me: &str) -> Outgoing {
 }
 
 pub async fn form(State(state): State<WebState>, user: User, Query(q): Query<ComposeQuery>) -> Response {
-    let me = identity(&user.name, &state.shared.config.hostname);
+    let mine = match identities::of(&state, &user).await {
+        Ok(ids) => ids,
+        Err(resp) => return resp,
+    };
     let start = match (&q.f, q.uid, q.mode.as_deref()) {
         (Some(f), Some(uid), Some(mode)) => {
-            let (store, f, mode, me) = (Arc::clone(&user.store), f.clone(), mode.to_string(), me.clone());
+            let (store, f, mode, ids) = (Arc::clone(&user.store), f.clone(), mode.to_string(), mine.clone());
             match blocking(move || {
                 let raw = store.mailbox(&f)?.read(uid)?;
                 Ok(MessageParser::default()
                     .parse(&raw)
-                    .map(|m| prefill(&m, &mode, &me))
+                    .map(|m| prefill(&m, &mode, &ids))
                     .unwrap_or_default())
             })
             .await
@@ -116,18 +132,19 @@ pub async fn form(State(state): State<WebState>, user: User, Query(q): Query<Com
         }
         _ => Outgoing::default(),
     };
-    page(&state, &user, &q, &start, None, StatusCode::OK)
+    page(&state, &user, &mine, &q, &start, None, StatusCode::OK)
 }
 
+/// The form: `o.from` is the address of the identity preselected.
 fn page(
     state: &WebState,
     user: &User,
+    mine: &[Identity],
     q: &ComposeQuery,
     o: &Outgoing,
     problem: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let me = identity(&user.name, &state.shared.config.hostname);
     let limit = state.shared.config.smtp.max_message_size;
     let body = html! {
         h1 { "Compose" }
@@ -140,7 +157,14 @@ fn page(
             }
             input type="hidden" name="in_reply_to" value=(o.in_reply_to);
             input type="hidden" name="references" value=(o.references);
-            p { label { "From " select name="from" { option value=(me) { (me) } } } }
+            p {
+                label { "From " select name="from" {
+                    @for id in mine {
+                        option value=(id.address) selected[id.address.eq_ignore_ascii_case(&o.from) || id.header() == o.from] { (id.header()) }
+                    }
+                } }
+                " " a href="/settings/identities" { "Identities" }
+            }
             p { label { "To " input type="text" name="to" value=(o.to) size="60"; } }
             p { label { "Cc " input type="text" name="cc" value=(o.cc) size="60"; } }
             p { label { "Bcc " input type="text" name="bcc" size="60"; } }
@@ -255,8 +279,16 @@ pub async fn submit(
         Err(e) => return layout::error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let config = &state.shared.config;
-    let me = identity(&user.name, &config.hostname);
-    posted.message.from = me.clone();
+    let mine = match identities::of(&state, &user).await {
+        Ok(ids) => ids,
+        Err(resp) => return resp,
+    };
+    // The select offers only the user's identities, but the form is the client's.
+    let Some(me) = identities::find(&mine, &posted.message.from).cloned() else {
+        let why = format!("{:?} is not one of your identities.", posted.message.from);
+        return layout::error(StatusCode::BAD_REQUEST, &why);
+    };
+    posted.message.from = me.header();
     let q = ComposeQuery {
         f: posted.original.as_ref().map(|o| o.0.clone()),
         uid: posted.original.as_ref().map(|o| o.1),
@@ -284,6 +316,7 @@ pub async fn submit(
         return page(
             &state,
             &user,
+            &mine,
             &q,
             &posted.message,
             Some(&why),
@@ -308,6 +341,7 @@ pub async fn submit(
         return page(
             &state,
             &user,
+            &mine,
             &q,
             m,
             Some("Give at least one recipient."),
@@ -315,7 +349,7 @@ pub async fn submit(
         );
     }
     let sub = Submission {
-        sender: me,
+        sender: me.address,
         recipients: to,
         content: raw.clone(),
     };
@@ -334,6 +368,7 @@ pub async fn submit(
             return page(
                 &state,
                 &user,
+                &mine,
                 &q,
                 m,
                 Some("The queue is unavailable; try again."),
@@ -350,7 +385,7 @@ pub async fn submit(
             .chain(response.error.clone())
             .collect::<Vec<_>>()
             .join("; ");
-        return page(&state, &user, &q, m, Some(&why), StatusCode::BAD_REQUEST);
+        return page(&state, &user, &mine, &q, m, Some(&why), StatusCode::BAD_REQUEST);
     }
     tracing::info!("web: {:?} sent {}", user.name, response.id.as_deref().unwrap_or(""));
     let original = posted.original.clone();
@@ -397,18 +432,32 @@ mod tests {
     fn replies_go_to_the_sender_and_thread_under_the_original() {
         let raw = b"From: Bob <bob@remote.test>\r\nTo: alice@example.test, carol@example.test\r\nCc: dave@x.test\r\nSubject: plans\r\nMessage-ID: <m1@remote.test>\r\nReferences: <m0@remote.test>\r\n\r\nline one\r\n";
         let m = MessageParser::default().parse(&raw[..]).unwrap();
-        let r = prefill(&m, "reply", "alice@example.test");
+        let alice = identities::parse("", "alice@example.test");
+        let r = prefill(&m, "reply", &alice);
         assert_eq!(r.to, "Bob <bob@remote.test>");
         assert_eq!(r.cc, "");
         assert_eq!(r.subject, "Re: plans");
         assert_eq!(r.in_reply_to, "<m1@remote.test>");
         assert_eq!(r.references, "<m0@remote.test> <m1@remote.test>");
         assert!(r.body.contains("> line one"), "{}", r.body);
-        let all = prefill(&m, "all", "alice@example.test");
+        let all = prefill(&m, "all", &alice);
         assert_eq!(all.cc, "carol@example.test, dave@x.test");
-        let fwd = prefill(&m, "forward", "alice@example.test");
+        let fwd = prefill(&m, "forward", &alice);
         assert_eq!((fwd.subject.as_str(), fwd.to.as_str()), ("Fwd: plans", ""));
         assert_eq!(prefixed("Re:", "RE: x"), "RE: x");
+    }
+
+    #[test]
+    fn a_reply_is_from_the_identity_the_original_was_addressed_to() {
+        let raw = b"From: Bob <bob@remote.test>\r\nTo: Sales <SALES@example.test>, carol@example.test\r\nCc: alice@example.test\r\nSubject: order\r\n\r\nhi\r\n";
+        let m = MessageParser::default().parse(&raw[..]).unwrap();
+        let mine = identities::parse("sales@example.test\tSales\n", "alice@example.test");
+        assert_eq!(prefill(&m, "reply", &mine).from, "sales@example.test");
+        assert_eq!(prefill(&m, "all", &mine).cc, "carol@example.test");
+        let alice = identities::parse("", "alice@example.test");
+        assert_eq!(prefill(&m, "reply", &alice).from, "alice@example.test");
+        let other = identities::parse("", "dave@example.test");
+        assert_eq!(prefill(&m, "reply", &other).from, "");
     }
 
     #[test]

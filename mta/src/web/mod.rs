@@ -28,6 +28,7 @@ pub mod charts;
 pub mod compose;
 pub mod csrf;
 pub mod folders;
+pub mod identities;
 pub mod layout;
 pub mod list;
 pub mod listener;
@@ -73,6 +74,7 @@ pub fn router(state: WebState) -> Router {
         .route("/style.css", get(layout::stylesheet))
         .route("/folders", post(folders::manage))
         .route("/admin", get(admin::page))
+        .route("/settings/identities", get(identities::show).post(identities::submit))
         .route("/mail", get(list::list))
         .route("/mail/act", post(list::act))
         .route("/msg", get(read::show))
