@@ -271,7 +271,7 @@ pub struct Config {
     pub pregreet: Pregreet,
     pub idle_timeout: Duration,
     pub expire_interval: Duration,
-    pub user: String,
+    pub user: RunAs,
     pub sync_targets: Vec<String>,
     pub sync_listen: Option<String>,
     pub sync_key: PathBuf,
@@ -297,6 +297,19 @@ pub const DEFAULT_DB: &str = "/var/db/greyd/greyd.db";
 pub const DEFAULT_CONTROL: &str = "/var/run/greyd.sock";
 
 /// greyd's key file, or spamd's when only that exists (so a spamd peer's key works unchanged).
+/// The user greyd becomes when started as root.
+pub const DEFAULT_USER: &str = "_greyd";
+
+/// Who greyd becomes after binding, when started as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user's name; empty: stay root.
+    pub name: String,
+    /// Named by the configuration: if that user is missing greyd refuses to
+    /// start, where a missing default user only costs a warning.
+    pub explicit: bool,
+}
+
 fn default_sync_key() -> PathBuf {
     let ours = PathBuf::from("/etc/greyd/greyd.key");
     let spamd = PathBuf::from("/etc/mail/spamd.key");
@@ -399,7 +412,13 @@ impl Config {
             pregreet: f.pregreet.unwrap_or(Pregreet::Trap),
             idle_timeout: duration_or(f.idle_timeout, Duration::from_secs(400))?,
             expire_interval: duration_or(f.expire_interval, Duration::from_secs(60))?,
-            user: f.user.unwrap_or_else(|| "_greyd".into()),
+            user: match f.user {
+                Some(name) => RunAs { name, explicit: true },
+                None => RunAs {
+                    name: DEFAULT_USER.into(),
+                    explicit: false,
+                },
+            },
             sync_targets: if cli.sync_targets.is_empty() {
                 f.sync_targets.unwrap_or_default()
             } else {
@@ -513,6 +532,26 @@ mod tests {
         assert!(c.spf_promotion);
         assert_eq!((c.dnswl.len(), c.dnswl_threshold), (0, -1));
         assert!(c.nameservers.is_empty() && c.metrics.is_none());
+        assert_eq!(
+            c.user,
+            RunAs {
+                name: "_greyd".into(),
+                explicit: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_configured_user_is_explicit() {
+        let file: File = toml::from_str("user = \"_other\"").unwrap();
+        let c = Config::merge(&cli(&["--firewall", "none"]), file).unwrap();
+        assert_eq!(
+            c.user,
+            RunAs {
+                name: "_other".into(),
+                explicit: true
+            }
+        );
     }
 
     #[test]

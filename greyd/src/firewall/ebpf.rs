@@ -8,12 +8,15 @@
 //! - `greyd_block` (XDP, on the configured interfaces, native mode where the
 //!   driver allows, generic otherwise) drops hard-blocked sources.
 //!
-//! Maps and links are pinned, so `bpftool map dump pinned …` shows them and a
-//! restarting greyd finds them again: whitelisted hosts keep reaching the MTA
-//! while it restarts. On exit the pins are removed unless `keep_firewall`.
+//! With `keep_firewall`, maps and links stay pinned, so `bpftool map dump
+//! pinned …` shows them and a restarting greyd finds them again: whitelisted
+//! hosts keep reaching the MTA while it restarts. Without it the pins are
+//! removed as soon as greyd holds the descriptors (while still root), so the
+//! kernel detaches everything when greyd exits, however it exits, and the
+//! unprivileged greyd has nothing to unlink.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
@@ -80,10 +83,9 @@ struct Maps {
 
 pub struct EbpfFilter {
     maps: Mutex<Maps>,
-    pin_dir: PathBuf,
-    keep: bool,
-    /// Held so the programs stay loaded for as long as greyd runs.
+    /// Held so the programs stay loaded and attached for as long as greyd runs.
     _bpf: Ebpf,
+    _links: Vec<PinnedLink>,
 }
 
 /// Counter totals over all CPUs.
@@ -131,7 +133,10 @@ impl EbpfFilter {
 
         // A pinned link left by the previous run still steers; keep it rather than attach twice.
         let steer_pin = pin_dir.join(STEER_LINK);
-        if PinnedLink::from_pin(&steer_pin).is_err() {
+        let mut links = Vec::new();
+        if let Ok(link) = PinnedLink::from_pin(&steer_pin) {
+            links.push(link);
+        } else {
             let prog: &mut SkLookup = bpf
                 .program_mut("greyd_steer")
                 .ok_or_else(|| setup("no greyd_steer program"))?
@@ -143,8 +148,10 @@ impl EbpfFilter {
                 .attach(netns)
                 .map_err(|e| setup(format!("attaching sk_lookup: {e}")))?;
             let link: FdLink = prog.take_link(id).map_err(setup)?.into();
-            link.pin(&steer_pin)
-                .map_err(|e| setup(format!("pinning {}: {e}", steer_pin.display())))?;
+            links.push(
+                link.pin(&steer_pin)
+                    .map_err(|e| setup(format!("pinning {}: {e}", steer_pin.display())))?,
+            );
         }
         if !xdp_interfaces.is_empty() {
             let prog: &mut Xdp = bpf
@@ -155,7 +162,8 @@ impl EbpfFilter {
             prog.load().map_err(|e| setup(format!("loading XDP: {e}")))?;
             for iface in xdp_interfaces {
                 let pin = pin_dir.join(format!("link_xdp_{iface}"));
-                if PinnedLink::from_pin(&pin).is_ok() {
+                if let Ok(link) = PinnedLink::from_pin(&pin) {
+                    links.push(link);
                     continue;
                 }
                 // Native mode where the driver has it, generic otherwise.
@@ -164,8 +172,10 @@ impl EbpfFilter {
                     .or_else(|_| prog.attach(iface, XdpMode::Skb))
                     .map_err(|e| setup(format!("attaching XDP to interface {iface}: {e}")))?;
                 let link: FdLink = prog.take_link(id).map_err(setup)?.try_into().map_err(setup)?;
-                link.pin(&pin)
-                    .map_err(|e| setup(format!("pinning {}: {e}", pin.display())))?;
+                links.push(
+                    link.pin(&pin)
+                        .map_err(|e| setup(format!("pinning {}: {e}", pin.display())))?,
+                );
             }
         }
         let maps = Maps {
@@ -175,11 +185,13 @@ impl EbpfFilter {
             socket: take(&mut bpf, shared::MAP_SOCKET)?,
             counters: take(&mut bpf, shared::MAP_COUNTERS)?,
         };
+        if !keep {
+            std::fs::remove_dir_all(pin_dir).map_err(|e| setup(format!("removing {}: {e}", pin_dir.display())))?;
+        }
         Ok(EbpfFilter {
             maps: Mutex::new(maps),
-            pin_dir: pin_dir.to_path_buf(),
-            keep,
             _bpf: bpf,
+            _links: links,
         })
     }
 
@@ -269,14 +281,5 @@ impl Firewall for EbpfFilter {
         seen.into_iter()
             .map(|k| crate::control::canonical(IpAddr::from(k)))
             .collect()
-    }
-
-    fn shutdown(&self) -> Result<(), FirewallError> {
-        if self.keep {
-            return Ok(());
-        }
-        // Unpinning the links detaches the programs once greyd's handles close.
-        std::fs::remove_dir_all(&self.pin_dir)
-            .map_err(|e| FirewallError::Setup(format!("removing {}: {e}", self.pin_dir.display())))
     }
 }

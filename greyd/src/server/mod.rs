@@ -5,6 +5,7 @@ mod conn;
 mod control;
 mod dns;
 mod limits;
+mod privileges;
 mod state;
 mod stutter;
 
@@ -47,40 +48,9 @@ fn open_db(path: &Path) -> Result<Db> {
     Ok(Db::open(path)?)
 }
 
-/// When started as root, hand the database and socket to `user` and become it.
-fn drop_privileges(config: &Config) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    let Some(user) = nix::unistd::User::from_name(&config.user)? else {
-        warn!(
-            "user {} does not exist: running as root (create it to drop privileges)",
-            config.user
-        );
-        return Ok(());
-    };
-    let own = |p: &Path| nix::unistd::chown(p, Some(user.uid), Some(user.gid));
-    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        own(dir)?;
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = config.db.clone().into_os_string();
-        p.push(suffix);
-        let p = std::path::PathBuf::from(p);
-        if p.exists() {
-            own(&p)?;
-        }
-    }
-    own(&config.control)?;
-    nix::unistd::setgroups(&[user.gid])?;
-    nix::unistd::setgid(user.gid)?;
-    nix::unistd::setuid(user.uid)?;
-    info!("running as {}", config.user);
-    Ok(())
-}
-
 /// Run greyd until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<()> {
+    let user = privileges::target(&config.user)?;
     let db = open_db(&config.db)?;
     let allowed = AllowedDomains::load(&config.alloweddomains)
         .with_context(|| format!("cannot read {}", config.alloweddomains.display()))?;
@@ -107,10 +77,14 @@ pub async fn run(config: Config) -> Result<()> {
         info!("metrics on http://{addr}/metrics");
     }
     let shared = Shared::new(config, db, allowed, fw, sync)?;
-    drop_privileges(&shared.config)?;
-    for l in listeners {
+    for l in &listeners {
         info!("listening on {}", l.local_addr()?);
-        shared.firewall.listening(&l)?;
+        shared.firewall.listening(l)?;
+    }
+    if let Some(user) = &user {
+        privileges::become_user(&shared.config, user)?;
+    }
+    for l in listeners {
         tokio::spawn(accept_loop(Arc::clone(&shared), l));
     }
     tokio::spawn(control::serve(Arc::clone(&shared), control));
