@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use crate::{Daemon, SmtpClient, bin, connect_from, free_port};
 
+/// Greylisting a test can wait out: a 1 s pass time (1 h grey, 1 d white
+/// expiry) and no stutter.
+pub const QUICK_GREYLISTING: [&str; 6] = ["-G", "1s:1h:1d", "-S", "0", "-s", "0"];
+
 /// A greyd process with its files in a temporary directory.
 pub struct Greyd {
     pub daemon: Daemon,

@@ -7,11 +7,13 @@
 
 pub mod browser;
 pub mod dns;
+pub mod ebpf;
 pub mod greyd;
 pub mod netns;
 pub mod outbound;
 pub mod setup;
 pub mod tls;
+pub mod users;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

@@ -321,41 +321,6 @@ pub fn python(script: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A system account made with useradd for one test (root only), with its
-/// home under /tmp (traversable, so mta can deliver as that user), removed
-/// with userdel -r when dropped.
-pub struct SystemUser {
-    pub name: String,
-    pub home: PathBuf,
-}
-
-impl SystemUser {
-    pub fn create(prefix: &str) -> SystemUser {
-        let name = format!("{prefix}{}", std::process::id() % 100_000);
-        let home = PathBuf::from(format!("/tmp/{name}-home"));
-        run_ok(
-            Command::new("useradd")
-                .args(["--create-home", "--shell", "/usr/sbin/nologin", "--home-dir"])
-                .arg(&home)
-                .arg(&name),
-        );
-        SystemUser { name, home }
-    }
-
-    /// Write a file in the home directory, owned by the user.
-    pub fn write(&self, file: &str, text: &str) {
-        let path = self.home.join(file);
-        std::fs::write(&path, text).unwrap();
-        run_ok(Command::new("chown").arg(&self.name).arg(&path));
-    }
-}
-
-impl Drop for SystemUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg("--remove").arg(&self.name).output();
-    }
-}
-
 /// Python for IMAP tests that speak raw IMAPS where imaplib hides the
 /// wire: `ctx` (TLS without verification), `imaps_port`, `user` and `pw`
 /// from the arguments, and `RawClient(name)`, a logged-in session whose

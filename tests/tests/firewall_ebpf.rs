@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use greyd_tests::ebpf::{PinDir, bpftool_lists, built_with_ebpf, config_lines, start_greyd};
 use greyd_tests::greyd::{Greyd, eventually};
 use greyd_tests::netns::{Pair, have_root, real_mta};
 
@@ -51,69 +52,28 @@ fn counters(pin_dir: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// Removes the pin directory even when the test fails half way, so no
-/// program stays attached through a pinned link.
-struct PinDir(std::path::PathBuf);
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn bpftool_lists(what: &str) -> String {
-    String::from_utf8(Command::new("bpftool").args([what, "list"]).output().unwrap().stdout).unwrap()
-}
-
 #[test]
 fn ebpf_steers_blocks_counts_survives_restart_and_cleans_up() {
-    if !have_root("ebpf_steers") {
-        return;
-    }
-    let version = Command::new(greyd_tests::bin("greyd"))
-        .arg("--version")
-        .output()
-        .unwrap();
-    if !String::from_utf8_lossy(&version.stdout).contains("nftables ebpf") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "under CI greyd must be built with its eBPF programs"
-        );
-        eprintln!("skipping: greyd was built without eBPF (`cargo xtask deps` installs the toolchain)");
+    if !have_root("ebpf_steers") || !built_with_ebpf("ebpf_steers") {
         return;
     }
     let pair = Pair::new(&["10.78.1.1"], &["10.78.1.2", "10.78.1.3", "10.78.1.4"]);
     real_mta(&pair.server, 25);
     let dir = tempfile::tempdir().unwrap();
-    let pin_guard = PinDir(Path::new("/sys/fs/bpf").join(format!("greyd-test-{}", std::process::id())));
+    let pin_guard = PinDir::for_this_process();
     let pin_dir = pin_guard.0.clone();
-    let config = dir.path().join("greyd.toml");
     let write_config = |keep: bool| {
         std::fs::write(
-            &config,
+            dir.path().join("greyd.toml"),
             format!(
-                "xdp_interfaces = [\"{}\"]\nbpf_pin_dir = \"{}\"\nkeep_firewall = {keep}\nexpire_interval = \"1s\"\n",
-                pair.server_if,
-                pin_dir.display()
+                "{}keep_firewall = {keep}\nexpire_interval = \"1s\"\n",
+                config_lines(&pair, &pin_guard)
             ),
         )
         .unwrap()
     };
     write_config(true);
-    let config_arg = config.display().to_string();
-    let args = [
-        "--config",
-        &config_arg,
-        "--firewall",
-        "ebpf",
-        "-G",
-        "1s:1h:1d",
-        "-S",
-        "0",
-        "-s",
-        "0",
-    ];
-    let mut g = Greyd::start_in(Some(&pair.server), dir.path(), 8025, &args);
+    let mut g = start_greyd(&pair, dir.path());
     let mx: SocketAddr = "10.78.1.1:25".parse().unwrap();
     assert!(
         pin_dir.join("GREYD_WHITE").exists() && pin_dir.join("link_steer").exists(),

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use greyd_tests::greyd::{Greyd, eventually};
+use greyd_tests::greyd::{Greyd, QUICK_GREYLISTING, eventually};
 use greyd_tests::netns::{Pair, have_root, real_mta};
 
 /// The banner a client gets on port 25 (None: nothing answered).
@@ -20,23 +20,9 @@ fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
     let pair = Pair::new(&["10.77.1.1", "10.77.1.4"], &["10.77.1.2", "10.77.1.3"]);
     real_mta(&pair.server, 25);
     let dir = tempfile::tempdir().unwrap();
-    let mut g = Greyd::start_in(
-        Some(&pair.server),
-        dir.path(),
-        8025,
-        &[
-            "--firewall",
-            "nftables",
-            "-G",
-            "1s:1h:1d",
-            "-S",
-            "0",
-            "-s",
-            "0",
-            "-M",
-            "10.77.1.4",
-        ],
-    );
+    let mut args = vec!["--firewall", "nftables", "-M", "10.77.1.4"];
+    args.extend(QUICK_GREYLISTING);
+    let mut g = Greyd::start_in(Some(&pair.server), dir.path(), 8025, &args);
     let mx: SocketAddr = "10.77.1.1:25".parse().unwrap();
     let backup_mx: SocketAddr = "10.77.1.4:25".parse().unwrap();
 

@@ -3,6 +3,7 @@
 //! failures, bounces, and PROXY v2 from a trusted front (greyd).
 
 use greyd_tests::mta::*;
+use greyd_tests::users::SystemUser;
 use std::io::Write;
 use std::time::Duration;
 

@@ -7,8 +7,9 @@
 //! bounce from further on names the address the sender used.
 
 use greyd_tests::dns::DnsServer;
-use greyd_tests::mta::{MtaSetup, SystemUser, send_transaction, strip_trace, wait_messages};
+use greyd_tests::mta::{MtaSetup, send_transaction, strip_trace, wait_messages};
 use greyd_tests::outbound::{SENDER, sender};
+use greyd_tests::users::SystemUser;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 

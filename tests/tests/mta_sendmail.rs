@@ -2,6 +2,7 @@
 //! `sendmail -t` / plain / `-bs`, `mailq`, `newaliases`.
 
 use greyd_tests::mta::*;
+use greyd_tests::users::SystemUser;
 
 #[test]
 fn init_writes_a_runnable_configuration() {

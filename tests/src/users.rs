@@ -1,0 +1,84 @@
+//! System accounts made with useradd for one test (root only), removed with
+//! userdel when dropped.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::mta::run_ok;
+
+pub struct SystemUser {
+    pub name: String,
+    pub home: PathBuf,
+    /// Whether useradd made the home (userdel then removes it).
+    made_home: bool,
+}
+
+impl SystemUser {
+    /// A login-less user with its home under /tmp (traversable, so mta can
+    /// deliver as that user).
+    pub fn create(prefix: &str) -> SystemUser {
+        let name = format!("{prefix}{}", std::process::id() % 100_000);
+        let home = PathBuf::from(format!("/tmp/{name}-home"));
+        run_ok(
+            Command::new("useradd")
+                .args(["--create-home", "--shell", "/usr/sbin/nologin", "--home-dir"])
+                .arg(&home)
+                .arg(&name),
+        );
+        SystemUser {
+            name,
+            home,
+            made_home: true,
+        }
+    }
+
+    /// A daemon's account, as an installer makes one: `--system`, no home.
+    pub fn daemon(prefix: &str) -> SystemUser {
+        let name = format!("{prefix}{}", std::process::id());
+        run_ok(
+            Command::new("useradd")
+                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+                .arg(&name),
+        );
+        let home = PathBuf::from(
+            run_ok(Command::new("getent").args(["passwd", &name]))
+                .split(':')
+                .nth(5)
+                .unwrap_or("")
+                .to_string(),
+        );
+        SystemUser {
+            name,
+            home,
+            made_home: false,
+        }
+    }
+
+    /// The user's uid and primary gid, as `id` reports them.
+    pub fn ids(&self) -> (u32, u32) {
+        let id = |flag: &str| {
+            run_ok(Command::new("id").arg(flag).arg(&self.name))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (id("-u"), id("-g"))
+    }
+
+    /// Write a file in the home directory, owned by the user.
+    pub fn write(&self, file: &str, text: &str) {
+        let path = self.home.join(file);
+        std::fs::write(&path, text).unwrap();
+        run_ok(Command::new("chown").arg(&self.name).arg(&path));
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        let mut userdel = Command::new("userdel");
+        if self.made_home {
+            userdel.arg("--remove");
+        }
+        let _ = userdel.arg(&self.name).output();
+    }
+}
