@@ -3,8 +3,19 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 
 use crate::mta::run_ok;
+
+/// useradd and userdel lock /etc/passwd and fail rather than wait, so the
+/// tests of one binary take turns.
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// Run useradd alone; panics if it fails.
+fn change_accounts(cmd: &mut Command) -> String {
+    let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    run_ok(cmd)
+}
 
 pub struct SystemUser {
     pub name: String,
@@ -19,7 +30,7 @@ impl SystemUser {
     pub fn create(prefix: &str) -> SystemUser {
         let name = format!("{prefix}{}", std::process::id() % 100_000);
         let home = PathBuf::from(format!("/tmp/{name}-home"));
-        run_ok(
+        change_accounts(
             Command::new("useradd")
                 .args(["--create-home", "--shell", "/usr/sbin/nologin", "--home-dir"])
                 .arg(&home)
@@ -35,7 +46,7 @@ impl SystemUser {
     /// A daemon's account, as an installer makes one: `--system`, no home.
     pub fn daemon(prefix: &str) -> SystemUser {
         let name = format!("{prefix}{}", std::process::id());
-        run_ok(
+        change_accounts(
             Command::new("useradd")
                 .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
                 .arg(&name),
@@ -79,6 +90,7 @@ impl Drop for SystemUser {
         if self.made_home {
             userdel.arg("--remove");
         }
+        let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let _ = userdel.arg(&self.name).output();
     }
 }

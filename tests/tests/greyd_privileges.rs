@@ -2,8 +2,8 @@
 //! and its sockets bound: every uid and gid is the user's, no supplementary
 //! groups, no capabilities, its files are the user's, and it still steers,
 //! greylists and whitelists through the map descriptors it opened as root.
-//! A `user` the configuration names but the system lacks is refused before
-//! anything is loaded.
+//! A `user` the configuration names is refused before anything is loaded
+//! when the system lacks it, or when the firewall (nftables) needs root.
 //!
 //! Needs root, BPF and the eBPF toolchain greyd was built with; under CI a
 //! missing piece fails the test.
@@ -114,21 +114,19 @@ fn greyd_becomes_its_user_after_loading_ebpf_and_keeps_filtering() {
     );
 }
 
-#[test]
-fn a_configured_user_that_does_not_exist_is_refused_before_anything_is_loaded() {
-    if !have_root("greyd_missing_user") {
-        return;
-    }
+/// Start greyd as root with `user = "<user>"` and `--firewall <firewall>`,
+/// expecting a refusal: asserts exit status 1 and that neither the database
+/// nor the control socket was made; returns stderr.
+fn refused_start(user: &str, firewall: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let missing = format!("_greydnone{}", std::process::id());
     let config = dir.path().join("greyd.toml");
-    std::fs::write(&config, format!("user = \"{missing}\"\n")).unwrap();
+    std::fs::write(&config, format!("user = \"{user}\"\n")).unwrap();
     let db = dir.path().join("db/greyd.db");
     let control = dir.path().join("greyd.sock");
     let out = Command::new(greyd_tests::bin("greyd"))
         .arg("--config")
         .arg(&config)
-        .args(["-d", "--firewall", "none", "-l", "127.0.0.1", "-p"])
+        .args(["-d", "--firewall", firewall, "-l", "127.0.0.1", "-p"])
         .arg(greyd_tests::free_port().to_string())
         .arg("--db")
         .arg(&db)
@@ -136,14 +134,43 @@ fn a_configured_user_that_does_not_exist_is_refused_before_anything_is_loaded() 
         .arg(&control)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !Path::new(&db).exists() && !control.exists(),
+        "nothing made before the refusal"
+    );
+    stderr
+}
+
+#[test]
+fn a_configured_user_that_does_not_exist_is_refused_before_anything_is_loaded() {
+    if !have_root("greyd_missing_user") {
+        return;
+    }
+    let missing = format!("_greydnone{}", std::process::id());
+    let stderr = refused_start(&missing, "none");
     assert!(
         stderr.contains(&format!("user {missing} (the `user` setting) does not exist")),
         "{stderr}"
     );
+}
+
+/// nft runs for every whitelisting and needs CAP_NET_ADMIN, which an
+/// unprivileged greyd cannot pass on: a configured user is refused, not
+/// taken and then silently left without whitelisting.
+#[test]
+fn nftables_with_a_configured_user_is_refused_before_the_table_is_made() {
+    if !have_root("greyd_nftables_user") {
+        return;
+    }
+    let user = SystemUser::daemon("_greydn");
+    let stderr = refused_start(&user.name, "nftables");
     assert!(
-        !Path::new(&db).exists() && !control.exists(),
-        "nothing made before the refusal"
+        stderr.contains(&format!(
+            "--firewall nftables runs nft for every whitelisting and cannot run as {}",
+            user.name
+        )),
+        "{stderr}"
     );
 }

@@ -119,6 +119,17 @@ impl Firewall for Userspace {
     }
 }
 
+/// Why `kind` cannot keep the kernel up to date once greyd is no longer
+/// root, if it cannot: nft and pfctl are run for every change and need root
+/// (CAP_NET_ADMIN, /dev/pf) that an unprivileged greyd cannot pass on.
+pub fn needs_root(kind: FirewallKind) -> Option<&'static str> {
+    match kind {
+        FirewallKind::Nftables => Some("--firewall nftables runs nft for every whitelisting"),
+        FirewallKind::Pf => Some("--firewall pf runs pfctl for every whitelisting"),
+        FirewallKind::None | FirewallKind::Proxy | FirewallKind::Ebpf => None,
+    }
+}
+
 /// The backend `config` asks for.
 pub fn from_config(config: &Config) -> Result<Box<dyn Firewall>, FirewallError> {
     match config.firewall {

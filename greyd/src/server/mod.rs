@@ -50,7 +50,7 @@ fn open_db(path: &Path) -> Result<Db> {
 
 /// Run greyd until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<()> {
-    let user = privileges::target(&config.user)?;
+    let user = privileges::target(&config.user, config.firewall)?;
     let db = open_db(&config.db)?;
     let allowed = AllowedDomains::load(&config.alloweddomains)
         .with_context(|| format!("cannot read {}", config.alloweddomains.display()))?;

@@ -2,19 +2,26 @@
 //! are bound: the database and the control socket are handed to that user,
 //! then groups, gid and uid (real, effective, saved) are switched, which
 //! clears every capability. The kernel filter keeps working through the
-//! descriptors opened as root (eBPF map fds, the bound sockets).
+//! descriptors opened as root (eBPF map fds, the bound sockets). The
+//! backends that run nft or pfctl for each change need root throughout
+//! ([`firewall::needs_root`]), so with them greyd does not drop.
 
 use std::path::{Path, PathBuf};
 
 use nix::unistd::User;
 use tracing::{info, warn};
 
-use crate::config::{Config, RunAs};
+use crate::config::{Config, FirewallKind, RunAs};
+use crate::firewall;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {
     #[error("user {0} (the `user` setting) does not exist: create it, or set `user = \"\"` to stay root")]
     NoSuchUser(String),
+    #[error(
+        "{reason} and cannot run as {user} (the `user` setting): set `user = \"\"` to run it as root, or use --firewall ebpf"
+    )]
+    FirewallNeedsRoot { user: String, reason: &'static str },
     #[error("looking up user {0}: {1}")]
     Lookup(String, nix::Error),
     #[error("handing {} to {user}: {err}", .path.display())]
@@ -29,9 +36,20 @@ pub enum PrivilegeError {
 
 /// Who to become, decided before anything is loaded so a wrong `user` is
 /// refused before the firewall changes the kernel. None: stay as started
-/// (not root, `user = ""`, or the default user is missing: then with a warning).
-pub fn target(run_as: &RunAs) -> Result<Option<User>, PrivilegeError> {
+/// (not root, `user = ""`, or — with a warning — the default user is
+/// missing or the firewall needs root).
+pub fn target(run_as: &RunAs, firewall: FirewallKind) -> Result<Option<User>, PrivilegeError> {
     if !nix::unistd::geteuid().is_root() || run_as.name.is_empty() {
+        return Ok(None);
+    }
+    if let Some(reason) = firewall::needs_root(firewall) {
+        if run_as.explicit {
+            return Err(PrivilegeError::FirewallNeedsRoot {
+                user: run_as.name.clone(),
+                reason,
+            });
+        }
+        warn!("{reason}: running as root, not as {}", run_as.name);
         return Ok(None);
     }
     match User::from_name(&run_as.name).map_err(|e| PrivilegeError::Lookup(run_as.name.clone(), e))? {
