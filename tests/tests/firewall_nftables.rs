@@ -2,13 +2,16 @@
 //! namespace talks to port 25 of a server namespace where greyd and a
 //! stand-in MTA run. Non-whitelisted sources land on greyd, whitelisted
 //! ones on the MTA; hard blocks are dropped; greyd removes its table on exit.
+//! greyd stays root (nft needs it) even with a `user` configured.
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use greyd_tests::greyd::{Greyd, QUICK_GREYLISTING, eventually};
 use greyd_tests::netns::{Pair, have_root, real_mta};
+use greyd_tests::users::SystemUser;
 
 /// The banner a client gets on port 25 (None: nothing answered).
 
@@ -20,9 +23,24 @@ fn nftables_steers_non_white_sources_to_greyd_and_white_ones_to_the_mta() {
     let pair = Pair::new(&["10.77.1.1", "10.77.1.4"], &["10.77.1.2", "10.77.1.3"]);
     real_mta(&pair.server, 25);
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["--firewall", "nftables", "-M", "10.77.1.4"];
+    // A configured user is not taken: nft runs for every change and needs root.
+    let user = SystemUser::daemon("_greydn");
+    let config = dir.path().join("greyd.toml");
+    std::fs::write(&config, format!("user = \"{}\"\n", user.name)).unwrap();
+    let config_arg = config.display().to_string();
+    let mut args = vec!["--config", &config_arg, "--firewall", "nftables", "-M", "10.77.1.4"];
     args.extend(QUICK_GREYLISTING);
     let mut g = Greyd::start_in(Some(&pair.server), dir.path(), 8025, &args);
+    assert!(
+        g.daemon.log().contains(&format!(
+            "runs nft for every whitelisting: running as root, not as {}",
+            user.name
+        )),
+        "{}",
+        g.daemon.log()
+    );
+    let owner = std::fs::metadata(format!("/proc/{}", g.daemon.pid())).unwrap().uid();
+    assert_eq!(owner, 0, "greyd stays root with nftables");
     let mx: SocketAddr = "10.77.1.1:25".parse().unwrap();
     let backup_mx: SocketAddr = "10.77.1.4:25".parse().unwrap();
 

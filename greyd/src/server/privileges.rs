@@ -18,10 +18,6 @@ use crate::firewall;
 pub enum PrivilegeError {
     #[error("user {0} (the `user` setting) does not exist: create it, or set `user = \"\"` to stay root")]
     NoSuchUser(String),
-    #[error(
-        "{reason} and cannot run as {user} (the `user` setting): set `user = \"\"` to run it as root, or use --firewall ebpf"
-    )]
-    FirewallNeedsRoot { user: String, reason: &'static str },
     #[error("looking up user {0}: {1}")]
     Lookup(String, nix::Error),
     #[error("handing {} to {user}: {err}", .path.display())]
@@ -36,19 +32,14 @@ pub enum PrivilegeError {
 
 /// Who to become, decided before anything is loaded so a wrong `user` is
 /// refused before the firewall changes the kernel. None: stay as started
-/// (not root, `user = ""`, or — with a warning — the default user is
-/// missing or the firewall needs root).
+/// (not root, `user = ""`, or, with a warning, the firewall needs root or
+/// the default user is missing).
 pub fn target(run_as: &RunAs, firewall: FirewallKind) -> Result<Option<User>, PrivilegeError> {
     if !nix::unistd::geteuid().is_root() || run_as.name.is_empty() {
         return Ok(None);
     }
     if let Some(reason) = firewall::needs_root(firewall) {
-        if run_as.explicit {
-            return Err(PrivilegeError::FirewallNeedsRoot {
-                user: run_as.name.clone(),
-                reason,
-            });
-        }
+        // Not refused even when configured: the installer names the user, and pf is OpenBSD's default.
         warn!("{reason}: running as root, not as {}", run_as.name);
         return Ok(None);
     }
