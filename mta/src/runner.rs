@@ -68,9 +68,12 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
                 (id, outcome)
             });
         }
+        // With every slot taken, the next finished attempt wakes the loop;
+        // a zero timeout here would rescan the spool in a busy loop.
+        let slot_free = attempts.len() < MAX_PARALLEL;
         let next_due = schedule
             .iter()
-            .filter(|(id, _)| !running.contains(*id))
+            .filter(|(id, _)| slot_free && !running.contains(*id))
             .map(|(_, t)| t.saturating_sub(queue::now()))
             .min();
         let sleep = next_due.map_or(shared.config.queue.scan_interval, |s| {
@@ -90,6 +93,10 @@ pub async fn run(shared: Arc<Shared>, outbound: Arc<Outbound>, mut wake: Unbound
                     Ok(Outcome::RetryAt(t)) => {
                         let t = if rerun.remove(&id) { 0 } else { t };
                         schedule.insert(id, t);
+                    }
+                    // A wake-up that came after a scan had already delivered it.
+                    Err(e) if e.is_gone() => {
+                        schedule.remove(&id);
                     }
                     Err(e) => {
                         tracing::error!("{id}: {e}");

@@ -79,6 +79,13 @@ pub enum QueueError {
     Envelope(PathBuf, serde_json::Error),
 }
 
+impl QueueError {
+    /// The message is no longer in the queue (delivered, deleted or held meanwhile).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, QueueError::Io(_, e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -345,6 +352,18 @@ mod tests {
             last_error: None,
             delay_warned: false,
         }
+    }
+
+    #[test]
+    fn a_removed_message_is_gone_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let id = q.store(&envelope(), |_| String::new(), b"x\r\n").unwrap();
+        q.remove(&id).unwrap();
+        assert!(q.load(&id).unwrap_err().is_gone());
+        let id = q.store(&envelope(), |_| String::new(), b"x\r\n").unwrap();
+        std::fs::write(q.envelope_path(&id), b"{").unwrap();
+        assert!(!q.load(&id).unwrap_err().is_gone());
     }
 
     #[test]
