@@ -60,10 +60,18 @@ pub fn tree_cpu_seconds(root: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// The first child of `parent` (the server strace started), waiting for it to appear.
+/// The server strace started: the first process under `parent` that runs
+/// another program, waiting for its exec. (strace also forks a short-lived
+/// copy of itself to test seccomp filtering, which must not be taken for it.)
 pub fn child_of(parent: u32) -> Result<u32> {
+    let exe = |p: u32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    let tracer = exe(parent);
     for _ in 0..200 {
-        if let Some(&child) = process_tree(parent).get(1) {
+        let started = process_tree(parent)
+            .into_iter()
+            .skip(1)
+            .find(|&p| exe(p).is_some_and(|e| Some(&e) != tracer.as_ref()));
+        if let Some(child) = started {
             return Ok(child);
         }
         std::thread::sleep(Duration::from_millis(25));
