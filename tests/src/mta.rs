@@ -342,6 +342,34 @@ impl SystemUser {
         SystemUser { name, home }
     }
 
+    /// A system account with no home (`useradd --system`), such as the
+    /// unprivileged user a daemon becomes.
+    pub fn create_system(prefix: &str) -> SystemUser {
+        let name = format!("{prefix}{}", std::process::id() % 100_000);
+        run_ok(
+            Command::new("useradd")
+                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+                .arg(&name),
+        );
+        SystemUser {
+            name,
+            home: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    /// Set the password (`chpasswd`, into /etc/shadow).
+    pub fn set_password(&self, password: &str) {
+        let out = run_with_input(
+            &mut Command::new("chpasswd"),
+            format!("{}:{password}\n", self.name).as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "chpasswd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Write a file in the home directory, owned by the user.
     pub fn write(&self, file: &str, text: &str) {
         let path = self.home.join(file);

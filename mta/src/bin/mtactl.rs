@@ -688,6 +688,8 @@ fn rooted(mut c: Config, root: &Path, listen: IpAddr, offset: u16) -> Result<Con
     c.lists.dir = root.join("lists");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
+    // A tree under --root belongs to whoever made it: mta stays that user.
+    c.user = String::new();
     c.delivery.alias_user = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .ok()
         .flatten()
@@ -791,8 +793,12 @@ fn init(install: &Installer, mut c: Config, system: bool) -> Result<()> {
             dkim_generate(&staged_keys, domain, None, KeyAlgorithm::Rsa)?;
         }
     }
+    let why_user = match c.user.is_empty() {
+        true => "# An empty user: this tree belongs to whoever made it, so mta stays that user.\n",
+        false => "",
+    };
     let text = format!(
-        "# written by mtactl init; README.md documents every key\n{}",
+        "# written by mtactl init; README.md documents every key\n{why_user}{}",
         toml::to_string_pretty(&c)?
     );
     install.config(&config_path, text.as_bytes(), 0o644, Ownership::Root)?;
