@@ -1,8 +1,11 @@
 //! Privilege separation: mta started as root with `user` set keeps uid 0
 //! only in its privileged helper, and system users still log in (IMAP,
-//! POP3) and get mail into their own home, owned by them.
+//! POP3) and get mail into their own home, owned by them; webmail, which
+//! cannot reach their files, refuses them with a page saying so.
 
-use greyd_tests::mta::{HOST, MtaSetup, SystemUser, python, run_ok, send_note, wait_messages};
+use greyd_tests::mta::{
+    HOST, MtaSetup, SystemUser, curl_session, form_token, python, run_ok, send_note, wait_messages,
+};
 use greyd_tests::wait_port;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
@@ -145,6 +148,17 @@ fn only_the_helper_keeps_root_and_system_users_log_in_and_get_mail() {
     assert!(out.contains("imap fetch: OK Subject: privsep note"), "{out}");
     assert!(out.contains("pop3 pass: +OK Maildrop has 1 messages"), "{out}");
     assert!(out.contains("pop3 subject: ['Subject: privsep note']"), "{out}");
+
+    // Webmail reads the store in the unprivileged daemon: a system user is
+    // told where to read mail instead.
+    let jar = setup.root().join("cookies");
+    let base = format!("https://{}", setup.web);
+    let (_, _, page) = curl_session(Some(&jar), &format!("{base}/login"), &[]);
+    let creds = format!("user={}&password=s3cret-pw", user.name);
+    let login = format!("{base}/login?csrf={}", form_token(&page));
+    let (code, _, page) = curl_session(Some(&jar), &login, &["--data", &creds]);
+    assert_eq!(code, 403, "{page}");
+    assert!(page.contains("read system mail over IMAP or POP3"), "{page}");
 }
 
 fn nix_uid(name: &str) -> u32 {

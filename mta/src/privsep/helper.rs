@@ -166,9 +166,12 @@ fn deliver_for(config: &Config, d: &Delivery, message: OwnedFd) -> Result<(), de
     let limit = config.smtp.max_message_size.saturating_mul(2).max(1 << 20);
     let mut content = Vec::new();
     std::fs::File::from(message)
-        .take(limit)
+        .take(limit + 1)
         .read_to_end(&mut content)
         .map_err(|e| deliver::DeliveryError::io("reading the message", e))?;
+    if content.len() as u64 > limit {
+        return Err(deliver::DeliveryError::perm(format!("message over {limit} bytes")));
+    }
     let msg = Message {
         sender: Some(d.sender.as_str()).filter(|s| !s.is_empty()),
         recipient: &d.recipient,
