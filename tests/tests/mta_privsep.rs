@@ -164,3 +164,27 @@ fn only_the_helper_keeps_root_and_system_users_log_in_and_get_mail() {
 fn nix_uid(name: &str) -> u32 {
     run_ok(Command::new("id").args(["-u", name])).trim().parse().unwrap()
 }
+
+#[test]
+fn started_as_root_without_its_user_mta_refuses_naming_the_fix() {
+    if !greyd_tests::netns::have_root("started_as_root_without_its_user_mta_refuses_naming_the_fix") {
+        return;
+    }
+    let setup = MtaSetup::new();
+    let missing = format!("_mtanone{}", std::process::id() % 100_000);
+    setup.edit("user = \"\"", &format!("user = \"{missing}\""));
+    let out = Command::new(greyd_tests::bin("mta"))
+        .arg("--config")
+        .arg(&setup.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {err}");
+    assert!(
+        err.contains(&format!("user {missing} (the `user` setting) does not exist")),
+        "{err}"
+    );
+    assert!(err.contains("useradd --system"), "{err}");
+    assert!(err.contains("cargo xtask install"), "{err}");
+    assert!(err.contains("user = \"\""), "{err}");
+}

@@ -209,7 +209,8 @@ fn unprivileged_user(config: &Config) -> Result<Option<Identity>> {
     }
     let who = Identity::lookup(&config.user).with_context(|| {
         format!(
-            "create it (useradd --system --no-create-home --shell /usr/sbin/nologin {0}, or cargo xtask install), \
+            "mta started as root becomes {0} after binding: create it \
+             (useradd --system --no-create-home --shell /usr/sbin/nologin {0}, or cargo xtask install), \
              or set user = \"\" in the configuration to stay root",
             config.user
         )

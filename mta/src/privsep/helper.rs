@@ -295,6 +295,35 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_outside_the_users_mailbox_is_refused_before_anything_is_read() {
+        let config = Config::default();
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        drop(writer);
+        let request = Request::Deliver(Delivery {
+            user: "nobody".into(),
+            target: maildir("/tmp/not-nobodys-maildir", None),
+            sender: String::new(),
+            recipient: "nobody@localhost".into(),
+            arrived: 0,
+        });
+        let (response, child) = answer(request, Some(reader), &config, Path::new("/dev/null"));
+        assert!(child.is_none());
+        match response {
+            Response::Failed { temporary, message } => {
+                assert!(!temporary);
+                assert!(message.contains("is not a mail target of nobody"), "{message}");
+            }
+            other => panic!("delivered: {other:?}"),
+        }
+        assert!(!Path::new("/tmp/not-nobodys-maildir").exists());
+        let root = Request::CheckPassword {
+            user: "root".into(),
+            password: "anything".into(),
+        };
+        assert_eq!(answer(root, None, &config, Path::new("/dev/null")).0, Response::No);
+    }
+
+    #[test]
     fn only_the_users_own_mailbox_and_forward_targets_are_delivered_to() {
         let mut config = Config::default();
         config.delivery.format = MailboxFormat::Maildir;
