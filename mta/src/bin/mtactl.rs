@@ -543,11 +543,15 @@ fn dkim_generate(config: &Config, domain: &str, selector: Option<String>, algori
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(key.private_pem.as_bytes())?;
     file.sync_all()?;
+    let mut note = String::new();
     if !config.user.is_empty() && nix::unistd::geteuid().is_root() {
-        let user = nix::unistd::User::from_name(&config.user)?.with_context(|| format!("no user {}", config.user))?;
-        nix::unistd::chown(&path, Some(user.uid), Some(user.gid))?;
+        // A staging root (a package) has no such user yet: its installation makes it.
+        match nix::unistd::User::from_name(&config.user)? {
+            Some(user) => nix::unistd::chown(&path, Some(user.uid), Some(user.gid))?,
+            None => note = format!(" (owner {} not set: no such user here)", config.user),
+        }
     }
-    eprintln!("wrote {}; publish:", path.display());
+    eprintln!("wrote {}{note}; publish:", path.display());
     println!("{}", dkim::dns_record(&domain, &selector, &key.txt));
     Ok(())
 }

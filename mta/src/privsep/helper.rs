@@ -129,6 +129,7 @@ fn account_of(user: &str) -> Result<Owner, String> {
     }
 }
 
+/// The response to one request, and the session child to wait for after sending it.
 fn answer(
     request: Request,
     fd: Option<OwnedFd>,
