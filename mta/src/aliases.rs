@@ -105,6 +105,17 @@ pub fn parse_targets(value: &str) -> Result<Vec<AliasTarget>, AliasProblem> {
         .collect()
 }
 
+/// The targets of a ~/.forward file: lines of targets, `#` lines ignored.
+pub fn parse_forward(text: &str) -> Result<Vec<AliasTarget>, AliasProblem> {
+    parse_targets(
+        &text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
 fn parse_target(item: &str) -> Result<AliasTarget, AliasProblem> {
     let unquoted = item
         .strip_prefix('"')

@@ -23,6 +23,7 @@ pub mod net;
 pub mod outbound;
 pub mod pop3;
 pub mod privileges;
+pub mod privsep;
 pub mod queue;
 pub mod recipient;
 pub mod reload;

@@ -342,13 +342,7 @@ impl Router {
         if !no_alias && self.config.delivery.forward {
             let forward = account.home.join(".forward");
             if let Ok(text) = std::fs::read_to_string(&forward) {
-                match aliases::parse_targets(
-                    &text
-                        .lines()
-                        .filter(|l| !l.trim_start().starts_with('#'))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ) {
+                match aliases::parse_forward(&text) {
                     Ok(targets) if !targets.is_empty() => {
                         for t in &targets {
                             self.expand_target(t, Some(&account), depth + 1, seen, out);

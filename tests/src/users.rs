@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::mta::run_ok;
+use crate::mta::{run_ok, run_with_input};
 
 /// useradd and userdel lock /etc/passwd and fail rather than wait, so the
 /// tests of one binary take turns.
@@ -74,6 +74,20 @@ impl SystemUser {
                 .unwrap()
         };
         (id("-u"), id("-g"))
+    }
+
+    /// Set the password (`chpasswd`, into /etc/shadow).
+    pub fn set_password(&self, password: &str) {
+        let _turn = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let out = run_with_input(
+            &mut Command::new("chpasswd"),
+            format!("{}:{password}\n", self.name).as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "chpasswd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Write a file in the home directory, owned by the user.

@@ -38,8 +38,8 @@ pub struct InstallArgs {
     bin_dir: Option<PathBuf>,
 }
 
-/// The daemon users. mta still runs as root (mta.toml's `user` is empty);
-/// `_mta` exists so that setting `user = "_mta"` needs no other step.
+/// The daemon users: greyd and mta become them after binding (mta.toml's
+/// `user` is `_mta`, and mta refuses to start as root without it).
 const GREYD_USER: &str = "_greyd";
 const MTA_USER: &str = "_mta";
 

@@ -1,5 +1,5 @@
 //! Authentication: virtual users (the users file), system users
-//! (/etc/shadow), the SASL mechanisms, and per-address throttling of
+//! (/etc/shadow, through the privileged helper after the drop), the SASL mechanisms, and per-address throttling of
 //! failed logins.
 
 pub mod sasl;
@@ -71,7 +71,11 @@ impl Authenticator {
         if user.contains('@') {
             self.users().get(user).is_some_and(|u| u.verify(password))
         } else {
-            self.config.system_users && shadow::verify(user, password)
+            self.config.system_users
+                && match crate::privsep::client::installed() {
+                    Some(privsep) => privsep.check_password(user, password),
+                    None => shadow::verify(user, password),
+                }
         }
     }
 

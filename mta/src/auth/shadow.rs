@@ -1,6 +1,6 @@
 //! System users' passwords, checked against /etc/shadow crypt(3) hashes
-//! (`$6$` SHA-512, `$5$` SHA-256, `$y$` yescrypt). Readable only as root,
-//! so this works only when mta runs as root.
+//! (`$6$` SHA-512, `$5$` SHA-256, `$y$` yescrypt). Readable only as root:
+//! after the drop to `user`, the privileged helper calls this.
 
 use sha_crypt::{PasswordVerifier as _, ShaCrypt};
 use yescrypt::Yescrypt;

@@ -1,6 +1,8 @@
 //! `mta`: the mail daemon (SMTP, IMAP, POP3 and HTTPS listeners, queue runner, local delivery),
-//! in the foreground. Also the hidden `deliver-as-user` helper that
-//! delivery runs under a user's uid when the daemon is root.
+//! in the foreground, with the privileged helper forked first when it will
+//! drop to `user`. Also the hidden `deliver-as-user` subcommand delivery
+//! runs under a user's uid, and `serve-user`, the IMAP/POP3 session of a
+//! system user that the privileged helper runs as that user.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -9,11 +11,13 @@ use mta::config::Config;
 use mta::deliver::{self, Message, Target};
 use mta::net::{self, Gate};
 use mta::privileges::{self, Identity};
+use mta::privsep::protocol::Protocol;
 use mta::service::Shared;
 use mta::smtp::server;
 use mta::smtp::session::Port;
 use mta::tls::Tls;
 use std::io::Read;
+use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,6 +43,26 @@ enum Helper {
     /// Internal: deliver stdin to a Maildir or mbox as the current user.
     #[command(hide = true, name = deliver::helper::SUBCOMMAND)]
     DeliverAsUser(DeliverArgs),
+    /// Internal: serve an authenticated session for the current user on stdin.
+    #[command(hide = true, name = mta::privsep::helper::SERVE_USER)]
+    ServeUser(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long)]
+    protocol: String,
+    #[arg(long)]
+    user: String,
+    /// The IMAP tag the session answers first.
+    #[arg(long, default_value = "")]
+    tag: String,
+    #[arg(long, default_value = "")]
+    how: String,
+    #[arg(long)]
+    peer: std::net::SocketAddr,
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(clap::Args)]
@@ -63,8 +87,10 @@ struct DeliverArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Helper::DeliverAsUser(args)) = cli.helper {
-        return deliver_as_user(&cli.config, args);
+    match cli.helper {
+        Some(Helper::DeliverAsUser(args)) => return deliver_as_user(&cli.config, args),
+        Some(Helper::ServeUser(args)) => return serve_user(&cli.config, cli.syslog, args),
+        None => {}
     }
     greyd_shared::logging::init(c"mta", "MTA_LOG", Destination::choose(!cli.syslog), false);
     let config = Config::load(&cli.config)?;
@@ -73,13 +99,44 @@ fn main() -> Result<()> {
         return Ok(());
     }
     keep_large_blocks_mapped();
+    let become_user = unprivileged_user(&config)?;
+    if become_user.is_some() {
+        // Still one thread: forking is safe only now.
+        let channel = mta::privsep::helper::start(&config, &cli.config)?;
+        mta::privsep::client::install(channel);
+    }
     // Store and queue work runs on the blocking pool; a bounded pool keeps a
     // burst of logins from growing hundreds of threads (and their memory).
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(64)
         .build()?
-        .block_on(daemon(config))
+        .block_on(daemon(config, become_user))
+}
+
+fn serve_user(config: &std::path::Path, syslog: bool, args: ServeArgs) -> Result<()> {
+    greyd_shared::logging::init(c"mta", "MTA_LOG", Destination::choose(!syslog), false);
+    let protocol = Protocol::from_name(&args.protocol).context("unknown --protocol")?;
+    let config = Config::load(config)?;
+    // SAFETY: the privileged helper put the client's connection on stdin; nothing else owns fd 0.
+    let connection = unsafe { std::os::unix::net::UnixStream::from_raw_fd(0) };
+    connection.set_nonblocking(true)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let io: Box<dyn net::Io> = Box::new(tokio::net::UnixStream::from_std(connection)?);
+            let shared = Arc::new(Shared::new(config, None, None)?);
+            match protocol {
+                Protocol::Imap => {
+                    mta::imap::session::Session::new(io, shared, args.peer, args.tls)
+                        .resume(args.user, &args.tag, &args.how)
+                        .await
+                }
+                Protocol::Pop3 => mta::pop3::server::resume(io, shared, args.peer, args.tls, args.user).await,
+            }
+            Ok(())
+        })
 }
 
 /// glibc raises its mmap threshold to the largest block freed so far, after
@@ -150,19 +207,19 @@ fn unprivileged_user(config: &Config) -> Result<Option<Identity>> {
     if config.user.is_empty() || !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    let who = Identity::lookup(&config.user)?;
-    privileges::check_usable(config, &who)?;
-    if config.auth.system_users {
-        tracing::warn!(
-            "with user = {:?}, system users can neither log in nor get mail delivered as themselves",
+    let who = Identity::lookup(&config.user).with_context(|| {
+        format!(
+            "mta started as root becomes {0} after binding: create it \
+             (useradd --system --no-create-home --shell /usr/sbin/nologin {0}, or cargo xtask install), \
+             or set user = \"\" in the configuration to stay root",
             config.user
-        );
-    }
+        )
+    })?;
+    privileges::check_usable(config, &who)?;
     Ok(Some(who))
 }
 
-async fn daemon(config: Config) -> Result<()> {
-    let become_user = unprivileged_user(&config)?;
+async fn daemon(config: Config, become_user: Option<Identity>) -> Result<()> {
     let tls = match Tls::load(&config.tls.cert, &config.tls.key) {
         Ok(t) => Some(Arc::new(t)),
         Err(e) => {

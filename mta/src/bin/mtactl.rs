@@ -543,11 +543,15 @@ fn dkim_generate(config: &Config, domain: &str, selector: Option<String>, algori
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(key.private_pem.as_bytes())?;
     file.sync_all()?;
+    let mut note = String::new();
     if !config.user.is_empty() && nix::unistd::geteuid().is_root() {
-        let user = nix::unistd::User::from_name(&config.user)?.with_context(|| format!("no user {}", config.user))?;
-        nix::unistd::chown(&path, Some(user.uid), Some(user.gid))?;
+        // A staging root (a package) has no such user yet: its installation makes it.
+        match nix::unistd::User::from_name(&config.user)? {
+            Some(user) => nix::unistd::chown(&path, Some(user.uid), Some(user.gid))?,
+            None => note = format!(" (owner {} not set: no such user here)", config.user),
+        }
     }
-    eprintln!("wrote {}; publish:", path.display());
+    eprintln!("wrote {}{note}; publish:", path.display());
     println!("{}", dkim::dns_record(&domain, &selector, &key.txt));
     Ok(())
 }
@@ -688,6 +692,8 @@ fn rooted(mut c: Config, root: &Path, listen: IpAddr, offset: u16) -> Result<Con
     c.lists.dir = root.join("lists");
     c.delivery.virtual_dir = root.join("mail");
     c.delivery.mbox_dir = root.join("mbox");
+    // A tree under --root belongs to whoever made it: mta stays that user.
+    c.user = String::new();
     c.delivery.alias_user = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .ok()
         .flatten()
@@ -791,8 +797,12 @@ fn init(install: &Installer, mut c: Config, system: bool) -> Result<()> {
             dkim_generate(&staged_keys, domain, None, KeyAlgorithm::Rsa)?;
         }
     }
+    let why_user = match c.user.is_empty() {
+        true => "# An empty user: this tree belongs to whoever made it, so mta stays that user.\n",
+        false => "",
+    };
     let text = format!(
-        "# written by mtactl init; README.md documents every key\n{}",
+        "# written by mtactl init; README.md documents every key\n{why_user}{}",
         toml::to_string_pretty(&c)?
     );
     install.config(&config_path, text.as_bytes(), 0o644, Ownership::Root)?;

@@ -21,10 +21,13 @@ pub struct Config {
     pub hostname: String,
     /// Domains delivered locally besides the local-host-names file and `hostname`.
     pub domains: Vec<String>,
-    /// User to become once the listeners are bound, when started as root.
-    /// Empty keeps root, which logins of system users (/etc/shadow) and
-    /// delivery into their files need; a virtual-users-only server can run
-    /// as e.g. `_mta`, owning the queue and virtual mail directories. Default "".
+    /// User to become once the listeners are bound, when started as root:
+    /// it owns the queue and the virtual mail directories. The jobs that
+    /// need root (system users' passwords, acting as a system user) go to
+    /// a privileged helper forked before the drop, so a daemon facing the
+    /// network never keeps root. Empty stays root (no helper). Default
+    /// "_mta" (made by `cargo xtask install`; mta refuses to start as root
+    /// when it is missing).
     pub user: String,
     pub smtp: SmtpConfig,
     pub tls: TlsConfig,
@@ -516,7 +519,7 @@ impl Default for Config {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into()),
             domains: Vec::new(),
-            user: String::new(),
+            user: "_mta".into(),
             smtp: SmtpConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),

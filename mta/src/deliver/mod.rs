@@ -1,7 +1,8 @@
 //! Local delivery agents: Maildir, mbox and pipe. Each takes the queued
 //! message (CRLF lines) and writes it in the local convention (LF lines,
 //! `Return-Path:` first). When the daemon runs as root, deliveries for a
-//! user run in a child process with that user's uid and gid.
+//! user run in a child process with that user's uid and gid; after the
+//! drop to `user`, the privileged helper starts that child.
 
 pub mod maildir;
 pub mod mbox;
@@ -132,13 +133,25 @@ pub fn deliver(
     hostname: &str,
 ) -> Result<Target, DeliveryError> {
     let target = junk_target(target, msg).unwrap_or_else(|| target.clone());
-    let switch = owner.filter(|o| nix::unistd::geteuid().is_root() && o.uid != 0);
-    match (switch, &target) {
-        (None, _) => deliver_here(&target, msg, hostname),
-        (Some(o), Target::Program(cmd)) => pipe::deliver(cmd, msg, Some(o)),
-        (Some(o), _) => helper::deliver_as(o, &target, msg),
+    let me = nix::unistd::geteuid();
+    // After the drop, only the privileged helper can act as someone else.
+    match (
+        owner.filter(|o| o.uid != me.as_raw()),
+        crate::privsep::client::installed(),
+    ) {
+        (Some(o), _) if me.is_root() => as_owner(&target, msg, o),
+        (Some(o), Some(privsep)) => privsep.deliver(o, &target, msg),
+        _ => deliver_here(&target, msg, hostname),
     }?;
     Ok(target)
+}
+
+/// Deliver as `owner`, in a child with their uid and gid (we are root).
+pub fn as_owner(target: &Target, msg: &Message<'_>, owner: &Owner) -> Result<(), DeliveryError> {
+    match target {
+        Target::Program(cmd) => pipe::deliver(cmd, msg, Some(owner)),
+        _ => helper::deliver_as(owner, target, msg),
+    }
 }
 
 /// Mail our Authentication-Results: marks as junk (a DMARC quarantine) goes
@@ -159,7 +172,7 @@ fn junk_target(target: &Target, msg: &Message<'_>) -> Option<Target> {
 
 /// Make `cmd` run as `owner`: its uid and gid, HOME and USER. (std drops the
 /// supplementary groups itself when root sets a uid.)
-fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
+pub(crate) fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
     use std::os::unix::process::CommandExt;
     cmd.uid(owner.uid)
         .gid(owner.gid)

@@ -204,6 +204,10 @@ impl Shell {
             }
         };
         self.shared.auth.record_success(ip);
+        if crate::privsep::client::serves_session(&user) {
+            tracing::info!("managesieve: {user:?}: system users' scripts are out of reach of the unprivileged daemon");
+            return Ok(self.session.refused(Refusal::SystemUser));
+        }
         let config = Arc::clone(&self.shared.config);
         let name = user.clone();
         let location = tokio::task::spawn_blocking(move || crate::account::locate(&config, &name))

@@ -53,6 +53,8 @@ pub enum Refusal {
     Cancelled,
     /// The account's mail is not in a Maildir, where delivery runs Sieve.
     NoMaildir,
+    /// A system user while mta runs unprivileged: their files are theirs alone.
+    SystemUser,
 }
 
 /// The session's protocol state.
@@ -221,6 +223,9 @@ impl Session {
             Refusal::Throttled => Response::no("Too many failed logins; try again later").with(Code::TryLater),
             Refusal::Cancelled => Response::no("Authentication cancelled or malformed"),
             Refusal::NoMaildir => Response::no("This account's mail is not in a Maildir, where Sieve runs"),
+            Refusal::SystemUser => {
+                Response::no("Sieve scripts of system users cannot be managed while mta runs unprivileged")
+            }
         })
     }
 }

@@ -44,6 +44,12 @@ impl<I: Input> Connection<I> {
         }
     }
 
+    /// The stream itself, for a session handed to another process (input
+    /// buffered but not yet taken is dropped: clients wait for the login's reply).
+    pub fn into_io(self) -> Box<dyn Io> {
+        self.io
+    }
+
     /// Queue `text` and CRLF.
     pub fn reply(&mut self, text: &str) {
         self.out.extend_from_slice(text.as_bytes());

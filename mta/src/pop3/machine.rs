@@ -103,6 +103,11 @@ impl Machine {
     }
 
     /// The TLS handshake after STLS succeeded.
+    /// The connection is TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
     pub fn tls_started(&mut self) {
         self.tls = true;
         self.stls = false;

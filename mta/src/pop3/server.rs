@@ -7,6 +7,7 @@ use super::machine::{self, Action, Machine, Refusal};
 use super::maildrop::{Maildrop, MaildropError};
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::net::{self, Connection, Gate, Incoming, ReadError};
+use crate::privsep::protocol::{Protocol, SessionStart};
 use crate::service::Shared;
 use crate::smtp::lines::{LineBuffer, LineError};
 use base64::Engine;
@@ -36,13 +37,7 @@ pub async fn serve(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared
     net::accept_loop(listener, Arc::new(spec), tls, gate, move |c: Incoming| {
         shared.stats.count(crate::stats::Event::Session(name), 1);
         let machine = Machine::new(c.tls, shared.tls.is_some(), shared.config.pop3.max_errors);
-        let mut session = Session {
-            conn: Connection::new(c.io, LineBuffer::new(MAX_LINE - 2)),
-            shared: Arc::clone(&shared),
-            peer: c.client,
-            machine,
-            maildrop: None,
-        };
+        let session = Session::new(c.io, Arc::clone(&shared), c.client, machine);
         async move { session.run().await }
     })
     .await;
@@ -54,6 +49,8 @@ enum End {
     Quit,
     /// The client went away.
     Closed,
+    /// A system user's session goes on in a child of the privileged helper.
+    HandOff(tokio::net::UnixStream),
 }
 
 type Flow = Result<(), End>;
@@ -66,11 +63,50 @@ struct Session {
     maildrop: Option<Arc<Maildrop>>,
 }
 
+/// Serve an already-authenticated system user in the child the privileged
+/// helper started: answer the front's PASS or AUTH with the maildrop
+/// opened here, as the user.
+pub async fn resume(io: Box<dyn net::Io>, shared: Arc<Shared>, peer: SocketAddr, tls: bool, user: String) {
+    let machine = Machine::new(tls, false, shared.config.pop3.max_errors);
+    let mut session = Session::new(io, shared, peer, machine);
+    let opened = match session.login(Some(user), Refusal::Temporary).await {
+        Ok(action) => session.act(action).await,
+        Err(end) => Err(end),
+    };
+    if opened.is_err() || !session.machine.authenticated() {
+        let _ = session.flush().await;
+        return;
+    }
+    session.serve_to_end().await;
+}
+
 impl Session {
-    async fn run(&mut self) {
+    fn new(io: Box<dyn net::Io>, shared: Arc<Shared>, peer: SocketAddr, machine: Machine) -> Session {
+        Session {
+            conn: Connection::new(io, LineBuffer::new(MAX_LINE - 2)),
+            shared,
+            peer,
+            machine,
+            maildrop: None,
+        }
+    }
+
+    async fn run(mut self) {
         self.reply(&Machine::greeting(&self.shared.config.hostname));
-        if let Err(End::Quit) = self.serve().await {
-            let _ = self.flush().await;
+        self.serve_to_end().await;
+    }
+
+    async fn serve_to_end(mut self) {
+        match self.serve().await {
+            Err(End::Quit) => {
+                let _ = self.flush().await;
+            }
+            Err(End::HandOff(child)) => {
+                let _ = self.flush().await;
+                crate::privsep::client::relay(self.conn.into_io(), child).await;
+                return;
+            }
+            _ => {}
         }
         self.conn.shutdown().await;
         tracing::debug!("pop3: session from {} ended", self.peer);
@@ -130,7 +166,7 @@ impl Session {
             Action::StartTls => return self.starttls().await,
             Action::Login { user, password } => {
                 let ok = self.check_password(&user, password).await;
-                let action = self.login(ok.then_some(user), Refusal::Credentials).await;
+                let action = self.login(ok.then_some(user), Refusal::Credentials).await?;
                 return Box::pin(self.act(action)).await;
             }
             Action::Authenticate { mechanism, initial } => {
@@ -208,17 +244,20 @@ impl Session {
 
     /// After a password check or SASL exchange: `user` if it proved itself.
     /// Opens the maildrop and enters TRANSACTION, or refuses with `failure`.
-    async fn login(&mut self, user: Option<String>, failure: Refusal) -> Action {
+    async fn login(&mut self, user: Option<String>, failure: Refusal) -> Result<Action, End> {
         let ip = self.peer.ip();
         let Some(user) = user else {
             if self.shared.auth.throttled(ip) {
-                return self.machine.refused(Refusal::Throttled);
+                return Ok(self.machine.refused(Refusal::Throttled));
             }
             self.shared.auth.record_failure(ip);
             tracing::warn!("pop3: authentication failed from {ip}");
-            return self.machine.refused(failure);
+            return Ok(self.machine.refused(failure));
         };
         self.shared.auth.record_success(ip);
+        if crate::privsep::client::serves_session(&user) {
+            return self.hand_off(user).await;
+        }
         let config = Arc::clone(&self.shared.config);
         let u = user.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -232,15 +271,15 @@ impl Session {
             Ok((maildrop, entries)) => {
                 tracing::info!("pop3: {user:?} logged in from {ip} ({} messages)", entries.len());
                 self.maildrop = Some(Arc::new(maildrop));
-                self.machine.logged_in(entries)
+                Ok(self.machine.logged_in(entries))
             }
             Err(MaildropError::InUse) => {
                 tracing::info!("pop3: maildrop of {user:?} is in use");
-                self.machine.refused(Refusal::InUse)
+                Ok(self.machine.refused(Refusal::InUse))
             }
             Err(e) => {
                 tracing::error!("pop3: opening the maildrop of {user:?}: {e}");
-                self.machine.refused(Refusal::Temporary)
+                Ok(self.machine.refused(Refusal::Temporary))
             }
         }
     }
@@ -268,13 +307,36 @@ impl Session {
             ip: Some(self.peer.ip()),
             hostname: &shared.config.hostname,
         };
-        Ok(match sasl::drive(&shared.auth, request, self).await? {
+        match sasl::drive(&shared.auth, request, self).await? {
             Outcome::Proved(user) => self.login(Some(user), Refusal::Credentials).await,
             Outcome::Refused => self.login(None, Refusal::Credentials).await,
             Outcome::Unsupported | Outcome::InitialNotAllowed | Outcome::Cancelled | Outcome::Malformed => {
-                self.machine.refused(Refusal::Cancelled)
+                Ok(self.machine.refused(Refusal::Cancelled))
             }
-        })
+        }
+    }
+
+    /// Have the privileged helper start `user`'s session as them; that
+    /// child opens the maildrop and answers, this process relays.
+    async fn hand_off(&mut self, user: String) -> Result<Action, End> {
+        let start = SessionStart {
+            user: user.clone(),
+            protocol: Protocol::Pop3,
+            tag: String::new(),
+            how: "PASS".into(),
+            peer: self.peer,
+            tls: self.machine.tls(),
+        };
+        match crate::privsep::client::open_session(start).await {
+            Ok(child) => {
+                tracing::info!("pop3: {user:?} logged in from {}; served as the user", self.peer.ip());
+                Err(End::HandOff(child))
+            }
+            Err(e) => {
+                tracing::error!("pop3: session of {user:?}: {e}");
+                Ok(self.machine.refused(Refusal::Temporary))
+            }
+        }
     }
 }
 

@@ -55,6 +55,14 @@ pub async fn submit(
             Some("Too many failed logins; try again later."),
         );
     }
+    if crate::privsep::client::serves_session(&creds.user) {
+        // Webmail reads the store in this process, which cannot reach a
+        // system user's files after the drop; IMAP and POP3 can.
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("Webmail is for virtual users (user@domain) on this server; read system mail over IMAP or POP3."),
+        );
+    }
     let (shared, user) = (Arc::clone(&state.shared), creds.user.clone());
     let checked = tokio::task::spawn_blocking(move || {
         if !shared.auth.verify_password(&user, &creds.password) {

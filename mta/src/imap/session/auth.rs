@@ -5,6 +5,7 @@ use super::{End, Flow, Session, User};
 use crate::auth::sasl::{self, Challenger, Outcome};
 use crate::imap::framer::{Frame, Limits};
 use crate::imap::response::{Code, Kind, Response, Status};
+use crate::privsep::protocol::{Protocol, SessionStart};
 use crate::store;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -104,6 +105,9 @@ impl Session {
             return Ok(());
         };
         self.shared.auth.record_success(ip);
+        if crate::privsep::client::serves_session(&user) {
+            return self.hand_off(tag, user, how).await;
+        }
         let config = Arc::clone(&self.shared.config);
         let who = user.clone();
         let opened = tokio::task::spawn_blocking(move || store::open_user(&config, &who))
@@ -127,6 +131,35 @@ impl Session {
             Err(why) => self.send(Status::no(tag, why.to_string()).with(Code::Unavailable)),
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// Have the privileged helper start `user`'s session as them; that
+    /// child answers `tag` and serves the rest, this process relays.
+    async fn hand_off(&mut self, tag: &str, user: String, how: &str) -> Flow {
+        let start = SessionStart {
+            user: user.clone(),
+            protocol: Protocol::Imap,
+            tag: tag.into(),
+            how: how.into(),
+            peer: self.peer,
+            tls: self.tls,
+        };
+        match crate::privsep::client::open_session(start).await {
+            Ok(child) => {
+                tracing::info!(
+                    "imap: {user:?} logged in from {} with {how}; served as the user",
+                    self.peer
+                );
+                Err(End::HandOff(child))
+            }
+            Err(e) => {
+                tracing::error!("imap: session of {user:?}: {e}");
+                self.send(Status::no(tag, "Mailbox cannot be opened now").with(Code::Unavailable));
+                Ok(())
+            }
+        }
     }
 }
 

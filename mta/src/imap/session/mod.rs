@@ -41,6 +41,8 @@ const FLUSH_AT: usize = 256 << 10;
 pub enum End {
     Logout,
     Closed,
+    /// A system user's session goes on in a child of the privileged helper.
+    HandOff(tokio::net::UnixStream),
 }
 
 type Flow = Result<(), End>;
@@ -277,8 +279,28 @@ impl Session {
         let greeting = Status::untagged(Kind::Ok, format!("{} IMAP ready", self.shared.config.hostname))
             .with(Code::Capability(self.capabilities()));
         self.send(greeting);
+        self.serve_to_end().await;
+    }
+
+    /// Serve an already-authenticated system user in the child the
+    /// privileged helper started: answer the front's LOGIN or AUTHENTICATE
+    /// (`tag`) with the store opened here, as the user.
+    pub async fn resume(mut self, user: String, tag: &str, how: &str) {
+        let _ = self.login_result(tag, Some(user), how).await;
+        if self.user.is_none() {
+            let _ = self.flush().await;
+            return;
+        }
+        self.serve_to_end().await;
+    }
+
+    async fn serve_to_end(mut self) {
         let end = self.serve().await;
         let _ = self.flush().await;
+        if let Err(End::HandOff(child)) = end {
+            crate::privsep::client::relay(self.conn.into_io(), child).await;
+            return;
+        }
         if let Some(user) = &self.user {
             let how = if matches!(end, Err(End::Logout)) {
                 "logout"
