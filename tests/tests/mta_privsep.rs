@@ -3,9 +3,7 @@
 //! POP3) and get mail into their own home, owned by them; webmail, which
 //! cannot reach their files, refuses them with a page saying so.
 
-use greyd_tests::mta::{
-    HOST, MtaSetup, curl_session, form_token, python, run_ok, send_note, wait_messages,
-};
+use greyd_tests::mta::{HOST, MtaSetup, curl_session, form_token, python, run_ok, send_note, wait_messages};
 use greyd_tests::users::SystemUser;
 use greyd_tests::wait_port;
 use std::os::unix::fs::MetadataExt;
