@@ -305,47 +305,57 @@ impl Request {
     }
 }
 
-/// Read one request, checking every limit; never panics.
-pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
+/// Read one whole frame with `read`: the size limit first, no bytes left after.
+fn read_frame<T>(
+    frame: &[u8],
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, ProtocolError>,
+) -> Result<T, ProtocolError> {
     if frame.len() > MAX_FRAME {
         return Err(ProtocolError::TooLong(frame.len()));
     }
     let mut r = Reader(frame);
-    let request = match r.byte()? {
-        CHECK_PASSWORD => Request::CheckPassword {
-            user: r.user()?,
-            password: r.text()?,
-        },
-        DELIVER => Request::Deliver(Delivery {
-            user: r.user()?,
-            target: read_target(&mut r)?,
-            sender: r.text()?,
-            recipient: r.text()?,
-            arrived: r.number()?,
-        }),
-        SESSION => {
-            let user = r.user()?;
-            let protocol = match r.byte()? {
-                1 => Protocol::Imap,
-                2 => Protocol::Pop3,
-                k => return Err(ProtocolError::Kind(k)),
-            };
-            let tag = r.text()?;
-            let how = r.text()?;
-            let peer = r.text()?;
-            Request::Session(SessionStart {
-                user,
-                protocol,
-                tag,
-                how,
-                peer: peer.parse().map_err(|_| ProtocolError::BadAddress(peer))?,
-                tls: r.flag()?,
-            })
-        }
-        k => return Err(ProtocolError::Kind(k)),
-    };
+    let value = read(&mut r)?;
     r.end()?;
-    Ok(request)
+    Ok(value)
+}
+
+/// Read one request, checking every limit; never panics.
+pub fn decode(frame: &[u8]) -> Result<Request, ProtocolError> {
+    read_frame(frame, |r| {
+        Ok(match r.byte()? {
+            CHECK_PASSWORD => Request::CheckPassword {
+                user: r.user()?,
+                password: r.text()?,
+            },
+            DELIVER => Request::Deliver(Delivery {
+                user: r.user()?,
+                target: read_target(r)?,
+                sender: r.text()?,
+                recipient: r.text()?,
+                arrived: r.number()?,
+            }),
+            SESSION => {
+                let user = r.user()?;
+                let protocol = match r.byte()? {
+                    1 => Protocol::Imap,
+                    2 => Protocol::Pop3,
+                    k => return Err(ProtocolError::Kind(k)),
+                };
+                let tag = r.text()?;
+                let how = r.text()?;
+                let peer = r.text()?;
+                Request::Session(SessionStart {
+                    user,
+                    protocol,
+                    tag,
+                    how,
+                    peer: peer.parse().map_err(|_| ProtocolError::BadAddress(peer))?,
+                    tls: r.flag()?,
+                })
+            }
+            k => return Err(ProtocolError::Kind(k)),
+        })
+    })
 }
 
 impl Response {
@@ -363,23 +373,19 @@ impl Response {
 
     /// Read one response (the front trusts the helper, but not blindly).
     pub fn decode(frame: &[u8]) -> Result<Response, ProtocolError> {
-        if frame.len() > MAX_FRAME {
-            return Err(ProtocolError::TooLong(frame.len()));
-        }
-        let mut r = Reader(frame);
-        let response = match r.byte()? {
-            YES => Response::Yes,
-            NO => Response::No,
-            DELIVERED => Response::Delivered,
-            FAILED => Response::Failed {
-                temporary: r.flag()?,
-                message: r.text()?,
-            },
-            STARTED => Response::Started,
-            k => return Err(ProtocolError::Kind(k)),
-        };
-        r.end()?;
-        Ok(response)
+        read_frame(frame, |r| {
+            Ok(match r.byte()? {
+                YES => Response::Yes,
+                NO => Response::No,
+                DELIVERED => Response::Delivered,
+                FAILED => Response::Failed {
+                    temporary: r.flag()?,
+                    message: r.text()?,
+                },
+                STARTED => Response::Started,
+                k => return Err(ProtocolError::Kind(k)),
+            })
+        })
     }
 }
 
